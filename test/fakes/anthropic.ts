@@ -1,0 +1,280 @@
+/**
+ * Fake Anthropic Messages API, from the public API reference.
+ *
+ *   POST /v1/messages        plain JSON or SSE (`event: X\ndata: {...}\n\n`)
+ *   GET  /v1/models[/{id}]
+ *   anything else            404 {"type":"error","error":{"type":"not_found_error",...}}
+ *
+ * Like the real API, every /v1 request needs an `anthropic-version` header (400 otherwise),
+ * and when opts.apiKey is set the key in `x-api-key` or `Authorization: Bearer` (401 otherwise).
+ */
+import {
+  type Ctx,
+  type FakeOptions,
+  type FakeProvider,
+  countWords,
+  makeId,
+  promptTokens,
+  sseEvent,
+  startFakeServer,
+  textOf,
+  wordChunks,
+} from './common.ts';
+
+const MESSAGES_PATH = '/v1/messages';
+
+export function anthropicError(type: string, message: string) {
+  return { type: 'error', error: { type, message }, request_id: makeId('req_') };
+}
+
+function errorForStatus(status: number) {
+  switch (status) {
+    case 400:
+      return anthropicError('invalid_request_error', 'Invalid request.');
+    case 401:
+      return anthropicError('authentication_error', 'invalid x-api-key');
+    case 403:
+      return anthropicError('permission_error', 'Your API key does not have permission to use the specified resource.');
+    case 404:
+      return anthropicError('not_found_error', 'The requested resource could not be found.');
+    case 413:
+      return anthropicError('request_too_large', 'Request exceeds the maximum allowed number of bytes.');
+    case 429:
+      return anthropicError('rate_limit_error', 'Number of requests has exceeded your rate limit.');
+    case 504:
+      return anthropicError('timeout_error', 'Request timed out.');
+    case 529:
+      return anthropicError('overloaded_error', 'Overloaded');
+    default:
+      return status >= 500
+        ? anthropicError('api_error', 'Internal server error')
+        : anthropicError('invalid_request_error', `Request failed with status ${status}.`);
+  }
+}
+
+export function startFakeAnthropic(opts: FakeOptions = {}): Promise<FakeProvider> {
+  const name = opts.name ?? 'anthropic';
+  const models = opts.models ?? ['claude-3-5-haiku-latest'];
+
+  return startFakeServer({
+    name,
+    basePath: '',
+    isChat: (method, path) => method === 'POST' && path === MESSAGES_PATH,
+    errorBody: errorForStatus,
+    async handle(ctx) {
+      const { method, path } = ctx;
+      const requestId = { 'request-id': makeId('req_') };
+
+      if (!path.startsWith('/v1/')) {
+        return ctx.json(404, anthropicError('not_found_error', 'Not Found'), requestId);
+      }
+      if (opts.apiKey !== undefined) {
+        // The API takes the key in `x-api-key` or, per the current docs (and what
+        // @anthropic-ai/sdk >= 1.x sends), as `Authorization: Bearer <key>`.
+        const auth = ctx.req.headers.authorization;
+        const key = ctx.req.headers['x-api-key'] ?? (auth?.startsWith('Bearer ') ? auth.slice(7) : undefined);
+        if (key === undefined) {
+          return ctx.json(401, anthropicError('authentication_error', 'x-api-key header is required'), requestId);
+        }
+        if (key !== opts.apiKey) {
+          return ctx.json(401, anthropicError('authentication_error', 'invalid x-api-key'), requestId);
+        }
+      }
+      if (ctx.req.headers['anthropic-version'] === undefined) {
+        return ctx.json(
+          400,
+          anthropicError('invalid_request_error', 'anthropic-version: header is required'),
+          requestId,
+        );
+      }
+
+      if (method === 'POST' && path === MESSAGES_PATH) return messages(ctx, name, opts, requestId);
+      if (method === 'GET' && path === '/v1/models') {
+        const data = models.map(modelObject);
+        return ctx.json(
+          200,
+          { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null },
+          requestId,
+        );
+      }
+      if (method === 'GET' && path.startsWith('/v1/models/')) {
+        const id = decodeURIComponent(path.slice('/v1/models/'.length));
+        if (models.includes(id)) return ctx.json(200, modelObject(id), requestId);
+        return ctx.json(404, anthropicError('not_found_error', `model: ${id}`), requestId);
+      }
+      return ctx.json(404, anthropicError('not_found_error', 'Not Found'), requestId);
+    },
+  });
+}
+
+function modelObject(id: string) {
+  return { type: 'model', id, display_name: id, created_at: '2024-10-22T00:00:00Z' };
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------
+
+interface Answer {
+  text: string | null;
+  toolUse: { id: string; name: string; input: { input: string } } | null;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** text of a message's content, including the text inside tool_result blocks */
+function contentChars(content: unknown): number {
+  if (typeof content === 'string') return content.length;
+  if (!Array.isArray(content)) return 0;
+  let n = 0;
+  for (const block of content) {
+    if (block?.type === 'text') n += String(block.text ?? '').length;
+    else if (block?.type === 'tool_result') n += textOf(block.content).length;
+  }
+  return n;
+}
+
+function answer(body: any, name: string, opts: FakeOptions): Answer {
+  const msgs: any[] = body.messages;
+  let chars = textOf(body.system).length;
+  for (const m of msgs) chars += contentChars(m?.content);
+  const inputTokens = promptTokens(chars);
+
+  const last = msgs[msgs.length - 1];
+  const lastUser = [...msgs].reverse().find((m) => m?.role === 'user');
+  const lastUserText = textOf(lastUser?.content);
+  const toolResults = Array.isArray(last?.content) ? last.content.filter((b: any) => b?.type === 'tool_result') : [];
+
+  if (last?.role === 'user' && toolResults.length > 0) {
+    const text = `tool said: ${textOf(toolResults[toolResults.length - 1].content)}`;
+    return { text, toolUse: null, inputTokens, outputTokens: countWords(text) };
+  }
+
+  const tools: any[] = Array.isArray(body.tools) ? body.tools : [];
+  if (tools.length > 0 && last?.role === 'user' && body.tool_choice?.type !== 'none') {
+    const named = body.tool_choice?.type === 'tool' ? body.tool_choice.name : undefined;
+    const input = { input: lastUserText };
+    return {
+      text: null,
+      toolUse: { id: makeId('toolu_'), name: named ?? tools[0]?.name ?? 'tool', input },
+      inputTokens,
+      outputTokens: countWords(JSON.stringify(input)),
+    };
+  }
+
+  const text = opts.reply ? opts.reply(lastUserText, body) : `[${name}] ${lastUserText}`;
+  return { text, toolUse: null, inputTokens, outputTokens: countWords(text) };
+}
+
+function validate(body: any): string | null {
+  if (body === undefined || typeof body !== 'object') return 'There was an error parsing the body of your request.';
+  if (typeof body.model !== 'string') return 'model: Field required';
+  if (body.max_tokens === undefined) return 'max_tokens: Field required';
+  if (typeof body.max_tokens !== 'number' || body.max_tokens < 1) return 'max_tokens: Input should be greater than or equal to 1';
+  if (!Array.isArray(body.messages)) return 'messages: Field required';
+  if (body.messages.length === 0) return 'messages: at least one message is required';
+  for (let i = 0; i < body.messages.length; i++) {
+    const role = body.messages[i]?.role;
+    if (role === 'system') {
+      return `messages: Unexpected role "system". The Messages API accepts a top-level \`system\` parameter, not "system" as an input message role.`;
+    }
+    if (role !== 'user' && role !== 'assistant') {
+      return `messages.${i}.role: Input should be 'user' or 'assistant'`;
+    }
+  }
+  return null;
+}
+
+async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Record<string, string>) {
+  const body = ctx.body;
+  const invalid = validate(body);
+  if (invalid) return ctx.json(400, anthropicError('invalid_request_error', invalid), headers);
+
+  const a = answer(body, name, opts);
+  const id = makeId('msg_01');
+  const model = body.model;
+  const stopReason = a.toolUse ? 'tool_use' : 'end_turn';
+  const usage = (outputTokens: number) => ({
+    input_tokens: a.inputTokens,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    output_tokens: outputTokens,
+    service_tier: 'standard',
+  });
+
+  if (body.stream !== true) {
+    return ctx.json(
+      200,
+      {
+        id,
+        type: 'message',
+        role: 'assistant',
+        model,
+        content: a.toolUse
+          ? [{ type: 'tool_use', id: a.toolUse.id, name: a.toolUse.name, input: a.toolUse.input }]
+          : [{ type: 'text', text: a.text }],
+        stop_reason: stopReason,
+        stop_sequence: null,
+        usage: usage(a.outputTokens),
+      },
+      headers,
+    );
+  }
+
+  const events: string[] = [];
+  events.push(
+    sseEvent('message_start', {
+      type: 'message_start',
+      message: {
+        id,
+        type: 'message',
+        role: 'assistant',
+        model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: usage(1),
+      },
+    }),
+  );
+  if (a.toolUse) {
+    events.push(
+      sseEvent('content_block_start', {
+        type: 'content_block_start',
+        index: 0,
+        content_block: { type: 'tool_use', id: a.toolUse.id, name: a.toolUse.name, input: {} },
+      }),
+    );
+    events.push(sseEvent('ping', { type: 'ping' }));
+    // the real API opens tool input with an empty partial_json delta
+    for (const frag of ['', ...wordChunks(JSON.stringify(a.toolUse.input))]) {
+      events.push(
+        sseEvent('content_block_delta', {
+          type: 'content_block_delta',
+          index: 0,
+          delta: { type: 'input_json_delta', partial_json: frag },
+        }),
+      );
+    }
+  } else {
+    events.push(
+      sseEvent('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+    );
+    events.push(sseEvent('ping', { type: 'ping' }));
+    for (const word of wordChunks(a.text ?? '')) {
+      events.push(
+        sseEvent('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: word } }),
+      );
+    }
+  }
+  events.push(sseEvent('content_block_stop', { type: 'content_block_stop', index: 0 }));
+  events.push(
+    sseEvent('message_delta', {
+      type: 'message_delta',
+      delta: { stop_reason: stopReason, stop_sequence: null },
+      usage: { output_tokens: a.outputTokens },
+    }),
+  );
+  events.push(sseEvent('message_stop', { type: 'message_stop' }));
+  return ctx.stream('text/event-stream; charset=utf-8', events, headers);
+}

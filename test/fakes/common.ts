@@ -1,0 +1,367 @@
+/**
+ * Shared plumbing for the fake upstream LLM servers (OpenAI, Anthropic, Ollama).
+ *
+ * Each fake is a plain node:http server on 127.0.0.1:<free port>. This module owns
+ * everything that is not provider specific: request recording, fault injection,
+ * abort / in-flight accounting, JSON / SSE / NDJSON writing, and the deterministic
+ * "model" helpers (token counting, word chunking, embeddings).
+ */
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+// ---------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------
+
+export type Fault =
+  | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
+  | { kind: 'reset' }
+  | { kind: 'hang' }
+  | { kind: 'delay'; ms: number }
+  | { kind: 'cut'; afterChunks: number }
+  | { kind: 'slowStream'; chunkDelayMs: number };
+
+export interface RecordedRequest {
+  method: string;
+  /** pathname only (no query string) */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** parsed JSON body, or undefined when there was none / it was not JSON */
+  body: any;
+}
+
+export interface FakeProvider {
+  url: string;
+  port: number;
+  name: string;
+  requests: RecordedRequest[];
+  fault: Fault | null;
+  queueFaults(...faults: Fault[]): void;
+  aborted: number;
+  inFlight: number;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export interface FakeOptions {
+  name?: string;
+  apiKey?: string;
+  models?: string[];
+  reply?: (lastUserText: string, req: any) => string;
+}
+
+// ---------------------------------------------------------------------------
+// Per-request context handed to provider handlers
+// ---------------------------------------------------------------------------
+
+export interface Ctx {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  body: any;
+  /** fault selected for this request (only ever set on chat endpoints); 'status'/'reset'/'hang'/'delay' are already handled */
+  fault: Fault | null;
+  /** true once the client connection went away (or we destroyed it) */
+  readonly closed: boolean;
+  /** wait ms; resolves false early if the connection closes meanwhile */
+  sleep(ms: number): Promise<boolean>;
+  /** JSON response; a 'cut' fault truncates the body mid-way */
+  json(status: number, body: unknown, headers?: Record<string, string>): Promise<void>;
+  /** plain text response */
+  text(status: number, text: string, headers?: Record<string, string>): Promise<void>;
+  /** streamed response: one write per element; honours 'cut' and 'slowStream' */
+  stream(contentType: string, chunks: string[], headers?: Record<string, string>): Promise<void>;
+}
+
+export interface ProviderSpec {
+  name: string;
+  /** appended to http://127.0.0.1:PORT to form FakeProvider.url */
+  basePath: string;
+  /** which requests faults apply to */
+  isChat(method: string, path: string): boolean;
+  /** the provider's own JSON error body for a status (used for 'status' faults without a body) */
+  errorBody(status: number): unknown;
+  handle(ctx: Ctx): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider> {
+  const sockets = new Set<Socket>();
+  let queue: Fault[] = [];
+  let closing = false;
+
+  const provider: FakeProvider = {
+    url: '',
+    port: 0,
+    name: spec.name,
+    requests: [],
+    fault: null,
+    aborted: 0,
+    inFlight: 0,
+    queueFaults(...faults: Fault[]) {
+      queue.push(...faults);
+    },
+    reset() {
+      provider.requests.length = 0;
+      provider.fault = null;
+      queue = [];
+      provider.aborted = 0;
+      // inFlight reflects live connections; it is not something a reset can change.
+    },
+    async close() {
+      closing = true;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        for (const s of sockets) s.destroy();
+      });
+    },
+  };
+
+  const server = http.createServer((req, res) => {
+    void handleRequest(req, res);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+
+  async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse) {
+    provider.inFlight++;
+    let closed = false;
+    let selfDestroyed = false;
+    let onClose!: () => void;
+    const closedPromise = new Promise<void>((r) => (onClose = r));
+    res.on('close', () => {
+      closed = true;
+      provider.inFlight--;
+      if (!res.writableFinished && !selfDestroyed && !closing) provider.aborted++;
+      onClose();
+    });
+
+    const destroy = () => {
+      selfDestroyed = true;
+      req.socket.destroy();
+    };
+
+    const sleep = (ms: number) =>
+      new Promise<boolean>((resolve) => {
+        if (closed) return resolve(false);
+        const t = setTimeout(() => resolve(!closed), ms);
+        void closedPromise.then(() => {
+          clearTimeout(t);
+          resolve(false);
+        });
+      });
+
+    const write = (chunk: string | Buffer) =>
+      new Promise<void>((resolve) => {
+        if (closed) return resolve();
+        res.write(chunk, () => resolve());
+      });
+
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const raw = await readBody(req);
+    let body: any;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        body = undefined;
+      }
+    }
+    const method = req.method ?? 'GET';
+    const path = url.pathname;
+    provider.requests.push({ method, path, headers: { ...req.headers }, body });
+
+    let fault: Fault | null = null;
+    if (spec.isChat(method, path)) fault = queue.shift() ?? provider.fault;
+
+    const ctx: Ctx = {
+      req,
+      res,
+      method,
+      path,
+      query: url.searchParams,
+      body,
+      fault,
+      get closed() {
+        return closed;
+      },
+      sleep,
+      async json(status, payload, headers = {}) {
+        if (closed) return;
+        const buf = Buffer.from(JSON.stringify(payload));
+        res.writeHead(status, {
+          'content-type': 'application/json',
+          'content-length': String(buf.length),
+          ...headers,
+        });
+        if (fault?.kind === 'cut') {
+          await write(buf.subarray(0, Math.floor(buf.length / 2)));
+          destroy();
+          return;
+        }
+        res.end(buf);
+      },
+      async text(status, text, headers = {}) {
+        if (closed) return;
+        res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+        res.end(text);
+      },
+      async stream(contentType, chunks, headers = {}) {
+        if (closed) return;
+        res.writeHead(200, {
+          'content-type': contentType,
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+          ...headers,
+        });
+        res.flushHeaders();
+        for (let i = 0; i < chunks.length; i++) {
+          if (fault?.kind === 'cut' && i >= fault.afterChunks) {
+            destroy();
+            return;
+          }
+          if (fault?.kind === 'slowStream' && i > 0 && !(await sleep(fault.chunkDelayMs))) return;
+          if (closed) return;
+          await write(chunks[i]);
+        }
+        if (fault?.kind === 'cut') {
+          // fewer chunks than afterChunks: still never finish cleanly
+          destroy();
+          return;
+        }
+        if (!closed) res.end();
+      },
+    };
+
+    try {
+      if (fault) {
+        switch (fault.kind) {
+          case 'reset':
+            destroy();
+            return;
+          case 'hang':
+            await closedPromise;
+            return;
+          case 'status':
+            await ctx.json(fault.status, fault.body ?? spec.errorBody(fault.status), fault.headers);
+            return;
+          case 'delay':
+            if (!(await sleep(fault.ms))) return;
+            break;
+          default:
+            break; // 'cut' and 'slowStream' are applied while writing
+        }
+      }
+      await spec.handle(ctx);
+    } catch (err) {
+      if (!closed && !res.headersSent) {
+        await ctx.json(500, spec.errorBody(500));
+      } else if (!closed) {
+        destroy();
+      }
+      // surface bugs in the fakes themselves
+      console.error(`[fake ${spec.name}] handler error`, err);
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  provider.port = port;
+  provider.url = `http://127.0.0.1:${port}${spec.basePath}`;
+  return provider;
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => resolve(Buffer.concat(parts)));
+    req.on('error', () => resolve(Buffer.concat(parts)));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Wire-format helpers
+// ---------------------------------------------------------------------------
+
+/** `data: {...}\n\n` (OpenAI style; pass a string to send it verbatim, e.g. '[DONE]') */
+export function sseData(data: unknown): string {
+  return `data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
+}
+
+/** `event: X\ndata: {...}\n\n` (Anthropic style) */
+export function sseEvent(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** one NDJSON line (Ollama style) */
+export function ndjson(data: unknown): string {
+  return `${JSON.stringify(data)}\n`;
+}
+
+// ---------------------------------------------------------------------------
+// Deterministic "model" helpers
+// ---------------------------------------------------------------------------
+
+/** random-looking id with a provider prefix, e.g. id('chatcmpl-') */
+export function makeId(prefix: string, len = 24): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(len);
+  let s = '';
+  for (const b of bytes) s += alphabet[b % alphabet.length];
+  return prefix + s;
+}
+
+/** split text into word chunks, each word carrying its leading whitespace; joins back to the input */
+export function wordChunks(text: string): string[] {
+  return text.match(/\s*\S+|\s+$/g) ?? [];
+}
+
+export function countWords(text: string): number {
+  return text.split(/\s+/).filter(Boolean).length;
+}
+
+export function promptTokens(totalChars: number): number {
+  return Math.ceil(totalChars / 4);
+}
+
+/** deterministic 8-dim vector in [-1, 1] derived from the text (FNV-1a per dimension) */
+export function fakeEmbedding(text: string, dims = 8): number[] {
+  const out: number[] = [];
+  for (let d = 0; d < dims; d++) {
+    let h = 0x811c9dc5 ^ d;
+    for (let i = 0; i < text.length; i++) {
+      h ^= text.charCodeAt(i);
+      h = Math.imul(h, 0x01000193);
+    }
+    out.push(Math.round((((h >>> 0) / 0xffffffff) * 2 - 1) * 1e6) / 1e6);
+  }
+  return out;
+}
+
+/** text of a content value that is a string or an array of {type:'text', text} parts/blocks */
+export function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((p) => (p && typeof p === 'object' && (p as any).type === 'text' && typeof (p as any).text === 'string' ? (p as any).text : ''))
+      .join('');
+  }
+  return '';
+}
+
+export function unixSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

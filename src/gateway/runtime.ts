@@ -1,0 +1,112 @@
+/**
+ * A Runtime is everything built from one config: pools, adapters, model catalog, dispatcher and the
+ * route table. It is built once per config load and swapped whole on reload; requests keep the one
+ * they started with.
+ */
+import type { LoadedConfig } from '../config/load.ts';
+import type { HapaxConfig, RouteConfig } from '../config/schema.ts';
+import type { ProviderAdapter } from '../providers/adapter.ts';
+import { PoolRegistry } from '../providers/http.ts';
+import { createAdapter } from '../providers/index.ts';
+import { ModelCatalog } from './catalog.ts';
+import { Dispatcher } from './dispatch.ts';
+
+export type HandlerName = RouteConfig['handler'];
+
+export interface RouteSpec {
+  path: string;
+  handler: HandlerName;
+  methods: ReadonlySet<string>;
+  /** Value of the Allow header for 405 answers. */
+  allow: string;
+  timeoutMs: number;
+  maxBodySize: number;
+  preference: readonly string[];
+  metricsLabels: Readonly<Record<string, string>>;
+  auth: boolean;
+  dedup: boolean;
+  /** Routes made from a provider's `models.<name>.endpoint`: always this provider/model. */
+  pinnedModel?: string;
+}
+
+const STANDARD_ROUTES: ReadonlyArray<{ path: string; handler: HandlerName }> = [
+  { path: '/v1/completions', handler: 'completion' },
+  { path: '/v1/completion', handler: 'completion' },
+  { path: '/v1/chat/completions', handler: 'chat' },
+  { path: '/v1/messages', handler: 'messages' },
+  { path: '/v1/models', handler: 'models' },
+  { path: '/v1/embeddings', handler: 'embeddings' },
+  { path: '/health', handler: 'health' },
+  { path: '/v1/health', handler: 'health' },
+  { path: '/metrics', handler: 'metrics' },
+];
+
+const DEFAULT_METHODS: Record<HandlerName, string[]> = {
+  completion: ['POST'],
+  advanced_completion: ['POST'],
+  chat: ['POST'],
+  messages: ['POST'],
+  embeddings: ['POST'],
+  models: ['GET'],
+  health: ['GET'],
+  metrics: ['GET'],
+};
+
+export class Runtime {
+  readonly config: HapaxConfig;
+  readonly warnings: readonly string[];
+  readonly source: string;
+  readonly loadedAt = new Date();
+  readonly pools = new PoolRegistry();
+  readonly adapters: ReadonlyMap<string, ProviderAdapter>;
+  readonly catalog: ModelCatalog;
+  readonly dispatcher: Dispatcher;
+  readonly routes: ReadonlyMap<string, RouteSpec>;
+
+  constructor(loaded: LoadedConfig) {
+    this.config = loaded.config;
+    this.warnings = loaded.warnings;
+    this.source = loaded.source;
+    const adapters = new Map<string, ProviderAdapter>();
+    for (const [name, config] of Object.entries(this.config.providers)) {
+      adapters.set(name, createAdapter({ name, config, pools: this.pools }));
+    }
+    this.adapters = adapters;
+    this.catalog = new ModelCatalog(this.config);
+    this.dispatcher = new Dispatcher(adapters);
+    this.routes = buildRoutes(this.config, this.catalog.preference);
+  }
+
+  async close(): Promise<void> {
+    await this.pools.close();
+  }
+}
+
+function buildRoutes(config: HapaxConfig, preference: readonly string[]): Map<string, RouteSpec> {
+  const routes = new Map<string, RouteSpec>();
+  const make = (route: Partial<RouteConfig> & { path: string; handler: HandlerName }, pinnedModel?: string): RouteSpec => {
+    const methods = route.methods?.length ? route.methods : DEFAULT_METHODS[route.handler];
+    return {
+      path: route.path,
+      handler: route.handler,
+      methods: new Set(methods),
+      allow: methods.join(', '),
+      timeoutMs: route.timeout ?? config.server.request_timeout,
+      maxBodySize: route.max_body_size ?? config.server.max_body_size,
+      preference: route.provider_preference ?? preference,
+      metricsLabels: Object.freeze({ ...route.metrics_labels }),
+      auth: route.auth ?? true,
+      dedup: route.dedup ?? config.dedup.enabled,
+      pinnedModel,
+    };
+  };
+  for (const route of STANDARD_ROUTES) routes.set(route.path, make(route));
+  for (const [name, provider] of Object.entries(config.providers)) {
+    if (Array.isArray(provider.models)) continue;
+    for (const [model, entry] of Object.entries(provider.models ?? {})) {
+      if (entry?.endpoint) routes.set(entry.endpoint, make({ path: entry.endpoint, handler: 'completion' }, `${name}/${model}`));
+    }
+  }
+  for (const route of config.routes ?? []) routes.set(route.path, make(route));
+  return routes;
+}

@@ -1,0 +1,102 @@
+/**
+ * Errors carry a machine-readable kind so callers switch on it instead of matching strings.
+ * `type` is the spec's error type that reaches the client; `retryable` drives failover.
+ */
+export type ErrorType =
+  | 'ValidationError'
+  | 'AuthenticationError'
+  | 'RateLimitError'
+  | 'ProcessingError'
+  | 'InternalError'
+  | 'NotFoundError';
+
+export interface GatewayErrorOptions {
+  status: number;
+  type: ErrorType;
+  details?: Record<string, unknown>;
+  retryAfterSeconds?: number;
+  cause?: unknown;
+}
+
+export class GatewayError extends Error {
+  readonly status: number;
+  readonly type: ErrorType;
+  readonly details?: Record<string, unknown>;
+  retryAfterSeconds?: number;
+  constructor(message: string, opts: GatewayErrorOptions) {
+    super(message, { cause: opts.cause });
+    this.name = 'GatewayError';
+    this.status = opts.status;
+    this.type = opts.type;
+    this.details = opts.details;
+    this.retryAfterSeconds = opts.retryAfterSeconds;
+  }
+}
+
+export function validationError(message: string, field?: string, extra?: Record<string, unknown>): GatewayError {
+  return new GatewayError(message, {
+    status: 400,
+    type: 'ValidationError',
+    details: field === undefined ? extra : { field, ...extra },
+  });
+}
+
+/** Why an upstream attempt failed; decides whether another provider may succeed where this one did not. */
+export type UpstreamFailureKind =
+  | 'connect' // refused, DNS, reset before an answer
+  | 'timeout'
+  | 'server' // 5xx
+  | 'rate_limited' // 429
+  | 'overloaded' // 529 and friends
+  | 'client' // 4xx the caller caused: another provider cannot fix it
+  | 'auth' // 401/403 on our provider key: a config problem, try the next provider
+  | 'protocol' // an answer we could not understand
+  | 'aborted'; // the client went away
+
+export class UpstreamError extends Error {
+  readonly provider: string;
+  readonly kind: UpstreamFailureKind;
+  readonly status?: number;
+  readonly retryAfterSeconds?: number;
+  /** The provider's own message, safe to show (never contains our key). */
+  readonly upstreamMessage?: string;
+  constructor(
+    provider: string,
+    kind: UpstreamFailureKind,
+    message: string,
+    opts: { status?: number; retryAfterSeconds?: number; upstreamMessage?: string; cause?: unknown } = {},
+  ) {
+    super(message, { cause: opts.cause });
+    this.name = 'UpstreamError';
+    this.provider = provider;
+    this.kind = kind;
+    this.status = opts.status;
+    this.retryAfterSeconds = opts.retryAfterSeconds;
+    this.upstreamMessage = opts.upstreamMessage;
+  }
+
+  /** Another attempt (same or other provider) may succeed. */
+  get retryable(): boolean {
+    return this.kind !== 'client' && this.kind !== 'aborted';
+  }
+}
+
+export function failureKindForStatus(status: number): UpstreamFailureKind {
+  if (status === 429) return 'rate_limited';
+  if (status === 529 || status === 503) return 'overloaded';
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 408) return 'timeout';
+  if (status >= 500) return 'server';
+  return 'client';
+}
+
+/** Parses a Retry-After header (seconds or HTTP date) into whole seconds. */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const raw = Array.isArray(value) ? value[0] : value;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds);
+  const date = Date.parse(raw);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}

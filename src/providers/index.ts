@@ -1,0 +1,17 @@
+/** One adapter per provider dialect; adding a provider is one file and one line here. */
+import type { ProviderType } from '../config/schema.ts';
+import type { AdapterInit, ProviderAdapter } from './adapter.ts';
+import { MockAdapter } from './mock.ts';
+import { OpenAIAdapter } from './openai.ts';
+
+const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => ProviderAdapter>> = {
+  openai: OpenAIAdapter,
+  openai_compatible: OpenAIAdapter,
+  mock: MockAdapter,
+};
+
+export function createAdapter(init: AdapterInit): ProviderAdapter {
+  const Adapter = ADAPTERS[init.config.type];
+  if (!Adapter) throw new Error(`no adapter for provider type ${init.config.type}`);
+  return new Adapter(init);
+}

@@ -1,0 +1,112 @@
+/** Adapter for OpenAI and every OpenAI-compatible server (vLLM, LM Studio, Groq, corporate proxies). */
+import {
+  decodeChatResponse,
+  decodeChunk,
+  encodeChatRequest,
+  readOpenAIErrorMessage,
+} from '../dialects/openai.ts';
+import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
+import { UpstreamError } from './errors.ts';
+import { guardStream, readSse, UpstreamClient } from './http.ts';
+
+const OPENAI_BASE_URL = 'https://api.openai.com/v1';
+
+export class OpenAIAdapter implements ProviderAdapter {
+  readonly name: string;
+  readonly type;
+  private readonly client: UpstreamClient;
+  private readonly apiKey?: string;
+
+  constructor({ name, config, pools }: AdapterInit) {
+    this.name = name;
+    this.type = config.type;
+    this.apiKey = config.api_key || undefined;
+    this.client = new UpstreamClient({
+      provider: name,
+      baseUrl: config.base_url ?? OPENAI_BASE_URL,
+      pools,
+      headers: { ...config.headers },
+      timeoutMs: config.timeout ?? 60_000,
+      readErrorMessage: readOpenAIErrorMessage,
+    });
+  }
+
+  private headers(target: ModelTarget, ctx: AttemptContext): Record<string, string> {
+    const headers: Record<string, string> = { 'x-request-id': ctx.requestId };
+    const key = target.apiKey ?? this.apiKey;
+    if (key) headers.authorization = `Bearer ${key}`;
+    if (ctx.traceparent) headers.traceparent = ctx.traceparent;
+    return headers;
+  }
+
+  async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
+    const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>({
+      method: 'POST',
+      path: '/chat/completions',
+      body: encodeChatRequest({ ...request, stream: false }, target.model),
+      headers: this.headers(target, ctx),
+      signal: ctx.signal,
+    });
+    if (!Array.isArray(json?.choices)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without choices`);
+    return decodeChatResponse(json, target.model);
+  }
+
+  async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
+    const response = await this.client.send({
+      method: 'POST',
+      path: '/chat/completions',
+      body: encodeChatRequest({ ...request, stream: true }, target.model),
+      headers: this.headers(target, ctx),
+      signal: ctx.signal,
+    });
+    const events: StreamEvent[] = [];
+    let started = false;
+    let finish: StreamEvent | undefined;
+    for await (const message of guardStream(this.client, ctx.signal, readSse(response.body))) {
+      if (message.data === '[DONE]') break;
+      let json: Parameters<typeof decodeChunk>[0] & { error?: unknown };
+      try {
+        json = JSON.parse(message.data);
+      } catch {
+        throw new UpstreamError(this.name, 'protocol', `${this.name} sent a stream chunk that is not JSON`);
+      }
+      if (json.error) {
+        throw new UpstreamError(this.name, 'server', `${this.name} reported an error mid-stream`, { upstreamMessage: readOpenAIErrorMessage(json) });
+      }
+      if (!started) {
+        started = true;
+        yield { type: 'start', id: json.id ?? `chatcmpl-${ctx.requestId}`, model: json.model ?? target.model };
+      }
+      const reason = decodeChunk(json, events);
+      for (const event of events) yield event;
+      events.length = 0;
+      // Usage arrives in a chunk after the finish reason; hold the finish until the stream ends.
+      if (reason) finish = { type: 'finish', reason };
+    }
+    if (!finish) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before it finished`);
+    yield finish;
+  }
+
+  async embeddings(request: EmbeddingsRequest, target: ModelTarget, ctx: AttemptContext): Promise<EmbeddingsResponse> {
+    const json = await this.client.json<{ model?: string; data: { embedding: number[]; index: number }[]; usage?: { prompt_tokens?: number } }>({
+      method: 'POST',
+      path: '/embeddings',
+      body: { model: target.model, input: request.input, ...(request.dimensions ? { dimensions: request.dimensions } : {}) },
+      headers: this.headers(target, ctx),
+      signal: ctx.signal,
+    });
+    const vectors = [...json.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
+    return { model: json.model ?? target.model, vectors, usage: { inputTokens: json.usage?.prompt_tokens ?? 0, outputTokens: 0 } };
+  }
+
+  async listModels(ctx: AttemptContext): Promise<string[]> {
+    const json = await this.client.json<{ data?: { id: string }[] }>({
+      method: 'GET',
+      path: '/models',
+      headers: this.headers({ provider: this.name, model: '' }, ctx),
+      signal: ctx.signal,
+    });
+    return (json.data ?? []).map((m) => m.id);
+  }
+}

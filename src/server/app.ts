@@ -1,0 +1,152 @@
+/**
+ * The HTTP server. Routes come from the current Runtime's route table (so a reload can add or change
+ * routes without restarting Fastify); one catch-all Fastify route looks the path up in that table.
+ * Hooks, in order: request id → route lookup and deadline → body parsing → handler → log and metrics.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Runtime } from '../gateway/runtime.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { GatewayError } from '../providers/errors.ts';
+import { registerJsonParser } from './body.ts';
+import type { Handler, RequestState } from './context.ts';
+import { errorBody, toGatewayError } from './errors.ts';
+import { healthHandler } from './routes/health.ts';
+import { completionHandler } from './routes/native.ts';
+import { chatHandler, embeddingsHandler, modelsHandler } from './routes/openai.ts';
+
+export interface RuntimeHolder {
+  current: Runtime;
+}
+
+export interface AppOptions {
+  holder: RuntimeHolder;
+  logger: Logger;
+  metrics: Metrics;
+  /** Extra handlers (e.g. Anthropic's /v1/messages) by handler name. */
+  handlers?: Partial<Record<string, Handler>>;
+}
+
+const SANE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+function requestIdFrom(header: string | string[] | undefined): string {
+  return typeof header === 'string' && SANE_REQUEST_ID.test(header) ? header : randomUUID();
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { holder, logger, metrics } = opts;
+  const config = holder.current.config;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    requestIdHeader: false,
+    maxParamLength: 500,
+    bodyLimit: 64 * 1024 * 1024, // hard ceiling; each route's own limit is enforced by the JSON parser
+    http: { maxHeaderSize: config.server.max_header_bytes },
+    connectionTimeout: 0,
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  const handlers: Record<string, Handler> = {
+    completion: completionHandler,
+    advanced_completion: completionHandler,
+    chat: chatHandler,
+    models: modelsHandler,
+    embeddings: embeddingsHandler,
+    health: healthHandler,
+    metrics: async (_request, reply) => {
+      reply.header('content-type', metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+    ...(opts.handlers as Record<string, Handler>),
+  };
+
+  app.decorateRequest('hapax', null as unknown as RequestState);
+  registerJsonParser(app, (request) => request.hapax.route?.maxBodySize ?? request.hapax.runtime.config.server.max_body_size);
+
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    const runtime = holder.current;
+    const path = request.url.split('?', 1)[0];
+    const route = runtime.routes.get(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
+    const controller = new AbortController();
+    const state: RequestState = { runtime, route, controller };
+    request.hapax = state;
+    if (route) {
+      metrics.httpActive.inc({ endpoint: route.path });
+      state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
+    }
+    // The client hung up before we answered: abort upstream work at once.
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) controller.abort(new DOMException('client closed the connection', 'AbortError'));
+    });
+    done();
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const state = request.hapax;
+    const endpoint = state.route?.path ?? 'unmatched';
+    clearTimeout(state.deadline);
+    if (state.route) metrics.httpActive.dec({ endpoint });
+    metrics.httpRequests.inc({ endpoint, status: reply.statusCode });
+    metrics.httpDuration.observe({ endpoint }, reply.elapsedTime / 1000);
+    request.log.info(
+      {
+        request_id: request.id,
+        method: request.method,
+        route: endpoint,
+        status: reply.statusCode,
+        provider: state.provider,
+        model: state.model,
+        attempts: state.attempts,
+        latency_ms: Math.round(reply.elapsedTime * 100) / 100,
+      },
+      'request',
+    );
+    done();
+  });
+
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, toGatewayError(error), metrics));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, new GatewayError(`no route for ${request.method} ${request.url.split('?', 1)[0]}`, { status: 404, type: 'ValidationError' }), metrics),
+  );
+
+  app.route({
+    method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'],
+    url: '*',
+    handler: async (request, reply) => {
+      const state = request.hapax;
+      const route = state.route;
+      if (!route) {
+        const health = healthSubroute(request);
+        if (health) return healthHandler(request, reply, state);
+        throw new GatewayError(`no route for ${request.method} ${request.url.split('?', 1)[0]}`, { status: 404, type: 'ValidationError' });
+      }
+      if (!route.methods.has(request.method) && !(request.method === 'HEAD' && route.methods.has('GET'))) {
+        reply.header('allow', route.allow);
+        throw new GatewayError(`method ${request.method} is not allowed on ${route.path}; allowed: ${route.allow}`, { status: 405, type: 'ValidationError' });
+      }
+      const handler = handlers[route.handler];
+      if (!handler) throw new GatewayError(`handler ${route.handler} is not available`, { status: 501, type: 'InternalError' });
+      return handler(request, reply, state);
+    },
+  });
+
+  return app;
+}
+
+function healthSubroute(request: FastifyRequest): boolean {
+  return request.method === 'GET' && request.url.startsWith('/health/');
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayError, metrics: Metrics): FastifyReply {
+  metrics.errors.inc({ type: error.type });
+  if (error.status >= 500 && error.type === 'InternalError') request.log.error({ err: error.cause ?? error, request_id: request.id }, 'internal error');
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  const dialect = request.hapax?.route?.handler === 'messages' ? 'anthropic' : 'hapax';
+  return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, request.id, dialect));
+}

@@ -1,0 +1,68 @@
+/**
+ * The JSON body parser: enforces the route's own size limit (413 naming it), refuses bytes that are not
+ * UTF-8, and reports where malformed JSON broke. Registered once; reads the limit from the route spec.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { GatewayError, validationError } from '../providers/errors.ts';
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function registerJsonParser(app: FastifyInstance, limitFor: (request: FastifyRequest) => number): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', (request, payload, done) => {
+    const charset = /charset=([^;\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    if (charset && charset !== 'utf-8' && charset !== 'utf8') {
+      done(new GatewayError(`unsupported charset ${charset}: send UTF-8 JSON`, { status: 415, type: 'ValidationError', details: { field: 'content-type' } }));
+      return;
+    }
+    const limit = limitFor(request);
+    const declared = Number(request.headers['content-length']);
+    if (declared > limit) {
+      done(tooLarge(limit));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    payload.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        payload.resume();
+        done(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    payload.on('error', (error) => {
+      if (!failed) {
+        failed = true;
+        done(error);
+      }
+    });
+    payload.on('end', () => {
+      if (failed) return;
+      if (size === 0) {
+        done(validationError('request body is empty: send a JSON object', '(body)'));
+        return;
+      }
+      let text: string;
+      try {
+        text = decoder.decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+      } catch {
+        done(validationError('request body is not valid UTF-8', '(body)'));
+        return;
+      }
+      try {
+        done(null, JSON.parse(text));
+      } catch (error) {
+        done(validationError(`malformed JSON: ${(error as Error).message}`, '(body)'));
+      }
+    });
+  });
+}
+
+function tooLarge(limit: number): GatewayError {
+  return new GatewayError(`request body exceeds the limit of ${limit} bytes`, { status: 413, type: 'ValidationError', details: { limit_bytes: limit } });
+}

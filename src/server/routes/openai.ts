@@ -1,0 +1,62 @@
+/** The OpenAI-compatible API: /v1/chat/completions, /v1/models, /v1/embeddings. */
+import { z } from 'zod';
+import { ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../dialects/openai.ts';
+import { parseBody } from '../../dialects/validate.ts';
+import { attemptContext, setServedBy, type Handler } from '../context.ts';
+import { errorBody } from '../errors.ts';
+import { sendEventStream } from '../stream.ts';
+
+export const chatHandler: Handler = async (request, reply, state) => {
+  const chat = decodeChatRequest(request.body);
+  const { runtime, route } = state;
+  const candidates = runtime.catalog.resolve(route?.pinnedModel ?? chat.model, route?.preference);
+  const ctx = attemptContext(request);
+  if (!chat.stream) {
+    const result = await runtime.dispatcher.complete(chat, candidates, ctx);
+    setServedBy(reply, state, result.target.provider, result.value.model, result.attempts);
+    return encodeChatResponse(result.value);
+  }
+  const result = await runtime.dispatcher.stream(chat, candidates, ctx);
+  const first = result.value.first;
+  const model = first.type === 'start' ? first.model : result.target.model;
+  setServedBy(reply, state, result.target.provider, model, result.attempts);
+  const id = first.type === 'start' ? first.id : `chatcmpl-${request.id}`;
+  const encoder = new ChunkEncoder(id, model, Math.floor(Date.now() / 1000), chat.includeUsage);
+  return sendEventStream(reply, result.value, {
+    encode: (event) => encoder.encode(event),
+    error: (error) => `data: ${JSON.stringify(errorBody(error, request.id, 'hapax'))}\n\n`,
+  });
+};
+
+export const modelsHandler: Handler = async (_request, _reply, state) => ({
+  object: 'list',
+  data: state.runtime.catalog.list().map((entry) => ({ id: entry.id, object: 'model', created: 0, owned_by: entry.provider })),
+});
+
+const embeddingsSchema = z.looseObject({
+  model: z.string().optional(),
+  input: z.union([z.string(), z.array(z.string()).min(1)]),
+  encoding_format: z.enum(['float', 'base64']).optional(),
+  dimensions: z.number().int().positive().optional(),
+});
+
+export const embeddingsHandler: Handler = async (request, reply, state) => {
+  const body = parseBody(embeddingsSchema, request.body);
+  const { runtime, route } = state;
+  const candidates = runtime.catalog.resolve(route?.pinnedModel ?? (body.model || undefined), route?.preference);
+  const input = typeof body.input === 'string' ? [body.input] : body.input;
+  const result = await runtime.dispatcher.embeddings({ model: body.model, input, dimensions: body.dimensions }, candidates, attemptContext(request));
+  setServedBy(reply, state, result.target.provider, result.value.model, result.attempts);
+  const base64 = body.encoding_format === 'base64';
+  return {
+    object: 'list',
+    data: result.value.vectors.map((vector, index) => ({
+      object: 'embedding',
+      index,
+      // The openai SDK asks for base64 by default: little-endian float32, as OpenAI sends it.
+      embedding: base64 ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector,
+    })),
+    model: result.value.model,
+    usage: { prompt_tokens: result.value.usage.inputTokens, total_tokens: result.value.usage.inputTokens },
+  };
+};

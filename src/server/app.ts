@@ -4,7 +4,7 @@
  * Hooks, in order: request id → route lookup and deadline → body parsing → handler → log and metrics.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -39,16 +39,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const config = holder.current.config;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // One log line per request comes from our onResponse hook, with provider, model and attempts.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     requestIdHeader: false,
-    maxParamLength: 500,
     bodyLimit: 64 * 1024 * 1024, // hard ceiling; each route's own limit is enforced by the JSON parser
     http: { maxHeaderSize: config.server.max_header_bytes },
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
   });
 
   const handlers: Record<string, Handler> = {

@@ -1,0 +1,114 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeOpenAI } from './fakes/openai.ts';
+import type { FakeProvider } from './fakes/common.ts';
+import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+describe('OpenAI API against an OpenAI-format upstream', () => {
+  let upstream: FakeProvider;
+  let backup: FakeProvider;
+  let gateway: TestGateway;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    upstream = await startFakeOpenAI({ name: 'primary', apiKey: 'sk-upstream-secret' });
+    backup = await startFakeOpenAI({ name: 'backup' });
+    gateway = await startTestGateway(`
+providers:
+  primary: {type: openai, base_url: "${upstream.url}", api_key: sk-upstream-secret, model: gpt-4o-mini}
+  backup: {type: openai_compatible, base_url: "${backup.url}", model: llama-3.1-8b}
+provider_preference: [primary, backup]
+`);
+    client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+    await backup?.close();
+  });
+
+  it('answers a chat completion through the primary and says who served it', async () => {
+    const { data, response } = await client.chat.completions
+      .create({ model: '', messages: [{ role: 'user', content: 'hello there' }] })
+      .withResponse();
+    expect(data.choices[0].message.content).toBe('[primary] hello there');
+    expect(data.usage?.completion_tokens).toBe(3);
+    expect(response.headers.get('x-hapax-provider')).toBe('primary');
+    expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(upstream.requests.at(-1)?.headers.authorization).toBe('Bearer sk-upstream-secret');
+  });
+
+  it('streams chunk by chunk with usage when asked', async () => {
+    const stream = await client.chat.completions.create({
+      model: 'primary',
+      messages: [{ role: 'user', content: 'one two three' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const pieces: string[] = [];
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) pieces.push(chunk.choices[0].delta.content);
+      if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(pieces.join('')).toBe('[primary] one two three');
+    expect(finish).toBe('stop');
+    expect(usage?.completion_tokens).toBe(4);
+  });
+
+  it('pins provider/model and passes the model upstream', async () => {
+    await client.chat.completions.create({ model: 'backup/llama-3.1-8b', messages: [{ role: 'user', content: 'x' }] });
+    expect(backup.requests.at(-1)?.body.model).toBe('llama-3.1-8b');
+  });
+
+  it('fails over to the backup when the primary answers 500, and the client sees no error', async () => {
+    upstream.queueFaults({ kind: 'status', status: 500 });
+    const { data, response } = await client.chat.completions
+      .create({ model: '', messages: [{ role: 'user', content: 'are you there' }] })
+      .withResponse();
+    expect(data.choices[0].message.content).toBe('[backup] are you there');
+    expect(response.headers.get('x-hapax-attempts')).toBe('2');
+  });
+
+  it('returns an upstream 400 as a 400 without trying the backup', async () => {
+    const before = backup.requests.length;
+    upstream.queueFaults({ kind: 'status', status: 400 });
+    await expect(client.chat.completions.create({ model: 'primary', messages: [{ role: 'user', content: 'bad' }] })).rejects.toMatchObject({ status: 400 });
+    expect(backup.requests.length).toBe(before);
+  });
+
+  it('round-trips a tool call', async () => {
+    const res = await client.chat.completions.create({
+      model: '',
+      messages: [{ role: 'user', content: 'weather in Paris' }],
+      tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { input: { type: 'string' } } } } }],
+    });
+    const call = res.choices[0].message.tool_calls?.[0];
+    expect(res.choices[0].finish_reason).toBe('tool_calls');
+    expect(call?.type === 'function' && call.function.name).toBe('get_weather');
+    expect(call?.type === 'function' && JSON.parse(call.function.arguments)).toEqual({ input: 'weather in Paris' });
+  });
+
+  it('names the known models when asked for an unknown one', async () => {
+    await expect(client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+      status: 400,
+      error: expect.objectContaining({ type: 'ValidationError', details: expect.objectContaining({ known_models: expect.arrayContaining(['primary/gpt-4o-mini']) }) }),
+    });
+  });
+
+  it('lists models as provider/model ids', async () => {
+    const ids = [];
+    for await (const model of client.models.list()) ids.push(model.id);
+    expect(ids).toEqual(['primary/gpt-4o-mini', 'backup/llama-3.1-8b']);
+  });
+
+  it('keeps a sane client request id and replaces an unsafe one', async () => {
+    const good = await fetch(`${gateway.url}/v1/models`, { headers: { 'x-request-id': 'trace-123' } });
+    expect(good.headers.get('x-request-id')).toBe('trace-123');
+    const bad = await fetch(`${gateway.url}/v1/models`, { headers: { 'x-request-id': 'x'.repeat(200) } });
+    expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});

@@ -32,13 +32,10 @@ const NOT_APPLIED: ReadonlyArray<readonly [string, (c: HapaxConfig) => unknown]>
   ['cors', (c) => c.cors],
   ['state', (c) => c.state],
   ['pricing', (c) => c.pricing],
-  ['admin', (c) => c.admin],
   ['tracing', (c) => c.tracing],
-  ['rate_limit', (c) => c.rate_limit],
   ['routes[].middleware', (c) => c.routes?.some((r) => r.middleware)],
   ['routes[].headers', (c) => c.routes?.some((r) => r.headers)],
   ['routes[].health_check', (c) => c.routes?.some((r) => r.health_check)],
-  ['routes[].rate_limit', (c) => c.routes?.some((r) => r.rate_limit)],
 ];
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {

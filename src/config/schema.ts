@@ -156,14 +156,21 @@ export const configSchema = z.strictObject({
   routes: z.array(route).optional(),
   queue: z.record(z.string(), z.unknown()).optional(),
   processing: z.record(z.string(), z.unknown()).optional(),
-  auth: z.strictObject({ enabled: z.boolean().default(false), keys: z.array(apiKey).default([]) }).prefault({}),
+  auth: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      keys: z.array(apiKey).default([]),
+      /** Managed keys (`hapax keys create`), stored as hashes. */
+      key_file: z.string().default('.hapax/keys.json'),
+    })
+    .prefault({}),
   rate_limit: rateLimit.optional(),
   dedup: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   cache: z.record(z.string(), z.unknown()).optional(),
   cors: z.record(z.string(), z.unknown()).optional(),
   state: z.record(z.string(), z.unknown()).optional(),
   pricing: z.record(z.string(), z.unknown()).optional(),
-  admin: z.record(z.string(), z.unknown()).optional(),
+  admin: z.strictObject({ key: z.string().min(16, 'use at least 16 characters').optional() }).prefault({}),
   tracing: z.record(z.string(), z.unknown()).optional(),
 });
 

@@ -6,7 +6,9 @@
 import type { LoadedConfig } from '../config/load.ts';
 import type { HapaxConfig, RouteConfig } from '../config/schema.ts';
 import type { ProviderAdapter } from '../providers/adapter.ts';
+import type { RateLimitSettings } from '../state/keys.ts';
 import { PoolRegistry } from '../providers/http.ts';
+import { KeyService } from '../state/key-service.ts';
 import { createAdapter } from '../providers/index.ts';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
@@ -23,6 +25,7 @@ export interface RouteSpec {
   maxBodySize: number;
   preference: readonly string[];
   metricsLabels: Readonly<Record<string, string>>;
+  rateLimit?: RateLimitSettings;
   auth: boolean;
   dedup: boolean;
   /** Routes made from a provider's `models.<name>.endpoint`: always this provider/model. */
@@ -62,6 +65,7 @@ export class Runtime {
   readonly catalog: ModelCatalog;
   readonly dispatcher: Dispatcher;
   readonly routes: ReadonlyMap<string, RouteSpec>;
+  readonly keys: KeyService;
 
   constructor(loaded: LoadedConfig) {
     this.config = loaded.config;
@@ -75,9 +79,16 @@ export class Runtime {
     this.catalog = new ModelCatalog(this.config);
     this.dispatcher = new Dispatcher(adapters);
     this.routes = buildRoutes(this.config, this.catalog.preference);
+    this.keys = new KeyService(this.config.auth.keys, this.config.auth.key_file);
+  }
+
+  /** Work that needs I/O: loading managed keys (and, later, starting health checks). */
+  async start(): Promise<void> {
+    if (this.config.auth.enabled) await this.keys.start();
   }
 
   async close(): Promise<void> {
+    this.keys.stop();
     await this.pools.close();
   }
 }
@@ -95,6 +106,7 @@ function buildRoutes(config: HapaxConfig, preference: readonly string[]): Map<st
       maxBodySize: route.max_body_size ?? config.server.max_body_size,
       preference: route.provider_preference ?? preference,
       metricsLabels: Object.freeze({ ...route.metrics_labels }),
+      rateLimit: route.rate_limit,
       auth: route.auth ?? true,
       dedup: route.dedup ?? config.dedup.enabled,
       pinnedModel,

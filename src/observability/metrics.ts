@@ -28,6 +28,12 @@ export class Metrics {
     labelNames: ['type'] as const,
     registers: [this.registry],
   });
+  readonly rateLimitHits = new Counter({
+    name: 'hapax_rate_limit_hits_total',
+    help: 'Requests refused by a rate limit, by client (key name or IP)',
+    labelNames: ['client'] as const,
+    registers: [this.registry],
+  });
   readonly providerRequests = new Counter({
     name: 'hapax_provider_requests_total',
     help: 'Upstream attempts by provider and outcome',

@@ -9,9 +9,12 @@ import type { Logger } from 'pino';
 import type { Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { GatewayError } from '../providers/errors.ts';
+import { checkKeyScope, presentedKey } from './auth.ts';
 import { registerJsonParser } from './body.ts';
+import { RateLimits, type LimitVerdict } from './rate-limit.ts';
 import type { Handler, RequestState } from './context.ts';
 import { errorBody, toGatewayError } from './errors.ts';
+import { adminHandler } from './routes/admin.ts';
 import { healthHandler } from './routes/health.ts';
 import { completionHandler } from './routes/native.ts';
 import { chatHandler, embeddingsHandler, modelsHandler } from './routes/openai.ts';
@@ -24,6 +27,8 @@ export interface AppOptions {
   holder: RuntimeHolder;
   logger: Logger;
   metrics: Metrics;
+  /** Rate-limit counters; kept across reloads. */
+  rateLimits?: RateLimits;
   /** Extra handlers (e.g. Anthropic's /v1/messages) by handler name. */
   handlers?: Partial<Record<string, Handler>>;
 }
@@ -36,6 +41,7 @@ function requestIdFrom(header: string | string[] | undefined): string {
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { holder, logger, metrics } = opts;
+  const rateLimits = opts.rateLimits ?? new RateLimits();
   const config = holder.current.config;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -68,27 +74,57 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('hapax', null as unknown as RequestState);
   registerJsonParser(app, (request) => request.hapax.route?.maxBodySize ?? request.hapax.runtime.config.server.max_body_size);
 
-  app.addHook('onRequest', (request, reply, done) => {
+  app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     const runtime = holder.current;
     const path = request.url.split('?', 1)[0];
     const route = runtime.routes.get(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
     const controller = new AbortController();
-    const state: RequestState = { runtime, route, controller };
+    const state: RequestState = { runtime, route, controller, client: request.ip };
     request.hapax = state;
-    if (route) {
-      metrics.httpActive.inc({ endpoint: route.path });
-      state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
-    }
+    if (!route) return;
+    metrics.httpActive.inc({ endpoint: route.path });
+    state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
     // The client hung up before we answered: abort upstream work at once.
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) controller.abort(new DOMException('client closed the connection', 'AbortError'));
     });
-    done();
+    if (request.method === 'OPTIONS') return;
+    const { config } = runtime;
+    const open = route.handler === 'health' || (route.handler === 'metrics' && !config.metrics.auth) || !route.auth;
+    if (config.auth.enabled && !open) {
+      state.key = runtime.keys.verify(presentedKey(request));
+      checkKeyScope(state.key, route.path);
+      state.client = state.key.name;
+    }
+    if (route.handler !== 'health' && route.handler !== 'metrics') await applyRateLimits(state, reply);
   });
+
+  /** The key's own limit (else the default), and the route's limit on top; headers show the tighter. */
+  async function applyRateLimits(state: RequestState, reply: FastifyReply): Promise<void> {
+    const route = state.route as NonNullable<RequestState['route']>;
+    const general = state.key?.rate_limit ?? state.runtime.config.rate_limit;
+    let tightest: LimitVerdict | undefined;
+    try {
+      for (const [settings, scope] of [[general, 'key'], [route.rateLimit, `route:${route.path}`]] as const) {
+        if (!settings) continue;
+        const verdict = await rateLimits.admit(state.client, settings, scope);
+        if (verdict && (!tightest || verdict.remaining < tightest.remaining)) tightest = verdict;
+      }
+    } catch (error) {
+      const refused = (error as { verdict?: LimitVerdict }).verdict;
+      if (refused) {
+        metrics.rateLimitHits.inc({ client: state.client });
+        setLimitHeaders(reply, refused);
+      }
+      throw error;
+    }
+    if (tightest) setLimitHeaders(reply, tightest);
+  }
 
   app.addHook('onResponse', (request, reply, done) => {
     const state = request.hapax;
+    if (state.usage && state.route) chargeTokens(state);
     const endpoint = state.route?.path ?? 'unmatched';
     clearTimeout(state.deadline);
     if (state.route) metrics.httpActive.dec({ endpoint });
@@ -110,6 +146,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     done();
   });
 
+  function chargeTokens(state: RequestState): void {
+    const usage = state.usage as NonNullable<RequestState['usage']>;
+    const tokens = usage.inputTokens + usage.outputTokens;
+    const general = state.key?.rate_limit ?? state.runtime.config.rate_limit;
+    const route = state.route as NonNullable<RequestState['route']>;
+    if (general?.tokens_per_minute) void rateLimits.chargeTokens(state.client, general, 'key', tokens).catch(() => undefined);
+    if (route.rateLimit?.tokens_per_minute) void rateLimits.chargeTokens(state.client, route.rateLimit, `route:${route.path}`, tokens).catch(() => undefined);
+  }
+
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toGatewayError(error), metrics));
   app.setNotFoundHandler((request, reply) =>
     sendError(request, reply, new GatewayError(`no route for ${request.method} ${request.url.split('?', 1)[0]}`, { status: 404, type: 'ValidationError' }), metrics),
@@ -122,8 +167,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const state = request.hapax;
       const route = state.route;
       if (!route) {
-        const health = healthSubroute(request);
-        if (health) return healthHandler(request, reply, state);
+        if (healthSubroute(request)) return healthHandler(request, reply, state);
+        if (request.url.startsWith('/admin/')) return adminHandler(request, reply, state);
         throw new GatewayError(`no route for ${request.method} ${request.url.split('?', 1)[0]}`, { status: 404, type: 'ValidationError' });
       }
       if (!route.methods.has(request.method) && !(request.method === 'HEAD' && route.methods.has('GET'))) {
@@ -137,6 +182,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   return app;
+}
+
+function setLimitHeaders(reply: FastifyReply, verdict: LimitVerdict): void {
+  reply.header('x-ratelimit-limit', verdict.limit);
+  reply.header('x-ratelimit-remaining', verdict.remaining);
+  reply.header('x-ratelimit-reset', verdict.resetSeconds);
 }
 
 function healthSubroute(request: FastifyRequest): boolean {

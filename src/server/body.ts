@@ -44,6 +44,8 @@ export function registerJsonParser(app: FastifyInstance, limitFor: (request: Fas
     payload.on('end', () => {
       if (failed) return;
       if (size === 0) {
+        // DELETE and friends may carry a content-type with no body; only a POST needs one.
+        if (request.method !== 'POST') return done(null, undefined);
         done(validationError('request body is empty: send a JSON object', '(body)'));
         return;
       }

@@ -31,6 +31,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const logger = createLogger(config.logging, opts.logDestination);
   for (const warning of opts.loaded.warnings) logger.warn({ source: opts.loaded.source }, warning);
   const holder: RuntimeHolder = { current: new Runtime(opts.loaded) };
+  await holder.current.start();
   const metrics = new Metrics();
   const app = await buildApp({ holder, logger, metrics, handlers: { messages: messagesHandler } });
   const host = opts.host ?? config.server.host;

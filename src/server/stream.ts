@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { OpenStream } from '../gateway/dispatch.ts';
 import type { StreamEvent } from '../providers/canonical.ts';
+import type { RequestState } from './context.ts';
 import { clientFacingError } from '../gateway/dispatch.ts';
 import { GatewayError, UpstreamError } from '../providers/errors.ts';
 
@@ -20,16 +21,17 @@ export function sendEventStream(reply: FastifyReply, stream: OpenStream, encodin
   reply.header('content-type', 'text/event-stream; charset=utf-8');
   reply.header('cache-control', 'no-cache');
   reply.header('x-accel-buffering', 'no');
-  return reply.send(Readable.from(frames(stream, encoding), { objectMode: false }));
+  return reply.send(Readable.from(frames(stream, encoding, reply.request.hapax), { objectMode: false }));
 }
 
-async function* frames(stream: OpenStream, encoding: StreamEncoding): AsyncGenerator<string> {
+async function* frames(stream: OpenStream, encoding: StreamEncoding, state: RequestState): AsyncGenerator<string> {
   const { rest } = stream;
   let finished = false;
   try {
     const first = encoding.encode(stream.first);
     if (first) yield first;
     for (let next = await rest.next(); !next.done; next = await rest.next()) {
+      if (next.value.type === 'usage') state.usage = next.value.usage;
       const frame = encoding.encode(next.value);
       if (frame) yield frame;
     }

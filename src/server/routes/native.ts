@@ -1,21 +1,21 @@
 /** Hapax's native completion API. */
 import { decodeNativeRequest, encodeNativeResponse, NativeStreamEncoder } from '../../dialects/native.ts';
-import { attemptContext, setServedBy, type Handler } from '../context.ts';
+import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
 import { sendEventStream } from '../stream.ts';
 
 export const completionHandler: Handler = async (request, reply, state) => {
   const completion = decodeNativeRequest(request.body);
-  const { runtime, route } = state;
+  const { runtime } = state;
   const systemPrompt = runtime.config.llm?.system_prompt;
   if (systemPrompt && !completion.messages.some((m) => m.role === 'system')) {
     completion.messages.unshift({ role: 'system', content: systemPrompt });
   }
-  const candidates = runtime.catalog.resolve(route?.pinnedModel ?? completion.model, route?.preference);
+  const candidates = candidatesFor(state, completion.model);
   const ctx = attemptContext(request);
   if (!completion.stream) {
     const result = await runtime.dispatcher.complete(completion, candidates, ctx);
-    setServedBy(reply, state, result.target.provider, result.value.model, result.attempts);
+    setServedBy(reply, state, result.target.provider, result.value.model, result.attempts, result.value.usage);
     return encodeNativeResponse(result.value, { requestId: request.id, provider: result.target.provider, model: result.target.model });
   }
   const result = await runtime.dispatcher.stream(completion, candidates, ctx);

@@ -2,18 +2,18 @@
 import { z } from 'zod';
 import { ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../dialects/openai.ts';
 import { parseBody } from '../../dialects/validate.ts';
-import { attemptContext, setServedBy, type Handler } from '../context.ts';
+import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
 import { sendEventStream } from '../stream.ts';
 
 export const chatHandler: Handler = async (request, reply, state) => {
   const chat = decodeChatRequest(request.body);
-  const { runtime, route } = state;
-  const candidates = runtime.catalog.resolve(route?.pinnedModel ?? chat.model, route?.preference);
+  const { runtime } = state;
+  const candidates = candidatesFor(state, chat.model);
   const ctx = attemptContext(request);
   if (!chat.stream) {
     const result = await runtime.dispatcher.complete(chat, candidates, ctx);
-    setServedBy(reply, state, result.target.provider, result.value.model, result.attempts);
+    setServedBy(reply, state, result.target.provider, result.value.model, result.attempts, result.value.usage);
     return encodeChatResponse(result.value);
   }
   const result = await runtime.dispatcher.stream(chat, candidates, ctx);
@@ -42,8 +42,8 @@ const embeddingsSchema = z.looseObject({
 
 export const embeddingsHandler: Handler = async (request, reply, state) => {
   const body = parseBody(embeddingsSchema, request.body);
-  const { runtime, route } = state;
-  const candidates = runtime.catalog.resolve(route?.pinnedModel ?? (body.model || undefined), route?.preference);
+  const { runtime } = state;
+  const candidates = candidatesFor(state, body.model || undefined);
   const input = typeof body.input === 'string' ? [body.input] : body.input;
   const result = await runtime.dispatcher.embeddings({ model: body.model, input, dimensions: body.dimensions }, candidates, attemptContext(request));
   setServedBy(reply, state, result.target.provider, result.value.model, result.attempts);

@@ -1,0 +1,70 @@
+/** `hapax keys create|list|revoke`: managed client keys, stored as hashes in the key file. */
+import type { Command } from 'commander';
+import type { LoadedConfig } from './config/load.ts';
+import { publicKeyView } from './server/routes/admin.ts';
+import { KeyFile } from './state/keys.ts';
+
+type ConfigResolver = (file: string | undefined) => Promise<LoadedConfig>;
+
+const positiveInt = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive whole number, got ${value}`);
+  return n;
+};
+
+export function registerKeyCommands(program: Command, resolveConfig: ConfigResolver): void {
+  const keys = program.command('keys').description('manage client API keys (stored as SHA-256 hashes)');
+  const keyFile = async (opts: { config?: string; file?: string }) => new KeyFile(opts.file ?? (await resolveConfig(opts.config)).config.auth.key_file);
+
+  keys
+    .command('create')
+    .description('create a key and print it once')
+    .requiredOption('--name <name>', 'who the key is for, e.g. marketing')
+    .option('--rpm <n>', 'requests per minute', positiveInt)
+    .option('--tpm <n>', 'tokens per minute', positiveInt)
+    .option('--expires <when>', 'a duration from now (90d) or an ISO date')
+    .option('-c, --config <file>', 'config whose auth.key_file to use')
+    .option('--file <path>', 'key file (default: auth.key_file of the config)')
+    .action(async (opts: { name: string; rpm?: number; tpm?: number; expires?: string; config?: string; file?: string }) => {
+      const rate_limit = {
+        ...(opts.rpm ? { requests_per_minute: opts.rpm } : {}),
+        ...(opts.tpm ? { tokens_per_minute: opts.tpm } : {}),
+      };
+      const { key, record } = await (await keyFile(opts)).create({ name: opts.name, rate_limit, expires: opts.expires });
+      process.stderr.write(`Created key "${record.name}". It is shown once; store it now:\n`);
+      process.stdout.write(`${key}\n`);
+    });
+
+  keys
+    .command('list')
+    .description('list keys (never shows the keys themselves)')
+    .option('-c, --config <file>', 'config whose auth.key_file to use')
+    .option('--file <path>', 'key file')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config?: string; file?: string; json?: boolean }) => {
+      const records = (await (await keyFile(opts)).read()).map(publicKeyView);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
+        return;
+      }
+      for (const r of records) {
+        const status = r.revoked ? 'revoked' : r.expires && Date.parse(r.expires) < Date.now() ? 'expired' : 'active';
+        const limits = r.rate_limit ? ` rpm=${r.rate_limit.requests_per_minute ?? '-'} tpm=${r.rate_limit.tokens_per_minute ?? '-'}` : '';
+        process.stdout.write(`${r.name}\t${status}${limits}${r.expires ? ` expires=${r.expires}` : ''}\n`);
+      }
+    });
+
+  keys
+    .command('revoke <name>')
+    .description('revoke a key; running gateways refuse it within a second')
+    .option('-c, --config <file>', 'config whose auth.key_file to use')
+    .option('--file <path>', 'key file')
+    .action(async (name: string, opts: { config?: string; file?: string }) => {
+      if (!(await (await keyFile(opts)).revoke(name))) {
+        process.stderr.write(`no active key named ${name}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(`revoked ${name}\n`);
+    });
+}

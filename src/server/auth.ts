@@ -1,0 +1,35 @@
+/**
+ * Client authentication. Keys arrive as `X-API-Key` (the spec, and the Anthropic SDK's x-api-key)
+ * or `Authorization: Bearer` (the openai and Anthropic SDKs).
+ */
+import type { FastifyRequest } from 'fastify';
+import { GatewayError } from '../providers/errors.ts';
+import type { ApiKeyRecord } from '../state/keys.ts';
+
+export function presentedKey(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-key'];
+  if (typeof header === 'string' && header) return header;
+  const authorization = request.headers.authorization;
+  if (typeof authorization === 'string' && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') {
+    return authorization.slice(7).trim();
+  }
+  return undefined;
+}
+
+/** A key limited to some routes or models may use only those. */
+export function checkKeyScope(record: ApiKeyRecord, routePath: string): void {
+  if (record.routes && !record.routes.includes(routePath)) {
+    throw new GatewayError(`API key ${record.name} may not use ${routePath}`, { status: 403, type: 'AuthenticationError' });
+  }
+}
+
+export function checkKeyModel(record: ApiKeyRecord | undefined, provider: string, model: string, requested: string | undefined): void {
+  if (!record?.models) return;
+  const allowed = record.models;
+  if (allowed.includes(provider) || allowed.includes(model) || allowed.includes(`${provider}/${model}`) || (requested && allowed.includes(requested))) return;
+  throw new GatewayError(`API key ${record.name} may not use model ${requested ?? `${provider}/${model}`}`, {
+    status: 403,
+    type: 'AuthenticationError',
+    details: { field: 'model', allowed_models: allowed },
+  });
+}

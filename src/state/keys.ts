@@ -1,0 +1,130 @@
+/**
+ * Client API keys. Keys from the config (`key` or `key_sha256`) and managed keys (created with
+ * `hapax keys create`, kept as SHA-256 hashes in a JSON file) live in one lookup table by hash.
+ * Lookup is by the key's SHA-256, confirmed with a constant-time compare: timing can reveal at most
+ * something about a hash, never the key itself.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { parseDuration } from '../config/duration.ts';
+
+export interface RateLimitSettings {
+  requests_per_minute?: number;
+  tokens_per_minute?: number;
+  burst?: number;
+}
+
+export interface ApiKeyRecord {
+  name: string;
+  sha256: string;
+  rate_limit?: RateLimitSettings;
+  routes?: string[];
+  models?: string[];
+  /** ISO time after which the key is refused. */
+  expires?: string;
+  created?: string;
+  revoked?: string;
+}
+
+export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+
+export function newKeySecret(): string {
+  return `hpx_${randomBytes(24).toString('base64url')}`;
+}
+
+/** `expires` as written in config or on the command line: an ISO date or a duration from now ("90d"). */
+export function expiryFrom(value: string | undefined, now = Date.now()): string | undefined {
+  if (!value) return undefined;
+  const ms = parseDuration(value);
+  if (ms !== undefined && !/^\d+$/.test(value)) return new Date(now + ms).toISOString();
+  const date = Date.parse(value);
+  if (Number.isNaN(date)) throw new Error(`expires: expected an ISO date or a duration like 90d, got ${value}`);
+  return new Date(date).toISOString();
+}
+
+export class KeyTable {
+  private readonly byHash = new Map<string, { record: ApiKeyRecord; digest: Buffer }>();
+
+  constructor(records: Iterable<ApiKeyRecord>) {
+    for (const record of records) this.byHash.set(record.sha256.toLowerCase(), { record, digest: Buffer.from(record.sha256, 'hex') });
+  }
+
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  /** The live record for a presented key, or why it is refused. */
+  verify(presented: string, now = Date.now()): { record: ApiKeyRecord } | { refused: string } {
+    const digestHex = hashKey(presented);
+    const entry = this.byHash.get(digestHex);
+    if (!entry || !timingSafeEqual(entry.digest, Buffer.from(digestHex, 'hex'))) return { refused: 'invalid API key' };
+    if (entry.record.revoked) return { refused: 'API key has been revoked' };
+    if (entry.record.expires && Date.parse(entry.record.expires) <= now) return { refused: 'API key has expired' };
+    return { record: entry.record };
+  }
+}
+
+/** Managed keys in a JSON file. Writes go through a temp file and rename, so readers never see half a file. */
+export class KeyFile {
+  readonly path: string;
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  async read(): Promise<ApiKeyRecord[]> {
+    try {
+      const json = JSON.parse(await readFile(this.path, 'utf8')) as { keys?: ApiKeyRecord[] };
+      return Array.isArray(json.keys) ? json.keys : [];
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  }
+
+  async write(keys: ApiKeyRecord[]): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true });
+    const temp = `${this.path}.${process.pid}.tmp`;
+    await writeFile(temp, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
+    await rename(temp, this.path);
+  }
+
+  /** Modification time, to notice changes made by another process (the CLI or another instance). */
+  async mtime(): Promise<number> {
+    try {
+      return (await stat(this.path)).mtimeMs;
+    } catch {
+      return 0;
+    }
+  }
+
+  async create(opts: { name: string; rate_limit?: RateLimitSettings; expires?: string; routes?: string[]; models?: string[] }): Promise<{ key: string; record: ApiKeyRecord }> {
+    const keys = await this.read();
+    if (keys.some((k) => k.name === opts.name && !k.revoked)) throw new Error(`a key named ${opts.name} already exists`);
+    const key = newKeySecret();
+    const record: ApiKeyRecord = {
+      name: opts.name,
+      sha256: hashKey(key),
+      created: new Date().toISOString(),
+      ...(opts.rate_limit && Object.keys(opts.rate_limit).length ? { rate_limit: opts.rate_limit } : {}),
+      ...(opts.expires ? { expires: expiryFrom(opts.expires) } : {}),
+      ...(opts.routes ? { routes: opts.routes } : {}),
+      ...(opts.models ? { models: opts.models } : {}),
+    };
+    await this.write([...keys, record]);
+    return { key, record };
+  }
+
+  async revoke(name: string): Promise<boolean> {
+    const keys = await this.read();
+    let found = false;
+    for (const key of keys) {
+      if (key.name === name && !key.revoked) {
+        key.revoked = new Date().toISOString();
+        found = true;
+      }
+    }
+    if (found) await this.write(keys);
+    return found;
+  }
+}

@@ -66,6 +66,8 @@ export class Runtime {
   readonly dispatcher: Dispatcher;
   readonly routes: ReadonlyMap<string, RouteSpec>;
   readonly keys: KeyService;
+  /** @fastify/cors options for this config (CORS is off unless `cors` is configured). */
+  readonly cors: CorsSettings;
 
   constructor(loaded: LoadedConfig) {
     this.config = loaded.config;
@@ -79,6 +81,7 @@ export class Runtime {
     this.catalog = new ModelCatalog(this.config);
     this.dispatcher = new Dispatcher(adapters);
     this.routes = buildRoutes(this.config, this.catalog.preference);
+    this.cors = corsSettings(this.config);
     this.keys = new KeyService(this.config.auth.keys, this.config.auth.key_file);
   }
 
@@ -121,4 +124,29 @@ function buildRoutes(config: HapaxConfig, preference: readonly string[]): Map<st
   }
   for (const route of config.routes ?? []) routes.set(route.path, make(route));
   return routes;
+}
+
+export interface CorsSettings {
+  origin: boolean | string | string[];
+  methods?: string[];
+  allowedHeaders?: string[];
+  exposedHeaders?: string[];
+  credentials?: boolean;
+  maxAge?: number;
+}
+
+/** Response headers a browser client may read. */
+const EXPOSED_HEADERS = ['x-request-id', 'x-hapax-provider', 'x-hapax-attempts', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'];
+
+function corsSettings(config: HapaxConfig): CorsSettings {
+  const cors = config.cors;
+  if (!cors) return { origin: false };
+  return {
+    origin: cors.origins === '*' ? '*' : cors.origins,
+    methods: cors.methods,
+    allowedHeaders: cors.headers,
+    exposedHeaders: EXPOSED_HEADERS,
+    credentials: cors.credentials,
+    maxAge: Math.round(cors.max_age / 1000),
+  };
 }

@@ -4,6 +4,8 @@
  * Hooks, in order: request id → route lookup and deadline → body parsing → handler → log and metrics.
  */
 import { randomUUID } from 'node:crypto';
+import compress from '@fastify/compress';
+import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Runtime } from '../gateway/runtime.ts';
@@ -72,6 +74,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   };
 
   app.decorateRequest('hapax', null as unknown as RequestState);
+  // CORS settings come from the live config, so a reload can change them.
+  await app.register(cors, { delegator: (_request, callback) => callback(null, holder.current.cors) });
+  // Only whole JSON bodies are compressed: compressing SSE would hold back tokens.
+  await app.register(compress, { global: true, threshold: 1024, encodings: ['br', 'gzip'], customTypes: /^application\/json/ });
   registerJsonParser(app, (request) => request.hapax.route?.maxBodySize ?? request.hapax.runtime.config.server.max_body_size);
 
   app.addHook('onRequest', async (request, reply) => {
@@ -161,7 +167,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   );
 
   app.route({
-    method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'],
+    method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'],
     url: '*',
     handler: async (request, reply) => {
       const state = request.hapax;

@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+describe('HTTP edges: CORS, compression, methods, bodies', () => {
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    gateway = await startTestGateway(`
+providers:
+  mock: {type: mock, reply: "${'long answer '.repeat(200)}"}
+cors: {origins: ["https://app.example"], credentials: true}
+routes:
+  - {path: /v1/small, handler: completion, max_body_size: 100}
+`);
+  });
+  afterAll(async () => gateway?.close());
+
+  const post = (path: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+    fetch(`${gateway.url}${path}`, { method: 'POST', headers, body });
+
+  it('answers a CORS preflight allowing X-API-Key, and exposes the request id', async () => {
+    const res = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key,content-type' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(res.headers.get('access-control-allow-headers')).toContain('x-api-key');
+    const get = await fetch(`${gateway.url}/v1/models`, { headers: { origin: 'https://app.example' } });
+    expect(get.headers.get('access-control-expose-headers')).toContain('x-request-id');
+    const other = await fetch(`${gateway.url}/v1/models`, { headers: { origin: 'https://evil.example' } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('compresses large JSON answers when the client accepts it', async () => {
+    const res = await post('/v1/completions', JSON.stringify({ input: 'hi' }), { 'content-type': 'application/json', 'accept-encoding': 'br' });
+    expect(res.headers.get('content-encoding')).toBe('br');
+    expect(((await res.json()) as { completion: string }).completion).toContain('long answer');
+  });
+
+  it('answers 405 with Allow for a wrong method and 404 in the error format for an unknown path', async () => {
+    const wrong = await fetch(`${gateway.url}/v1/chat/completions`);
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('POST');
+    const missing = await fetch(`${gateway.url}/nope`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { type: string } }).error.type).toBe('ValidationError');
+  });
+
+  it('refuses non-JSON, bad charsets, malformed JSON, invalid UTF-8 and oversized bodies with clear errors', async () => {
+    expect((await post('/v1/completions', 'input=hi', { 'content-type': 'application/x-www-form-urlencoded' })).status).toBe(415);
+    expect((await post('/v1/completions', '{}', { 'content-type': 'application/json; charset=latin1' })).status).toBe(415);
+    const malformed = await post('/v1/completions', '{"input": "hi",}');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { message: string } }).error.message).toMatch(/malformed JSON.*position|column/i);
+    const badUtf8 = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]) });
+    expect(badUtf8.status).toBe(400);
+    const big = await post('/v1/small', JSON.stringify({ input: 'x'.repeat(200) }));
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as { error: { message: string } }).error.message).toContain('100 bytes');
+  });
+
+  it('names the offending field in validation errors', async () => {
+    const res = await post('/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: 'x' }], temperature: 5 }));
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { type: string; details: { field: string }; request_id: string } };
+    expect(body.error.type).toBe('ValidationError');
+    expect(body.error.details.field).toBe('temperature');
+    expect(body.error.request_id).toBe(res.headers.get('x-request-id'));
+  });
+});

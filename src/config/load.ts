@@ -29,7 +29,6 @@ const NOT_APPLIED: ReadonlyArray<readonly [string, (c: HapaxConfig) => unknown]>
   ['queue', (c) => c.queue],
   ['processing', (c) => c.processing],
   ['cache', (c) => c.cache],
-  ['cors', (c) => c.cors],
   ['state', (c) => c.state],
   ['pricing', (c) => c.pricing],
   ['tracing', (c) => c.tracing],

@@ -167,7 +167,15 @@ export const configSchema = z.strictObject({
   rate_limit: rateLimit.optional(),
   dedup: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   cache: z.record(z.string(), z.unknown()).optional(),
-  cors: z.record(z.string(), z.unknown()).optional(),
+  cors: z
+    .strictObject({
+      origins: z.union([z.literal('*'), z.array(z.string())]).default('*'),
+      methods: z.array(z.string().toUpperCase()).default(['GET', 'POST', 'DELETE', 'OPTIONS']),
+      headers: z.array(z.string()).default(['content-type', 'authorization', 'x-api-key', 'x-request-id', 'anthropic-version', 'traceparent']),
+      credentials: z.boolean().default(false),
+      max_age: duration.default(600_000),
+    })
+    .optional(),
   state: z.record(z.string(), z.unknown()).optional(),
   pricing: z.record(z.string(), z.unknown()).optional(),
   admin: z.strictObject({ key: z.string().min(16, 'use at least 16 characters').optional() }).prefault({}),

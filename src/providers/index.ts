@@ -1,12 +1,14 @@
 /** One adapter per provider dialect; adding a provider is one file and one line here. */
 import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, ProviderAdapter } from './adapter.ts';
+import { AnthropicAdapter } from './anthropic.ts';
 import { MockAdapter } from './mock.ts';
 import { OpenAIAdapter } from './openai.ts';
 
 const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => ProviderAdapter>> = {
   openai: OpenAIAdapter,
   openai_compatible: OpenAIAdapter,
+  anthropic: AnthropicAdapter,
   mock: MockAdapter,
 };
 

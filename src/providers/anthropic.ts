@@ -1,0 +1,109 @@
+/** Adapter for Anthropic's Messages API (and servers that speak it). Anthropic offers no embeddings. */
+import {
+  type AnthropicMessageJson,
+  type AnthropicStreamEvent,
+  decodeMessagesResponse,
+  encodeMessagesRequest,
+  MessagesStreamDecoder,
+  readAnthropicErrorMessage,
+} from '../dialects/anthropic.ts';
+import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
+import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
+import { UpstreamError, type UpstreamFailureKind } from './errors.ts';
+import { guardStream, readSse, UpstreamClient } from './http.ts';
+
+const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
+const ANTHROPIC_VERSION = '2023-06-01';
+/** Anthropic requires max_tokens; used when neither the client nor the provider config gives one. */
+const DEFAULT_MAX_TOKENS = 4096;
+
+/** Error types of an `event: error` frame, which arrives with a 200 status already sent. */
+const STREAM_ERROR_KINDS: Record<string, UpstreamFailureKind> = {
+  overloaded_error: 'overloaded',
+  rate_limit_error: 'rate_limited',
+  timeout_error: 'timeout',
+  invalid_request_error: 'client',
+  authentication_error: 'auth',
+  permission_error: 'auth',
+};
+
+export class AnthropicAdapter implements ProviderAdapter {
+  readonly name: string;
+  readonly type = 'anthropic' as const;
+  private readonly client: UpstreamClient;
+  private readonly apiKey?: string;
+  private readonly maxTokens: number;
+
+  constructor({ name, config, pools }: AdapterInit) {
+    this.name = name;
+    this.apiKey = config.api_key || undefined;
+    this.maxTokens = config.max_tokens ?? DEFAULT_MAX_TOKENS;
+    this.client = new UpstreamClient({
+      provider: name,
+      // Paths carry the /v1 (as in Anthropic's SDKs); a base_url written with /v1 would double it.
+      baseUrl: (config.base_url ?? ANTHROPIC_BASE_URL).replace(/\/v1\/?$/, ''),
+      pools,
+      headers: { 'anthropic-version': config.anthropic_version ?? ANTHROPIC_VERSION, ...config.headers },
+      timeoutMs: config.timeout ?? 60_000,
+      readErrorMessage: readAnthropicErrorMessage,
+    });
+  }
+
+  private headers(target: ModelTarget, ctx: AttemptContext): Record<string, string> {
+    const headers: Record<string, string> = { 'x-request-id': ctx.requestId };
+    const key = target.apiKey ?? this.apiKey;
+    if (key) headers['x-api-key'] = key;
+    if (ctx.traceparent) headers.traceparent = ctx.traceparent;
+    return headers;
+  }
+
+  async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
+    const json = await this.client.json<AnthropicMessageJson>({
+      method: 'POST',
+      path: '/v1/messages',
+      body: encodeMessagesRequest({ ...request, stream: false }, target.model, this.maxTokens),
+      headers: this.headers(target, ctx),
+      signal: ctx.signal,
+    });
+    if (!Array.isArray(json?.content)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without content`);
+    return decodeMessagesResponse(json, target.model);
+  }
+
+  async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
+    const response = await this.client.send({
+      method: 'POST',
+      path: '/v1/messages',
+      body: encodeMessagesRequest({ ...request, stream: true }, target.model, this.maxTokens),
+      headers: this.headers(target, ctx),
+      signal: ctx.signal,
+    });
+    const decoder = new MessagesStreamDecoder();
+    const events: StreamEvent[] = [];
+    for await (const message of guardStream(this.client, ctx.signal, readSse(response.body))) {
+      let json: AnthropicStreamEvent;
+      try {
+        json = JSON.parse(message.data);
+      } catch {
+        throw new UpstreamError(this.name, 'protocol', `${this.name} sent a stream event that is not JSON`);
+      }
+      if (json.type === 'error') {
+        const kind = STREAM_ERROR_KINDS[json.error?.type ?? ''] ?? 'server';
+        throw new UpstreamError(this.name, kind, `${this.name} reported an error mid-stream`, { upstreamMessage: readAnthropicErrorMessage(json) });
+      }
+      decoder.decode(json, events);
+      for (const event of events) yield event;
+      events.length = 0;
+    }
+    if (!decoder.done) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before message_stop`);
+  }
+
+  async listModels(ctx: AttemptContext): Promise<string[]> {
+    const json = await this.client.json<{ data?: { id: string }[] }>({
+      method: 'GET',
+      path: '/v1/models',
+      headers: this.headers({ provider: this.name, model: '' }, ctx),
+      signal: ctx.signal,
+    });
+    return (json.data ?? []).map((m) => m.id);
+  }
+}

@@ -73,7 +73,7 @@ const circuitBreaker = z.strictObject({
   test_mode: z.boolean().optional(),
 });
 
-const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings'] as const;
+const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version'] as const;
 
 const route = z.strictObject({
   path: z.string().startsWith('/'),

@@ -42,6 +42,10 @@ const STANDARD_ROUTES: ReadonlyArray<{ path: string; handler: HandlerName }> = [
   { path: '/health', handler: 'health' },
   { path: '/v1/health', handler: 'health' },
   { path: '/metrics', handler: 'metrics' },
+  { path: '/api/chat', handler: 'ollama_chat' },
+  { path: '/api/tags', handler: 'ollama_tags' },
+  { path: '/api/embed', handler: 'ollama_embed' },
+  { path: '/api/version', handler: 'ollama_version' },
 ];
 
 const DEFAULT_METHODS: Record<HandlerName, string[]> = {
@@ -53,6 +57,10 @@ const DEFAULT_METHODS: Record<HandlerName, string[]> = {
   models: ['GET'],
   health: ['GET'],
   metrics: ['GET'],
+  ollama_chat: ['POST'],
+  ollama_tags: ['GET'],
+  ollama_embed: ['POST'],
+  ollama_version: ['GET'],
 };
 
 export class Runtime {

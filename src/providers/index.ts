@@ -3,12 +3,14 @@ import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, ProviderAdapter } from './adapter.ts';
 import { AnthropicAdapter } from './anthropic.ts';
 import { MockAdapter } from './mock.ts';
+import { OllamaAdapter } from './ollama.ts';
 import { OpenAIAdapter } from './openai.ts';
 
 const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => ProviderAdapter>> = {
   openai: OpenAIAdapter,
   openai_compatible: OpenAIAdapter,
   anthropic: AnthropicAdapter,
+  ollama: OllamaAdapter,
   mock: MockAdapter,
 };
 

@@ -204,6 +204,7 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayE
   metrics.errors.inc({ type: error.type });
   if (error.status >= 500 && error.type === 'InternalError') request.log.error({ err: error.cause ?? error, request_id: request.id }, 'internal error');
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
-  const dialect = request.hapax?.route?.handler === 'messages' ? 'anthropic' : 'hapax';
+  const handler = request.hapax?.route?.handler;
+  const dialect = handler === 'messages' ? 'anthropic' : handler?.startsWith('ollama_') ? 'ollama' : 'hapax';
   return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, request.id, dialect));
 }

@@ -5,7 +5,7 @@
  */
 import { GatewayError, type ErrorType } from '../providers/errors.ts';
 
-export type ErrorDialect = 'hapax' | 'anthropic';
+export type ErrorDialect = 'hapax' | 'anthropic' | 'ollama';
 
 const ANTHROPIC_TYPES: Record<number, string> = {
   400: 'invalid_request_error',
@@ -19,6 +19,8 @@ const ANTHROPIC_TYPES: Record<number, string> = {
 };
 
 export function errorBody(error: GatewayError, requestId: string, dialect: ErrorDialect): unknown {
+  // Ollama clients read `error` as a string (an object prints as [object Object]).
+  if (dialect === 'ollama') return { error: error.message };
   if (dialect === 'anthropic') {
     const type = ANTHROPIC_TYPES[error.status] ?? (error.status >= 500 ? 'api_error' : 'invalid_request_error');
     return { type: 'error', error: { type, message: error.message }, request_id: requestId };

@@ -8,6 +8,7 @@ import { createLogger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { buildApp, type RuntimeHolder } from './app.ts';
 import { messagesHandler } from './routes/anthropic.ts';
+import { ollamaHandlers } from './routes/ollama.ts';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -33,7 +34,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const holder: RuntimeHolder = { current: new Runtime(opts.loaded) };
   await holder.current.start();
   const metrics = new Metrics();
-  const app = await buildApp({ holder, logger, metrics, handlers: { messages: messagesHandler } });
+  const app = await buildApp({ holder, logger, metrics, handlers: { messages: messagesHandler, ...ollamaHandlers } });
   const host = opts.host ?? config.server.host;
   await app.listen({ port: opts.port ?? config.server.port, host });
   const port = (app.server.address() as AddressInfo).port;

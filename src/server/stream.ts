@@ -15,10 +15,12 @@ export interface StreamEncoding {
   encode(event: StreamEvent): string;
   /** The frame that tells this dialect's client the stream failed. */
   error(error: GatewayError): string;
+  /** Defaults to SSE; NDJSON dialects (Ollama) set their own. */
+  contentType?: string;
 }
 
 export function sendEventStream(reply: FastifyReply, stream: OpenStream, encoding: StreamEncoding): FastifyReply {
-  reply.header('content-type', 'text/event-stream; charset=utf-8');
+  reply.header('content-type', encoding.contentType ?? 'text/event-stream; charset=utf-8');
   reply.header('cache-control', 'no-cache');
   reply.header('x-accel-buffering', 'no');
   return reply.send(Readable.from(frames(stream, encoding, reply.request.hapax), { objectMode: false }));

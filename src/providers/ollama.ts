@@ -1,0 +1,121 @@
+/** Adapter for Ollama's native API (/api/chat, /api/embed, /api/tags). */
+import {
+  decodeChatResponse,
+  decodeEmbedResponse,
+  decodeTags,
+  encodeChatRequest,
+  encodeEmbedRequest,
+  OllamaStreamDecoder,
+  readOllamaErrorMessage,
+  type OllamaChatChunk,
+  type OllamaEmbedResponse,
+} from '../dialects/ollama.ts';
+import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
+import { GatewayError, UpstreamError } from './errors.ts';
+import { guardStream, readNdjson, UpstreamClient } from './http.ts';
+
+const OLLAMA_BASE_URL = 'http://localhost:11434';
+
+type ChatLine = OllamaChatChunk & { error?: unknown };
+
+export class OllamaAdapter implements ProviderAdapter {
+  readonly name: string;
+  readonly type;
+  private readonly client: UpstreamClient;
+  private readonly apiKey?: string;
+
+  constructor({ name, config, pools }: AdapterInit) {
+    this.name = name;
+    this.type = config.type;
+    this.apiKey = config.api_key || undefined;
+    this.client = new UpstreamClient({
+      provider: name,
+      baseUrl: config.base_url ?? OLLAMA_BASE_URL,
+      pools,
+      headers: { ...config.headers },
+      timeoutMs: config.timeout ?? 60_000,
+      readErrorMessage: readOllamaErrorMessage,
+    });
+  }
+
+  private headers(target: ModelTarget, ctx: AttemptContext): Record<string, string> {
+    const headers: Record<string, string> = { 'x-request-id': ctx.requestId };
+    // A local Ollama needs no key; one behind an authenticating proxy (or Ollama's cloud) takes a bearer token.
+    const key = target.apiKey ?? this.apiKey;
+    if (key) headers.authorization = `Bearer ${key}`;
+    if (ctx.traceparent) headers.traceparent = ctx.traceparent;
+    return headers;
+  }
+
+  /** The /api/chat body; content Ollama cannot carry is the caller's problem, so no other attempt is made. */
+  private chatBody(request: CanonicalRequest, target: ModelTarget): Record<string, unknown> {
+    try {
+      return encodeChatRequest(request, target.model);
+    } catch (error) {
+      if (!(error instanceof GatewayError)) throw error;
+      throw new UpstreamError(this.name, 'client', `${this.name} cannot take this request`, { status: error.status, upstreamMessage: error.message });
+    }
+  }
+
+  async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
+    const json = await this.client.json<ChatLine | null>({
+      method: 'POST',
+      path: '/api/chat',
+      body: this.chatBody({ ...request, stream: false }, target),
+      headers: this.headers(target, ctx),
+      signal: ctx.signal,
+    });
+    if (typeof json?.message !== 'object' || json.message === null) {
+      throw new UpstreamError(this.name, 'protocol', `${this.name} answered without a message`, { upstreamMessage: readOllamaErrorMessage(json) });
+    }
+    return decodeChatResponse(json, `chatcmpl-${ctx.requestId}`, target.model);
+  }
+
+  async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
+    const response = await this.client.send({
+      method: 'POST',
+      path: '/api/chat',
+      body: this.chatBody({ ...request, stream: true }, target),
+      headers: this.headers(target, ctx),
+      signal: ctx.signal,
+    });
+    const decoder = new OllamaStreamDecoder(`chatcmpl-${ctx.requestId}`, target.model);
+    const events: StreamEvent[] = [];
+    for await (const value of guardStream(this.client, ctx.signal, readNdjson(response.body))) {
+      const line = value as ChatLine | null;
+      if (line === null || typeof line !== 'object') throw new UpstreamError(this.name, 'protocol', `${this.name} sent a stream line that is not an object`);
+      // Ollama reports a failure after the 200 head as a line of its own.
+      if (line.error !== undefined) {
+        throw new UpstreamError(this.name, 'server', `${this.name} reported an error mid-stream`, { upstreamMessage: readOllamaErrorMessage(line) });
+      }
+      const done = decoder.decode(line, events);
+      yield* events;
+      events.length = 0;
+      if (done) return;
+    }
+    throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before it finished`);
+  }
+
+  async embeddings(request: EmbeddingsRequest, target: ModelTarget, ctx: AttemptContext): Promise<EmbeddingsResponse> {
+    const json = await this.client.json<OllamaEmbedResponse | null>({
+      method: 'POST',
+      path: '/api/embed',
+      body: encodeEmbedRequest(request, target.model),
+      headers: this.headers(target, ctx),
+      signal: ctx.signal,
+    });
+    if (!Array.isArray(json?.embeddings)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without embeddings`);
+    return decodeEmbedResponse(json, target.model);
+  }
+
+  async listModels(ctx: AttemptContext): Promise<string[]> {
+    const json = await this.client.json<Parameters<typeof decodeTags>[0]>({
+      method: 'GET',
+      path: '/api/tags',
+      headers: this.headers({ provider: this.name, model: '' }, ctx),
+      signal: ctx.signal,
+    });
+    return decodeTags(json);
+  }
+}

@@ -127,11 +127,14 @@ providers:
     expect((error as InstanceType<typeof Anthropic.BadRequestError>).message).toContain('Invalid request.');
   });
 
-  it.each([529, 500])('maps an upstream %i on the only provider to a 5xx SDK error', async (status) => {
+  it.each([
+    [529, 'overloaded_error'],
+    [500, 'api_error'],
+  ])('maps an upstream %i on the only provider to a 5xx SDK error of type %s', async (status, type) => {
     upstream.queueFaults({ kind: 'status', status });
     const error = await client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Anthropic.InternalServerError);
-    expect((error as InstanceType<typeof Anthropic.InternalServerError>).error).toMatchObject({ type: 'error', error: { type: 'api_error' } });
+    expect((error as InstanceType<typeof Anthropic.InternalServerError>).error).toMatchObject({ type: 'error', error: { type } });
   });
 
   it('maps an upstream 429 to RateLimitError and passes retry-after on', async () => {

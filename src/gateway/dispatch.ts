@@ -93,6 +93,9 @@ export function clientFacingError(failures: UpstreamError[]): GatewayError {
         retryAfterSeconds: last.retryAfterSeconds ?? 1,
       });
     }
+    if (last.kind === 'overloaded') {
+      return new GatewayError(`${last.provider} is overloaded`, { status: 503, type: 'ProcessingError', details: { attempts }, retryAfterSeconds: last.retryAfterSeconds ?? 1 });
+    }
     return new GatewayError(last.kind === 'timeout' ? `${last.provider} timed out` : `${last.provider} failed: ${attempts[0].error}`, {
       status: last.kind === 'timeout' ? 504 : 502,
       type: 'ProcessingError',

@@ -21,11 +21,15 @@ async function collect<T>(stream: AsyncIterable<T>, seen: T[] = []): Promise<T[]
   return seen;
 }
 
-/** A gateway whose only provider is one Ollama server: nothing to fail over to. */
+/**
+ * A gateway whose only provider is one Ollama server: nothing to fail over to. These tests are about
+ * single failures, so the breaker is set never to open between them.
+ */
 function soloGateway(url: string): Promise<TestGateway> {
   return startTestGateway(`
 providers:
   solo: {type: ollama, base_url: "${url}", model: "llama3:latest"}
+circuit_breaker: {failure_threshold: 1000}
 `);
 }
 

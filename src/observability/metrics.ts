@@ -1,21 +1,26 @@
-/** Every Prometheus metric Hapax exports, defined in this one file. */
+/**
+ * Every Prometheus metric Hapax exports, defined in this one file.
+ *
+ * Cardinality is bounded: `endpoint` is the route pattern (never the raw path), `provider` is a
+ * configured provider name, `model` a configured model name (anything else is "other"), and
+ * `client` a key's name (never the key). Route `metrics_labels` (e.g. department) are added to the
+ * request, token and cost series; their label names are the union over the config's routes.
+ */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly httpRequests = new Counter({
-    name: 'hapax_http_requests_total',
-    help: 'HTTP requests by endpoint (route pattern) and status',
-    labelNames: ['endpoint', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly httpDuration = new Histogram({
-    name: 'hapax_http_request_duration_seconds',
-    help: 'HTTP request duration in seconds, to the end of the response',
-    labelNames: ['endpoint'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    registers: [this.registry],
-  });
+  /** Label names taken from routes' metrics_labels; fixed for the life of these metric objects. */
+  readonly routeLabelNames: readonly string[];
+
+  readonly httpRequests: Counter<string>;
+  readonly httpDuration: Histogram<string>;
+  readonly tokens: Counter<string>;
+  readonly cost: Counter<string>;
+
   readonly httpActive = new Gauge({
     name: 'hapax_http_active_requests',
     help: 'HTTP requests in progress by endpoint',
@@ -34,14 +39,127 @@ export class Metrics {
     labelNames: ['client'] as const,
     registers: [this.registry],
   });
+  readonly breakerState = new Gauge({
+    name: 'circuit_breaker_state',
+    help: 'Circuit breaker state per provider: 0 closed, 1 half-open, 2 open',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly healthCheckDuration = new Histogram({
+    name: 'hapax_health_check_duration_seconds',
+    help: 'Duration of provider health checks',
+    labelNames: ['provider'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly healthCheckErrors = new Counter({
+    name: 'hapax_health_check_errors_total',
+    help: 'Failed provider health checks',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly providerHealthy = new Gauge({
+    name: 'hapax_provider_healthy',
+    help: 'Whether a provider is healthy (1) or not (0)',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly deduplicated = new Counter({
+    name: 'hapax_deduplicated_requests_total',
+    help: 'Requests answered by sharing an identical in-flight request instead of calling upstream',
+    registers: [this.registry],
+  });
+  readonly cacheHits = new Counter({
+    name: 'hapax_cache_hits_total',
+    help: 'Requests answered from the response cache',
+    registers: [this.registry],
+  });
   readonly providerRequests = new Counter({
     name: 'hapax_provider_requests_total',
-    help: 'Upstream attempts by provider and outcome',
+    help: 'Upstream attempts by provider and outcome (success or the failure kind)',
     labelNames: ['provider', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly providerLatency = new Histogram({
+    name: 'hapax_provider_request_duration_seconds',
+    help: 'Upstream attempt duration by provider (to the full answer, or to the first token for streams)',
+    labelNames: ['provider'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly timeToFirstToken = new Histogram({
+    name: 'hapax_time_to_first_token_seconds',
+    help: 'Time from request start to the first streamed event, by provider',
+    labelNames: ['provider'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly failovers = new Counter({
+    name: 'hapax_failovers_total',
+    help: 'Moves from one provider to the next within a request',
+    labelNames: ['from', 'to', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: 'hapax_retries_total',
+    help: 'Retries of the same provider after a retryable failure',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: 'hapax_queue_depth',
+    help: 'Requests waiting for a provider concurrency slot',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly queueWait = new Histogram({
+    name: 'hapax_queue_wait_seconds',
+    help: 'Time spent waiting for a provider concurrency slot',
+    labelNames: ['provider'] as const,
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly overhead = new Histogram({
+    name: 'hapax_gateway_overhead_seconds',
+    help: 'Time Hapax spent on a request that was not spent waiting on a provider',
+    buckets: OVERHEAD_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly configReloads = new Counter({
+    name: 'hapax_config_reloads_total',
+    help: 'Config reloads by result (success or failure)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry });
+  constructor(routeLabelNames: readonly string[] = []) {
+    this.routeLabelNames = routeLabelNames;
+    const extra = [...routeLabelNames];
+    this.httpRequests = new Counter({
+      name: 'hapax_http_requests_total',
+      help: 'HTTP requests by endpoint (route pattern) and status',
+      labelNames: ['endpoint', 'status', ...extra],
+      registers: [this.registry],
+    });
+    this.httpDuration = new Histogram({
+      name: 'hapax_http_request_duration_seconds',
+      help: 'HTTP request duration in seconds, to the end of the response',
+      labelNames: ['endpoint', ...extra],
+      buckets: LATENCY_BUCKETS,
+      registers: [this.registry],
+    });
+    this.tokens = new Counter({
+      name: 'hapax_tokens_total',
+      help: 'Tokens processed by provider, model and type (prompt or completion)',
+      labelNames: ['provider', 'model', 'type', 'client', ...extra],
+      registers: [this.registry],
+    });
+    this.cost = new Counter({
+      name: 'hapax_cost_usd_total',
+      help: 'Estimated spend in US dollars from the pricing table, by provider and model',
+      labelNames: ['provider', 'model', 'client', ...extra],
+      registers: [this.registry],
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: '' });
   }
 }

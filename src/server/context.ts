@@ -1,5 +1,6 @@
 /** Per-request state shared by hooks and handlers. One object per request, created in onRequest. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { DispatchResult } from '../gateway/dispatch.ts';
 import type { Runtime, RouteSpec } from '../gateway/runtime.ts';
 import type { AttemptContext, ModelTarget } from '../providers/adapter.ts';
 import { checkKeyModel } from './auth.ts';
@@ -16,7 +17,10 @@ export interface RequestState {
   key?: ApiKeyRecord;
   /** Who is calling, for limits and metrics: the key's name, or the client IP when auth is off. */
   client: string;
+  /** The provider and configured model that answered (bounded values, for metrics). */
+  target?: ModelTarget;
   provider?: string;
+  /** The model name the provider reported. */
   model?: string;
   attempts?: number;
   /** Tokens the answer used, once known (streams report it at their end). */
@@ -41,13 +45,14 @@ export function attemptContext(request: FastifyRequest): AttemptContext {
 }
 
 /** Headers that say who served the request. */
-export function setServedBy(reply: FastifyReply, state: RequestState, provider: string, model: string, attempts: number, usage?: Usage): void {
-  state.provider = provider;
-  if (usage) state.usage = usage;
+export function setServedBy(reply: FastifyReply, state: RequestState, result: DispatchResult<unknown>, model: string, usage?: Usage): void {
+  state.target = result.target;
+  state.provider = result.target.provider;
   state.model = model;
-  state.attempts = attempts;
-  reply.header('x-hapax-provider', provider);
-  reply.header('x-hapax-attempts', attempts);
+  state.attempts = result.attempts;
+  if (usage) state.usage = usage;
+  reply.header('x-hapax-provider', result.target.provider);
+  reply.header('x-hapax-attempts', result.attempts);
 }
 
 /**

@@ -15,13 +15,13 @@ export const completionHandler: Handler = async (request, reply, state) => {
   const ctx = attemptContext(request);
   if (!completion.stream) {
     const result = await runtime.dispatcher.complete(completion, candidates, ctx);
-    setServedBy(reply, state, result.target.provider, result.value.model, result.attempts, result.value.usage);
+    setServedBy(reply, state, result, result.value.model, result.value.usage);
     return encodeNativeResponse(result.value, { requestId: request.id, provider: result.target.provider, model: result.target.model });
   }
   const result = await runtime.dispatcher.stream(completion, candidates, ctx);
   const first = result.value.first;
   const model = first.type === 'start' ? first.model : result.target.model;
-  setServedBy(reply, state, result.target.provider, model, result.attempts);
+  setServedBy(reply, state, result, model);
   const encoder = new NativeStreamEncoder({ requestId: request.id, provider: result.target.provider, model });
   return sendEventStream(reply, result.value, {
     encode: (event) => encoder.encode(event),

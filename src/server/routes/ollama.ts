@@ -13,26 +13,26 @@ import {
   NdjsonEncoder,
   OLLAMA_API_VERSION,
 } from '../../dialects/ollama.ts';
-import { attemptContext, setServedBy, type Handler } from '../context.ts';
+import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
 import { sendEventStream } from '../stream.ts';
 
 export const ollamaChatHandler: Handler = async (request, reply, state) => {
   const chat = decodeChatRequest(request.body);
-  const { runtime, route } = state;
-  const candidates = runtime.catalog.resolve(route?.pinnedModel ?? chat.model, route?.preference);
+  const { runtime } = state;
+  const candidates = candidatesFor(state, chat.model);
   // Ollama clients send a chat without messages to load a model ahead of use; ours are always ready.
   if (chat.messages.length === 0) return encodeLoadResponse(chat.model ?? candidates[0]?.model ?? '');
   const ctx = attemptContext(request);
   if (!chat.stream) {
     const result = await runtime.dispatcher.complete(chat, candidates, ctx);
-    setServedBy(reply, state, result.target.provider, result.value.model, result.attempts);
+    setServedBy(reply, state, result, result.value.model, result.value.usage);
     return encodeChatResponse(result.value);
   }
   const result = await runtime.dispatcher.stream(chat, candidates, ctx);
   const first = result.value.first;
   const model = first.type === 'start' ? first.model : result.target.model;
-  setServedBy(reply, state, result.target.provider, model, result.attempts);
+  setServedBy(reply, state, result, model);
   const encoder = new NdjsonEncoder(model);
   return sendEventStream(reply, result.value, {
     contentType: NDJSON_CONTENT_TYPE,
@@ -50,10 +50,10 @@ export const ollamaTagsHandler: Handler = async (_request, _reply, state) =>
 
 export const ollamaEmbedHandler: Handler = async (request, reply, state) => {
   const embed = decodeEmbedRequest(request.body);
-  const { runtime, route } = state;
-  const candidates = runtime.catalog.resolve(route?.pinnedModel ?? embed.model, route?.preference);
+  const { runtime } = state;
+  const candidates = candidatesFor(state, embed.model);
   const result = await runtime.dispatcher.embeddings(embed, candidates, attemptContext(request));
-  setServedBy(reply, state, result.target.provider, result.value.model, result.attempts);
+  setServedBy(reply, state, result, result.value.model, result.value.usage);
   return encodeEmbedResponse(result.value);
 };
 

@@ -13,13 +13,13 @@ export const chatHandler: Handler = async (request, reply, state) => {
   const ctx = attemptContext(request);
   if (!chat.stream) {
     const result = await runtime.dispatcher.complete(chat, candidates, ctx);
-    setServedBy(reply, state, result.target.provider, result.value.model, result.attempts, result.value.usage);
+    setServedBy(reply, state, result, result.value.model, result.value.usage);
     return encodeChatResponse(result.value);
   }
   const result = await runtime.dispatcher.stream(chat, candidates, ctx);
   const first = result.value.first;
   const model = first.type === 'start' ? first.model : result.target.model;
-  setServedBy(reply, state, result.target.provider, model, result.attempts);
+  setServedBy(reply, state, result, model);
   const id = first.type === 'start' ? first.id : `chatcmpl-${request.id}`;
   const encoder = new ChunkEncoder(id, model, Math.floor(Date.now() / 1000), chat.includeUsage);
   return sendEventStream(reply, result.value, {
@@ -46,7 +46,7 @@ export const embeddingsHandler: Handler = async (request, reply, state) => {
   const candidates = candidatesFor(state, body.model || undefined);
   const input = typeof body.input === 'string' ? [body.input] : body.input;
   const result = await runtime.dispatcher.embeddings({ model: body.model, input, dimensions: body.dimensions }, candidates, attemptContext(request));
-  setServedBy(reply, state, result.target.provider, result.value.model, result.attempts);
+  setServedBy(reply, state, result, result.value.model, result.value.usage);
   const base64 = body.encoding_format === 'base64';
   return {
     object: 'list',

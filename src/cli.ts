@@ -1,64 +1,104 @@
-/** The `hapax` command: serve, validate. */
+/**
+ * The `hapax` command: serve, validate.
+ * Exit codes: 0 success, 1 the gateway could not start or stop cleanly, 2 the config is invalid.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultConfig } from './config/default.ts';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './config/load.ts';
-import { startGateway } from './server/start.ts';
+import { startGateway, type Gateway } from './server/start.ts';
+
+const EXIT_FAILURE = 1;
+const EXIT_INVALID_CONFIG = 2;
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-/** --config, else $HAPAX_CONFIG, else ./hapax.yaml, else the built-in default. */
+/**
+ * --config, else $HAPAX_CONFIG (or $CONFIG_PATH, which the original Hapax image used), else
+ * ./hapax.yaml, else the built-in default. An empty variable counts as unset.
+ */
 async function resolveConfig(file: string | undefined): Promise<LoadedConfig> {
-  const chosen = file ?? process.env.HAPAX_CONFIG ?? process.env.CONFIG_PATH ?? (existsSync('hapax.yaml') ? 'hapax.yaml' : undefined);
+  const chosen = file || process.env.HAPAX_CONFIG || process.env.CONFIG_PATH || (existsSync('hapax.yaml') ? 'hapax.yaml' : undefined);
   return chosen ? loadConfigFile(chosen) : defaultConfig();
 }
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
   return n;
 }
 
-function reportConfigError(error: unknown): never {
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** Config problems are the user's to fix: list them, no stack trace. Anything else is a failure. */
+function exitOnError(error: unknown): never {
   if (error instanceof ConfigError) {
     process.stderr.write(`${error.message}\n`);
-    process.exit(2);
+    process.exit(EXIT_INVALID_CONFIG);
   }
-  throw error;
+  process.stderr.write(`hapax: ${messageOf(error)}\n`);
+  process.exit(EXIT_FAILURE);
+}
+
+/** SIGTERM/SIGINT: stop accepting, let requests in flight finish, exit 0. A second signal exits at once. */
+function stopOnSignals(gateway: Gateway, shutdownTimeoutMs: number): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      gateway.logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(EXIT_FAILURE);
+    }
+    stopping = true;
+    gateway.logger.info({ signal }, 'shutting down');
+    // server.shutdown_timeout bounds the wait for requests in flight (e.g. long streams).
+    setTimeout(() => {
+      gateway.logger.error({ shutdown_timeout_ms: shutdownTimeoutMs }, 'shutdown timed out; exiting');
+      process.exit(EXIT_FAILURE);
+    }, shutdownTimeoutMs).unref();
+    gateway.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        gateway.logger.error({ err: error }, 'error while shutting down');
+        process.exit(EXIT_FAILURE);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 const program = new Command()
   .name('hapax')
   .description('LLM gateway: failover, circuit breakers, health checks, auth, rate limits and metrics from one YAML file')
-  .version(pkg.version, '-v, --version');
+  .version(pkg.version, '-v, --version')
+  .showHelpAfterError('(add --help for usage)');
 
 program
   .command('serve')
   .description('start the gateway')
   .option('-c, --config <file>', 'config file (default: $HAPAX_CONFIG, ./hapax.yaml, or the built-in default)')
-  .option('-p, --port <port>', 'port to listen on (overrides server.port)', port)
+  .option('-p, --port <port>', 'port to listen on, 0 for any free port (overrides server.port)', port)
   .option('--host <addr>', 'address to listen on (overrides server.host)')
   .action(async (opts: { config?: string; port?: number; host?: string }) => {
-    const loaded = await resolveConfig(opts.config).catch(reportConfigError);
-    const gateway = await startGateway({ loaded, port: opts.port, host: opts.host });
-    gateway.logger.info({ url: gateway.url, config: loaded.source, providers: [...gateway.holder.current.adapters.keys()] }, 'hapax listening');
-    const stop = async (signal: string) => {
-      gateway.logger.info({ signal }, 'shutting down');
-      await gateway.close();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    const loaded = await resolveConfig(opts.config).catch(exitOnError);
+    const gateway = await startGateway({ loaded, port: opts.port, host: opts.host }).catch(exitOnError);
+    gateway.logger.info(
+      { url: gateway.url, config: loaded.source, providers: [...gateway.holder.current.adapters.keys()] },
+      'hapax listening',
+    );
+    stopOnSignals(gateway, loaded.config.server.shutdown_timeout);
   });
 
 program
   .command('validate')
-  .description('check a config file and list every problem by key path')
+  .description('check a config file and list every problem by key path (exit 2 when invalid)')
+  .argument('[file]', 'config file to check (same default as serve)')
   .option('-c, --config <file>', 'config file to check')
-  .action(async (opts: { config?: string }) => {
-    const loaded = await resolveConfig(opts.config).catch(reportConfigError);
+  .action(async (file: string | undefined, opts: { config?: string }) => {
+    const loaded = await resolveConfig(opts.config ?? file).catch(exitOnError);
     for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
+    // Names only: never print a value from the config, which may hold keys.
     const providers = Object.keys(loaded.config.providers);
     process.stdout.write(`${loaded.source}: valid (${providers.length} provider${providers.length === 1 ? '' : 's'}: ${providers.join(', ')})\n`);
   });

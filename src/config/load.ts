@@ -1,41 +1,53 @@
 /**
  * Turns YAML text into a validated HapaxConfig: parse → expand ${ENV} → rename camelCase aliases →
- * validate with zod → fold the original Hapax `llm` block into providers → cross-checks.
- * Every problem is reported with its key path; nothing half-valid is ever returned.
+ * validate with zod and cross-check names and paths → fold the original Hapax `llm` block into providers.
+ * Every problem is reported at once with its key path; nothing half-valid is ever returned.
  */
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { expandEnv } from './env.ts';
+import { expandEnv, type ExpandReport } from './env.ts';
 import { ConfigError, didYouMean, formatPath } from './errors.ts';
-import { canonicalizeKeys, keysAt } from './schema-walk.ts';
-import { configSchema, PROVIDER_TYPES, type HapaxConfig, type ProviderType } from './schema.ts';
+import { canonicalizeKeys, keysAt, snake } from './schema-walk.ts';
+import { configSchema, normalizeRoutePath, PROVIDER_TYPES, type HapaxConfig, type ProviderType } from './schema.ts';
 
 export interface LoadedConfig {
   config: HapaxConfig;
-  /** Keys that are accepted for compatibility but not acted on (yet): one warning each at start-up. */
+  /** Keys accepted for compatibility but not acted on, and unset ${ENV} references: one line each. */
   warnings: string[];
   source: string;
 }
 
-/** Accepted so that existing configs load, but Hapax does not act on them yet. */
-const NOT_APPLIED: ReadonlyArray<readonly [string, (c: HapaxConfig) => unknown]> = [
-  ['server.write_timeout', (c) => c.server.write_timeout],
-  ['server.http3', (c) => c.server.http3],
-  ['server.tls', (c) => c.server.tls],
-  ['server.workers', (c) => c.server.workers],
-  ['llm.max_context_tokens', (c) => c.llm?.max_context_tokens],
-  ['llm.cache', (c) => c.llm?.cache],
-  ['queue', (c) => c.queue],
-  ['processing', (c) => c.processing],
-  ['cache', (c) => c.cache],
-  ['state', (c) => c.state],
-  ['pricing', (c) => c.pricing],
-  ['tracing', (c) => c.tracing],
-  ['routes[].middleware', (c) => c.routes?.some((r) => r.middleware)],
-  ['routes[].headers', (c) => c.routes?.some((r) => r.headers)],
-  ['routes[].health_check', (c) => c.routes?.some((r) => r.health_check)],
+/**
+ * Accepted so that existing configs load, but Hapax does not act on them (yet): one warning each when
+ * the file sets them. `[]` means "in any element of the list".
+ */
+const NOT_APPLIED: readonly string[] = [
+  'server.read_timeout',
+  'server.write_timeout',
+  'server.http3',
+  'server.tls',
+  'server.workers',
+  'llm.max_context_tokens',
+  'llm.options',
+  'llm.cache',
+  'circuit_breaker.test_mode',
+  'queue.enabled',
+  'queue.state_path',
+  'queue.save_interval',
+  'processing',
+  'cache',
+  'state',
+  'pricing',
+  'tracing',
+  'routes[].middleware',
+  'routes[].headers',
+  'routes[].health_check',
 ];
+
+type Data = Record<string, unknown>;
+const isObject = (value: unknown): value is Data => value !== null && typeof value === 'object' && !Array.isArray(value);
+const isProviderType = (value: unknown): value is ProviderType => (PROVIDER_TYPES as readonly unknown[]).includes(value);
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   let text: string;
@@ -48,105 +60,259 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
 }
 
 export function parseConfig(text: string, source = '(inline)', env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  // `merge` keeps `<<: *defaults` working, as it did in the original (Go yaml.v3) Hapax.
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, merge: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(source, doc.errors.map((e) => `YAML ${e.message.split('\n')[0]}`));
+    // First line only: the rest is a source excerpt, which could show a secret. One syntax error
+    // usually cascades, so the first few say all there is.
+    const lines = doc.errors.slice(0, 5).map((e) => `YAML ${e.message.split('\n')[0]}`);
+    if (doc.errors.length > 5) lines.push(`... and ${doc.errors.length - 5} more YAML errors`);
+    if (/[{[][^\n]*\$\{/.test(text)) lines.push('hint: inside { } or [ ], quote values that use ${VAR}: {port: "${PORT}"}');
+    throw new ConfigError(source, lines);
   }
-  const raw = expandEnv(doc.toJS() ?? {}, env);
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(source, ['(root): expected a mapping of settings']);
-  }
+  const report: ExpandReport = { problems: [], warnings: [] };
+  const raw = expandEnv(doc.toJS() ?? {}, env, report);
+  if (!isObject(raw)) throw new ConfigError(source, ['(root): expected a mapping of settings']);
 
-  const problems: string[] = [];
-  const canonical = canonicalizeKeys(configSchema, raw, [], problems, formatPath);
+  const problems = [...report.problems];
+  const canonical = canonicalizeKeys(configSchema, raw, [], problems, formatPath) as Data;
   const parsed = configSchema.safeParse(canonical);
-  if (!parsed.success) problems.push(...parsed.error.issues.flatMap(describeIssue));
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => describeIssue(issue, canonical)));
+  // Cross-checks read the unvalidated data, so they are listed together with the schema's problems.
+  problems.push(...crossCheck(canonical));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
 
   const config = parsed.data;
-  foldLegacyLlmBlock(config);
-  problems.push(...crossCheck(config));
-  if (problems.length > 0) throw new ConfigError(source, problems);
-
-  const warnings = NOT_APPLIED.filter(([, present]) => present(config)).map(
-    ([key]) => `${key}: accepted but not applied by this version of Hapax`,
-  );
+  const warnings = [...report.warnings];
+  foldLegacyLlmBlock(config, canonical, warnings);
+  // The original's queue started at `initial_size` and never grew: that is our `max_size`.
+  if (config.queue?.initial_size !== undefined && !isSet(canonical, ['queue', 'max_size'])) config.queue.max_size = config.queue.initial_size;
+  for (const provider of Object.values(config.providers)) {
+    const listed = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
+    provider.model ??= listed[0] ?? (provider.type === 'mock' ? 'mock' : undefined);
+  }
+  for (const key of NOT_APPLIED) {
+    if (isSet(canonical, key.split('.'))) warnings.push(`${key}: accepted but not applied by this version of Hapax`);
+  }
   return { config, warnings, source };
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string[] {
-  if (issue.code === 'unrecognized_keys') {
-    const known = keysAt(configSchema, issue.path);
-    return issue.keys.map((key) => {
-      const hint = didYouMean(key, known);
-      return `${formatPath([...issue.path, key])}: unknown key${hint ? ` (did you mean ${hint}?)` : ''}`;
-    });
+/** Whether the (canonical, unvalidated) data sets this key path; `name[]` looks into every element. */
+function isSet(data: unknown, parts: readonly string[]): boolean {
+  if (parts.length === 0) return data !== undefined && data !== null;
+  if (!isObject(data)) return false;
+  const [head, ...rest] = parts;
+  if (head.endsWith('[]')) {
+    const list = data[head.slice(0, -2)];
+    return Array.isArray(list) && list.some((item) => isSet(item, rest));
   }
-  const where = formatPath(issue.path);
-  if (issue.code === 'invalid_value') {
-    return [`${where}: expected one of ${issue.values.map(String).join(', ')}`];
+  return isSet(data[head], rest);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// zod issues → one line per problem
+
+const camel = (key: string) => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/** zod's type names in the words a YAML author uses. */
+function yamlWords(text: string): string {
+  return text
+    .replace(/\b(record|object)\b/g, 'a mapping')
+    .replace(/\barray\b/g, 'a list')
+    .replace(/^Invalid (input|option): /, '');
+}
+
+/** The value at a key path of the data zod saw; zod's issues do not carry it. */
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let current = data;
+  for (const part of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[part];
   }
-  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
-    return [`${where}: required (${issue.expected})`];
+  return current;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, data: unknown, prefix: readonly PropertyKey[] = []): string[] {
+  const path = [...prefix, ...issue.path];
+  const where = formatPath(path);
+  const missing = valueAt(data, path) === undefined;
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const known = keysAt(configSchema, path);
+      return issue.keys.map((key) => {
+        // A camelCase typo (`failureTreshold`) is compared in snake_case and answered in camelCase.
+        const isCamel = /[A-Z]/.test(key);
+        const hint = didYouMean(isCamel ? snake(key) : key, known);
+        const shown = hint && isCamel ? camel(hint) : hint;
+        return `${formatPath([...path, key])}: unknown key${shown ? ` (did you mean ${shown}?)` : ''}`;
+      });
+    }
+    case 'invalid_value':
+      return [`${where}: ${missing ? 'required, ' : ''}expected one of ${issue.values.map(String).join(', ')}`];
+    case 'invalid_type':
+      if (missing) return [`${where}: required (${yamlWords(issue.expected)})`];
+      return [`${where}: ${yamlWords(issue.message)}`];
+    case 'invalid_union': {
+      // Each alternative failed on the value itself (e.g. `models: 5`): say what would have been accepted.
+      const expected = issue.errors.map((option) =>
+        option.length === 1 && option[0].path.length === 0 && (option[0].code === 'invalid_type' || option[0].code === 'invalid_value')
+          ? option[0].code === 'invalid_type'
+            ? yamlWords(option[0].expected)
+            : option[0].values.map((v) => JSON.stringify(v)).join(' or ')
+          : undefined,
+      );
+      if (expected.length > 0 && expected.every((e) => e !== undefined)) return [`${where}: expected ${expected.join(' or ')}`];
+      // Otherwise the alternative that got furthest (fewest problems) explains it best.
+      const closest = [...issue.errors].sort((a, b) => a.length - b.length)[0] ?? [];
+      return closest.length > 0 ? closest.flatMap((inner) => describeIssue(inner, data, path)) : [`${where}: ${issue.message}`];
+    }
+    case 'invalid_key':
+      return [`${where}: ${issue.issues[0]?.message ?? 'invalid name'}`];
+    case 'invalid_format':
+      if (issue.format === 'url') return [`${where}: expected an http:// or https:// URL`];
+      return [`${where}: ${issue.message}`];
+    case 'too_small':
+    case 'too_big':
+      return [`${where}: ${issue.message.charAt(0).toLowerCase()}${issue.message.slice(1)}`];
+    default:
+      return [`${where}: ${yamlWords(issue.message)}`];
   }
-  return [`${where}: ${issue.message.replace(/^Invalid (input|option): /, '')}`];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The original Hapax `llm` block
+
+interface LegacyEntry {
+  /** Key path of the entry, for messages: `llm` or `llm.backup_providers[0]`. */
+  at: string;
+  provider: unknown;
+  model: unknown;
+  api_key: unknown;
+  endpoint?: unknown;
 }
 
 /**
- * The original Hapax configured one provider under `llm` with `backup_providers`. Each becomes an
- * ordinary provider entry (unless `providers` already names it) and, absent a preference, the order.
+ * The providers an `llm` block names: its own, then `backup_providers`. The original defaulted
+ * `provider` to ollama, so a block that sets anything else but no provider still means ollama.
  */
-function foldLegacyLlmBlock(config: HapaxConfig): void {
+function legacyEntries(llm: unknown): LegacyEntry[] {
+  if (!isObject(llm)) return [];
+  const entries: LegacyEntry[] = [];
+  const configuresOne = ['provider', 'model', 'api_key', 'endpoint'].some((key) => llm[key] !== undefined && llm[key] !== '');
+  if (configuresOne) {
+    entries.push({ at: 'llm', provider: llm.provider || 'ollama', model: llm.model, api_key: llm.api_key, endpoint: llm.endpoint });
+  }
+  if (Array.isArray(llm.backup_providers)) {
+    llm.backup_providers.forEach((backup, i) => {
+      if (isObject(backup)) entries.push({ at: `llm.backup_providers[${i}]`, provider: backup.provider, model: backup.model, api_key: backup.api_key });
+    });
+  }
+  return entries;
+}
+
+/**
+ * Each provider of the `llm` block becomes an ordinary provider entry (unless `providers` already names
+ * it) and, absent a `provider_preference`, they come first in that order. `llm.retry` and
+ * `llm.health_check` stand in for the top-level sections when those are not given.
+ */
+function foldLegacyLlmBlock(config: HapaxConfig, canonical: Data, warnings: string[]): void {
   const llm = config.llm;
-  if (!llm?.provider) return;
-  const entries = [
-    { provider: llm.provider, model: llm.model, api_key: llm.api_key, endpoint: llm.endpoint },
-    ...(llm.backup_providers ?? []).map((b) => ({ ...b, endpoint: undefined as string | undefined })),
-  ];
+  if (!llm) return;
+  const entries = legacyEntries(canonical.llm);
+  if (entries[0]?.at === 'llm' && !llm.provider) warnings.push('llm.provider: not set; using ollama, as the original Hapax did');
   for (const entry of entries) {
-    if (config.providers[entry.provider]) continue;
-    if (!(PROVIDER_TYPES as readonly string[]).includes(entry.provider)) continue; // reported by crossCheck
-    config.providers[entry.provider] = {
-      type: entry.provider as ProviderType,
-      model: entry.model,
-      api_key: entry.api_key,
-      base_url: entry.endpoint || undefined,
+    const name = entry.provider as string; // checked by crossCheck
+    if (config.providers[name]) continue;
+    config.providers[name] = {
+      type: name as ProviderType,
+      model: (entry.model as string | undefined) || undefined,
+      api_key: (entry.api_key as string | undefined) || undefined,
+      base_url: (entry.endpoint as string | undefined) || undefined,
       weight: 1,
     };
   }
-  config.provider_preference ??= entries.map((e) => e.provider);
+  if (canonical.provider_preference === undefined && entries.length > 0) {
+    const first = entries.map((e) => e.provider as string);
+    config.provider_preference = [...new Set([...first, ...Object.keys(config.providers)])];
+  }
+  const given = <T extends object>(section: T) => Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined));
+  if (llm.retry && canonical.retry === undefined) config.retry = { ...config.retry, ...given(llm.retry) };
+  if (llm.health_check && canonical.health_check === undefined) config.health_check = { ...config.health_check, ...given(llm.health_check) };
 }
 
-const DEFAULT_MODEL: Partial<Record<ProviderType, string>> = { mock: 'mock' };
+// ---------------------------------------------------------------------------------------------------
+// Checks across keys, on the canonical data before validation (so they run even when it fails)
 
-function crossCheck(config: HapaxConfig): string[] {
+function crossCheck(raw: Data): string[] {
   const problems: string[] = [];
-  const names = Object.keys(config.providers);
-  for (const [name, provider] of Object.entries(config.providers)) {
-    const modelNames = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
-    provider.model ??= modelNames[0] ?? DEFAULT_MODEL[provider.type];
-    if (!provider.model) problems.push(`providers.${name}.model: required (the provider's default model)`);
+  const providers = isObject(raw.providers) ? raw.providers : {};
+  const legacy = legacyEntries(raw.llm);
+  const names = new Set(Object.keys(providers));
+
+  for (const entry of legacy) {
+    if (typeof entry.provider !== 'string') continue; // the schema reports the type
+    if (entry.provider in providers) continue;
+    if (!isProviderType(entry.provider)) {
+      const hint = didYouMean(entry.provider, [...PROVIDER_TYPES, ...names]);
+      problems.push(
+        `${entry.at}.provider: expected one of ${PROVIDER_TYPES.join(', ')} or a name under providers${hint ? ` (did you mean ${hint}?)` : ''}`,
+      );
+      continue;
+    }
+    names.add(entry.provider);
+    if (!entry.model && entry.provider !== 'mock') problems.push(`${entry.at}.model: required`);
+  }
+
+  for (const [name, provider] of Object.entries(providers)) {
+    if (!isObject(provider)) continue;
     if (provider.type === 'openai_compatible' && !provider.base_url) {
       problems.push(`providers.${name}.base_url: required for type openai_compatible`);
     }
+    const listsModels = Array.isArray(provider.models) ? provider.models.length > 0 : isObject(provider.models) && Object.keys(provider.models).length > 0;
+    if (isProviderType(provider.type) && provider.type !== 'mock' && provider.model === undefined && !listsModels) {
+      problems.push(`providers.${name}.model: required (the provider's default model), or list its models`);
+    }
   }
-  const checkNames = (list: string[] | undefined, key: string) =>
-    list?.forEach((name, i) => {
-      if (config.providers[name]) return;
+  if (names.size === 0 && legacy.length === 0 && (raw.providers === undefined || raw.providers === null || isObject(raw.providers))) {
+    problems.push('providers: no provider configured; add one under providers (or an llm block)');
+  }
+
+  const checkNames = (list: unknown, key: string) => {
+    if (!Array.isArray(list)) return;
+    const seen = new Set<unknown>();
+    list.forEach((name, i) => {
+      if (typeof name !== 'string') return;
+      if (seen.has(name)) problems.push(`${key}[${i}]: "${name}" is listed twice`);
+      seen.add(name);
+      if (names.has(name)) return;
       const hint = didYouMean(name, names);
-      problems.push(`${key}[${i}]: unknown provider "${name}"${hint ? ` (did you mean ${hint}?)` : ''}`);
+      const known = names.size > 0 ? `configured: ${[...names].join(', ')}` : 'no providers are configured';
+      problems.push(`${key}[${i}]: unknown provider "${name}" (${hint ? `did you mean ${hint}?` : known})`);
     });
-  checkNames(config.provider_preference, 'provider_preference');
-  config.routes?.forEach((route, i) => checkNames(route.provider_preference, `routes[${i}].provider_preference`));
-  const llm = config.llm;
-  if (llm?.provider && !config.providers[llm.provider]) {
-    problems.push(`llm.provider: expected one of ${PROVIDER_TYPES.join(', ')} or a name under providers`);
+  };
+  checkNames(raw.provider_preference, 'provider_preference');
+
+  // Every path served from the config: model endpoints and routes. Two owners for one path is a mistake.
+  const owners = new Map<string, string>();
+  const claim = (path: unknown, at: string) => {
+    if (typeof path !== 'string' || !path.startsWith('/')) return; // the schema reports it
+    const normalized = normalizeRoutePath(path);
+    const previous = owners.get(normalized);
+    if (previous) problems.push(`${at}: ${normalized} is already served by ${previous}`);
+    else owners.set(normalized, at);
+  };
+  for (const [name, provider] of Object.entries(providers)) {
+    if (!isObject(provider) || !isObject(provider.models)) continue;
+    for (const [model, entry] of Object.entries(provider.models)) {
+      if (isObject(entry)) claim(entry.endpoint, `providers.${name}.models.${model}.endpoint`);
+    }
   }
-  const seen = new Map<string, number>();
-  config.routes?.forEach((route, i) => {
-    const previous = seen.get(route.path);
-    if (previous !== undefined) problems.push(`routes[${i}].path: ${route.path} is already routes[${previous}].path`);
-    seen.set(route.path, i);
-  });
+  if (Array.isArray(raw.routes)) {
+    raw.routes.forEach((route, i) => {
+      if (!isObject(route)) return;
+      claim(route.path, `routes[${i}].path`);
+      checkNames(route.provider_preference, `routes[${i}].provider_preference`);
+    });
+  }
   return problems;
 }

@@ -1,6 +1,7 @@
 /**
  * Walks raw config data alongside the zod schema, to rename camelCase spellings (`circuitBreaker`,
- * `maxRequests`) to their canonical snake_case keys and to find the keys an object accepts.
+ * `maxRequests`) to their canonical snake_case keys, to turn strings from `${ENV}` expansion into the
+ * numbers and booleans the schema expects, and to find the keys an object accepts.
  */
 import type { z } from 'zod';
 
@@ -66,17 +67,47 @@ export function keysAt(schema: AnySchema, path: readonly PropertyKey[]): string[
   return current ? objectShapes(current).flatMap(Object.keys) : [];
 }
 
-const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+export const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** The scalar kinds (`number`, `string`, ...) a value at this schema may have. */
+function scalarKinds(schema: AnySchema): Set<string> {
+  const def = defOf(schema);
+  if (def.type === 'union') return new Set((def.options as AnySchema[]).flatMap((o) => [...scalarKinds(o)]));
+  if (def.type === 'pipe') return scalarKinds(def.in as AnySchema);
+  if (def.innerType) return scalarKinds(def.innerType);
+  return new Set([def.type]);
+}
 
 /**
- * Returns a copy of `data` with camelCase keys renamed where the schema knows the snake_case key.
- * Reports a problem when both spellings are present.
+ * `port: ${PORT:-8080}` is a string once expanded; where the schema wants a number or a boolean (and
+ * no string), a string that spells one is converted. The other way round, `version: 1` or
+ * `api_key: 12345` where only a string fits becomes "1" / "12345", as Go's YAML decoder did.
+ * Anything else is left for zod to report.
+ */
+function coerceScalar(schema: AnySchema, value: string | number | boolean): unknown {
+  const kinds = scalarKinds(schema);
+  if (kinds.has('unknown') || kinds.has('any')) return value;
+  if (typeof value !== 'string') {
+    return kinds.has('string') && !kinds.has(typeof value) && !kinds.has('literal') ? String(value) : value;
+  }
+  if (kinds.has('string')) return value;
+  const trimmed = value.trim();
+  if (kinds.has('number') && /^-?\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed);
+  if (kinds.has('boolean') && (trimmed === 'true' || trimmed === 'false')) return trimmed === 'true';
+  return value;
+}
+
+/**
+ * Returns a copy of `data` with camelCase keys renamed where the schema knows the snake_case key, and
+ * numeric/boolean strings converted where the schema wants those. Reports a problem when both
+ * spellings of a key are present.
  */
 export function canonicalizeKeys(schema: AnySchema, data: unknown, path: PropertyKey[], problems: string[], fmt: (p: PropertyKey[]) => string): unknown {
   if (Array.isArray(data)) {
     const element = unwrapTo(schema, 'array');
     return element ? data.map((item, i) => canonicalizeKeys(element, item, [...path, i], problems, fmt)) : data;
   }
+  if (typeof data === 'string' || typeof data === 'number' || typeof data === 'boolean') return coerceScalar(schema, data);
   if (data === null || typeof data !== 'object') return data;
   const shapes = objectShapes(schema);
   if (shapes.length === 0) {

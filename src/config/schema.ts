@@ -5,15 +5,28 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 
-/** A duration in milliseconds, written as "30s", "100ms", "1m" or a number of milliseconds. */
-export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
+/**
+ * A duration in milliseconds, written as "30s", "100ms", "1m" or a number of milliseconds.
+ * The message never repeats the value: it may have come from the environment.
+ */
+export const duration = z.unknown().transform((value, ctx) => {
+  const ms = typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : undefined;
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration such as 100ms, 30s or 1m, got ${JSON.stringify(value)}` });
+    ctx.addIssue({ code: 'custom', message: 'expected a duration such as 100ms, 30s or 1m' });
     return z.NEVER;
   }
   return ms;
 });
+
+/** An http(s) URL, or empty (the original Hapax wrote `endpoint: ""` for "the provider's default"). */
+const urlOrEmpty = z.string().refine((text) => text === '' || /^https?:\/\/[^/\s]+/.test(text), {
+  message: 'expected an http:// or https:// URL',
+});
+
+/** Route paths are looked up without a trailing slash, so they are stored without one. */
+export const normalizeRoutePath = (path: string): string => path.replace(/\/+$/, '') || '/';
+
+const routePath = z.string().startsWith('/', 'expected a path starting with /').transform(normalizeRoutePath);
 
 export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock'] as const;
 
@@ -43,7 +56,7 @@ const rateLimit = z.strictObject({
 /** The shape the product documents use: `models: {name: {api_key, endpoint}}`. */
 const modelEntry = z.strictObject({
   api_key: z.string().optional(),
-  endpoint: z.string().startsWith('/').optional(),
+  endpoint: routePath.optional(),
 });
 
 const provider = z.strictObject({
@@ -75,14 +88,23 @@ const circuitBreaker = z.strictObject({
 
 const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version'] as const;
 
+/** The original Hapax per-route health check. */
+const routeHealthCheck = z.strictObject({
+  enabled: z.boolean().optional(),
+  interval: duration.optional(),
+  timeout: duration.optional(),
+  threshold: z.number().int().min(0).optional(),
+  checks: z.record(z.string(), z.string()).optional(),
+});
+
 const route = z.strictObject({
-  path: z.string().startsWith('/'),
+  path: routePath,
   handler: z.enum(HANDLERS),
   version: z.string().optional(),
   methods: z.array(z.string().toUpperCase()).optional(),
   headers: z.record(z.string(), z.string()).optional(),
   middleware: z.array(z.string()).optional(),
-  health_check: z.unknown().optional(),
+  health_check: routeHealthCheck.optional(),
   metrics_labels: z.record(z.string(), z.string()).optional(),
   timeout: duration.optional(),
   max_body_size: z.number().int().positive().optional(),
@@ -92,12 +114,24 @@ const route = z.strictObject({
   dedup: z.boolean().optional(),
 });
 
-/** The original Go Hapax single-provider block. */
+/** The original Hapax response cache under `llm.cache`. */
+const llmCache = z.strictObject({
+  enable: z.boolean().optional(),
+  type: z.enum(['memory', 'redis', 'file']).optional(),
+  ttl: duration.optional(),
+  max_size: z.number().int().min(0).optional(),
+  dir: z.string().optional(),
+  redis: z
+    .strictObject({ address: z.string().optional(), password: z.string().optional(), db: z.number().int().min(0).optional() })
+    .optional(),
+});
+
+/** The original Go Hapax single-provider block; folded into `providers` by load.ts. */
 const llm = z.strictObject({
   provider: z.string().optional(),
   model: z.string().optional(),
   api_key: z.string().optional(),
-  endpoint: z.string().optional(),
+  endpoint: urlOrEmpty.optional(),
   system_prompt: z.string().optional(),
   max_context_tokens: z.number().int().optional(),
   options: z.record(z.string(), z.unknown()).optional(),
@@ -106,7 +140,49 @@ const llm = z.strictObject({
     .array(z.strictObject({ provider: z.string(), model: z.string().optional(), api_key: z.string().optional() }))
     .optional(),
   health_check: healthCheck.partial().optional(),
-  cache: z.record(z.string(), z.unknown()).optional(),
+  cache: llmCache.optional(),
+});
+
+/** The original Hapax HTTP/3 (QUIC) listener settings. */
+const http3 = z.strictObject({
+  enabled: z.boolean().optional(),
+  port: z.number().int().min(0).max(65535).optional(),
+  tls_cert_file: z.string().optional(),
+  tls_key_file: z.string().optional(),
+  idle_timeout: duration.optional(),
+  max_bi_streams_concurrent: z.number().int().min(0).optional(),
+  max_uni_streams_concurrent: z.number().int().min(0).optional(),
+  max_stream_receive_window: z.number().int().min(0).optional(),
+  max_connection_receive_window: z.number().int().min(0).optional(),
+  enable_0rtt: z.boolean().optional(),
+  max_0rtt_size: z.number().int().min(0).optional(),
+  allow_0rtt_replay: z.boolean().optional(),
+  udp_receive_buffer_size: z.number().int().min(0).optional(),
+});
+
+/** Requests waiting for a provider at its `max_concurrency`; also takes the original Hapax's queue keys. */
+const queue = z.strictObject({
+  /** Requests waiting for a provider's max_concurrency slot, at most; beyond: 503 with Retry-After. */
+  max_size: z.number().int().positive().default(1000),
+  /** Longest wait for a slot. */
+  timeout: duration.default(30_000),
+  // The original Hapax's keys; `initial_size` stands in for `max_size` when that is not given (load.ts).
+  enabled: z.boolean().optional(),
+  initial_size: z.number().int().positive().optional(),
+  state_path: z.string().optional(),
+  save_interval: duration.optional(),
+});
+
+/** The original Hapax request/response processing. */
+const processing = z.strictObject({
+  request_templates: z.record(z.string(), z.string()).optional(),
+  response_formatting: z
+    .strictObject({
+      clean_json: z.boolean().optional(),
+      trim_whitespace: z.boolean().optional(),
+      max_length: z.number().int().min(0).optional(),
+    })
+    .optional(),
 });
 
 const apiKey = z
@@ -132,7 +208,7 @@ export const configSchema = z.strictObject({
       shutdown_timeout: duration.default(30_000),
       request_timeout: duration.default(30_000),
       max_body_size: z.number().int().positive().default(1_048_576),
-      http3: z.record(z.string(), z.unknown()).optional(),
+      http3: http3.optional(),
       tls: z.strictObject({ cert_file: z.string(), key_file: z.string() }).optional(),
       workers: z.union([z.number().int().positive(), z.literal('auto')]).optional(),
     })
@@ -154,8 +230,8 @@ export const configSchema = z.strictObject({
     .strictObject({ enabled: z.boolean().default(true), path: z.string().default('/metrics'), auth: z.boolean().default(false) })
     .prefault({}),
   routes: z.array(route).optional(),
-  queue: z.record(z.string(), z.unknown()).optional(),
-  processing: z.record(z.string(), z.unknown()).optional(),
+  queue: queue.optional(),
+  processing: processing.optional(),
   auth: z
     .strictObject({
       enabled: z.boolean().default(false),

@@ -1,0 +1,240 @@
+/** The real `hapax` command, spawned as a user runs it: bin/hapax.js on Node 24, against dist/. */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const NODE = join(ROOT, 'node_modules/.bin/node');
+const BIN = join(ROOT, 'bin/hapax.js');
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** dist/ is what bin/hapax.js runs: rebuild it when any source file is newer. */
+function ensureBuilt(): void {
+  const built = join(ROOT, 'dist/cli.js');
+  const builtAt = existsSync(built) ? statSync(built).mtimeMs : 0;
+  const sources = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+  if (sources.every((f) => statSync(join(ROOT, 'src', f)).mtimeMs <= builtAt)) return;
+  try {
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
+  } catch (error) {
+    // tsc still emits on type errors elsewhere in the tree; only a missing dist/ stops these tests.
+    if (!existsSync(built)) throw error;
+  }
+}
+
+/** The environment of a user who set no Hapax variables and no provider keys. */
+function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'HAPAX_CONFIG', 'CONFIG_PATH']) delete env[name];
+  return { ...env, ...extra };
+}
+
+const tempDir = () => mkdtempSync(join(tmpdir(), 'hapax-cli-'));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command that ends by itself. */
+function run(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(NODE, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: opts.env ?? userEnv(), timeout: 15_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  /** The 'hapax listening' log line. */
+  listening: Record<string, unknown>;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+const running = new Set<ChildProcess>();
+
+/** Stops whatever a test left running, by its PID. */
+function stopAll(): void {
+  for (const child of running) {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+  }
+  running.clear();
+}
+
+function parseLogLine(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined; // not a JSON log line
+  }
+}
+
+/** Spawns `hapax serve ...` and resolves once it logs 'hapax listening' (with the URL it listens on). */
+function serve(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Served> {
+  const child = spawn(NODE, [BIN, 'serve', ...args], { cwd: opts.cwd, env: opts.env ?? userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let pending = '';
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const entry = parseLogLine(line);
+        if (entry?.msg === 'hapax listening') resolve({ child, url: entry.url as string, listening: entry, stderr: () => stderr, exited });
+      }
+    });
+    void exited.then((code) => reject(new Error(`hapax serve exited with ${code} before listening:\n${stderr}`)));
+  });
+}
+
+async function ask(url: string, text: string): Promise<string | null | undefined> {
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'not-needed', maxRetries: 0 });
+  const completion = await client.chat.completions.create({ model: '', messages: [{ role: 'user', content: text }] });
+  return completion.choices[0].message.content;
+}
+
+beforeAll(ensureBuilt, 120_000);
+
+afterEach(stopAll);
+afterAll(stopAll);
+
+describe('hapax --version and --help', () => {
+  it('prints the package version', async () => {
+    const { code, stdout } = await run(['--version']);
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe(VERSION);
+  });
+
+  it('lists the commands and their options', async () => {
+    const top = await run(['--help']);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toMatch(/serve \[options\]/);
+    expect(top.stdout).toMatch(/validate \[options\] \[file\]/);
+    const serveHelp = await run(['serve', '--help']);
+    for (const option of ['--config <file>', '--port <port>', '--host <addr>']) expect(serveHelp.stdout).toContain(option);
+  });
+
+  it('rejects a bad --port before starting anything', async () => {
+    const { code, stderr } = await run(['serve', '--port', 'eighty']);
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('expected a port number 0-65535');
+  });
+});
+
+describe('hapax validate', () => {
+  it('accepts a good config, says which providers it found and warns about keys it will not act on', async () => {
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'good.yaml'),
+      'providers:\n  openai: {type: openai, model: gpt-4o-mini, api_key: "${OPENAI_API_KEY}"}\n  mock: {type: mock}\nqueue: {enabled: true}\n',
+    );
+    const { code, stdout, stderr } = await run(['validate', '--config', 'good.yaml'], { cwd: dir, env: userEnv({ OPENAI_API_KEY: 'sk-live-validate-ok' }) });
+    expect(code).toBe(0);
+    expect(stdout).toBe('good.yaml: valid (2 providers: openai, mock)\n');
+    expect(stderr).toBe('warning: queue.enabled: accepted but not applied by this version of Hapax\n');
+    expect(stdout + stderr).not.toContain('sk-live');
+  });
+
+  it('rejects a bad config with exit 2, listing every problem by key path and no secret', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(
+      file,
+      `
+providers:
+  openai: {type: opnai, model: gpt-4o, api_key: sk-live-in-the-file}
+  backup: {type: openai, model: gpt-4o-mini, api_key: "\${OPENAI_API_KEY}", timeout: "\${OPENAI_API_KEY}"}
+circuit_breaker:
+  failure_treshold: 3
+provider_preference: [openai, bakup]
+`,
+    );
+    const { code, stdout, stderr } = await run(['validate', file], { env: userEnv({ OPENAI_API_KEY: 'sk-live-from-env' }) });
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.split('\n')).toEqual([
+      `invalid config ${file}:`,
+      '  providers.openai.type: expected one of openai, anthropic, ollama, openai_compatible, mock',
+      '  providers.backup.timeout: expected a duration such as 100ms, 30s or 1m',
+      '  circuit_breaker.failure_treshold: unknown key (did you mean failure_threshold?)',
+      '  provider_preference[1]: unknown provider "bakup" (did you mean backup?)',
+      '',
+    ]);
+    expect(stderr).not.toContain('sk-live');
+  });
+
+  it('names a file it cannot read', async () => {
+    const { code, stderr } = await run(['validate', '--config', 'no-such-file.yaml'], { cwd: tempDir() });
+    expect(code).toBe(2);
+    expect(stderr).toContain('no-such-file.yaml');
+    expect(stderr).toContain('cannot read file: ENOENT');
+  });
+
+  it('checks ./hapax.yaml when no file is named, else the built-in default', async () => {
+    const dir = tempDir();
+    expect((await run(['validate'], { cwd: dir })).stdout).toBe('(built-in default): valid (1 provider: mock)\n');
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  local: {type: mock}\n');
+    expect((await run(['validate'], { cwd: dir })).stdout).toBe('hapax.yaml: valid (1 provider: local)\n');
+  });
+});
+
+describe('hapax serve', () => {
+  it('serves the built-in mock with no config at all, answers the OpenAI SDK, and exits 0 on SIGTERM', async () => {
+    const served = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: tempDir() });
+    expect(served.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(served.listening).toMatchObject({ config: '(built-in default)', providers: ['mock'] });
+    expect(await ask(served.url, 'ping')).toBe('Hello from the Hapax mock provider. You said: ping');
+    served.child.kill('SIGTERM');
+    expect(await served.exited).toBe(0);
+  });
+
+  it('reads ./hapax.yaml from the working directory', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'server: {host: 127.0.0.1, port: 0}\nproviders:\n  here: {type: mock, reply: from hapax.yaml}\n');
+    const served = await serve([], { cwd: dir });
+    expect(served.listening).toMatchObject({ config: 'hapax.yaml', providers: ['here'] });
+    expect(await ask(served.url, 'hi')).toBe('from hapax.yaml');
+  });
+
+  it('prefers $HAPAX_CONFIG to ./hapax.yaml, and --config to both', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  here: {type: mock, reply: from hapax.yaml}\n');
+    const fromEnv = join(dir, 'env.yaml');
+    writeFileSync(fromEnv, 'providers:\n  env: {type: mock, reply: from HAPAX_CONFIG}\n');
+    writeFileSync(join(dir, 'flag.yaml'), 'providers:\n  flag: {type: mock, reply: from --config}\n');
+    const env = userEnv({ HAPAX_CONFIG: fromEnv });
+
+    const byEnv = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: dir, env });
+    expect(byEnv.listening).toMatchObject({ config: fromEnv, providers: ['env'] });
+    expect(await ask(byEnv.url, 'hi')).toBe('from HAPAX_CONFIG');
+
+    const byFlag = await serve(['--config', 'flag.yaml', '--port', '0', '--host', '127.0.0.1'], { cwd: dir, env });
+    expect(await ask(byFlag.url, 'hi')).toBe('from --config');
+  });
+
+  it('refuses to start on an invalid config, with exit 2 and the problems', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  vllm: {type: openai_compatible, model: qwen}\n');
+    const served = serve(['--port', '0'], { cwd: dir });
+    await expect(served).rejects.toThrow(/exited with 2 before listening:\ninvalid config hapax\.yaml:\n {2}providers\.vllm\.base_url: required for type openai_compatible/);
+  });
+
+  it('exits 1 with one clear line when the port is taken', async () => {
+    const first = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: tempDir() });
+    const port = new URL(first.url).port;
+    const second = serve(['--port', port, '--host', '127.0.0.1'], { cwd: tempDir() });
+    await expect(second).rejects.toThrow(/exited with 1 before listening:\nhapax: listen EADDRINUSE/);
+  });
+});

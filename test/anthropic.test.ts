@@ -25,6 +25,9 @@ describe('Anthropic API against an Anthropic-format upstream', () => {
     gateway = await startTestGateway(`
 providers:
   claude: {type: anthropic, base_url: "${upstream.url}", api_key: "${UPSTREAM_KEY}", model: ${MODEL}}
+# These tests check how each upstream answer maps to the client; retries and breakers have their own tests.
+retry: {max_retries: 0}
+circuit_breaker: {failure_threshold: 1000}
 `);
     client = anthropicClient(gateway);
   });
@@ -137,13 +140,6 @@ providers:
     expect((error as InstanceType<typeof Anthropic.InternalServerError>).error).toMatchObject({ type: 'error', error: { type } });
   });
 
-  it('maps an upstream 429 to RateLimitError and passes retry-after on', async () => {
-    upstream.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '7' } });
-    const error = await client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(Anthropic.RateLimitError);
-    expect((error as InstanceType<typeof Anthropic.RateLimitError>).headers?.get('retry-after')).toBe('7');
-  });
-
   it('never shows the upstream key to the client, whatever the provider says', async () => {
     const call = (body: unknown) =>
       fetch(`${gateway.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -159,6 +155,14 @@ providers:
       expect(text).not.toContain(UPSTREAM_KEY);
       expect(text).not.toContain('upstream-secret');
     }
+  });
+
+  // Last in this group: after a 429 the provider is avoided until its retry-after passes.
+  it('maps an upstream 429 to RateLimitError and passes retry-after on', async () => {
+    upstream.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '7' } });
+    const error = await client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Anthropic.RateLimitError);
+    expect((error as InstanceType<typeof Anthropic.RateLimitError>).headers?.get('retry-after')).toBe('7');
   });
 });
 

@@ -17,6 +17,9 @@ interface ProviderModels {
   apiKey?: string;
 }
 
+/** Ordered failover candidates; the first `explicit` ones are what the client asked for by name. */
+export type Candidates = readonly ModelTarget[] & { readonly explicit?: number };
+
 export interface CatalogEntry {
   id: string;
   provider: string;
@@ -28,7 +31,7 @@ export class ModelCatalog {
   /** model name → providers that list it, in declaration order */
   private readonly servedBy = new Map<string, string[]>();
   /** preference list (one array per route, by identity) → requested model → candidates */
-  private readonly resolved = new WeakMap<readonly string[], Map<string, readonly ModelTarget[]>>();
+  private readonly resolved = new WeakMap<readonly string[], Map<string, Candidates>>();
   readonly preference: readonly string[];
 
   constructor(config: HapaxConfig) {
@@ -68,7 +71,7 @@ export class ModelCatalog {
   }
 
   /** Ordered candidates for a request; throws a 400 naming the known models when nothing serves it. */
-  resolve(requested: string | undefined, preference: readonly string[] = this.preference): readonly ModelTarget[] {
+  resolve(requested: string | undefined, preference: readonly string[] = this.preference): Candidates {
     const key = requested ?? '';
     let byModel = this.resolved.get(preference);
     if (!byModel) {
@@ -83,7 +86,7 @@ export class ModelCatalog {
     return candidates;
   }
 
-  private build(requested: string, preference: readonly string[]): readonly ModelTarget[] {
+  private build(requested: string, preference: readonly string[]): Candidates {
     const first: ModelTarget[] = [];
     if (requested !== '') {
       const slash = requested.indexOf('/');
@@ -102,7 +105,7 @@ export class ModelCatalog {
     }
     const chosen = new Set(first.map((t) => t.provider));
     const rest = preference.filter((name) => !chosen.has(name) && this.providers.has(name)).map((name) => this.target(name));
-    return Object.freeze([...first, ...rest]);
+    return Object.freeze(Object.assign([...first, ...rest], { explicit: first.length }));
   }
 }
 

@@ -11,7 +11,11 @@ import { PoolRegistry } from '../providers/http.ts';
 import { KeyService } from '../state/key-service.ts';
 import { createAdapter } from '../providers/index.ts';
 import { ModelCatalog } from './catalog.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { HealthChecker } from '../resilience/provider-health.ts';
+import { Backoff } from '../resilience/retry.ts';
 import { Dispatcher } from './dispatch.ts';
+import type { ProviderState, ProviderStates } from './provider-state.ts';
 
 export type HandlerName = RouteConfig['handler'];
 
@@ -72,12 +76,15 @@ export class Runtime {
   readonly adapters: ReadonlyMap<string, ProviderAdapter>;
   readonly catalog: ModelCatalog;
   readonly dispatcher: Dispatcher;
+  /** Breaker, health and queue per provider (carried over from the previous Runtime where unchanged). */
+  readonly providerStates: ReadonlyMap<string, ProviderState>;
+  private readonly healthChecker?: HealthChecker;
   readonly routes: ReadonlyMap<string, RouteSpec>;
   readonly keys: KeyService;
   /** @fastify/cors options for this config (CORS is off unless `cors` is configured). */
   readonly cors: CorsSettings;
 
-  constructor(loaded: LoadedConfig) {
+  constructor(loaded: LoadedConfig, shared: { metrics: Metrics; states: ProviderStates }) {
     this.config = loaded.config;
     this.warnings = loaded.warnings;
     this.source = loaded.source;
@@ -87,18 +94,54 @@ export class Runtime {
     }
     this.adapters = adapters;
     this.catalog = new ModelCatalog(this.config);
-    this.dispatcher = new Dispatcher(adapters);
+    this.providerStates = shared.states.build(this.config);
+    this.dispatcher = new Dispatcher({
+      adapters,
+      states: this.providerStates,
+      metrics: shared.metrics,
+      backoff: Backoff.fromConfig(this.config.retry),
+      maxRetries: this.config.retry.max_retries,
+    });
+    this.healthChecker = this.createHealthChecker(shared.metrics);
     this.routes = buildRoutes(this.config, this.catalog.preference);
     this.cors = corsSettings(this.config);
     this.keys = new KeyService(this.config.auth.keys, this.config.auth.key_file);
   }
 
-  /** Work that needs I/O: loading managed keys (and, later, starting health checks). */
+  /** Work that needs I/O: loading managed keys, starting health checks. */
   async start(): Promise<void> {
     if (this.config.auth.enabled) await this.keys.start();
+    this.healthChecker?.start();
+  }
+
+  /** Probes every provider: its list-models endpoint (no tokens spent), or a one-token completion. */
+  private createHealthChecker(metrics: Metrics): HealthChecker | undefined {
+    const settings = this.config.health_check;
+    if (!settings.enabled) return undefined;
+    const targets = [...this.adapters.values()].map((adapter) => {
+      const target = this.catalog.resolve(adapter.name)[0];
+      const probe =
+        settings.probe === 'completion'
+          ? async (signal: AbortSignal) => {
+              await adapter.chat({ messages: [{ role: 'user', content: 'ping' }], stream: false, maxTokens: 1 }, target, { signal, requestId: 'health-check' });
+            }
+          : async (signal: AbortSignal) => {
+              await adapter.listModels({ signal, requestId: 'health-check' });
+            };
+      return { name: adapter.name, health: (this.providerStates.get(adapter.name) as ProviderState).health, probe };
+    });
+    return new HealthChecker(targets, {
+      intervalMs: settings.interval,
+      timeoutMs: settings.timeout,
+      onResult: (name, ok, durationMs) => {
+        metrics.healthCheckDuration.observe({ provider: name }, durationMs / 1000);
+        if (!ok) metrics.healthCheckErrors.inc({ provider: name });
+      },
+    });
   }
 
   async close(): Promise<void> {
+    this.healthChecker?.stop();
     this.keys.stop();
     await this.pools.close();
   }

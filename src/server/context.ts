@@ -1,8 +1,8 @@
 /** Per-request state shared by hooks and handlers. One object per request, created in onRequest. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { DispatchResult } from '../gateway/dispatch.ts';
+import type { DispatchContext, DispatchResult } from '../gateway/dispatch.ts';
 import type { Runtime, RouteSpec } from '../gateway/runtime.ts';
-import type { AttemptContext, ModelTarget } from '../providers/adapter.ts';
+import type { ModelTarget } from '../providers/adapter.ts';
 import { checkKeyModel } from './auth.ts';
 import type { Usage } from '../providers/canonical.ts';
 import type { ApiKeyRecord } from '../state/keys.ts';
@@ -12,6 +12,8 @@ export interface RequestState {
   route: RouteSpec | undefined;
   /** Aborted when the client disconnects or the route's deadline passes. */
   controller: AbortController;
+  /** Epoch ms when the request arrived. */
+  startedAt: number;
   deadline?: NodeJS.Timeout;
   /** The authenticated key, when auth is on. */
   key?: ApiKeyRecord;
@@ -35,12 +37,17 @@ declare module 'fastify' {
 
 export type Handler = (request: FastifyRequest, reply: FastifyReply, state: RequestState) => Promise<unknown>;
 
-export function attemptContext(request: FastifyRequest): AttemptContext {
-  const traceparent = request.headers.traceparent;
+export function attemptContext(request: FastifyRequest): DispatchContext {
+  const { traceparent, 'cache-control': cacheControl } = request.headers;
+  const state = request.hapax;
   return {
-    signal: request.hapax.controller.signal,
+    signal: state.controller.signal,
     requestId: request.id,
     traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+    client: state.client,
+    deadlineAt: state.startedAt + (state.route?.timeoutMs ?? state.runtime.config.server.request_timeout),
+    // `Cache-Control: no-cache` asks for a fresh answer: no sharing, no cache.
+    dedup: (state.route?.dedup ?? false) && !(typeof cacheControl === 'string' && cacheControl.includes('no-cache')),
   };
 }
 

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
+import { ProviderStates } from '../gateway/provider-state.ts';
 import { Runtime } from '../gateway/runtime.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -31,9 +32,10 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const { config } = opts.loaded;
   const logger = createLogger(config.logging, opts.logDestination);
   for (const warning of opts.loaded.warnings) logger.warn({ source: opts.loaded.source }, warning);
-  const holder: RuntimeHolder = { current: new Runtime(opts.loaded) };
+  const metrics = new Metrics(routeLabelNames(config));
+  const states = new ProviderStates(metrics);
+  const holder: RuntimeHolder = { current: new Runtime(opts.loaded, { metrics, states }) };
   await holder.current.start();
-  const metrics = new Metrics();
   const app = await buildApp({ holder, logger, metrics, handlers: { messages: messagesHandler, ...ollamaHandlers } });
   const host = opts.host ?? config.server.host;
   await app.listen({ port: opts.port ?? config.server.port, host });
@@ -51,4 +53,11 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       await holder.current.close();
     },
   };
+}
+
+/** Label names for route metrics_labels: the union over the configured routes. */
+function routeLabelNames(config: LoadedConfig['config']): string[] {
+  const names = new Set<string>();
+  for (const route of config.routes ?? []) for (const name of Object.keys(route.metrics_labels ?? {})) names.add(name);
+  return [...names].sort();
 }

@@ -8,7 +8,12 @@ export interface TestGateway extends Gateway {
   logs: Record<string, unknown>[];
 }
 
+/**
+ * Health probes would add requests to the fakes' logs; they are off unless the test's YAML has a
+ * `health_check` section of its own.
+ */
 export async function startTestGateway(yaml: string, env: NodeJS.ProcessEnv = process.env): Promise<TestGateway> {
+  if (!/^health_check:/m.test(yaml)) yaml += '\nhealth_check: {enabled: false}\n';
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk, _encoding, callback) {

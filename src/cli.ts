@@ -1,5 +1,5 @@
 /**
- * The `hapax` command: serve, validate.
+ * The `hapax` command: serve, validate, keys.
  * Exit codes: 0 success, 1 the gateway could not start or stop cleanly, 2 the config is invalid.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { defaultConfig } from './config/default.ts';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './config/load.ts';
+import { registerKeyCommands } from './keys-cli.ts';
 import { startGateway, type Gateway } from './server/start.ts';
 
 const EXIT_FAILURE = 1;
@@ -102,5 +103,7 @@ program
     const providers = Object.keys(loaded.config.providers);
     process.stdout.write(`${loaded.source}: valid (${providers.length} provider${providers.length === 1 ? '' : 's'}: ${providers.join(', ')})\n`);
   });
+
+registerKeyCommands(program, resolveConfig);
 
 await program.parseAsync(process.argv);

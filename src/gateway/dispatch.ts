@@ -44,6 +44,8 @@ export interface DispatchContext extends AttemptContext {
   deadlineAt: number;
   /** Share an identical in-flight request's upstream call. */
   dedup: boolean;
+  /** Time spent waiting on providers (to the answer, or to a stream's first event): the rest is overhead. */
+  spent?: { upstreamMs: number };
 }
 
 /** Settles one attempt's bookkeeping (breaker permit, health, concurrency slot) exactly once. */
@@ -241,6 +243,7 @@ export class Dispatcher {
     }
     state.health.requestStarted();
     const settlement = this.settlement(provider, state, permit, release);
+    const started = performance.now();
     try {
       return { value: await attempt(this.adapters.get(provider) as ProviderAdapter, target, ctx, settlement) };
     } catch (error) {
@@ -251,6 +254,8 @@ export class Dispatcher {
       const failure = asUpstream(error, target);
       settlement.failure(failure);
       return { error: failure };
+    } finally {
+      if (ctx.spent) ctx.spent.upstreamMs += performance.now() - started;
     }
   }
 

@@ -86,7 +86,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const path = request.url.split('?', 1)[0];
     const route = runtime.routes.get(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
     const controller = new AbortController();
-    const state: RequestState = { runtime, route, controller, client: request.ip, startedAt: Date.now() };
+    const state: RequestState = { runtime, route, controller, client: request.ip, startedAt: Date.now(), spent: { upstreamMs: 0 } };
     request.hapax = state;
     if (!route) return;
     metrics.httpActive.inc({ endpoint: route.path });

@@ -14,6 +14,8 @@ export interface RequestState {
   controller: AbortController;
   /** Epoch ms when the request arrived. */
   startedAt: number;
+  /** Time spent waiting on providers, filled in by the dispatcher. */
+  spent: { upstreamMs: number };
   deadline?: NodeJS.Timeout;
   /** The authenticated key, when auth is on. */
   key?: ApiKeyRecord;
@@ -48,6 +50,7 @@ export function attemptContext(request: FastifyRequest): DispatchContext {
     deadlineAt: state.startedAt + (state.route?.timeoutMs ?? state.runtime.config.server.request_timeout),
     // `Cache-Control: no-cache` asks for a fresh answer: no sharing, no cache.
     dedup: (state.route?.dedup ?? false) && !(typeof cacheControl === 'string' && cacheControl.includes('no-cache')),
+    spent: state.spent,
   };
 }
 

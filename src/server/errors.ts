@@ -41,7 +41,8 @@ export function toGatewayError(error: unknown): GatewayError {
   if (error instanceof GatewayError) return error;
   const e = error as { statusCode?: number; code?: string; message?: string };
   const status = e.statusCode ?? 500;
-  if (status >= 500) return new GatewayError('internal error', { status: 500, type: 'InternalError' });
+  // The client sees a plain message; the original error stays attached for the log.
+  if (status >= 500) return new GatewayError('internal error', { status: 500, type: 'InternalError', cause: error });
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return new GatewayError('content-type must be application/json', { status: 415, type: 'ValidationError', details: { field: 'content-type' } });
   }

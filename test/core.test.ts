@@ -111,4 +111,62 @@ provider_preference: [primary, backup]
     const bad = await fetch(`${gateway.url}/v1/models`, { headers: { 'x-request-id': 'x'.repeat(200) } });
     expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
+
+  it('answers 502 without the key when the only provider refuses the gateway credentials, and 502 on a reset', async () => {
+    upstream.fault = { kind: 'status', status: 401 };
+    try {
+      const res = await fetch(`${gateway.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'cache-control': 'no-cache' },
+        body: JSON.stringify({ model: 'primary/gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+      });
+      // The backup answers: a provider refusing our key is a config problem another provider can cover.
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-hapax-provider')).toBe('backup');
+    } finally {
+      upstream.fault = null;
+    }
+  });
+});
+
+describe('a single provider that fails', () => {
+  let upstream: FakeProvider;
+  let gateway: TestGateway;
+  let client: OpenAI;
+  beforeAll(async () => {
+    upstream = await startFakeOpenAI({ name: 'only', apiKey: 'sk-only-secret-123456' });
+    gateway = await startTestGateway(`
+providers:
+  only: {type: openai, base_url: "${upstream.url}", api_key: sk-wrong-secret-987654, model: gpt-4o-mini}
+retry: {max_retries: 0}
+circuit_breaker: {failure_threshold: 1000}
+`);
+    client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it('turns an upstream 401 on the gateway key into a 502 that never shows either key', async () => {
+    const error = await client.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(error.status).toBe(502);
+    expect(error.error.type).toBe('ProcessingError');
+    const text = JSON.stringify(error.error);
+    expect(text).toContain('rejected the gateway credentials');
+    expect(text).not.toContain('sk-wrong-secret-987654');
+    expect(text).not.toContain('sk-only-secret-123456');
+  });
+
+  it('turns a connection reset into a 502 ProcessingError', async () => {
+    upstream.fault = { kind: 'reset' };
+    try {
+      const error = await client.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+      expect(error.status).toBe(502);
+      expect(error.error).toMatchObject({ type: 'ProcessingError', details: { attempts: [expect.objectContaining({ provider: 'only', kind: 'connect' })] } });
+    } finally {
+      upstream.fault = null;
+    }
+  });
 });

@@ -140,6 +140,42 @@ export class Runtime {
     });
   }
 
+  /** Requests running on this Runtime; a retired Runtime closes its pools when this reaches 0. */
+  private active = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  /** A request started on this Runtime; pair every call with release(). */
+  acquire(): void {
+    this.active++;
+  }
+
+  release(): void {
+    if (--this.active > 0) return;
+    this.active = 0;
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /** Resolves once no request holds this Runtime (at once when none does). */
+  whenIdle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Replaced by a newer Runtime: stop background work now (the new one probes the same providers),
+   * close the pools once the last request that started here has ended.
+   */
+  async retire(): Promise<void> {
+    this.healthChecker?.stop();
+    this.keys.stop();
+    await this.whenIdle();
+    await this.close();
+  }
+
   async close(): Promise<void> {
     this.healthChecker?.stop();
     this.keys.stop();

@@ -88,6 +88,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const controller = new AbortController();
     const state: RequestState = { runtime, route, controller, client: request.ip, startedAt: Date.now(), spent: { upstreamMs: 0 } };
     request.hapax = state;
+    // Counted until the response ends (or the client goes): a reload closes the old Runtime's pools only then.
+    runtime.acquire();
+    reply.raw.once('close', () => runtime.release());
     if (!route) return;
     metrics.httpActive.inc({ endpoint: route.path });
     state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
@@ -131,7 +134,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onResponse', (request, reply, done) => {
     const state = request.hapax;
     if (state.usage && state.route) chargeTokens(state);
-    const endpoint = state.route?.path ?? 'unmatched';
+    // Routes Fastify knows by name (e.g. /health/ready) keep their path; the catch-all's misses are 'unmatched'.
+    const named = request.routeOptions.url;
+    const endpoint = state.route?.path ?? (named && named !== '*' ? named : 'unmatched');
     clearTimeout(state.deadline);
     if (state.route) metrics.httpActive.dec({ endpoint });
     metrics.httpRequests.inc({ endpoint, status: reply.statusCode });

@@ -1,30 +1,26 @@
-/** Hapax's native completion API. */
+/** Hapax's native completion API: /v1/completions and /v1/completion. */
 import { decodeNativeRequest, encodeNativeResponse, NativeStreamEncoder } from '../../dialects/native.ts';
-import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
+import type { Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
-import { sendEventStream } from '../stream.ts';
+import { serveChat, type ChatWire } from '../serve-chat.ts';
+
+const NATIVE_WIRE: ChatWire = {
+  answer: (response, served) => encodeNativeResponse(response, served),
+  stream: (served) => {
+    const encoder = new NativeStreamEncoder(served);
+    return {
+      encode: (event) => encoder.encode(event),
+      error: (error) => `data: ${JSON.stringify({ type: 'error', ...(errorBody(error, served.requestId, 'hapax') as object) })}\n\n`,
+    };
+  },
+};
 
 export const completionHandler: Handler = async (request, reply, state) => {
   const completion = decodeNativeRequest(request.body);
-  const { runtime } = state;
-  const systemPrompt = runtime.config.llm?.system_prompt;
+  // The original Hapax's llm.system_prompt: used when the caller gives no system message.
+  const systemPrompt = state.runtime.config.llm?.system_prompt;
   if (systemPrompt && !completion.messages.some((m) => m.role === 'system')) {
     completion.messages.unshift({ role: 'system', content: systemPrompt });
   }
-  const candidates = candidatesFor(state, completion.model);
-  const ctx = attemptContext(request);
-  if (!completion.stream) {
-    const result = await runtime.dispatcher.complete(completion, candidates, ctx);
-    setServedBy(reply, state, result, result.value.model, result.value.usage);
-    return encodeNativeResponse(result.value, { requestId: request.id, provider: result.target.provider, model: result.target.model });
-  }
-  const result = await runtime.dispatcher.stream(completion, candidates, ctx);
-  const first = result.value.first;
-  const model = first.type === 'start' ? first.model : result.target.model;
-  setServedBy(reply, state, result, model);
-  const encoder = new NativeStreamEncoder({ requestId: request.id, provider: result.target.provider, model });
-  return sendEventStream(reply, result.value, {
-    encode: (event) => encoder.encode(event),
-    error: (error) => `data: ${JSON.stringify({ type: 'error', ...(errorBody(error, request.id, 'hapax') as object) })}\n\n`,
-  });
+  return serveChat(request, reply, state, completion, NATIVE_WIRE);
 };

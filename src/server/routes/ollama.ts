@@ -15,31 +15,26 @@ import {
 } from '../../dialects/ollama.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
-import { sendEventStream } from '../stream.ts';
+import { serveChat, type ChatWire } from '../serve-chat.ts';
+
+const OLLAMA_WIRE: ChatWire = {
+  answer: (response) => encodeChatResponse(response),
+  stream: (served) => {
+    const encoder = new NdjsonEncoder(served.model);
+    return {
+      contentType: NDJSON_CONTENT_TYPE,
+      encode: (event) => encoder.encode(event),
+      // Ollama clients stop at a line carrying `error` and raise its message.
+      error: (error) => `${JSON.stringify(errorBody(error, served.requestId, 'ollama'))}\n`,
+    };
+  },
+};
 
 export const ollamaChatHandler: Handler = async (request, reply, state) => {
   const chat = decodeChatRequest(request.body);
-  const { runtime } = state;
-  const candidates = candidatesFor(state, chat.model);
   // Ollama clients send a chat without messages to load a model ahead of use; ours are always ready.
-  if (chat.messages.length === 0) return encodeLoadResponse(chat.model ?? candidates[0]?.model ?? '');
-  const ctx = attemptContext(request);
-  if (!chat.stream) {
-    const result = await runtime.dispatcher.complete(chat, candidates, ctx);
-    setServedBy(reply, state, result, result.value.model, result.value.usage);
-    return encodeChatResponse(result.value);
-  }
-  const result = await runtime.dispatcher.stream(chat, candidates, ctx);
-  const first = result.value.first;
-  const model = first.type === 'start' ? first.model : result.target.model;
-  setServedBy(reply, state, result, model);
-  const encoder = new NdjsonEncoder(model);
-  return sendEventStream(reply, result.value, {
-    contentType: NDJSON_CONTENT_TYPE,
-    encode: (event) => encoder.encode(event),
-    // Ollama clients stop at a line carrying `error` and raise its message.
-    error: (error) => `${JSON.stringify(errorBody(error, request.id, 'ollama'))}\n`,
-  });
+  if (chat.messages.length === 0) return encodeLoadResponse(chat.model ?? candidatesFor(state, chat.model)[0]?.model ?? '');
+  return serveChat(request, reply, state, chat, OLLAMA_WIRE);
 };
 
 export const ollamaTagsHandler: Handler = async (_request, _reply, state) =>

@@ -4,28 +4,25 @@ import { ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../diale
 import { parseBody } from '../../dialects/validate.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
-import { sendEventStream } from '../stream.ts';
+import { serveChat, type ChatWire } from '../serve-chat.ts';
+
+const openAIWire = (includeUsage: boolean): ChatWire => ({
+  answer: (response) => encodeChatResponse(response),
+  stream: (served) => {
+    const encoder = new ChunkEncoder(served.id ?? `chatcmpl-${served.requestId}`, served.model, Math.floor(Date.now() / 1000), includeUsage);
+    return {
+      encode: (event) => encoder.encode(event),
+      // The openai SDK raises an APIError for a data frame that carries `error`.
+      error: (error) => `data: ${JSON.stringify(errorBody(error, served.requestId, 'hapax'))}\n\n`,
+    };
+  },
+});
+const WITH_USAGE = openAIWire(true);
+const WITHOUT_USAGE = openAIWire(false);
 
 export const chatHandler: Handler = async (request, reply, state) => {
   const chat = decodeChatRequest(request.body);
-  const { runtime } = state;
-  const candidates = candidatesFor(state, chat.model);
-  const ctx = attemptContext(request);
-  if (!chat.stream) {
-    const result = await runtime.dispatcher.complete(chat, candidates, ctx);
-    setServedBy(reply, state, result, result.value.model, result.value.usage);
-    return encodeChatResponse(result.value);
-  }
-  const result = await runtime.dispatcher.stream(chat, candidates, ctx);
-  const first = result.value.first;
-  const model = first.type === 'start' ? first.model : result.target.model;
-  setServedBy(reply, state, result, model);
-  const id = first.type === 'start' ? first.id : `chatcmpl-${request.id}`;
-  const encoder = new ChunkEncoder(id, model, Math.floor(Date.now() / 1000), chat.includeUsage);
-  return sendEventStream(reply, result.value, {
-    encode: (event) => encoder.encode(event),
-    error: (error) => `data: ${JSON.stringify(errorBody(error, request.id, 'hapax'))}\n\n`,
-  });
+  return serveChat(request, reply, state, chat, chat.includeUsage ? WITH_USAGE : WITHOUT_USAGE);
 };
 
 export const modelsHandler: Handler = async (_request, _reply, state) => ({

@@ -10,7 +10,8 @@ import {
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
 import { UpstreamError, type UpstreamFailureKind } from './errors.ts';
-import { guardStream, readSse, UpstreamClient } from './http.ts';
+import { guardStream, readSse } from './http.ts';
+import { HttpAdapter } from './http-adapter.ts';
 
 const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
 const ANTHROPIC_VERSION = '2023-06-01';
@@ -27,34 +28,19 @@ const STREAM_ERROR_KINDS: Record<string, UpstreamFailureKind> = {
   permission_error: 'auth',
 };
 
-export class AnthropicAdapter implements ProviderAdapter {
-  readonly name: string;
-  readonly type = 'anthropic' as const;
-  private readonly client: UpstreamClient;
-  private readonly apiKey?: string;
+export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
   private readonly maxTokens: number;
 
-  constructor({ name, config, pools }: AdapterInit) {
-    this.name = name;
-    this.apiKey = config.api_key || undefined;
-    this.maxTokens = config.max_tokens ?? DEFAULT_MAX_TOKENS;
-    this.client = new UpstreamClient({
-      provider: name,
-      // Paths carry the /v1 (as in Anthropic's SDKs); a base_url written with /v1 would double it.
-      baseUrl: (config.base_url ?? ANTHROPIC_BASE_URL).replace(/\/v1\/?$/, ''),
-      pools,
-      headers: { 'anthropic-version': config.anthropic_version ?? ANTHROPIC_VERSION, ...config.headers },
-      timeoutMs: config.timeout ?? 60_000,
+  constructor(init: AdapterInit) {
+    super(init, {
+      defaultBaseUrl: ANTHROPIC_BASE_URL,
       readErrorMessage: readAnthropicErrorMessage,
+      keyHeader: 'x-api-key',
+      protocolHeaders: { 'anthropic-version': init.config.anthropic_version ?? ANTHROPIC_VERSION },
+      // Paths carry the /v1 (as in Anthropic's SDKs); a base_url written with /v1 would double it.
+      normalizeBaseUrl: (url) => url.replace(/\/v1\/?$/, ''),
     });
-  }
-
-  private headers(target: ModelTarget, ctx: AttemptContext): Record<string, string> {
-    const headers: Record<string, string> = { 'x-request-id': ctx.requestId };
-    const key = target.apiKey ?? this.apiKey;
-    if (key) headers['x-api-key'] = key;
-    if (ctx.traceparent) headers.traceparent = ctx.traceparent;
-    return headers;
+    this.maxTokens = init.config.max_tokens ?? DEFAULT_MAX_TOKENS;
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {

@@ -13,39 +13,17 @@ import {
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import { GatewayError, UpstreamError } from './errors.ts';
-import { guardStream, readNdjson, UpstreamClient } from './http.ts';
+import { guardStream, readNdjson } from './http.ts';
+import { HttpAdapter } from './http-adapter.ts';
 
 const OLLAMA_BASE_URL = 'http://localhost:11434';
 
 type ChatLine = OllamaChatChunk & { error?: unknown };
 
-export class OllamaAdapter implements ProviderAdapter {
-  readonly name: string;
-  readonly type;
-  private readonly client: UpstreamClient;
-  private readonly apiKey?: string;
-
-  constructor({ name, config, pools }: AdapterInit) {
-    this.name = name;
-    this.type = config.type;
-    this.apiKey = config.api_key || undefined;
-    this.client = new UpstreamClient({
-      provider: name,
-      baseUrl: config.base_url ?? OLLAMA_BASE_URL,
-      pools,
-      headers: { ...config.headers },
-      timeoutMs: config.timeout ?? 60_000,
-      readErrorMessage: readOllamaErrorMessage,
-    });
-  }
-
-  private headers(target: ModelTarget, ctx: AttemptContext): Record<string, string> {
-    const headers: Record<string, string> = { 'x-request-id': ctx.requestId };
+export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
+  constructor(init: AdapterInit) {
     // A local Ollama needs no key; one behind an authenticating proxy (or Ollama's cloud) takes a bearer token.
-    const key = target.apiKey ?? this.apiKey;
-    if (key) headers.authorization = `Bearer ${key}`;
-    if (ctx.traceparent) headers.traceparent = ctx.traceparent;
-    return headers;
+    super(init, { defaultBaseUrl: OLLAMA_BASE_URL, readErrorMessage: readOllamaErrorMessage, keyHeader: 'authorization' });
   }
 
   /** The /api/chat body; content Ollama cannot carry is the caller's problem, so no other attempt is made. */

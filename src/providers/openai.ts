@@ -8,36 +8,14 @@ import {
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import { UpstreamError } from './errors.ts';
-import { guardStream, readSse, UpstreamClient } from './http.ts';
+import { guardStream, readSse } from './http.ts';
+import { HttpAdapter } from './http-adapter.ts';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
-export class OpenAIAdapter implements ProviderAdapter {
-  readonly name: string;
-  readonly type;
-  private readonly client: UpstreamClient;
-  private readonly apiKey?: string;
-
-  constructor({ name, config, pools }: AdapterInit) {
-    this.name = name;
-    this.type = config.type;
-    this.apiKey = config.api_key || undefined;
-    this.client = new UpstreamClient({
-      provider: name,
-      baseUrl: config.base_url ?? OPENAI_BASE_URL,
-      pools,
-      headers: { ...config.headers },
-      timeoutMs: config.timeout ?? 60_000,
-      readErrorMessage: readOpenAIErrorMessage,
-    });
-  }
-
-  private headers(target: ModelTarget, ctx: AttemptContext): Record<string, string> {
-    const headers: Record<string, string> = { 'x-request-id': ctx.requestId };
-    const key = target.apiKey ?? this.apiKey;
-    if (key) headers.authorization = `Bearer ${key}`;
-    if (ctx.traceparent) headers.traceparent = ctx.traceparent;
-    return headers;
+export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
+  constructor(init: AdapterInit) {
+    super(init, { defaultBaseUrl: OPENAI_BASE_URL, readErrorMessage: readOpenAIErrorMessage, keyHeader: 'authorization' });
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {

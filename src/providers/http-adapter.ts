@@ -1,0 +1,52 @@
+/**
+ * What every HTTP provider adapter shares: its UpstreamClient (pooled, built once per config load),
+ * its key, and the headers each attempt carries (our request id, the client's trace context, and the
+ * key in the header that provider expects).
+ */
+import type { ProviderType } from '../config/schema.ts';
+import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
+import { UpstreamClient, type ErrorMessageReader } from './http.ts';
+
+export interface HttpAdapterOptions {
+  defaultBaseUrl: string;
+  readErrorMessage: ErrorMessageReader;
+  /** `authorization` sends `Bearer KEY`; `x-api-key` sends the key as is. */
+  keyHeader: 'authorization' | 'x-api-key';
+  /** Headers of the provider's protocol, before the config's own `headers`. */
+  protocolHeaders?: Record<string, string>;
+  /** Adjusts the configured base URL (e.g. Anthropic paths already carry /v1). */
+  normalizeBaseUrl?: (url: string) => string;
+}
+
+export abstract class HttpAdapter {
+  readonly name: string;
+  readonly type: ProviderType;
+  protected readonly client: UpstreamClient;
+  private readonly apiKey?: string;
+  private readonly keyHeader: HttpAdapterOptions['keyHeader'];
+
+  constructor({ name, config, pools }: AdapterInit, opts: HttpAdapterOptions) {
+    this.name = name;
+    this.type = config.type;
+    this.apiKey = config.api_key || undefined;
+    this.keyHeader = opts.keyHeader;
+    const baseUrl = config.base_url ?? opts.defaultBaseUrl;
+    this.client = new UpstreamClient({
+      provider: name,
+      baseUrl: opts.normalizeBaseUrl ? opts.normalizeBaseUrl(baseUrl) : baseUrl,
+      pools,
+      headers: { ...opts.protocolHeaders, ...config.headers },
+      timeoutMs: config.timeout ?? 60_000,
+      readErrorMessage: opts.readErrorMessage,
+    });
+  }
+
+  protected headers(target: ModelTarget, ctx: AttemptContext): Record<string, string> {
+    const headers: Record<string, string> = { 'x-request-id': ctx.requestId };
+    // A model's own key (config `models.<name>.api_key`) wins over the provider's.
+    const key = target.apiKey ?? this.apiKey;
+    if (key) headers[this.keyHeader] = this.keyHeader === 'authorization' ? `Bearer ${key}` : key;
+    if (ctx.traceparent) headers.traceparent = ctx.traceparent;
+    return headers;
+  }
+}

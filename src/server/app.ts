@@ -16,6 +16,7 @@ import { registerJsonParser } from './body.ts';
 import { RateLimits, type LimitVerdict } from './rate-limit.ts';
 import type { Handler, RequestState } from './context.ts';
 import { errorBody, toGatewayError } from './errors.ts';
+import { registerTransports, tcpServerOptions } from './tls.ts';
 import { adminHandler } from './routes/admin.ts';
 import { healthHandler } from './routes/health.ts';
 import { completionHandler } from './routes/native.ts';
@@ -57,7 +58,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // server.tls: HTTPS with HTTP/2 and HTTP/1.1 (ALPN) on the same port.
+    ...(tcpServerOptions(config.server) as object),
   });
+  registerTransports(app);
 
   const handlers: Record<string, Handler> = {
     completion: completionHandler,

@@ -4,7 +4,7 @@
  * included). Limiters are kept per distinct setting for the life of the process, so a config reload
  * that keeps a limit keeps its counters.
  */
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { BurstyRateLimiter, RateLimiterCluster, RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { GatewayError } from '../providers/errors.ts';
 import type { RateLimitSettings } from '../state/keys.ts';
 
@@ -18,27 +18,47 @@ export interface LimitVerdict {
 
 type Consumer = Pick<RateLimiterAbstract, 'consume'>;
 
+export interface RateLimitsOptions {
+  /**
+   * In a `server.workers` worker: keep the counters in the cluster primary (RateLimiterCluster; the
+   * primary runs RateLimiterClusterMaster), so a limit holds across all workers on the machine.
+   */
+  cluster?: boolean;
+}
+
+type Counter = Pick<RateLimiterAbstract, 'consume' | 'get' | 'penalty'>;
+
 export class RateLimits {
   private readonly requestLimiters = new Map<string, Consumer>();
-  private readonly tokenLimiters = new Map<number, RateLimiterMemory>();
+  private readonly tokenLimiters = new Map<number, Counter>();
+  private readonly cluster: boolean;
+
+  constructor(opts: RateLimitsOptions = {}) {
+    this.cluster = opts.cluster ?? false;
+  }
+
+  /** A counter in this process, or in the cluster primary (prefixes name the same counter in every worker). */
+  private counter(opts: { keyPrefix: string; points: number; duration: number }): RateLimiterAbstract {
+    return this.cluster ? new RateLimiterCluster({ ...opts, timeoutMs: 5_000 }) : new RateLimiterMemory(opts);
+  }
 
   private requests(settings: RateLimitSettings, scope: string): Consumer {
     const id = `${scope}|${settings.requests_per_minute}|${settings.burst ?? 0}`;
     let limiter = this.requestLimiters.get(id);
     if (!limiter) {
-      const main = new RateLimiterMemory({ keyPrefix: `rpm:${id}`, points: settings.requests_per_minute as number, duration: WINDOW_SECONDS });
+      const main = this.counter({ keyPrefix: `rpm:${id}`, points: settings.requests_per_minute as number, duration: WINDOW_SECONDS });
       limiter = settings.burst
-        ? new BurstyRateLimiter(main, new RateLimiterMemory({ keyPrefix: `burst:${id}`, points: settings.burst, duration: WINDOW_SECONDS }))
+        ? new BurstyRateLimiter(main, this.counter({ keyPrefix: `burst:${id}`, points: settings.burst, duration: WINDOW_SECONDS }))
         : main;
       this.requestLimiters.set(id, limiter);
     }
     return limiter;
   }
 
-  private tokens(perMinute: number): RateLimiterMemory {
+  private tokens(perMinute: number): Counter {
     let limiter = this.tokenLimiters.get(perMinute);
     if (!limiter) {
-      limiter = new RateLimiterMemory({ keyPrefix: `tpm:${perMinute}`, points: perMinute, duration: WINDOW_SECONDS });
+      limiter = this.counter({ keyPrefix: `tpm:${perMinute}`, points: perMinute, duration: WINDOW_SECONDS });
       this.tokenLimiters.set(perMinute, limiter);
     }
     return limiter;

@@ -32,7 +32,7 @@ export function publicKeyView(record: ApiKeyRecord) {
   };
 }
 
-function checkAdmin(expected: string | undefined, presented: string | undefined): void {
+export function checkAdmin(expected: string | undefined, presented: string | undefined): void {
   if (!expected) throw new GatewayError('the admin API is disabled: set admin.key', { status: 404, type: 'ValidationError' });
   const ok = presented !== undefined && timingSafeEqual(Buffer.from(hashKey(presented), 'hex'), Buffer.from(hashKey(expected), 'hex'));
   if (!ok) throw new GatewayError('admin key required', { status: 401, type: 'AuthenticationError' });

@@ -18,6 +18,7 @@ import type { Handler, RequestState } from './context.ts';
 import { errorBody, toGatewayError } from './errors.ts';
 import { registerTransports, tcpServerOptions } from './tls.ts';
 import { adminHandler } from './routes/admin.ts';
+import { registerConsole } from './routes/console.ts';
 import { healthHandler } from './routes/health.ts';
 import { completionHandler } from './routes/native.ts';
 import { chatHandler, embeddingsHandler, modelsHandler } from './routes/openai.ts';
@@ -195,6 +196,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return handler(request, reply, state);
     },
   });
+
+  // The operator console (/console) has Fastify routes of its own and a hook that feeds it.
+  registerConsole(app, { holder, metrics });
 
   return app;
 }

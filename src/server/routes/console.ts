@@ -1,0 +1,368 @@
+/**
+ * The operator console at /console: providers (health, breaker, latency, error rate), live traffic,
+ * failovers, tokens and cost by key and route label, and the running config with secrets masked.
+ *
+ * - GET  /console                the page (or the sign-in form); `?key=ADMIN_KEY` signs in once and redirects
+ * - POST /console/login          sign-in form (`key=...`, form-encoded or JSON); sets a session cookie
+ * - POST /console/logout         clears the cookie
+ * - GET  /console/api/state      one JSON snapshot
+ * - GET  /console/events         the same snapshot as Server-Sent Events, once a second
+ * - GET  /console/assets/{file}  the page's script, styles and the charting library (uPlot, from node_modules)
+ *
+ * Access: with `admin.key` set, the console needs it (X-API-Key / Bearer header, or the session cookie).
+ * With no admin key it is open while auth is off, and refused (403) while auth is on.
+ * The cookie holds an expiry and an HMAC of it keyed by the admin key, never the key itself, so changing
+ * `admin.key` signs every browser out.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ConsoleFeed, type RuntimeSource } from '../../console/feed.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { GatewayError } from '../../providers/errors.ts';
+import { presentedKey } from '../auth.ts';
+
+export interface ConsoleOptions {
+  holder: RuntimeSource;
+  metrics: Metrics;
+  /** How often /console/events sends a snapshot. */
+  intervalMs?: number;
+}
+
+const COOKIE = 'hapax_console';
+const SESSION_SECONDS = 12 * 60 * 60;
+const HANDLERS_NOT_RECORDED = new Set(['health', 'metrics']);
+
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** The page's own files sit in console/ at the package root: three levels up from src/ or dist/server/routes. */
+const PAGE_DIR = fileURLToPath(new URL('../../../console/', import.meta.url));
+const UPLOT_DIR = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
+
+const ASSETS: Record<string, { file: string; type: string }> = {
+  'app.js': { file: join(PAGE_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
+  'app.css': { file: join(PAGE_DIR, 'app.css'), type: 'text/css; charset=utf-8' },
+  'favicon.svg': { file: join(PAGE_DIR, 'favicon.svg'), type: 'image/svg+xml' },
+  'uPlot.iife.min.js': { file: join(UPLOT_DIR, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  'uPlot.min.css': { file: join(UPLOT_DIR, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
+};
+
+type Access = 'open' | 'granted' | 'sign-in' | 'disabled';
+
+/** Registers the console's routes and the hook that feeds it; returns the feed (for tests and embedding). */
+export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): ConsoleFeed {
+  const { holder } = opts;
+  const feed = new ConsoleFeed({ holder, metrics: opts.metrics });
+  const intervalMs = opts.intervalMs ?? 1000;
+  const streams = new Set<PassThrough>();
+  const files = new Map<string, { body: Buffer; etag: string }>();
+  let lastSnapshot: { at: number; value: ReturnType<ConsoleFeed['snapshot']> } | undefined;
+
+  /** One snapshot serves every open console for half a second. */
+  const snapshot = () => {
+    const now = Date.now();
+    if (!lastSnapshot || now - lastSnapshot.at > intervalMs / 2) lastSnapshot = { at: now, value: feed.snapshot() };
+    return lastSnapshot.value;
+  };
+
+  feed.start();
+  app.addHook('preClose', (done) => {
+    for (const stream of streams) stream.end();
+    done();
+  });
+  app.addHook('onClose', (_instance, done) => {
+    feed.stop();
+    done();
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const state = request.hapax;
+    const route = state?.route;
+    if (route && !HANDLERS_NOT_RECORDED.has(route.handler)) {
+      feed.record({
+        at: Date.now(),
+        requestId: request.id,
+        method: request.method,
+        route: route.path,
+        status: reply.statusCode,
+        latencyMs: reply.elapsedTime,
+        client: state.client,
+        provider: state.provider,
+        model: state.model,
+        attempts: state.attempts,
+        inputTokens: state.usage?.inputTokens,
+        outputTokens: state.usage?.outputTokens,
+        labels: route.metricsLabels,
+      });
+    }
+    done();
+  });
+
+  function access(request: FastifyRequest): Access {
+    const { config } = holder.current;
+    const adminKey = config.admin.key;
+    if (!adminKey) return config.auth.enabled ? 'disabled' : 'open';
+    const presented = presentedKey(request);
+    if (presented !== undefined && sameSecret(presented, adminKey)) return 'granted';
+    const cookie = readCookie(request.headers.cookie, COOKIE);
+    if (cookie && validSession(cookie, adminKey)) return 'granted';
+    return 'sign-in';
+  }
+
+  /** For the JSON and SSE endpoints: throws the error the client should see. */
+  function requireAccess(request: FastifyRequest): void {
+    const verdict = access(request);
+    if (verdict === 'disabled') throw consoleDisabled();
+    if (verdict === 'sign-in') throw new GatewayError('the console needs the admin key (X-API-Key, Bearer, or sign in at /console)', { status: 401, type: 'AuthenticationError' });
+  }
+
+  function signIn(request: FastifyRequest, reply: FastifyReply, key: string | undefined): FastifyReply {
+    const adminKey = holder.current.config.admin.key;
+    if (!adminKey) {
+      const verdict = access(request);
+      return verdict === 'disabled' ? page(reply, 403, disabledPage()) : reply.redirect('/console', 303);
+    }
+    if (!key || !sameSecret(key, adminKey)) return page(reply, 401, signInPage('That is not the admin key.'));
+    const expires = Math.floor(Date.now() / 1000) + SESSION_SECONDS;
+    const secure = request.protocol === 'https' ? '; Secure' : '';
+    reply.header('set-cookie', `${COOKIE}=${session(expires, adminKey)}; Path=/console; Max-Age=${SESSION_SECONDS}; HttpOnly; SameSite=Strict${secure}`);
+    return reply.redirect('/console', 303);
+  }
+
+  app.register(async (scope) => {
+    // The sign-in form posts form-encoded data; this parser is only seen by the console's routes.
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(String(body))));
+    });
+
+    scope.get('/console', async (request, reply) => {
+      const key = (request.query as Record<string, unknown>).key;
+      if (typeof key === 'string') return signIn(request, reply, key);
+      const verdict = access(request);
+      if (verdict === 'disabled') return page(reply, 403, disabledPage());
+      if (verdict === 'sign-in') return page(reply, 401, signInPage());
+      return page(reply, 200, consolePage(verdict === 'granted' && holder.current.config.admin.key !== undefined));
+    });
+
+    scope.post('/console/login', async (request, reply) => {
+      const body = request.body as Record<string, unknown> | undefined;
+      return signIn(request, reply, typeof body?.key === 'string' ? body.key : undefined);
+    });
+
+    scope.post('/console/logout', async (request, reply) => {
+      const secure = request.protocol === 'https' ? '; Secure' : '';
+      reply.header('set-cookie', `${COOKIE}=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict${secure}`);
+      return reply.redirect('/console', 303);
+    });
+
+    scope.get('/console/api/state', async (request, reply) => {
+      requireAccess(request);
+      reply.header('cache-control', 'no-store');
+      return snapshot();
+    });
+
+    scope.get('/console/events', async (request, reply) => {
+      requireAccess(request);
+      const runtime = holder.current;
+      const stream = new PassThrough();
+      streams.add(stream);
+      let timer: NodeJS.Timeout | undefined;
+      const stop = () => {
+        clearInterval(timer);
+        streams.delete(stream);
+        if (!stream.writableEnded) stream.end();
+      };
+      const send = async () => {
+        // A reload or a new admin key ends the stream; the browser reconnects to the new config.
+        if (holder.current !== runtime || access(request) === 'sign-in' || access(request) === 'disabled') return stop();
+        try {
+          const state = await snapshot();
+          if (!stream.writableEnded) stream.write(`event: state\ndata: ${JSON.stringify(state)}\n\n`);
+        } catch (error) {
+          request.log.warn({ err: error }, 'console snapshot failed');
+        }
+      };
+      reply.raw.once('close', stop);
+      stream.write('retry: 2000\n\n');
+      await send();
+      timer = setInterval(() => void send(), intervalMs);
+      reply.header('content-type', 'text/event-stream; charset=utf-8');
+      reply.header('cache-control', 'no-store');
+      reply.header('x-accel-buffering', 'no');
+      return reply.send(stream);
+    });
+
+    scope.get('/console/assets/:name', async (request, reply) => {
+      const name = (request.params as { name: string }).name;
+      const asset = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
+      if (!asset) throw new GatewayError(`no console asset ${name}`, { status: 404, type: 'ValidationError' });
+      let file = files.get(name);
+      if (!file) {
+        const body = await readFile(asset.file);
+        file = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+        files.set(name, file);
+      }
+      reply.header('etag', file.etag);
+      reply.header('cache-control', 'no-cache');
+      reply.header('x-content-type-options', 'nosniff');
+      if (request.headers['if-none-match'] === file.etag) return reply.code(304).send();
+      return reply.type(asset.type).send(file.body);
+    });
+  });
+
+  return feed;
+}
+
+function page(reply: FastifyReply, status: number, html: string): FastifyReply {
+  return reply
+    .code(status)
+    .header('content-security-policy', CSP)
+    .header('x-content-type-options', 'nosniff')
+    .header('x-frame-options', 'DENY')
+    .header('referrer-policy', 'no-referrer')
+    .header('cache-control', 'no-store')
+    .type('text/html; charset=utf-8')
+    .send(html);
+}
+
+function consoleDisabled(): GatewayError {
+  return new GatewayError('the console is disabled while auth is on and admin.key is not set', { status: 403, type: 'AuthenticationError' });
+}
+
+function sameSecret(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function session(expires: number, adminKey: string): string {
+  return `${expires}.${createHmac('sha256', adminKey).update(`hapax-console/v1/${expires}`).digest('base64url')}`;
+}
+
+function validSession(value: string, adminKey: string): boolean {
+  const dot = value.indexOf('.');
+  const expires = Number(value.slice(0, dot));
+  if (dot < 1 || !Number.isInteger(expires) || expires < Date.now() / 1000) return false;
+  const expected = Buffer.from(session(expires, adminKey));
+  const given = Buffer.from(value);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+const HEAD = (title: string) => `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title}</title>
+<link rel="icon" href="/console/assets/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/console/assets/uPlot.min.css">
+<link rel="stylesheet" href="/console/assets/app.css">
+</head>`;
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function signInPage(message?: string): string {
+  return `${HEAD('Hapax console: sign in')}
+<body class="narrow">
+<main class="card signin">
+<h1>Hapax console</h1>
+<p>Sign in with the gateway's admin key (<code>admin.key</code> in the config).</p>
+${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : ''}
+<form method="post" action="/console/login">
+<label for="key">Admin key</label>
+<input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Sign in</button>
+</form>
+</main>
+</body>
+</html>
+`;
+}
+
+function disabledPage(): string {
+  return `${HEAD('Hapax console: disabled')}
+<body class="narrow">
+<main class="card signin">
+<h1>Hapax console</h1>
+<p class="error">The console is off: auth is enabled and no <code>admin.key</code> is configured.</p>
+<p>Set <code>admin.key</code> (16 characters or more) in the config, reload, and sign in with it.</p>
+</main>
+</body>
+</html>
+`;
+}
+
+function consolePage(signedIn: boolean): string {
+  return `${HEAD('Hapax console')}
+<body>
+<header class="top">
+  <h1>Hapax <span>console</span></h1>
+  <div class="status"><span id="live" class="pill muted">connecting…</span><span id="overall" class="pill muted">–</span></div>
+  <div class="meta"><span id="loaded">config –</span>${signedIn ? '<form method="post" action="/console/logout"><button type="submit" class="link">Sign out</button></form>' : ''}</div>
+</header>
+<main>
+  <section class="stats" aria-label="Traffic in the last minute">
+    <div class="stat"><span class="label">Requests / s</span><span class="value" id="stat-rps">–</span><span class="sub" id="stat-requests"></span></div>
+    <div class="stat"><span class="label">Latency p50</span><span class="value" id="stat-p50">–</span><span class="sub">last minute</span></div>
+    <div class="stat"><span class="label">Latency p95</span><span class="value" id="stat-p95">–</span><span class="sub" id="stat-p99"></span></div>
+    <div class="stat"><span class="label">Errors (5xx)</span><span class="value" id="stat-errors">–</span><span class="sub" id="stat-error-rate"></span></div>
+    <div class="stat"><span class="label">Failovers</span><span class="value" id="stat-failovers">–</span><span class="sub">in the event log</span></div>
+  </section>
+  <section class="card">
+    <h2>Providers</h2>
+    <table id="providers">
+      <thead><tr><th>Provider</th><th>Type / model</th><th>Health</th><th>Circuit breaker</th><th class="num">Latency (last / avg)</th><th class="num">Error rate (1 min)</th><th class="num">Requests</th><th class="num">In flight</th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
+  <section class="charts">
+    <div class="card"><h2>Requests per second</h2><div id="chart-traffic" class="chart"></div></div>
+    <div class="card"><h2>Latency (ms)</h2><div id="chart-latency" class="chart"></div></div>
+  </section>
+  <section class="columns">
+    <div class="card"><h2>Failovers and state changes</h2><ol id="events" class="events"></ol></div>
+    <div class="card"><h2>Recent requests</h2>
+      <table id="requests"><thead><tr><th>Time</th><th>Route</th><th class="num">Status</th><th>Served by</th><th class="num">Tries</th><th class="num">ms</th></tr></thead><tbody></tbody></table>
+    </div>
+  </section>
+  <section class="columns three">
+    <div class="card"><h2>Usage by key</h2><table id="usage-client" class="usage"><thead><tr><th>Key / client</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
+    <div class="card"><h2>Usage by route label</h2><table id="usage-label" class="usage"><thead><tr><th>Label</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
+    <div class="card"><h2>Usage by route</h2><table id="usage-route" class="usage"><thead><tr><th>Route</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
+  </section>
+  <section class="card">
+    <h2>Running config <span class="hint" id="config-source"></span></h2>
+    <ul id="warnings" class="warnings"></ul>
+    <pre id="config" class="config"></pre>
+  </section>
+</main>
+<script src="/console/assets/uPlot.iife.min.js"></script>
+<script src="/console/assets/app.js"></script>
+</body>
+</html>
+`;
+}

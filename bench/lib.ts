@@ -1,0 +1,111 @@
+/** Helpers shared by the benchmark's processes: /proc readings, percentiles, free ports, child-process plumbing. */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+
+/** Clock ticks per second for /proc/PID/stat's utime and stime (Linux: 100 on every common build). */
+export const CLOCK_TICKS = 100;
+
+/** CPU time a process has used so far (user + system), in ms; undefined when the process is gone. */
+export function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces: count fields after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    return ((utime + stime) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Current and peak resident set size of a process, in bytes (VmRSS and VmHWM from /proc/PID/status). */
+export function rss(pid: number): { rss: number; peak: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Value at quantile q (0..1) of an ascending-sorted array, nearest-rank. */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank];
+}
+
+export interface LatencySummary {
+  count: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+/** Summary of latencies in ms (the array is sorted in place). */
+export function summarize(values: Float64Array): LatencySummary {
+  values.sort();
+  let sum = 0;
+  for (const v of values) sum += v;
+  return {
+    count: values.length,
+    mean: values.length ? sum / values.length : NaN,
+    p50: quantile(values, 0.5),
+    p90: quantile(values, 0.9),
+    p99: quantile(values, 0.99),
+    max: values.length ? values[values.length - 1] : NaN,
+  };
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The first IPC message of a forked child that satisfies `accept`, or a rejection when it exits first. */
+export function nextMessage<T>(child: ChildProcess, accept: (message: unknown) => boolean = () => true, timeoutMs = 120_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`no message from child ${child.pid} within ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (message: unknown) => {
+      if (accept(message)) finish(undefined, message as T);
+    };
+    const onExit = (code: number | null, signal: string | null) => finish(new Error(`child ${child.pid} exited (${code ?? signal}) before answering`));
+    function finish(error?: Error, value?: T) {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolve(value as T);
+    }
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+/** Stops a child: SIGTERM, then SIGKILL after `graceMs`. Resolves when it has exited. */
+export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,561 @@
+/**
+ * `npm run bench`: Hapax against the same fake upstream reached directly and through a bare proxy, in one run.
+ *
+ * Processes: the fake upstream (upstream.ts), the bare pass-through proxy (bare-proxy.ts), the built gateway
+ * (`node_modules/.bin/node bin/hapax.js serve --config bench/hapax-bench.yaml`) and the load generator
+ * (loadgen.ts) each run in their own process; this one only orchestrates and reads /proc.
+ *
+ * For every mode (JSON, streaming) and connection count (1, 10, 100) the three targets run back to back,
+ * each with its own warm-up, so the noise of a shared machine hits them alike. Every figure is also given
+ * as a ratio to the bare proxy measured in the same run.
+ *
+ * Flags: --duration S (per scenario, default 10), --warmup S (default 2), --quick (3 s + 1 s),
+ *        --connections 1,10,100, --modes json,stream, --targets direct,bare,hapax, --cold-starts N (default 3),
+ *        --soak S (10 connections, mixed JSON/stream, RSS and heap over time), --profile (a --cpu-prof run at
+ *        10 connections, summarized), --log FILE (gateway request log; default a temp file; /dev/null works),
+ *        --out DIR (default bench/results), --portkey DIR (optional comparison; see docs/performance.md).
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { request } from 'undici';
+import { freePort, nextMessage, rss, sleep, stopChild } from './lib.ts';
+import type { LoadResult, LoadSpec } from './loadgen.ts';
+import { profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const NODE = join(REPO, 'node_modules/.bin/node');
+const CHAT_PATH = '/v1/chat/completions';
+const API_KEY = 'hpx-bench-0123456789abcdef0123456789abcdef';
+const MB = 1024 * 1024;
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    connections: { type: 'string', default: '1,10,100' },
+    modes: { type: 'string', default: 'json,stream' },
+    targets: { type: 'string', default: 'direct,bare,hapax' },
+    'cold-starts': { type: 'string' },
+    soak: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    log: { type: 'string' },
+    out: { type: 'string', default: join(REPO, 'bench/results') },
+    portkey: { type: 'string' },
+  },
+  strict: true,
+});
+
+const durationS = Number(args.duration ?? (args.quick ? 3 : 10));
+const warmupS = Number(args.warmup ?? (args.quick ? 1 : 2));
+const coldStarts = Number(args['cold-starts'] ?? (args.quick ? 1 : 3));
+const connectionCounts = args.connections.split(',').map(Number);
+const modes = args.modes.split(',') as ('json' | 'stream')[];
+const soakS = args.soak ? Number(args.soak) : 0;
+const targetNames = args.targets.split(',');
+if (args.portkey) targetNames.push('portkey');
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const round = (n: number, digits = 3) => (Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : null);
+
+// ---------- processes ----------
+
+const children: ChildProcess[] = [];
+function track<T extends ChildProcess>(child: T): T {
+  children.push(child);
+  return child;
+}
+async function cleanup(): Promise<void> {
+  await Promise.all(children.map((child) => stopChild(child, 3000)));
+}
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+async function forkReady(file: string, argv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+  const child = track(fork(join(REPO, 'bench', file), argv, { execPath: NODE, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const { ready } = await nextMessage<{ ready: number }>(child, (m) => typeof m === 'object' && m !== null && 'ready' in m);
+  return { child, port: ready };
+}
+
+interface Gateway {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  coldStartMs: number;
+  stderr: () => string;
+}
+
+/** Spawns the built gateway and times spawn → first answered chat completion. */
+async function startHapax(upstreamPort: number, logFile: string, nodeFlags: string[] = []): Promise<Gateway> {
+  const port = await freePort();
+  const out = openSync(logFile, 'a');
+  let stderr = '';
+  const started = performance.now();
+  const child = track(
+    spawn(NODE, [...nodeFlags, join(REPO, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
+      cwd: REPO,
+      env: { ...process.env, BENCH_UPSTREAM_PORT: String(upstreamPort), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-bench-keys-${process.pid}.json`) },
+      stdio: ['ignore', out, 'pipe'],
+    }),
+  );
+  closeSync(out);
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (stderr.length < 10_000) stderr += chunk.toString();
+  });
+  const deadline = started + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`hapax exited with ${child.exitCode}: ${stderr}`);
+    if (performance.now() > deadline) throw new Error(`hapax did not answer within 30 s: ${stderr}`);
+    try {
+      const res = await request(`http://127.0.0.1:${port}${CHAT_PATH}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `cold start ${Math.random()}` }] }),
+      });
+      const text = await res.body.text();
+      if (res.statusCode === 200) break;
+      throw new Error(`hapax answered ${res.statusCode}: ${text}`);
+    } catch (error) {
+      if (!/ECONNREFUSED|ECONNRESET|other side closed/.test(String((error as Error).message) + String((error as { code?: string }).code))) throw error;
+      await sleep(2);
+    }
+  }
+  return { child, pid: child.pid as number, port, coldStartMs: performance.now() - started, stderr: () => stderr };
+}
+
+// ---------- load ----------
+
+let loadgen: ChildProcess | undefined;
+async function load(spec: LoadSpec): Promise<LoadResult> {
+  if (!loadgen) throw new Error('the load generator is not running');
+  const answer = nextMessage<{ result?: LoadResult; error?: string }>(loadgen, (m) => typeof m === 'object' && m !== null && ('result' in m || 'error' in m), spec.warmupMs + spec.durationMs + 120_000);
+  loadgen.send({ run: spec });
+  const { result, error } = await answer;
+  if (error || !result) throw new Error(`load generator failed: ${error}`);
+  return result;
+}
+
+/** One request of each kind through a target: the answer must be a real completion. */
+async function sanityCheck(name: string, origin: string): Promise<void> {
+  for (const stream of [false, true]) {
+    const res = await request(`${origin}${CHAT_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `sanity ${name} ${stream}` }], stream }),
+    });
+    const text = await res.body.text();
+    const ok = res.statusCode === 200 && (stream ? text.includes('data: [DONE]') && text.includes('benchmark') : Boolean(JSON.parse(text).choices?.[0]?.message?.content));
+    if (!ok) throw new Error(`sanity check failed for ${name} (${stream ? 'stream' : 'json'}): ${res.statusCode} ${text.slice(0, 500)}`);
+  }
+}
+
+interface TargetFigures {
+  rps: number | null;
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  ttftP50: number | null;
+  ttftP99: number | null;
+  requests: number;
+  errors: number;
+  incomplete: number;
+  errorSamples: string[];
+  /** CPU ms per request of the proxy process (hapax or bare); null for direct. */
+  cpuMsPerRequest: number | null;
+  rssMaxMB: number | null;
+  upstreamCpuMsPerRequest: number | null;
+  loadgenCpuMsPerRequest: number | null;
+}
+
+function figures(result: LoadResult, proxy: string | undefined): TargetFigures {
+  const p = proxy ? result.watched[proxy] : undefined;
+  return {
+    rps: round(result.rps, 1),
+    p50: round(result.latency.p50),
+    p90: round(result.latency.p90),
+    p99: round(result.latency.p99),
+    ttftP50: round(result.ttft.p50),
+    ttftP99: round(result.ttft.p99),
+    requests: result.requests,
+    errors: result.errors,
+    incomplete: result.incomplete,
+    errorSamples: result.errorSamples,
+    cpuMsPerRequest: p ? round(p.cpuMsPerRequest, 4) : null,
+    rssMaxMB: p ? round(p.rssMaxBytes / MB, 1) : null,
+    upstreamCpuMsPerRequest: round(result.watched.upstream?.cpuMsPerRequest ?? NaN, 4),
+    loadgenCpuMsPerRequest: round(result.loadgenCpuMsPerRequest, 4),
+  };
+}
+
+interface Scenario {
+  mode: 'json' | 'stream';
+  connections: number;
+  results: Record<string, TargetFigures>;
+  /** Each proxy's figures over the bare proxy's (rps, latency, cpu); >1 latency = slower. */
+  vsBare: Record<string, Record<string, number | null>>;
+  /** Latency each proxy adds over direct, in ms (difference of percentiles). */
+  addedOverDirect: Record<string, Record<string, number | null>>;
+}
+
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || b === 0 ? null : round(a / b, 3));
+const minus = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null ? null : round(a - b));
+
+// ---------- soak ----------
+
+async function metricsHeap(port: number): Promise<number | undefined> {
+  try {
+    const res = await request(`http://127.0.0.1:${port}/metrics`);
+    const text = await res.body.text();
+    const match = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([0-9.e+]+)/m.exec(text);
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface SoakResult {
+  seconds: number;
+  connections: number;
+  requests: number;
+  errors: number;
+  rps: number | null;
+  samples: { t: number; rssMB: number | null; heapMB: number | null }[];
+  heapStartMB: number | null;
+  heapEndMB: number | null;
+  heapGrowthPct: number | null;
+  rssStartMB: number | null;
+  rssEndMB: number | null;
+  rssGrowthPct: number | null;
+  heapSlopeMBPerMin: number | null;
+}
+
+/** Floor (minimum, i.e. after a GC) of the first and last fifth of a series. */
+function floors(values: number[]): [number, number] {
+  const n = Math.max(1, Math.floor(values.length / 5));
+  return [Math.min(...values.slice(0, n)), Math.min(...values.slice(-n))];
+}
+
+function slopePerMinute(points: { t: number; v: number }[]): number {
+  const n = points.length;
+  if (n < 2) return NaN;
+  const mt = points.reduce((s, p) => s + p.t, 0) / n;
+  const mv = points.reduce((s, p) => s + p.v, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const p of points) {
+    num += (p.t - mt) * (p.v - mv);
+    den += (p.t - mt) ** 2;
+  }
+  return (num / den) * 60;
+}
+
+async function soak(gateway: Gateway, origin: string, seconds: number): Promise<SoakResult> {
+  const warmupMs = Math.min(10_000, (seconds * 1000) / 10);
+  const every = Math.max(1000, Math.min(5000, (seconds * 1000) / 60));
+  const samples: SoakResult['samples'] = [];
+  const running = load({ origin, path: CHAT_PATH, apiKey: API_KEY, stream: 'mixed', connections: 10, warmupMs, durationMs: seconds * 1000, watch: { hapax: gateway.pid } });
+  let done = false;
+  void running.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  const t0 = performance.now() + warmupMs;
+  await sleep(warmupMs);
+  while (!done) {
+    const heap = await metricsHeap(gateway.port);
+    const mem = rss(gateway.pid);
+    samples.push({ t: round((performance.now() - t0) / 1000, 1) as number, rssMB: mem ? round(mem.rss / MB, 1) : null, heapMB: heap ? round(heap / MB, 2) : null });
+    if (samples.length % 12 === 0) log(`  soak ${samples.at(-1)?.t}s: rss ${samples.at(-1)?.rssMB} MB, heap ${samples.at(-1)?.heapMB} MB`);
+    await Promise.race([sleep(every), running.catch(() => undefined)]);
+  }
+  const result = await running;
+  const heaps = samples.filter((s) => s.heapMB != null).map((s) => s.heapMB as number);
+  const rsses = samples.filter((s) => s.rssMB != null).map((s) => s.rssMB as number);
+  const [heapStart, heapEnd] = heaps.length ? floors(heaps) : [NaN, NaN];
+  const [rssStart, rssEnd] = rsses.length ? floors(rsses) : [NaN, NaN];
+  return {
+    seconds,
+    connections: 10,
+    requests: result.requests,
+    errors: result.errors + result.incomplete,
+    rps: round(result.rps, 1),
+    samples,
+    heapStartMB: round(heapStart, 2),
+    heapEndMB: round(heapEnd, 2),
+    heapGrowthPct: round(((heapEnd - heapStart) / heapStart) * 100, 1),
+    rssStartMB: round(rssStart, 1),
+    rssEndMB: round(rssEnd, 1),
+    rssGrowthPct: round(((rssEnd - rssStart) / rssStart) * 100, 1),
+    heapSlopeMBPerMin: round(slopePerMinute(samples.filter((s) => s.heapMB != null).map((s) => ({ t: s.t, v: s.heapMB as number }))), 3),
+  };
+}
+
+// ---------- profile ----------
+
+async function profileRun(upstreamPort: number, logFile: string): Promise<{ summary: ProfileSummary; requests: number; file: string }> {
+  const dir = join(tmpdir(), `hapax-bench-prof-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  const gateway = await startHapax(upstreamPort, logFile, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const origin = `http://127.0.0.1:${gateway.port}`;
+  let requests = 0;
+  for (const stream of [false, true]) {
+    const result = await load({ origin, path: CHAT_PATH, apiKey: API_KEY, stream, connections: 10, warmupMs: warmupS * 1000, durationMs: durationS * 1000 });
+    requests += result.total;
+    log(`  profile ${stream ? 'stream' : 'json'}@10: ${result.rps.toFixed(0)} req/s (under --cpu-prof)`);
+  }
+  await stopChild(gateway.child, 15_000);
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`no .cpuprofile written in ${dir}`);
+  return { summary: summarizeProfile(join(dir, file), 30), requests, file: join(dir, file) };
+}
+
+// ---------- report ----------
+
+interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  pass: boolean | null;
+}
+
+function evaluate(scenarios: Scenario[], peakRssMB: number | null, coldStartMs: number | null, soakResult: SoakResult | undefined): Target[] {
+  const find = (mode: string, c: number) => scenarios.find((s) => s.mode === mode && s.connections === c);
+  const targets: Target[] = [];
+  for (const mode of ['json', 'stream']) {
+    const s = find(mode, 10);
+    const r = s?.vsBare.hapax?.rps ?? null;
+    targets.push({ name: `throughput at 10 connections, ${mode}`, goal: '≥ 80% of the bare proxy', measured: r == null ? 'not measured' : `${(r * 100).toFixed(0)}%`, pass: r == null ? null : r >= 0.8 });
+  }
+  const one = find('json', 1)?.addedOverDirect.hapax;
+  const bareOne = find('json', 1)?.addedOverDirect.bare;
+  const extra = (v: number | null | undefined, b: number | null | undefined) => (v == null ? '' : ` (bare proxy adds ${b ?? '?'} ms; Hapax over bare ${minus(v, b) ?? '?'} ms)`);
+  targets.push({ name: 'added latency at 1 connection, p50 (JSON, over direct)', goal: '≤ 0.2 ms', measured: one?.p50 == null ? 'not measured' : `${one.p50} ms${extra(one.p50, bareOne?.p50)}`, pass: one?.p50 == null ? null : one.p50 <= 0.2 });
+  targets.push({ name: 'added latency at 1 connection, p99 (JSON, over direct)', goal: '≤ 1 ms', measured: one?.p99 == null ? 'not measured' : `${one.p99} ms${extra(one.p99, bareOne?.p99)}`, pass: one?.p99 == null ? null : one.p99 <= 1 });
+  const ttft = find('stream', 1)?.addedOverDirect.hapax;
+  const bareTtft = find('stream', 1)?.addedOverDirect.bare;
+  targets.push({ name: 'streaming: added time to first token at 1 connection, p50', goal: '≤ 1 ms', measured: ttft?.ttftP50 == null ? 'not measured' : `${ttft.ttftP50} ms (p99 ${ttft.ttftP99} ms)${extra(ttft.ttftP50, bareTtft?.ttftP50)}`, pass: ttft?.ttftP50 == null ? null : ttft.ttftP50 <= 1 });
+  targets.push({ name: 'peak RSS of the gateway under load', goal: '≤ 150 MB', measured: peakRssMB == null ? 'not measured' : `${peakRssMB} MB`, pass: peakRssMB == null ? null : peakRssMB <= 150 });
+  targets.push({
+    name: 'heap after the soak',
+    goal: 'within 10% of the start',
+    measured: soakResult?.heapGrowthPct == null ? 'not run (--soak 300)' : `${soakResult.heapStartMB} → ${soakResult.heapEndMB} MB (${soakResult.heapGrowthPct}%) over ${soakResult.seconds} s`,
+    pass: soakResult?.heapGrowthPct == null ? null : Math.abs(soakResult.heapGrowthPct) <= 10,
+  });
+  targets.push({ name: 'cold start (spawn → first answered request)', goal: '≤ 500 ms', measured: coldStartMs == null ? 'not measured' : `${coldStartMs} ms (median)`, pass: coldStartMs == null ? null : coldStartMs <= 500 });
+  return targets;
+}
+
+const fmt = (v: number | null | undefined, digits = 2) => (v == null ? '–' : v.toFixed(digits));
+
+function markdown(report: Report): string {
+  const m = report.meta;
+  const lines: string[] = [];
+  lines.push(`# Hapax benchmark — ${m.date}`, '');
+  lines.push(
+    `Machine: ${m.machine.cpus} × ${m.machine.cpuModel}, ${m.machine.memoryGB} GB, Linux ${m.machine.kernel}, Node ${m.node}. ` +
+      `Hapax ${m.commit}. ${m.durationS} s per scenario after ${m.warmupS} s warm-up. Load average ${m.loadAverageStart.join(' ')} at the start, ${m.loadAverageEnd.join(' ')} at the end.`,
+    '',
+  );
+  lines.push('Targets (compared, not asserted):', '', '| target | goal | measured | |', '| --- | --- | --- | --- |');
+  for (const t of report.targets) lines.push(`| ${t.name} | ${t.goal} | ${t.measured} | ${t.pass == null ? '–' : t.pass ? 'pass' : 'FAIL'} |`);
+  lines.push('');
+  lines.push(
+    'Latencies in ms (to the last byte); TTFT = time to the first body byte. "+p50/+p99" = added over direct (difference of percentiles). ' +
+      '"CPU/req" = CPU ms per request of the proxy process. "×bare" = this figure over the bare proxy\'s in the same scenario.',
+    '',
+  );
+  lines.push(
+    '| mode | conns | target | req/s | ×bare | p50 | p90 | p99 | +p50 | +p99 | TTFT p50 | TTFT p99 | CPU/req | ×bare | RSS max MB | errors |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const s of report.scenarios) {
+    for (const [name, r] of Object.entries(s.results)) {
+      const vs = s.vsBare[name] ?? {};
+      const added = s.addedOverDirect[name] ?? {};
+      const stream = s.mode === 'stream';
+      lines.push(
+        `| ${s.mode} | ${s.connections} | ${name} | ${fmt(r.rps, 0)} | ${fmt(vs.rps)} | ${fmt(r.p50, 3)} | ${fmt(r.p90, 3)} | ${fmt(r.p99, 3)} | ${fmt(added.p50, 3)} | ${fmt(added.p99, 3)} | ` +
+          `${stream ? fmt(r.ttftP50, 3) : ''} | ${stream ? fmt(r.ttftP99, 3) : ''} | ${fmt(r.cpuMsPerRequest, 3)} | ${fmt(vs.cpuMsPerRequest)} | ${fmt(r.rssMaxMB, 1)} | ${r.errors + r.incomplete} |`,
+      );
+    }
+  }
+  lines.push('');
+  lines.push(`Gateway peak RSS over the whole run (VmHWM): ${report.peakRssMB.hapax ?? '–'} MB (bare proxy: ${report.peakRssMB.bare ?? '–'} MB).`);
+  lines.push(`Cold start, spawn → first answered chat completion: ${report.coldStart.runsMs.join(', ')} ms (median ${report.coldStart.medianMs} ms).`);
+  if (report.soak) {
+    const s = report.soak;
+    lines.push(
+      `Soak: ${s.seconds} s at ${s.connections} connections (JSON and streams alternating), ${s.requests} requests at ${s.rps} req/s, ${s.errors} errors. ` +
+        `Heap floor ${s.heapStartMB} → ${s.heapEndMB} MB (${s.heapGrowthPct}%, trend ${s.heapSlopeMBPerMin} MB/min); RSS floor ${s.rssStartMB} → ${s.rssEndMB} MB (${s.rssGrowthPct}%).`,
+    );
+  }
+  if (report.profile) lines.push('', '## CPU profile (10 connections, JSON then streaming)', '', profileMarkdown(report.profile.summary, report.profile.requests));
+  lines.push('');
+  return lines.join('\n');
+}
+
+interface Report {
+  meta: {
+    date: string;
+    machine: { cpus: number; cpuModel: string; memoryGB: number; kernel: string };
+    node: string;
+    commit: string;
+    durationS: number;
+    warmupS: number;
+    connections: number[];
+    modes: string[];
+    logFile: string;
+    loadAverageStart: number[];
+    loadAverageEnd: number[];
+  };
+  targets: Target[];
+  scenarios: Scenario[];
+  peakRssMB: Record<string, number | null>;
+  coldStart: { runsMs: number[]; medianMs: number | null };
+  soak?: SoakResult;
+  profile?: { summary: ProfileSummary; requests: number };
+}
+
+// ---------- main ----------
+
+function gitCommit(): string {
+  try {
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: REPO, encoding: 'utf8' }).trim() ? ' (src modified)' : '';
+    return sha + dirty;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(REPO, 'dist/cli.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
+  const newestSrc = Math.max(...readdirSync(join(REPO, 'src'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => statSync(join(e.parentPath, e.name)).mtimeMs));
+  if (newestSrc > statSync(join(REPO, 'dist/cli.js')).mtimeMs + 1000) log('warning: src/ is newer than dist/cli.js; the benchmark runs dist/ (npm run build)');
+
+  const loadAverageStart = loadavg().map((v) => round(v, 2) as number);
+  const logFile = args.log ?? join(tmpdir(), `hapax-bench-${process.pid}.log`);
+  const ownLog = !args.log;
+  log(`hapax bench: ${durationS} s per scenario + ${warmupS} s warm-up; connections ${connectionCounts.join(',')}; ${modes.join(',')}; log → ${logFile}`);
+
+  const upstream = await forkReady('upstream.ts');
+  const bare = await forkReady('bare-proxy.ts', [`http://127.0.0.1:${upstream.port}`]);
+  loadgen = track(fork(join(REPO, 'bench/loadgen.ts'), [], { execPath: NODE, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  await nextMessage(loadgen, (m) => typeof m === 'object' && m !== null && 'ready' in m);
+
+  // Cold starts: the first gateway stays up for the load runs; the others are stopped right away.
+  const coldRuns: number[] = [];
+  for (let i = 1; i < coldStarts; i++) {
+    const g = await startHapax(upstream.port, logFile);
+    coldRuns.push(round(g.coldStartMs, 1) as number);
+    await stopChild(g.child);
+  }
+  const gateway = await startHapax(upstream.port, logFile);
+  coldRuns.push(round(gateway.coldStartMs, 1) as number);
+  const sortedCold = [...coldRuns].sort((a, b) => a - b);
+  const coldMedian = sortedCold.length ? sortedCold[Math.floor((sortedCold.length - 1) / 2)] : null;
+  log(`cold start: ${coldRuns.join(', ')} ms`);
+
+  const origins: Record<string, { origin: string; pid?: number }> = {
+    direct: { origin: `http://127.0.0.1:${upstream.port}` },
+    bare: { origin: `http://127.0.0.1:${bare.port}`, pid: bare.child.pid },
+    hapax: { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid },
+  };
+  if (args.portkey) {
+    const { startPortkey } = await import('./portkey.ts');
+    const portkey = await startPortkey(args.portkey, upstream.port, NODE);
+    track(portkey.child);
+    origins.portkey = { origin: `http://127.0.0.1:${portkey.port}`, pid: portkey.child.pid };
+  }
+  for (const name of targetNames) await sanityCheck(name, origins[name].origin);
+
+  const scenarios: Scenario[] = [];
+  for (const mode of modes) {
+    for (const connections of connectionCounts) {
+      const results: Record<string, TargetFigures> = {};
+      for (const name of targetNames) {
+        const { origin, pid } = origins[name];
+        const watch: Record<string, number> = { upstream: upstream.child.pid as number };
+        if (pid) watch[name] = pid;
+        const result = await load({ origin, path: CHAT_PATH, apiKey: API_KEY, stream: mode === 'stream', connections, warmupMs: warmupS * 1000, durationMs: durationS * 1000, watch });
+        results[name] = figures(result, pid ? name : undefined);
+        const r = results[name];
+        log(
+          `${mode.padEnd(6)} c=${String(connections).padStart(3)} ${name.padEnd(7)} ${fmt(r.rps, 0).padStart(6)} req/s  p50 ${fmt(r.p50, 3)}  p99 ${fmt(r.p99, 3)} ms` +
+            `${mode === 'stream' ? `  ttft p50 ${fmt(r.ttftP50, 3)}` : ''}${r.cpuMsPerRequest != null ? `  cpu ${fmt(r.cpuMsPerRequest, 3)} ms/req` : ''}${r.errors + r.incomplete ? `  ERRORS ${r.errors + r.incomplete}: ${r.errorSamples[0] ?? ''}` : ''}`,
+        );
+      }
+      const vsBare: Scenario['vsBare'] = {};
+      const addedOverDirect: Scenario['addedOverDirect'] = {};
+      const b = results.bare;
+      const d = results.direct;
+      for (const [name, r] of Object.entries(results)) {
+        vsBare[name] = { rps: ratio(r.rps, b?.rps), p50: ratio(r.p50, b?.p50), p99: ratio(r.p99, b?.p99), ttftP50: ratio(r.ttftP50, b?.ttftP50), cpuMsPerRequest: ratio(r.cpuMsPerRequest, b?.cpuMsPerRequest) };
+        addedOverDirect[name] = { p50: minus(r.p50, d?.p50), p90: minus(r.p90, d?.p90), p99: minus(r.p99, d?.p99), ttftP50: minus(r.ttftP50, d?.ttftP50), ttftP99: minus(r.ttftP99, d?.ttftP99) };
+      }
+      scenarios.push({ mode, connections, results, vsBare, addedOverDirect });
+    }
+  }
+  const peakRssMB: Record<string, number | null> = {
+    hapax: round((rss(gateway.pid)?.peak ?? NaN) / MB, 1),
+    bare: round((rss(bare.child.pid as number)?.peak ?? NaN) / MB, 1),
+  };
+
+  let soakResult: SoakResult | undefined;
+  if (soakS > 0) {
+    log(`soak: ${soakS} s at 10 connections`);
+    soakResult = await soak(gateway, origins.hapax.origin, soakS);
+    log(`soak: heap ${soakResult.heapStartMB} → ${soakResult.heapEndMB} MB (${soakResult.heapGrowthPct}%), rss ${soakResult.rssStartMB} → ${soakResult.rssEndMB} MB`);
+    peakRssMB.hapax = round((rss(gateway.pid)?.peak ?? NaN) / MB, 1);
+  }
+  const stderr = gateway.stderr();
+  await stopChild(gateway.child);
+  if (stderr.trim()) log(`gateway stderr:\n${stderr}`);
+
+  let profile: Report['profile'];
+  if (args.profile) {
+    log('profile: --cpu-prof run at 10 connections');
+    const p = await profileRun(upstream.port, logFile);
+    profile = { summary: p.summary, requests: p.requests };
+    log(`profile written to ${p.file}`);
+  }
+
+  const report: Report = {
+    meta: {
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGB: Math.round(totalmem() / 1024 ** 3), kernel: release() },
+      node: process.version,
+      commit: gitCommit(),
+      durationS,
+      warmupS,
+      connections: connectionCounts,
+      modes,
+      logFile: ownLog ? '(temp file, deleted)' : logFile,
+      loadAverageStart,
+      loadAverageEnd: loadavg().map((v) => round(v, 2) as number),
+    },
+    targets: evaluate(scenarios, peakRssMB.hapax, coldMedian, soakResult),
+    scenarios,
+    peakRssMB,
+    coldStart: { runsMs: coldRuns, medianMs: coldMedian },
+    soak: soakResult,
+    profile,
+  };
+  mkdirSync(args.out, { recursive: true });
+  writeFileSync(join(args.out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const md = markdown(report);
+  writeFileSync(join(args.out, 'latest.md'), md);
+  process.stdout.write(md);
+  if (ownLog) rmSync(logFile, { force: true });
+}
+
+try {
+  await main();
+} finally {
+  loadgen?.send({ exit: true });
+  await cleanup();
+}

@@ -1,0 +1,97 @@
+/**
+ * The fake OpenAI-style upstream, in its own process. Answers every POST /v1/chat/completions at once:
+ * a fixed ~300-byte chat.completion, or (when the body asks for `"stream":true`) a 10-chunk SSE stream,
+ * one chunk per event-loop turn so a proxy sees separate reads. GET /v1/models answers the health probe.
+ * Everything is prebuilt: the upstream's own cost per request is a body read and a write or eleven.
+ *
+ * Started by run.ts with fork(); reports { ready: port } over IPC.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+
+const CREATED = 1_700_000_000;
+const MODEL = 'gpt-4o-mini';
+
+export const COMPLETION = Buffer.from(
+  JSON.stringify({
+    id: 'chatcmpl-bench0000000000000000000001',
+    object: 'chat.completion',
+    created: CREATED,
+    model: MODEL,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: 'Hello! This is the fixed answer of the benchmark upstream.', refusal: null },
+        logprobs: null,
+        finish_reason: 'stop',
+      },
+    ],
+    usage: { prompt_tokens: 12, completion_tokens: 13, total_tokens: 25 },
+  }),
+);
+
+const WORDS = ['Hello', '!', ' This', ' is', ' a', ' streamed', ' benchmark', ' answer', '.'];
+
+/** Ten `data:` chunks (role + first word, eight more words, finish with usage), then `data: [DONE]`. */
+export const STREAM_CHUNKS: Buffer[] = (() => {
+  const head = { id: 'chatcmpl-bench0000000000000000000002', object: 'chat.completion.chunk', created: CREATED, model: MODEL, system_fingerprint: null };
+  const frame = (body: object) => Buffer.from(`data: ${JSON.stringify({ ...head, ...body })}\n\n`);
+  const chunks = WORDS.map((word, i) =>
+    frame({ choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content: word } : { content: word }, logprobs: null, finish_reason: null }] }),
+  );
+  chunks.push(frame({ choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }], usage: { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 } }));
+  chunks.push(Buffer.from('data: [DONE]\n\n'));
+  return chunks;
+})();
+
+const MODELS = Buffer.from(JSON.stringify({ object: 'list', data: [{ id: MODEL, object: 'model', created: CREATED, owned_by: 'bench' }] }));
+const STREAM_MARK = Buffer.from('"stream":true');
+
+function sendStream(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  let i = 0;
+  const next = () => {
+    if (res.destroyed) return;
+    if (i === STREAM_CHUNKS.length - 1) {
+      res.end(STREAM_CHUNKS[i]);
+      return;
+    }
+    res.write(STREAM_CHUNKS[i++]);
+    setImmediate(next);
+  };
+  next();
+}
+
+function handle(req: IncomingMessage, res: ServerResponse): void {
+  if (req.method === 'GET' && req.url?.endsWith('/models')) {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': MODELS.length });
+    res.end(MODELS);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', () => {
+    if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end('{"error":{"message":"not found","type":"invalid_request_error"}}');
+      return;
+    }
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    if (body.includes(STREAM_MARK)) {
+      sendStream(res);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': COMPLETION.length });
+    res.end(COMPLETION);
+  });
+}
+
+const isMain = process.argv[1] && import.meta.filename === process.argv[1];
+if (isMain) {
+  const server = createServer({ keepAliveTimeout: 120_000 }, handle);
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as { port: number };
+    process.send?.({ ready: port });
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+}

@@ -101,7 +101,7 @@
     replaceRows('providers', rows, 'No providers configured.');
   }
 
-  function chart(container, series, colors) {
+  function chart(container, series, colors, gaps) {
     const width = Math.max(280, container.clientWidth);
     const opts = {
       width,
@@ -110,7 +110,8 @@
       legend: { live: false },
       scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(1, max * 1.15)] } },
       axes: [{ stroke: '#5b6573', grid: { stroke: '#eef1f5' } }, { stroke: '#5b6573', grid: { stroke: '#eef1f5' }, size: 56 }],
-      series: [{}, ...series.map((label, i) => ({ label, stroke: colors[i], width: 2, fill: i === 0 ? `${colors[i]}1f` : undefined, spanGaps: false }))],
+      // Latency has no value for seconds without requests: join the dots across them, and draw the dots.
+      series: [{}, ...series.map((label, i) => ({ label, stroke: colors[i], width: 2, fill: i === 0 ? `${colors[i]}1f` : undefined, spanGaps: gaps, points: { show: gaps, size: 5 } }))],
     };
     return new uPlot(opts, [[], ...series.map(() => [])], container);
   }
@@ -119,8 +120,8 @@
     const s = state.traffic.series;
     if (typeof uPlot === 'undefined') return;
     if (!traffic) {
-      traffic = chart($('chart-traffic'), ['requests', 'errors (5xx)'], ['#2563eb', '#dc2626']);
-      latency = chart($('chart-latency'), ['p50', 'p95', 'p99'], ['#059669', '#d97706', '#7c3aed']);
+      traffic = chart($('chart-traffic'), ['requests', 'errors (5xx)'], ['#2563eb', '#dc2626'], false);
+      latency = chart($('chart-latency'), ['p50', 'p95', 'p99'], ['#059669', '#d97706', '#7c3aed'], true);
     }
     traffic.setData([s.t, s.requests, s.errors]);
     latency.setData([s.t, s.p50, s.p95, s.p99]);

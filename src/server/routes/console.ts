@@ -71,7 +71,7 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
   const files = new Map<string, { body: Buffer; etag: string }>();
   let lastSnapshot: { at: number; value: ReturnType<ConsoleFeed['snapshot']> } | undefined;
 
-  /** One snapshot serves every open console for half a second. */
+  /** One snapshot serves every open event stream for half a second. */
   const snapshot = () => {
     const now = Date.now();
     if (!lastSnapshot || now - lastSnapshot.at > intervalMs / 2) lastSnapshot = { at: now, value: feed.snapshot() };
@@ -171,7 +171,7 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
     scope.get('/console/api/state', async (request, reply) => {
       requireAccess(request);
       reply.header('cache-control', 'no-store');
-      return snapshot();
+      return feed.snapshot();
     });
 
     scope.get('/console/events', async (request, reply) => {

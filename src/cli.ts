@@ -2,13 +2,17 @@
  * The `hapax` command: serve, validate, keys.
  * Exit codes: 0 success, 1 the gateway could not start or stop cleanly, 2 the config is invalid.
  */
+import cluster from 'node:cluster';
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultConfig } from './config/default.ts';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './config/load.ts';
+import { runPrimary, runWorker, workerCount } from './cluster.ts';
 import { registerKeyCommands } from './keys-cli.ts';
-import { startGateway, type Gateway } from './server/start.ts';
+import { createLogger } from './observability/logger.ts';
+import { handleSignals } from './server/shutdown.ts';
+import { startGateway } from './server/start.ts';
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_CONFIG = 2;
@@ -19,8 +23,12 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
  * --config, else $HAPAX_CONFIG (or $CONFIG_PATH, which the original Hapax image used), else
  * ./hapax.yaml, else the built-in default. An empty variable counts as unset.
  */
+function configFileFor(file: string | undefined): string | undefined {
+  return file || process.env.HAPAX_CONFIG || process.env.CONFIG_PATH || (existsSync('hapax.yaml') ? 'hapax.yaml' : undefined);
+}
+
 async function resolveConfig(file: string | undefined): Promise<LoadedConfig> {
-  const chosen = file || process.env.HAPAX_CONFIG || process.env.CONFIG_PATH || (existsSync('hapax.yaml') ? 'hapax.yaml' : undefined);
+  const chosen = configFileFor(file);
   return chosen ? loadConfigFile(chosen) : defaultConfig();
 }
 
@@ -42,33 +50,6 @@ function exitOnError(error: unknown): never {
   process.exit(EXIT_FAILURE);
 }
 
-/** SIGTERM/SIGINT: stop accepting, let requests in flight finish, exit 0. A second signal exits at once. */
-function stopOnSignals(gateway: Gateway, shutdownTimeoutMs: number): void {
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      gateway.logger.warn({ signal }, 'second signal: exiting without waiting');
-      process.exit(EXIT_FAILURE);
-    }
-    stopping = true;
-    gateway.logger.info({ signal }, 'shutting down');
-    // server.shutdown_timeout bounds the wait for requests in flight (e.g. long streams).
-    setTimeout(() => {
-      gateway.logger.error({ shutdown_timeout_ms: shutdownTimeoutMs }, 'shutdown timed out; exiting');
-      process.exit(EXIT_FAILURE);
-    }, shutdownTimeoutMs).unref();
-    gateway.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        gateway.logger.error({ err: error }, 'error while shutting down');
-        process.exit(EXIT_FAILURE);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
-
 const program = new Command()
   .name('hapax')
   .description('LLM gateway: failover, circuit breakers, health checks, auth, rate limits and metrics from one YAML file')
@@ -82,13 +63,26 @@ program
   .option('-p, --port <port>', 'port to listen on, 0 for any free port (overrides server.port)', port)
   .option('--host <addr>', 'address to listen on (overrides server.host)')
   .action(async (opts: { config?: string; port?: number; host?: string }) => {
+    // The file is watched and reloaded (also on SIGHUP and POST /admin/reload); the built-in default is not.
+    const configFile = configFileFor(opts.config);
     const loaded = await resolveConfig(opts.config).catch(exitOnError);
-    const gateway = await startGateway({ loaded, port: opts.port, host: opts.host }).catch(exitOnError);
+    const { server } = loaded.config;
+    if (cluster.isWorker) {
+      await runWorker({ loaded, configFile, port: opts.port, host: opts.host }).catch(exitOnError);
+      return;
+    }
+    const workers = workerCount(server.workers);
+    if (workers > 1) {
+      // The workers run this same command line; the primary only supervises them.
+      runPrimary({ loaded, workers, logger: createLogger(loaded.config.logging).child({ role: 'primary' }) });
+      return;
+    }
+    const gateway = await startGateway({ loaded, configFile, port: opts.port, host: opts.host }).catch(exitOnError);
     gateway.logger.info(
       { url: gateway.url, config: loaded.source, providers: [...gateway.holder.current.adapters.keys()] },
       'hapax listening',
     );
-    stopOnSignals(gateway, loaded.config.server.shutdown_timeout);
+    handleSignals(gateway, { onRepeat: 'exit', shutdownTimeoutMs: server.shutdown_timeout });
   });
 
 program

@@ -1,8 +1,13 @@
-/** `hapax keys create|list|revoke`: managed client keys, stored as hashes in the key file. */
+/**
+ * `hapax keys create|list|revoke`: managed client keys, stored as hashes in the key file, or in Redis
+ * when the config sets `state.redis_url` (then every instance of the fleet sees the change).
+ */
 import type { Command } from 'commander';
 import type { LoadedConfig } from './config/load.ts';
 import { publicKeyView } from './server/routes/admin.ts';
 import { KeyFile } from './state/keys.ts';
+import { createStore } from './state/registry.ts';
+import type { KeyStore } from './state/store.ts';
 
 type ConfigResolver = (file: string | undefined) => Promise<LoadedConfig>;
 
@@ -14,7 +19,20 @@ const positiveInt = (value: string): number => {
 
 export function registerKeyCommands(program: Command, resolveConfig: ConfigResolver): void {
   const keys = program.command('keys').description('manage client API keys (stored as SHA-256 hashes)');
-  const keyFile = async (opts: { config?: string; file?: string }) => new KeyFile(opts.file ?? (await resolveConfig(opts.config)).config.auth.key_file);
+  /** Runs `work` on the key store the options name, then lets go of it (a Redis connection ends). */
+  const withKeys = async <T>(opts: { config?: string; file?: string }, work: (keys: KeyStore) => Promise<T>): Promise<T> => {
+    if (opts.file) return work(new KeyFile(opts.file));
+    const { config } = await resolveConfig(opts.config);
+    const store = createStore(config.state);
+    try {
+      await store.start();
+      // Never the URL in the message: it may hold a password.
+      if (!store.available) throw new Error('state.redis_url: Redis is unreachable');
+      return await work(store.keys(config.auth.key_file));
+    } finally {
+      await store.close();
+    }
+  };
 
   keys
     .command('create')
@@ -23,14 +41,14 @@ export function registerKeyCommands(program: Command, resolveConfig: ConfigResol
     .option('--rpm <n>', 'requests per minute', positiveInt)
     .option('--tpm <n>', 'tokens per minute', positiveInt)
     .option('--expires <when>', 'a duration from now (90d) or an ISO date')
-    .option('-c, --config <file>', 'config whose auth.key_file to use')
+    .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
     .option('--file <path>', 'key file (default: auth.key_file of the config)')
     .action(async (opts: { name: string; rpm?: number; tpm?: number; expires?: string; config?: string; file?: string }) => {
       const rate_limit = {
         ...(opts.rpm ? { requests_per_minute: opts.rpm } : {}),
         ...(opts.tpm ? { tokens_per_minute: opts.tpm } : {}),
       };
-      const { key, record } = await (await keyFile(opts)).create({ name: opts.name, rate_limit, expires: opts.expires });
+      const { key, record } = await withKeys(opts, (keys) => keys.create({ name: opts.name, rate_limit, expires: opts.expires }));
       process.stderr.write(`Created key "${record.name}". It is shown once; store it now:\n`);
       process.stdout.write(`${key}\n`);
     });
@@ -38,11 +56,11 @@ export function registerKeyCommands(program: Command, resolveConfig: ConfigResol
   keys
     .command('list')
     .description('list keys (never shows the keys themselves)')
-    .option('-c, --config <file>', 'config whose auth.key_file to use')
+    .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
     .option('--file <path>', 'key file')
     .option('--json', 'print JSON')
     .action(async (opts: { config?: string; file?: string; json?: boolean }) => {
-      const records = (await (await keyFile(opts)).read()).map(publicKeyView);
+      const records = (await withKeys(opts, (keys) => keys.list())).map(publicKeyView);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
         return;
@@ -57,10 +75,10 @@ export function registerKeyCommands(program: Command, resolveConfig: ConfigResol
   keys
     .command('revoke <name>')
     .description('revoke a key; running gateways refuse it within a second')
-    .option('-c, --config <file>', 'config whose auth.key_file to use')
+    .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
     .option('--file <path>', 'key file')
     .action(async (name: string, opts: { config?: string; file?: string }) => {
-      if (!(await (await keyFile(opts)).revoke(name))) {
+      if (!(await withKeys(opts, (keys) => keys.revoke(name)))) {
         process.stderr.write(`no active key named ${name}\n`);
         process.exitCode = 1;
         return;

@@ -37,7 +37,6 @@ const NOT_APPLIED: readonly string[] = [
   'queue.save_interval',
   'processing',
   'cache',
-  'state',
   'pricing',
   'tracing',
   'routes[].middleware',

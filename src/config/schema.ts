@@ -252,7 +252,17 @@ export const configSchema = z.strictObject({
       max_age: duration.default(600_000),
     })
     .optional(),
-  state: z.record(z.string(), z.unknown()).optional(),
+  /** Shared state for many instances (rate limits, keys, cache, usage); in memory when redis_url is unset. */
+  state: z
+    .strictObject({
+      /** redis://[user:password@]host:port[/db] or rediss:// (TLS); never echoed, it may hold a password. */
+      redis_url: z.string().refine((url) => /^rediss?:\/\/[^\s]+$/.test(url), { message: 'expected a redis:// or rediss:// URL' }).optional(),
+      /** Prefix of every Redis key Hapax writes, so gateways that must not share state can share a Redis. */
+      key_prefix: z.string().min(1).default('hapax:'),
+      /** Redis unreachable: `open` admits requests on per-instance limits; `closed` answers 503. */
+      on_failure: z.enum(['open', 'closed']).default('open'),
+    })
+    .prefault({}),
   pricing: z.record(z.string(), z.unknown()).optional(),
   admin: z.strictObject({ key: z.string().min(16, 'use at least 16 characters').optional() }).prefault({}),
   tracing: z.record(z.string(), z.unknown()).optional(),
@@ -264,4 +274,5 @@ export type RouteConfig = z.infer<typeof route>;
 export type RetryConfig = z.infer<typeof retry>;
 export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>;
 export type HealthCheckConfig = z.infer<typeof healthCheck>;
+export type StateConfig = HapaxConfig['state'];
 export type ProviderType = (typeof PROVIDER_TYPES)[number];

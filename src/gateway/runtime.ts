@@ -9,6 +9,8 @@ import type { ProviderAdapter } from '../providers/adapter.ts';
 import type { RateLimitSettings } from '../state/keys.ts';
 import { PoolRegistry } from '../providers/http.ts';
 import { KeyService } from '../state/key-service.ts';
+import { StateStores, type StateLease } from '../state/registry.ts';
+import type { StateStore } from '../state/store.ts';
 import { createAdapter } from '../providers/index.ts';
 import { ModelCatalog } from './catalog.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -81,6 +83,9 @@ export class Runtime {
   private readonly healthChecker?: HealthChecker;
   readonly routes: ReadonlyMap<string, RouteSpec>;
   readonly keys: KeyService;
+  /** Rate-limit counters, managed keys, usage and cache: in memory, or in Redis shared by a fleet. */
+  readonly store: StateStore;
+  private readonly stateLease: StateLease;
   /** @fastify/cors options for this config (CORS is off unless `cors` is configured). */
   readonly cors: CorsSettings;
 
@@ -105,11 +110,15 @@ export class Runtime {
     this.healthChecker = this.createHealthChecker(shared.metrics);
     this.routes = buildRoutes(this.config, this.catalog.preference);
     this.cors = corsSettings(this.config);
-    this.keys = new KeyService(this.config.auth.keys, this.config.auth.key_file);
+    // The same store as the previous Runtime when `state` did not change: counters survive a reload.
+    this.stateLease = StateStores.of(shared.metrics).acquire(this.config.state);
+    this.store = this.stateLease.store;
+    this.keys = new KeyService(this.config.auth.keys, this.store.keys(this.config.auth.key_file), this.store);
   }
 
   /** Work that needs I/O: loading managed keys, starting health checks. */
   async start(): Promise<void> {
+    await this.store.start();
     if (this.config.auth.enabled) await this.keys.start();
     this.healthChecker?.start();
   }
@@ -180,6 +189,7 @@ export class Runtime {
     this.healthChecker?.stop();
     this.keys.stop();
     await this.pools.close();
+    await this.stateLease.release();
   }
 }
 

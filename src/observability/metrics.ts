@@ -125,6 +125,17 @@ export class Metrics {
     buckets: OVERHEAD_BUCKETS,
     registers: [this.registry],
   });
+  readonly stateErrors = new Counter({
+    name: 'hapax_state_errors_total',
+    help: 'Failed operations on the shared state store (Redis), by operation',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+  readonly stateAvailable = new Gauge({
+    name: 'hapax_state_available',
+    help: 'Whether the shared state store is reachable (1) or not (0); always 1 for in-memory state',
+    registers: [this.registry],
+  });
   readonly configReloads = new Counter({
     name: 'hapax_config_reloads_total',
     help: 'Config reloads by result (success or failure)',

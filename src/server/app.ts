@@ -111,7 +111,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       checkKeyScope(state.key, route.path);
       state.client = state.key.name;
     }
-    if (route.handler !== 'health' && route.handler !== 'metrics') await applyRateLimits(state, reply);
+    if (route.handler !== 'health' && route.handler !== 'metrics') {
+      await applyRateLimits(state, reply);
+      // Admitted: one request in the client's usage totals (GET /admin/usage; fleet-wide with Redis).
+      void runtime.store.usage.record(state.client, { requests: 1 }).catch(() => undefined);
+    }
   });
 
   /** The key's own limit (else the default), and the route's limit on top; headers show the tighter. */
@@ -122,7 +126,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     try {
       for (const [settings, scope] of [[general, 'key'], [route.rateLimit, `route:${route.path}`]] as const) {
         if (!settings) continue;
-        const verdict = await rateLimits.admit(state.client, settings, scope);
+        const verdict = await rateLimits.admit(state.runtime.store, state.client, settings, scope);
         if (verdict && (!tightest || verdict.remaining < tightest.remaining)) tightest = verdict;
       }
     } catch (error) {
@@ -167,8 +171,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const tokens = usage.inputTokens + usage.outputTokens;
     const general = state.key?.rate_limit ?? state.runtime.config.rate_limit;
     const route = state.route as NonNullable<RequestState['route']>;
-    if (general?.tokens_per_minute) void rateLimits.chargeTokens(state.client, general, 'key', tokens).catch(() => undefined);
-    if (route.rateLimit?.tokens_per_minute) void rateLimits.chargeTokens(state.client, route.rateLimit, `route:${route.path}`, tokens).catch(() => undefined);
+    const { store } = state.runtime;
+    void store.usage.record(state.client, { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens }).catch(() => undefined);
+    if (general?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, general, 'key', tokens).catch(() => undefined);
+    if (route.rateLimit?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, route.rateLimit, `route:${route.path}`, tokens).catch(() => undefined);
   }
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toGatewayError(error), metrics));

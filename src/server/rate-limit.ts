@@ -1,12 +1,14 @@
 /**
  * Per-client rate limits with rate-limiter-flexible: requests per minute (with an optional burst
  * allowance on top) and tokens per minute (counted from real usage after each answer, streams
- * included). Limiters are kept per distinct setting for the life of the process, so a config reload
- * that keeps a limit keeps its counters.
+ * included). Counters live in the Runtime's state store: this process, or Redis shared by a fleet.
+ * Limiters are built once per store and distinct setting and then kept, so a config reload that keeps
+ * a limit (and its `state`) keeps its counters, and a request never builds one.
  */
-import { BurstyRateLimiter, RateLimiterCluster, RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { BurstyRateLimiter, RateLimiterCluster, RateLimiterRes } from 'rate-limiter-flexible';
 import { GatewayError } from '../providers/errors.ts';
 import type { RateLimitSettings } from '../state/keys.ts';
+import type { Limiter, LimiterSpec, StateStore } from '../state/store.ts';
 
 const WINDOW_SECONDS = 60;
 
@@ -16,73 +18,88 @@ export interface LimitVerdict {
   resetSeconds: number;
 }
 
-type Consumer = Pick<RateLimiterAbstract, 'consume'>;
+type Consumer = Pick<Limiter, 'consume'>;
 
 export interface RateLimitsOptions {
   /**
    * In a `server.workers` worker: keep the counters in the cluster primary (RateLimiterCluster; the
    * primary runs RateLimiterClusterMaster), so a limit holds across all workers on the machine.
+   * A Redis state store already shares counters across machines and takes precedence.
    */
   cluster?: boolean;
 }
 
-type Counter = Pick<RateLimiterAbstract, 'consume' | 'get' | 'penalty'>;
+interface StoreLimiters {
+  requests: Map<string, Consumer>;
+  tokens: Map<number, Limiter>;
+}
 
 export class RateLimits {
-  private readonly requestLimiters = new Map<string, Consumer>();
-  private readonly tokenLimiters = new Map<number, Counter>();
+  private readonly byStore = new WeakMap<StateStore, StoreLimiters>();
   private readonly cluster: boolean;
 
   constructor(opts: RateLimitsOptions = {}) {
     this.cluster = opts.cluster ?? false;
   }
 
-  /** A counter in this process, or in the cluster primary (prefixes name the same counter in every worker). */
-  private counter(opts: { keyPrefix: string; points: number; duration: number }): RateLimiterAbstract {
-    return this.cluster ? new RateLimiterCluster({ ...opts, timeoutMs: 5_000 }) : new RateLimiterMemory(opts);
+  /** A counter in the store, or in the cluster primary (prefixes name the same counter in every worker). */
+  private counter(store: StateStore, spec: LimiterSpec): Limiter {
+    if (this.cluster && store.kind === 'memory') {
+      return new RateLimiterCluster({ keyPrefix: spec.keyPrefix, points: spec.points, duration: spec.durationSeconds, timeoutMs: 5_000 });
+    }
+    return store.limiter(spec);
   }
 
-  private requests(settings: RateLimitSettings, scope: string): Consumer {
+  private limiters(store: StateStore): StoreLimiters {
+    let limiters = this.byStore.get(store);
+    if (!limiters) this.byStore.set(store, (limiters = { requests: new Map(), tokens: new Map() }));
+    return limiters;
+  }
+
+  private requests(store: StateStore, settings: RateLimitSettings, scope: string): Consumer {
     const id = `${scope}|${settings.requests_per_minute}|${settings.burst ?? 0}`;
-    let limiter = this.requestLimiters.get(id);
+    const built = this.limiters(store).requests;
+    let limiter = built.get(id);
     if (!limiter) {
-      const main = this.counter({ keyPrefix: `rpm:${id}`, points: settings.requests_per_minute as number, duration: WINDOW_SECONDS });
-      limiter = settings.burst
-        ? new BurstyRateLimiter(main, this.counter({ keyPrefix: `burst:${id}`, points: settings.burst, duration: WINDOW_SECONDS }))
-        : main;
-      this.requestLimiters.set(id, limiter);
+      const main = this.counter(store, { keyPrefix: `rpm:${id}`, points: settings.requests_per_minute as number, durationSeconds: WINDOW_SECONDS });
+      limiter = settings.burst ? new BurstyRateLimiter(main, this.counter(store, { keyPrefix: `burst:${id}`, points: settings.burst, durationSeconds: WINDOW_SECONDS })) : main;
+      built.set(id, limiter);
     }
     return limiter;
   }
 
-  private tokens(perMinute: number): Counter {
-    let limiter = this.tokenLimiters.get(perMinute);
+  private tokens(store: StateStore, perMinute: number): Limiter {
+    const built = this.limiters(store).tokens;
+    let limiter = built.get(perMinute);
     if (!limiter) {
-      limiter = this.counter({ keyPrefix: `tpm:${perMinute}`, points: perMinute, duration: WINDOW_SECONDS });
-      this.tokenLimiters.set(perMinute, limiter);
+      limiter = this.counter(store, { keyPrefix: `tpm:${perMinute}`, points: perMinute, durationSeconds: WINDOW_SECONDS });
+      built.set(perMinute, limiter);
     }
     return limiter;
   }
 
-  /** Counts one request for `client` under `settings`; throws a 429 RateLimitError when over. */
-  async admit(client: string, settings: RateLimitSettings, scope: string): Promise<LimitVerdict | undefined> {
+  /**
+   * Counts one request for `client` under `settings`; throws a 429 RateLimitError when over, or a 503
+   * when the shared counters are out of reach and `state.on_failure` is closed.
+   */
+  async admit(store: StateStore, client: string, settings: RateLimitSettings, scope: string): Promise<LimitVerdict | undefined> {
     let verdict: LimitVerdict | undefined;
     if (settings.requests_per_minute) {
       const limit = settings.requests_per_minute + (settings.burst ?? 0);
-      verdict = toVerdict(await consume(this.requests(settings, scope), client, 1, limit, 'requests per minute'), limit);
+      verdict = toVerdict(await consume(this.requests(store, settings, scope), client, 1, limit, 'requests per minute'), limit);
     }
     if (settings.tokens_per_minute) {
       // Tokens are charged after the answer; a client whose budget is spent waits for the window.
-      const used = await this.tokens(settings.tokens_per_minute).get(`${scope}|${client}`);
+      const used = await this.tokens(store, settings.tokens_per_minute).get(`${scope}|${client}`);
       if (used && used.consumedPoints >= settings.tokens_per_minute) throw limitError('tokens per minute', settings.tokens_per_minute, used.msBeforeNext);
     }
     return verdict;
   }
 
   /** Charges the tokens a finished request really used. */
-  async chargeTokens(client: string, settings: RateLimitSettings, scope: string, tokens: number): Promise<void> {
+  async chargeTokens(store: StateStore, client: string, settings: RateLimitSettings, scope: string, tokens: number): Promise<void> {
     if (!settings.tokens_per_minute || tokens <= 0) return;
-    await this.tokens(settings.tokens_per_minute).penalty(`${scope}|${client}`, tokens);
+    await this.tokens(store, settings.tokens_per_minute).penalty(`${scope}|${client}`, tokens);
   }
 }
 

@@ -7,6 +7,7 @@ import { ProviderStates } from '../gateway/provider-state.ts';
 import { Runtime } from '../gateway/runtime.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { StateStores } from '../state/registry.ts';
 import { buildApp, type RuntimeHolder } from './app.ts';
 import type { Handler } from './context.ts';
 import type { RateLimits } from './rate-limit.ts';
@@ -61,6 +62,8 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   for (const warning of opts.loaded.warnings) logger.warn({ source: opts.loaded.source }, warning);
   const metrics = new Metrics(routeLabelNames(config));
   const states = new ProviderStates(metrics);
+  // Every Runtime of this gateway finds its state store here; outages of a shared store are logged.
+  StateStores.of(metrics, logger);
   const holder: RuntimeHolder = { current: new Runtime(opts.loaded, { metrics, states }) };
   await holder.current.start();
   const reloader = new Reloader({ file: opts.configFile, holder, metrics, states, logger });

@@ -1,9 +1,12 @@
 /**
- * The live key table: keys from the config plus managed keys from the key file, rebuilt whenever the
- * file changes (polled), so a revoked or new key takes effect within a second without a restart.
+ * The live key table: keys from the config plus managed keys from the key store (the key file, or
+ * Redis shared by every instance). The store's version is polled, and the table rebuilt when it
+ * changes, so a key created or revoked anywhere takes effect everywhere within a second.
  */
 import { GatewayError } from '../providers/errors.ts';
-import { hashKey, KeyFile, KeyTable, type ApiKeyRecord } from './keys.ts';
+import { stateUnavailable } from './health.ts';
+import { hashKey, KeyTable, type ApiKeyRecord } from './keys.ts';
+import type { KeyStore, StateStore } from './store.ts';
 
 const POLL_MS = 250;
 
@@ -20,11 +23,15 @@ export interface ConfigKey {
 export class KeyService {
   private table: KeyTable;
   private readonly configRecords: ApiKeyRecord[];
-  private readonly file: KeyFile;
-  private lastMtime = -1;
+  /** Config keys are judged locally even when shared state is out of reach. */
+  private readonly configHashes: ReadonlySet<string>;
+  readonly store: KeyStore;
+  private readonly state: Pick<StateStore, 'available' | 'policy'>;
+  private lastVersion?: string;
   private timer?: NodeJS.Timeout;
+  private refreshing?: Promise<void>;
 
-  constructor(configKeys: ConfigKey[], keyFile: string) {
+  constructor(configKeys: ConfigKey[], store: KeyStore, state: Pick<StateStore, 'available' | 'policy'>) {
     this.configRecords = configKeys.map((k) => ({
       name: k.name,
       sha256: k.key_sha256 ?? hashKey(k.key as string),
@@ -33,14 +40,16 @@ export class KeyService {
       models: k.models,
       expires: k.expires ? new Date(k.expires).toISOString() : undefined,
     }));
+    this.configHashes = new Set(this.configRecords.map((r) => r.sha256.toLowerCase()));
     this.table = new KeyTable(this.configRecords);
-    this.file = new KeyFile(keyFile);
+    this.store = store;
+    this.state = state;
   }
 
-  /** Loads the managed keys and keeps watching the file. */
+  /** Loads the managed keys and keeps watching the store. An unreachable store is retried by the poll. */
   async start(): Promise<void> {
-    await this.refresh();
-    this.timer = setInterval(() => void this.refresh().catch(() => undefined), POLL_MS);
+    await this.refresh().catch(() => undefined);
+    this.timer = setInterval(() => this.poll(), POLL_MS);
     this.timer.unref();
   }
 
@@ -48,22 +57,46 @@ export class KeyService {
     clearInterval(this.timer);
   }
 
+  /** A poll is skipped while the previous one runs: a slow store must not pile them up. */
+  private poll(): void {
+    if (!this.refreshing) void this.refresh().catch(() => undefined);
+  }
+
+  /** Rebuilds the table if the store changed; a change made just before the call is always seen. */
   async refresh(): Promise<void> {
-    const mtime = await this.file.mtime();
-    if (mtime === this.lastMtime) return;
-    this.lastMtime = mtime;
-    const managed = await this.file.read();
+    const previous = this.refreshing;
+    const run = (async () => {
+      await previous?.catch(() => undefined);
+      await this.reload();
+    })();
+    this.refreshing = run;
+    try {
+      await run;
+    } finally {
+      if (this.refreshing === run) this.refreshing = undefined;
+    }
+  }
+
+  private async reload(): Promise<void> {
+    const version = await this.store.version();
+    if (version === this.lastVersion) return;
+    const managed = await this.store.list();
+    this.lastVersion = version;
     this.table = new KeyTable([...this.configRecords, ...managed]);
   }
 
-  /** The record for a presented key; a 401 AuthenticationError when missing, unknown, revoked or expired. */
+  /**
+   * The record for a presented key; a 401 AuthenticationError when missing, unknown, revoked or expired.
+   * With `on_failure: closed` and shared state out of reach, only config keys are judged (a managed key
+   * may have been revoked meanwhile): anything else is a 503.
+   */
   verify(presented: string | undefined): ApiKeyRecord {
     if (!presented) {
       throw new GatewayError('missing API key: send it as X-API-Key or Authorization: Bearer', { status: 401, type: 'AuthenticationError' });
     }
+    if (this.state.policy === 'closed' && !this.state.available && !this.configHashes.has(hashKey(presented))) throw stateUnavailable();
     const verdict = this.table.verify(presented);
     if ('refused' in verdict) throw new GatewayError(verdict.refused, { status: 401, type: 'AuthenticationError' });
     return verdict.record;
   }
 }
-

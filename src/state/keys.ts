@@ -8,6 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseDuration } from '../config/duration.ts';
+import type { KeyStore } from './store.ts';
 
 export interface RateLimitSettings {
   requests_per_minute?: number;
@@ -28,6 +29,38 @@ export interface ApiKeyRecord {
 }
 
 export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+
+export interface NewKeyOptions {
+  name: string;
+  rate_limit?: RateLimitSettings;
+  expires?: string;
+  routes?: string[];
+  models?: string[];
+}
+
+/** An active key already has the requested name. */
+export class KeyExistsError extends Error {
+  readonly code = 'KEY_EXISTS';
+  constructor(name: string) {
+    super(`a key named ${name} already exists`);
+    this.name = 'KeyExistsError';
+  }
+}
+
+/** A fresh secret and the record that stores only its hash. */
+export function newKeyRecord(opts: NewKeyOptions, now = Date.now()): { key: string; record: ApiKeyRecord } {
+  const key = newKeySecret();
+  const record: ApiKeyRecord = {
+    name: opts.name,
+    sha256: hashKey(key),
+    created: new Date(now).toISOString(),
+    ...(opts.rate_limit && Object.keys(opts.rate_limit).length ? { rate_limit: opts.rate_limit } : {}),
+    ...(opts.expires ? { expires: expiryFrom(opts.expires, now) } : {}),
+    ...(opts.routes ? { routes: opts.routes } : {}),
+    ...(opts.models ? { models: opts.models } : {}),
+  };
+  return { key, record };
+}
 
 export function newKeySecret(): string {
   return `hpx_${randomBytes(24).toString('base64url')}`;
@@ -65,8 +98,11 @@ export class KeyTable {
   }
 }
 
-/** Managed keys in a JSON file. Writes go through a temp file and rename, so readers never see half a file. */
-export class KeyFile {
+/**
+ * Managed keys in a JSON file (the key store when there is no Redis). Writes go through a temp file and
+ * rename, so readers never see half a file.
+ */
+export class KeyFile implements KeyStore {
   readonly path: string;
   constructor(path: string) {
     this.path = path;
@@ -80,6 +116,15 @@ export class KeyFile {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
+  }
+
+  list(): Promise<ApiKeyRecord[]> {
+    return this.read();
+  }
+
+  /** The file's modification time: changes when any process (the CLI, another instance) writes it. */
+  async version(): Promise<string> {
+    return String(await this.mtime());
   }
 
   async write(keys: ApiKeyRecord[]): Promise<void> {
@@ -98,21 +143,12 @@ export class KeyFile {
     }
   }
 
-  async create(opts: { name: string; rate_limit?: RateLimitSettings; expires?: string; routes?: string[]; models?: string[] }): Promise<{ key: string; record: ApiKeyRecord }> {
+  async create(opts: NewKeyOptions): Promise<{ key: string; record: ApiKeyRecord }> {
     const keys = await this.read();
-    if (keys.some((k) => k.name === opts.name && !k.revoked)) throw new Error(`a key named ${opts.name} already exists`);
-    const key = newKeySecret();
-    const record: ApiKeyRecord = {
-      name: opts.name,
-      sha256: hashKey(key),
-      created: new Date().toISOString(),
-      ...(opts.rate_limit && Object.keys(opts.rate_limit).length ? { rate_limit: opts.rate_limit } : {}),
-      ...(opts.expires ? { expires: expiryFrom(opts.expires) } : {}),
-      ...(opts.routes ? { routes: opts.routes } : {}),
-      ...(opts.models ? { models: opts.models } : {}),
-    };
-    await this.write([...keys, record]);
-    return { key, record };
+    if (keys.some((k) => k.name === opts.name && !k.revoked)) throw new KeyExistsError(opts.name);
+    const created = newKeyRecord(opts);
+    await this.write([...keys, created.record]);
+    return created;
   }
 
   async revoke(name: string): Promise<boolean> {

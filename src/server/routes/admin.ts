@@ -1,12 +1,15 @@
 /**
- * The admin API: /admin/keys to list, create and revoke managed client keys. Protected by
- * `admin.key` (X-API-Key or Bearer); disabled (404) when no admin key is configured.
+ * The admin API: /admin/keys to list, create and revoke managed client keys, /admin/usage for
+ * requests and tokens per client. Protected by `admin.key` (X-API-Key or Bearer); disabled (404) when
+ * no admin key is configured.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { parseBody } from '../../dialects/validate.ts';
-import { GatewayError } from '../../providers/errors.ts';
-import { hashKey, KeyFile, type ApiKeyRecord } from '../../state/keys.ts';
+import { GatewayError, validationError } from '../../providers/errors.ts';
+import type { Runtime } from '../../gateway/runtime.ts';
+import { stateUnavailable } from '../../state/health.ts';
+import { expiryFrom, hashKey, KeyExistsError, type ApiKeyRecord } from '../../state/keys.ts';
 import { presentedKey } from '../auth.ts';
 import type { Handler } from '../context.ts';
 
@@ -38,32 +41,51 @@ export function checkAdmin(expected: string | undefined, presented: string | und
   if (!ok) throw new GatewayError('admin key required', { status: 401, type: 'AuthenticationError' });
 }
 
+/** A name already taken is the caller's conflict; an unreachable Redis is a 503 the caller may retry. */
+async function viaStore<T>(runtime: Runtime, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof KeyExistsError) throw new GatewayError(error.message, { status: 409, type: 'ValidationError', details: { field: 'name' } });
+    if (runtime.store.kind === 'redis') throw stateUnavailable();
+    throw error;
+  }
+}
+
 export const adminHandler: Handler = async (request, reply, state) => {
   const { runtime } = state;
   checkAdmin(runtime.config.admin.key, presentedKey(request));
   const path = request.url.split('?', 1)[0].replace(/\/+$/, '');
-  const file = new KeyFile(runtime.config.auth.key_file);
+  // The key file, or Redis when `state.redis_url` is set (then every instance sees the change).
+  const keys = runtime.keys.store;
   if (path === '/admin/keys' && request.method === 'GET') {
-    return { keys: (await file.read()).map(publicKeyView) };
+    return { keys: (await viaStore(runtime, () => keys.list())).map(publicKeyView) };
   }
   if (path === '/admin/keys' && request.method === 'POST') {
     const body = parseBody(createSchema, request.body);
     const rate_limit = { requests_per_minute: body.requests_per_minute, tokens_per_minute: body.tokens_per_minute };
-    let created;
     try {
-      created = await file.create({ name: body.name, rate_limit: JSON.parse(JSON.stringify(rate_limit)), expires: body.expires, routes: body.routes, models: body.models });
+      expiryFrom(body.expires);
     } catch (error) {
-      throw new GatewayError((error as Error).message, { status: 409, type: 'ValidationError', details: { field: 'name' } });
+      throw validationError((error as Error).message, 'expires');
     }
-    await runtime.keys.refresh();
+    const created = await viaStore(runtime, () =>
+      keys.create({ name: body.name, rate_limit: JSON.parse(JSON.stringify(rate_limit)), expires: body.expires, routes: body.routes, models: body.models }),
+    );
+    await runtime.keys.refresh().catch(() => undefined);
     reply.code(201);
     return { key: created.key, ...publicKeyView(created.record) };
   }
   if (path.startsWith('/admin/keys/') && request.method === 'DELETE') {
     const name = decodeURIComponent(path.slice('/admin/keys/'.length));
-    if (!(await file.revoke(name))) throw new GatewayError(`no active key named ${name}`, { status: 404, type: 'ValidationError' });
-    await runtime.keys.refresh();
+    if (!(await viaStore(runtime, () => keys.revoke(name)))) throw new GatewayError(`no active key named ${name}`, { status: 404, type: 'ValidationError' });
+    await runtime.keys.refresh().catch(() => undefined);
     return { name, revoked: true };
+  }
+  if (path === '/admin/usage' && request.method === 'GET') {
+    // Totals since the counters started: this process in memory, the whole fleet with Redis.
+    const rows = await viaStore(runtime, () => runtime.store.usage.read());
+    return { scope: runtime.store.kind === 'redis' ? 'shared' : 'instance', usage: rows.sort((a, b) => a.client.localeCompare(b.client)) };
   }
   throw new GatewayError(`no admin route for ${request.method} ${path}`, { status: 404, type: 'ValidationError' });
 };

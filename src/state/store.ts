@@ -1,0 +1,73 @@
+/**
+ * The one interface behind which Hapax keeps state that several instances may share: rate-limit
+ * counters, managed API keys, usage counters and cached responses. `memory.ts` keeps it in this process
+ * (the default); `redis.ts` keeps it in Redis so a fleet behind a load balancer acts as one gateway.
+ * Breaker and health state are deliberately not here: each instance judges providers from its own traffic.
+ */
+import type { RateLimiterAbstract, RateLimiterCompatibleAbstract } from 'rate-limiter-flexible';
+import type { ApiKeyRecord, NewKeyOptions } from './keys.ts';
+import type { FailurePolicy } from './health.ts';
+
+export interface LimiterSpec {
+  /** Names the counter: the same prefix on every instance means one shared counter. */
+  keyPrefix: string;
+  points: number;
+  durationSeconds: number;
+}
+
+export type Limiter = RateLimiterAbstract | RateLimiterCompatibleAbstract;
+
+/** Managed API keys (created with the admin API or `hapax keys create`), stored as SHA-256 hashes. */
+export interface KeyStore {
+  /** Changes whenever any process creates or revokes a key; cheap enough to poll several times a second. */
+  version(): Promise<string>;
+  list(): Promise<ApiKeyRecord[]>;
+  /** Throws KeyExistsError when an active key has this name. */
+  create(opts: NewKeyOptions): Promise<{ key: string; record: ApiKeyRecord }>;
+  /** False when no active key has this name. */
+  revoke(name: string): Promise<boolean>;
+}
+
+export interface UsageDelta {
+  requests?: number;
+  input_tokens?: number;
+  output_tokens?: number;
+}
+
+export interface UsageRow {
+  /** The key's name, or the client IP when auth is off. */
+  client: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+}
+
+/** Requests and tokens per client since the counters were started (this process, or the Redis). */
+export interface UsageCounters {
+  record(client: string, delta: UsageDelta): Promise<void>;
+  read(): Promise<UsageRow[]>;
+}
+
+/** A string-keyed cache of serialisable values with a time to live. */
+export interface CacheStore<T> {
+  get(key: string): Promise<T | undefined>;
+  set(key: string, value: T, ttlMs: number): Promise<void>;
+}
+
+export interface StateStore {
+  readonly kind: 'memory' | 'redis';
+  readonly policy: FailurePolicy;
+  /** Whether shared state can be reached right now; always true in memory. */
+  readonly available: boolean;
+  readonly usage: UsageCounters;
+  /** Managed keys: the key file in memory mode, Redis in Redis mode (the file is then unused). */
+  keys(keyFile: string): KeyStore;
+  /** A new limiter; callers build one per distinct setting and keep it (see server/rate-limit.ts). */
+  limiter(spec: LimiterSpec): Limiter;
+  /** A cache in this store under `namespace` (e.g. "responses"). */
+  cache<T>(namespace: string, opts: { maxEntries: number }): CacheStore<T>;
+  /** Connects (Redis); never throws: an unreachable store follows `on_failure` until it comes back. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -37,8 +37,6 @@ const NOT_APPLIED: readonly string[] = [
   'queue.save_interval',
   'processing',
   'cache',
-  'pricing',
-  'tracing',
   'routes[].middleware',
   'routes[].headers',
   'routes[].health_check',

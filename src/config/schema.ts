@@ -197,6 +197,23 @@ const apiKey = z
   })
   .refine((k) => k.key !== undefined || k.key_sha256 !== undefined, { message: 'a key needs `key` or `key_sha256`' });
 
+/** Prices in US dollars per million tokens, for the hapax_cost_usd_total metric and request logs. */
+const price = z.strictObject({
+  input: z.number().min(0),
+  output: z.number().min(0),
+});
+
+/** OpenTelemetry export: one span per request and one per upstream attempt, over OTLP/HTTP (JSON). */
+const tracing = z.strictObject({
+  /** The collector's traces URL, e.g. http://otel-collector:4318/v1/traces. No endpoint, no export. */
+  otlp_endpoint: z.url({ protocol: /^https?$/ }).optional(),
+  service_name: z.string().min(1).default('hapax'),
+  /** Sent with every export (e.g. a vendor's auth header); never logged. */
+  headers: z.record(z.string(), z.string()).optional(),
+  /** Share of new traces to keep (0-1); a client's sampled flag is followed when it sends a traceparent. */
+  sample_ratio: z.number().min(0).max(1).default(1),
+});
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
@@ -227,7 +244,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   metrics: z
-    .strictObject({ enabled: z.boolean().default(true), path: z.string().default('/metrics'), auth: z.boolean().default(false) })
+    .strictObject({ enabled: z.boolean().default(true), path: routePath.default('/metrics'), auth: z.boolean().default(false) })
     .prefault({}),
   routes: z.array(route).optional(),
   queue: queue.optional(),
@@ -263,9 +280,10 @@ export const configSchema = z.strictObject({
       on_failure: z.enum(['open', 'closed']).default('open'),
     })
     .prefault({}),
-  pricing: z.record(z.string(), z.unknown()).optional(),
+  /** USD per million tokens, by model name or `provider/model` (the more specific key wins). */
+  pricing: z.record(z.string().min(1), price).optional(),
   admin: z.strictObject({ key: z.string().min(16, 'use at least 16 characters').optional() }).prefault({}),
-  tracing: z.record(z.string(), z.unknown()).optional(),
+  tracing: tracing.optional(),
 });
 
 export type HapaxConfig = z.infer<typeof configSchema>;
@@ -276,3 +294,5 @@ export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>;
 export type HealthCheckConfig = z.infer<typeof healthCheck>;
 export type StateConfig = HapaxConfig['state'];
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
+export type TracingConfig = z.infer<typeof tracing>;
+export type PriceConfig = z.infer<typeof price>;

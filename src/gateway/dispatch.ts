@@ -46,6 +46,16 @@ export interface DispatchContext extends AttemptContext {
   dedup: boolean;
   /** Time spent waiting on providers (to the answer, or to a stream's first event): the rest is overhead. */
   spent?: { upstreamMs: number };
+  /** Every upstream attempt in order, appended as each ends (request log's failover path, trace spans). */
+  trail?: AttemptRecord[];
+}
+
+/** One upstream attempt: which target, when (performance.now()), how long, and how it failed. */
+export interface AttemptRecord {
+  target: ModelTarget;
+  startedAt: number;
+  ms: number;
+  failure?: UpstreamError;
 }
 
 /** Settles one attempt's bookkeeping (breaker permit, health, concurrency slot) exactly once. */
@@ -236,7 +246,9 @@ export class Dispatcher {
         permit.release();
         const kind = ctx.signal.aborted ? 'aborted' : 'overloaded';
         const rejected = error as GatewayError;
-        return { error: new UpstreamError(provider, kind, `${provider}: ${rejected.message}`, { retryAfterSeconds: rejected.retryAfterSeconds }) };
+        const failure = new UpstreamError(provider, kind, `${provider}: ${rejected.message}`, { retryAfterSeconds: rejected.retryAfterSeconds });
+        ctx.trail?.push({ target, startedAt: performance.now(), ms: 0, failure });
+        return { error: failure };
       } finally {
         this.metrics.queueDepth.set({ provider }, state.queue.depth);
       }
@@ -244,6 +256,7 @@ export class Dispatcher {
     state.health.requestStarted();
     const settlement = this.settlement(provider, state, permit, release);
     const started = performance.now();
+    let failure: UpstreamError | undefined;
     try {
       return { value: await attempt(this.adapters.get(provider) as ProviderAdapter, target, ctx, settlement) };
     } catch (error) {
@@ -251,11 +264,13 @@ export class Dispatcher {
         settlement.release();
         throw error;
       }
-      const failure = asUpstream(error, target);
+      failure = asUpstream(error, target);
       settlement.failure(failure);
       return { error: failure };
     } finally {
-      if (ctx.spent) ctx.spent.upstreamMs += performance.now() - started;
+      const ms = performance.now() - started;
+      if (ctx.spent) ctx.spent.upstreamMs += ms;
+      ctx.trail?.push({ target, startedAt: started, ms, failure });
     }
   }
 

@@ -14,6 +14,7 @@ import type { StateStore } from '../state/store.ts';
 import { createAdapter } from '../providers/index.ts';
 import { ModelCatalog } from './catalog.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { UsageMeter } from '../observability/usage.ts';
 import { HealthChecker } from '../resilience/provider-health.ts';
 import { Backoff } from '../resilience/retry.ts';
 import { Dispatcher } from './dispatch.ts';
@@ -88,6 +89,8 @@ export class Runtime {
   private readonly stateLease: StateLease;
   /** @fastify/cors options for this config (CORS is off unless `cors` is configured). */
   readonly cors: CorsSettings;
+  /** Token and cost accounting for this config: bounded model labels and the pricing table. */
+  readonly usageMeter: UsageMeter;
 
   constructor(loaded: LoadedConfig, shared: { metrics: Metrics; states: ProviderStates }) {
     this.config = loaded.config;
@@ -110,6 +113,7 @@ export class Runtime {
     this.healthChecker = this.createHealthChecker(shared.metrics);
     this.routes = buildRoutes(this.config, this.catalog.preference);
     this.cors = corsSettings(this.config);
+    this.usageMeter = new UsageMeter(this.config);
     // The same store as the previous Runtime when `state` did not change: counters survive a reload.
     this.stateLease = StateStores.of(shared.metrics).acquire(this.config.state);
     this.store = this.stateLease.store;
@@ -213,6 +217,9 @@ function buildRoutes(config: HapaxConfig, preference: readonly string[]): Map<st
     };
   };
   for (const route of STANDARD_ROUTES) routes.set(route.path, make(route));
+  // metrics.enabled / metrics.path move or drop the Prometheus endpoint.
+  routes.delete('/metrics');
+  if (config.metrics.enabled) routes.set(config.metrics.path, make({ path: config.metrics.path, handler: 'metrics' }));
   for (const [name, provider] of Object.entries(config.providers)) {
     if (Array.isArray(provider.models)) continue;
     for (const [model, entry] of Object.entries(provider.models ?? {})) {

@@ -172,5 +172,7 @@ export class Metrics {
       registers: [this.registry],
     });
     collectDefaultMetrics({ register: this.registry, prefix: '' });
+    // Gauges named like counters (promtool rejects them); nodejs_active_{handles,requests,resources} carry the same by type.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
   }
 }

@@ -10,12 +10,14 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import { GatewayError } from '../providers/errors.ts';
 import { checkKeyScope, presentedKey } from './auth.ts';
 import { registerJsonParser } from './body.ts';
 import { RateLimits, type LimitVerdict } from './rate-limit.ts';
 import type { Handler, RequestState } from './context.ts';
 import { errorBody, toGatewayError } from './errors.ts';
+import { RequestObserver } from './observe.ts';
 import { registerTransports, tcpServerOptions } from './tls.ts';
 import { adminHandler } from './routes/admin.ts';
 import { registerConsole } from './routes/console.ts';
@@ -35,6 +37,8 @@ export interface AppOptions {
   rateLimits?: RateLimits;
   /** Extra handlers (e.g. Anthropic's /v1/messages) by handler name. */
   handlers?: Partial<Record<string, Handler>>;
+  /** OpenTelemetry export, when `tracing.otlp_endpoint` is configured. */
+  tracing?: Tracing;
 }
 
 const SANE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -84,6 +88,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Only whole JSON bodies are compressed: compressing SSE would hold back tokens.
   await app.register(compress, { global: true, threshold: 1024, encodings: ['br', 'gzip'], customTypes: /^application\/json/ });
   registerJsonParser(app, (request) => request.hapax.route?.maxBodySize ?? request.hapax.runtime.config.server.max_body_size);
+  const observer = new RequestObserver(metrics, opts.tracing);
+  app.addHook('onSend', observer.onSend);
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -93,6 +99,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const controller = new AbortController();
     const state: RequestState = { runtime, route, controller, client: request.ip, startedAt: Date.now(), spent: { upstreamMs: 0 } };
     request.hapax = state;
+    observer.begin(request, state);
     // Counted until the response ends (or the client goes): a reload closes the old Runtime's pools only then.
     runtime.acquire();
     reply.raw.once('close', () => runtime.release());
@@ -148,21 +155,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const endpoint = state.route?.path ?? (named && named !== '*' ? named : 'unmatched');
     clearTimeout(state.deadline);
     if (state.route) metrics.httpActive.dec({ endpoint });
-    metrics.httpRequests.inc({ endpoint, status: reply.statusCode });
-    metrics.httpDuration.observe({ endpoint }, reply.elapsedTime / 1000);
-    request.log.info(
-      {
-        request_id: request.id,
-        method: request.method,
-        route: endpoint,
-        status: reply.statusCode,
-        provider: state.provider,
-        model: state.model,
-        attempts: state.attempts,
-        latency_ms: Math.round(reply.elapsedTime * 100) / 100,
-      },
-      'request',
-    );
+    // Request, token, cost and overhead series, the request's one log line, its spans.
+    observer.finish(request, reply, endpoint);
     done();
   });
 
@@ -221,7 +215,9 @@ function healthSubroute(request: FastifyRequest): boolean {
 
 function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayError, metrics: Metrics): FastifyReply {
   metrics.errors.inc({ type: error.type });
-  if (error.status >= 500 && error.type === 'InternalError') request.log.error({ err: error.cause ?? error, request_id: request.id }, 'internal error');
+  if (request.hapax) request.hapax.errorType = error.type;
+  // request.log already carries request_id.
+  if (error.status >= 500 && error.type === 'InternalError') request.log.error({ err: error.cause ?? error }, 'internal error');
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   const handler = request.hapax?.route?.handler;
   const dialect = handler === 'messages' ? 'anthropic' : handler?.startsWith('ollama_') ? 'ollama' : 'hapax';

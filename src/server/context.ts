@@ -1,11 +1,12 @@
 /** Per-request state shared by hooks and handlers. One object per request, created in onRequest. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { DispatchContext, DispatchResult } from '../gateway/dispatch.ts';
+import type { AttemptRecord, DispatchContext, DispatchResult } from '../gateway/dispatch.ts';
 import type { Runtime, RouteSpec } from '../gateway/runtime.ts';
 import type { ModelTarget } from '../providers/adapter.ts';
 import { checkKeyModel } from './auth.ts';
 import type { Usage } from '../providers/canonical.ts';
 import type { ApiKeyRecord } from '../state/keys.ts';
+import type { Observation } from './observe.ts';
 
 export interface RequestState {
   runtime: Runtime;
@@ -29,6 +30,16 @@ export interface RequestState {
   attempts?: number;
   /** Tokens the answer used, once known (streams report it at their end). */
   usage?: Usage;
+  /** Upstream attempts in order, filled in by the dispatcher (failover path in the log, trace spans). */
+  trail?: AttemptRecord[];
+  /** Sent upstream: the client's traceparent when valid, or this request's span when tracing is on. */
+  traceparent?: string;
+  /** The answer came from an identical request in flight (dedup): no upstream time of its own. */
+  shared?: boolean;
+  /** The error type answered to the client, for the request log. */
+  errorType?: string;
+  /** Per-request notes of the observability hooks (span, overhead, logged bodies). */
+  observed?: Observation;
 }
 
 declare module 'fastify' {
@@ -40,17 +51,18 @@ declare module 'fastify' {
 export type Handler = (request: FastifyRequest, reply: FastifyReply, state: RequestState) => Promise<unknown>;
 
 export function attemptContext(request: FastifyRequest): DispatchContext {
-  const { traceparent, 'cache-control': cacheControl } = request.headers;
+  const { 'cache-control': cacheControl } = request.headers;
   const state = request.hapax;
   return {
     signal: state.controller.signal,
     requestId: request.id,
-    traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+    traceparent: state.traceparent,
     client: state.client,
     deadlineAt: state.startedAt + (state.route?.timeoutMs ?? state.runtime.config.server.request_timeout),
     // `Cache-Control: no-cache` asks for a fresh answer: no sharing, no cache.
     dedup: (state.route?.dedup ?? false) && !(typeof cacheControl === 'string' && cacheControl.includes('no-cache')),
     spent: state.spent,
+    trail: (state.trail ??= []),
   };
 }
 
@@ -60,6 +72,7 @@ export function setServedBy(reply: FastifyReply, state: RequestState, result: Di
   state.provider = result.target.provider;
   state.model = model;
   state.attempts = result.attempts;
+  if (result.shared) state.shared = true;
   if (usage) state.usage = usage;
   reply.header('x-hapax-provider', result.target.provider);
   reply.header('x-hapax-attempts', result.attempts);

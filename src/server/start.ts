@@ -7,6 +7,8 @@ import { ProviderStates } from '../gateway/provider-state.ts';
 import { Runtime } from '../gateway/runtime.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { redactSecrets } from '../observability/redact.ts';
+import { Tracing } from '../observability/tracing.ts';
 import { StateStores } from '../state/registry.ts';
 import { buildApp, type RuntimeHolder } from './app.ts';
 import type { Handler } from './context.ts';
@@ -60,6 +62,9 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const base = createLogger(config.logging, opts.logDestination);
   const logger = opts.logBindings ? base.child(opts.logBindings) : base;
   for (const warning of opts.loaded.warnings) logger.warn({ source: opts.loaded.source }, warning);
+  // The effective config for debugging, with every key, password and credential header masked.
+  if (logger.isLevelEnabled('debug')) logger.debug({ source: opts.loaded.source, config: redactSecrets(config) }, 'config loaded');
+  const tracing = await Tracing.create(config.tracing);
   const metrics = new Metrics(routeLabelNames(config));
   const states = new ProviderStates(metrics);
   // Every Runtime of this gateway finds its state store here; outages of a shared store are logged.
@@ -73,6 +78,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     logger,
     metrics,
     rateLimits: opts.rateLimits,
+    tracing,
     handlers: { messages: messagesHandler, ...ollamaHandlers, ...opts.handlers },
   });
   registerOpsRoutes(app, {
@@ -104,6 +110,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       // No request can hold a Runtime any more: close the current one and any still retiring.
       await reloader.close();
       await holder.current.close();
+      await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'could not export the last spans'));
       return result;
     })();
     return stopped;

@@ -1,0 +1,55 @@
+/**
+ * What a request's tokens are called and cost: the bounded `model` label and the price from the
+ * config's `pricing` table. Built once per config load; each target's answer is cached, so the hot
+ * path does one WeakMap lookup.
+ */
+import type { HapaxConfig, PriceConfig } from '../config/schema.ts';
+
+/** One provider/model pair, as the catalog hands them out (stable objects per config). */
+export interface UsageTarget {
+  readonly provider: string;
+  readonly model: string;
+}
+
+export interface Rate {
+  /** The configured model name, or "other" for a name the client made up (bounded cardinality). */
+  model: string;
+  /** USD per million tokens; undefined when the pricing table does not list the model. */
+  price?: PriceConfig;
+}
+
+export const OTHER_MODEL = 'other';
+
+export class UsageMeter {
+  /** `provider/model` for every model the config names. */
+  private readonly configured = new Set<string>();
+  private readonly prices: ReadonlyMap<string, PriceConfig>;
+  private readonly rates = new WeakMap<UsageTarget, Rate>();
+
+  constructor(config: Pick<HapaxConfig, 'providers' | 'pricing'>) {
+    for (const [name, provider] of Object.entries(config.providers)) {
+      if (provider.model) this.configured.add(`${name}/${provider.model}`);
+      const models = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
+      for (const model of models) this.configured.add(`${name}/${model}`);
+    }
+    this.prices = new Map(Object.entries(config.pricing ?? {}));
+  }
+
+  rate(target: UsageTarget): Rate {
+    let rate = this.rates.get(target);
+    if (!rate) {
+      const id = `${target.provider}/${target.model}`;
+      const known = this.configured.has(id);
+      // `provider/model` is more specific than the bare model name, so it wins. A model the config does
+      // not name is still priced when the table lists it: the spend is real, only the label is bounded.
+      rate = { model: known ? target.model : OTHER_MODEL, price: this.prices.get(id) ?? this.prices.get(target.model) };
+      this.rates.set(target, rate);
+    }
+    return rate;
+  }
+}
+
+/** US dollars for a request's tokens at a price per million tokens. */
+export function costUsd(price: PriceConfig, inputTokens: number, outputTokens: number): number {
+  return (inputTokens * price.input + outputTokens * price.output) / 1_000_000;
+}

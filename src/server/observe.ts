@@ -1,0 +1,229 @@
+/**
+ * What each request leaves behind: Prometheus series (requests, latency, tokens, cost, overhead), ONE
+ * JSON log line, and, with tracing on, a server span with one child per upstream attempt.
+ *
+ * Gateway overhead is the time not spent waiting on providers: total time minus the dispatcher's
+ * upstream time. For streams it is measured at the first byte (time to first byte minus the upstream's
+ * time to first event), which is also when the X-Hapax-Overhead-Ms header has to be set.
+ */
+import { pipeline, Transform, type Readable } from 'node:stream';
+import type { Span } from '@opentelemetry/api';
+import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
+import type { Metrics } from '../observability/metrics.ts';
+import { costUsd } from '../observability/usage.ts';
+import { parseTraceparent, Tracing, type TraceContext } from '../observability/tracing.ts';
+import type { RequestState } from './context.ts';
+
+/** The observability hooks' own per-request notes. */
+export interface Observation {
+  span?: Span;
+  /** The client's trace context, when it sent a valid traceparent. */
+  client?: TraceContext;
+  /** Streams: overhead measured at the first byte. */
+  streamOverheadMs?: number;
+  /** Only with logging.log_bodies. */
+  responseBody?: string;
+  responseTruncated?: boolean;
+}
+
+/** Logged bodies are capped: a log line is not an archive. */
+const BODY_LOG_LIMIT = 256 * 1024;
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+/** Scrapes and probes would drown the traces that matter. */
+const UNTRACED = new Set(['health', 'metrics']);
+
+interface RouteLike {
+  path: string;
+  handler: string;
+  metricsLabels: Readonly<Record<string, string>>;
+}
+
+export class RequestObserver {
+  private readonly metrics: Metrics;
+  private readonly tracing?: Tracing;
+  private readonly labelNames: ReadonlySet<string>;
+  /** Each route's metrics_labels, limited to the label names the metrics were created with. */
+  private readonly routeLabels = new WeakMap<RouteLike, Readonly<Record<string, string>>>();
+
+  constructor(metrics: Metrics, tracing?: Tracing) {
+    this.metrics = metrics;
+    this.tracing = tracing;
+    this.labelNames = new Set(metrics.routeLabelNames);
+  }
+
+  /** onRequest, once the request's state exists: trace context in, span started. */
+  begin(request: FastifyRequest, state: RequestState): void {
+    const header = request.headers.traceparent;
+    const client = header === undefined ? undefined : parseTraceparent(header);
+    if (this.tracing && state.route && !UNTRACED.has(state.route.handler)) {
+      const span = this.tracing.startRequest(`${request.method} ${state.route.path}`, client, state.startedAt);
+      state.observed = { span, client };
+      state.traceparent = Tracing.traceparentOf(span);
+    } else if (client) {
+      state.observed = { client };
+      state.traceparent = header as string;
+    }
+  }
+
+  /** onSend: the overhead header (the last moment headers can change), and the answer when bodies are logged. */
+  readonly onSend: onSendHookHandler = (request, reply, payload, done) => {
+    const state = request.hapax as RequestState | null;
+    if (!state) return done(null, payload);
+    const streamed = isStream(payload);
+    if (state.spent.upstreamMs > 0 && !state.shared) {
+      const overhead = Math.max(0, reply.elapsedTime - state.spent.upstreamMs);
+      reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
+      if (streamed) (state.observed ??= {}).streamOverheadMs = overhead;
+    }
+    if (!state.runtime.config.logging.log_bodies || !state.route) return done(null, payload);
+    const observed = (state.observed ??= {});
+    if (!streamed) {
+      const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
+      if (text !== undefined) keepBody(observed, text);
+      return done(null, payload);
+    }
+    // Copy the stream's frames as they pass; pipeline() carries a client hang-up back to the source.
+    const tee = new Transform({
+      transform(chunk: Buffer | string, _encoding, callback) {
+        keepBody(observed, typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+        callback(null, chunk);
+      },
+    });
+    pipeline(payload as Readable, tee, () => undefined);
+    done(null, tee);
+  };
+
+  /** onResponse: metrics, the request's one log line, and the spans. */
+  finish(request: FastifyRequest, reply: FastifyReply, endpoint: string): void {
+    const state = request.hapax;
+    const { metrics } = this;
+    const status = reply.statusCode;
+    const elapsedMs = reply.elapsedTime;
+    const labels = state.route ? this.labelsOf(state.route) : NO_LABELS;
+    const plain = labels === NO_LABELS;
+    metrics.httpRequests.inc(plain ? { endpoint, status } : { ...labels, endpoint, status });
+    metrics.httpDuration.observe(plain ? { endpoint } : { ...labels, endpoint }, elapsedMs / 1000);
+
+    let overheadMs: number | undefined;
+    if (state.spent.upstreamMs > 0 && !state.shared) {
+      overheadMs = state.observed?.streamOverheadMs ?? Math.max(0, elapsedMs - state.spent.upstreamMs);
+      metrics.overhead.observe(overheadMs / 1000);
+    }
+
+    const { usage, target } = state;
+    let cost: number | undefined;
+    if (usage && target) {
+      const rate = state.runtime.usageMeter.rate(target);
+      if (rate.price) cost = costUsd(rate.price, usage.inputTokens, usage.outputTokens);
+      // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
+      if (!state.shared) {
+        const base = { ...labels, provider: target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
+        metrics.tokens.inc({ ...base, type: 'prompt' }, usage.inputTokens);
+        metrics.tokens.inc({ ...base, type: 'completion' }, usage.outputTokens);
+        if (cost !== undefined) metrics.cost.inc(base, cost);
+      }
+    }
+
+    const failover = failedAttempts(state);
+    const observed = state.observed;
+    const logBodies = state.runtime.config.logging.log_bodies && state.route !== undefined;
+    request.log.info(
+      {
+        method: request.method,
+        route: endpoint,
+        status,
+        key: state.key?.name,
+        provider: state.provider,
+        model: state.model,
+        attempts: state.attempts ?? (state.trail?.length || undefined),
+        failover,
+        shared: state.shared,
+        error: state.errorType,
+        latency_ms: round2(elapsedMs),
+        overhead_ms: overheadMs === undefined ? undefined : round2(overheadMs),
+        tokens: usage ? { prompt: usage.inputTokens, completion: usage.outputTokens } : undefined,
+        cost_usd: cost,
+        traceparent: observed?.client ? request.headers.traceparent : undefined,
+        trace_id: observed?.span ? observed.span.spanContext().traceId : undefined,
+        span_id: observed?.span ? observed.span.spanContext().spanId : undefined,
+        request_body: logBodies ? request.body : undefined,
+        response_body: logBodies ? observed?.responseBody : undefined,
+        response_truncated: logBodies ? observed?.responseTruncated : undefined,
+      },
+      'request',
+    );
+
+    if (observed?.span) this.endSpans(observed.span, request, state, { endpoint, status, overheadMs, cost });
+  }
+
+  private labelsOf(route: RouteLike): Readonly<Record<string, string>> {
+    let labels = this.routeLabels.get(route);
+    if (!labels) {
+      // A reload may bring label names the metrics were not created with: those are left out.
+      const kept = Object.entries(route.metricsLabels).filter(([name]) => this.labelNames.has(name));
+      labels = kept.length === 0 ? NO_LABELS : Object.freeze(Object.fromEntries(kept));
+      this.routeLabels.set(route, labels);
+    }
+    return labels;
+  }
+
+  private endSpans(span: Span, request: FastifyRequest, state: RequestState, facts: { endpoint: string; status: number; overheadMs?: number; cost?: number }): void {
+    const tracing = this.tracing as Tracing;
+    const origin = performance.timeOrigin;
+    for (const attempt of state.trail ?? []) {
+      tracing.attempt(span, {
+        provider: attempt.target.provider,
+        model: attempt.target.model,
+        startTime: origin + attempt.startedAt,
+        durationMs: attempt.ms,
+        failure: attempt.failure?.kind,
+        status: attempt.failure?.status,
+      });
+    }
+    span.setAttributes({
+      'http.request.method': request.method,
+      'http.route': facts.endpoint,
+      'http.response.status_code': facts.status,
+      'hapax.request_id': request.id,
+    });
+    if (state.key) span.setAttribute('hapax.key', state.key.name);
+    if (state.provider) span.setAttribute('hapax.provider', state.provider);
+    if (state.model) span.setAttribute('gen_ai.response.model', state.model);
+    if (state.attempts) span.setAttribute('hapax.attempts', state.attempts);
+    if (state.usage) {
+      span.setAttribute('gen_ai.usage.input_tokens', state.usage.inputTokens);
+      span.setAttribute('gen_ai.usage.output_tokens', state.usage.outputTokens);
+    }
+    if (facts.cost !== undefined) span.setAttribute('hapax.cost_usd', facts.cost);
+    if (facts.overheadMs !== undefined) span.setAttribute('hapax.overhead_ms', facts.overheadMs);
+    if (facts.status >= 500) span.setStatus({ code: 2, message: state.errorType });
+    span.end();
+  }
+}
+
+/** The providers that failed before the answer (or the error), with how: the request's failover path. */
+function failedAttempts(state: RequestState): Array<{ provider: string; kind: string; status?: number }> | undefined {
+  const trail = state.trail;
+  if (!trail) return undefined;
+  let out: Array<{ provider: string; kind: string; status?: number }> | undefined;
+  for (const attempt of trail) {
+    if (attempt.failure) (out ??= []).push({ provider: attempt.target.provider, kind: attempt.failure.kind, status: attempt.failure.status });
+  }
+  return out;
+}
+
+function keepBody(observed: Observation, text: string): void {
+  const kept = observed.responseBody ?? '';
+  if (kept.length >= BODY_LOG_LIMIT) {
+    observed.responseTruncated = true;
+    return;
+  }
+  observed.responseBody = kept + (kept.length + text.length > BODY_LOG_LIMIT ? text.slice(0, BODY_LOG_LIMIT - kept.length) : text);
+  if (kept.length + text.length > BODY_LOG_LIMIT) observed.responseTruncated = true;
+}
+
+function isStream(payload: unknown): boolean {
+  return payload !== null && typeof payload === 'object' && typeof (payload as { pipe?: unknown }).pipe === 'function';
+}
+
+const round2 = (ms: number) => Math.round(ms * 100) / 100;

@@ -36,7 +36,6 @@ const NOT_APPLIED: readonly string[] = [
   'queue.state_path',
   'queue.save_interval',
   'processing',
-  'cache',
   'routes[].middleware',
   'routes[].headers',
   'routes[].health_check',
@@ -274,20 +273,32 @@ function crossCheck(raw: Data): string[] {
     problems.push('providers: no provider configured; add one under providers (or an llm block)');
   }
 
+  const unknownProvider = (name: string, at: string) => {
+    const hint = didYouMean(name, names);
+    const known = names.size > 0 ? `configured: ${[...names].join(', ')}` : 'no providers are configured';
+    problems.push(`${at}: unknown provider "${name}" (${hint ? `did you mean ${hint}?` : known})`);
+  };
+  // A preference entry is a name or a nested list (one load-balanced tier): provider_preference[0][1].
   const checkNames = (list: unknown, key: string) => {
     if (!Array.isArray(list)) return;
     const seen = new Set<unknown>();
-    list.forEach((name, i) => {
+    const check = (name: unknown, at: string) => {
       if (typeof name !== 'string') return;
-      if (seen.has(name)) problems.push(`${key}[${i}]: "${name}" is listed twice`);
+      if (seen.has(name)) problems.push(`${at}: "${name}" is listed twice`);
       seen.add(name);
-      if (names.has(name)) return;
-      const hint = didYouMean(name, names);
-      const known = names.size > 0 ? `configured: ${[...names].join(', ')}` : 'no providers are configured';
-      problems.push(`${key}[${i}]: unknown provider "${name}" (${hint ? `did you mean ${hint}?` : known})`);
+      if (!names.has(name)) unknownProvider(name, at);
+    };
+    list.forEach((entry, i) => {
+      if (Array.isArray(entry)) entry.forEach((name, j) => check(name, `${key}[${i}][${j}]`));
+      else check(entry, `${key}[${i}]`);
     });
   };
+  const checkWeights = (balancing: unknown, key: string) => {
+    if (!isObject(balancing) || !isObject(balancing.weights)) return;
+    for (const name of Object.keys(balancing.weights)) if (!names.has(name)) unknownProvider(name, `${key}.weights.${name}`);
+  };
   checkNames(raw.provider_preference, 'provider_preference');
+  checkWeights(raw.load_balancing, 'load_balancing');
 
   // Every path served from the config: model endpoints and routes. Two owners for one path is a mistake.
   const owners = new Map<string, string>();
@@ -309,6 +320,7 @@ function crossCheck(raw: Data): string[] {
       if (!isObject(route)) return;
       claim(route.path, `routes[${i}].path`);
       checkNames(route.provider_preference, `routes[${i}].provider_preference`);
+      checkWeights(route.load_balancing, `routes[${i}].load_balancing`);
     });
   }
   return problems;

@@ -97,6 +97,27 @@ const routeHealthCheck = z.strictObject({
   checks: z.record(z.string(), z.string()).optional(),
 });
 
+/**
+ * Failover order. A name is a tier of its own; a nested list is one tier whose providers share traffic
+ * (`[[openai, azure], anthropic]`): the tier is balanced by `load_balancing`, the next tier is the fallback.
+ */
+const providerPreference = z.array(z.union([z.string(), z.array(z.string()).min(1, 'a tier names at least one provider')]));
+
+/** How traffic is shared inside a tier of `provider_preference` (flat lists are pure failover). */
+const loadBalancing = z.strictObject({
+  /** weighted (the default) uses each provider's `weight`; with equal weights it is round robin. */
+  strategy: z.enum(['priority', 'round_robin', 'weighted', 'least_latency', 'least_busy']).default('weighted'),
+  /** Overrides `providers.<name>.weight` for this policy. */
+  weights: z.record(z.string(), z.number().min(0)).optional(),
+});
+
+/** Answers kept in memory (or the shared state store) and served again for identical requests. Off by default. */
+const responseCache = z.strictObject({
+  enabled: z.boolean().default(false),
+  ttl: duration.default(300_000),
+  max_entries: z.number().int().positive().default(1000),
+});
+
 const route = z.strictObject({
   path: routePath,
   handler: z.enum(HANDLERS),
@@ -108,7 +129,8 @@ const route = z.strictObject({
   metrics_labels: z.record(z.string(), z.string()).optional(),
   timeout: duration.optional(),
   max_body_size: z.number().int().positive().optional(),
-  provider_preference: z.array(z.string()).optional(),
+  provider_preference: providerPreference.optional(),
+  load_balancing: loadBalancing.optional(),
   rate_limit: rateLimit.optional(),
   auth: z.boolean().optional(),
   dedup: z.boolean().optional(),
@@ -232,7 +254,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   llm: llm.optional(),
   providers: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'provider names use letters, digits, _ . -'), provider).default({}),
-  provider_preference: z.array(z.string()).optional(),
+  provider_preference: providerPreference.optional(),
+  load_balancing: loadBalancing.optional(),
   circuit_breaker: circuitBreaker.prefault({}),
   retry: retry.prefault({}),
   health_check: healthCheck.prefault({}),
@@ -259,7 +282,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   rate_limit: rateLimit.optional(),
   dedup: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
-  cache: z.record(z.string(), z.unknown()).optional(),
+  cache: responseCache.prefault({}),
   cors: z
     .strictObject({
       origins: z.union([z.literal('*'), z.array(z.string())]).default('*'),
@@ -292,6 +315,9 @@ export type RouteConfig = z.infer<typeof route>;
 export type RetryConfig = z.infer<typeof retry>;
 export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>;
 export type HealthCheckConfig = z.infer<typeof healthCheck>;
+export type PreferenceConfig = z.infer<typeof providerPreference>;
+export type LoadBalancingConfig = z.infer<typeof loadBalancing>;
+export type ResponseCacheConfig = z.infer<typeof responseCache>;
 export type StateConfig = HapaxConfig['state'];
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 export type TracingConfig = z.infer<typeof tracing>;

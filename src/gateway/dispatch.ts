@@ -1,15 +1,18 @@
 /**
  * Sends one canonical request to the first candidate that answers.
  *
- * Candidates are walked in order, healthy providers before unhealthy ones; a provider whose breaker is
- * open or that is rate limited (until its retry-after passes) is skipped without a network call. A
- * retryable failure moves on to the next candidate at once; when a whole round has failed, the round is
- * retried after a backoff, as long as the request's deadline allows. Errors another provider cannot fix
- * (the client's own 4xx) go straight back. When every breaker is open, the provider closest to
- * half-open gets one early trial instead of failing without a call.
+ * Candidates are walked in order (a load-balanced tier reordered for each request by its balancer), what
+ * the client named first, then healthy providers before unhealthy ones (demotion only when health checks
+ * run: they are what brings a provider back); a provider whose breaker is open or that is rate limited
+ * (until its retry-after passes) is skipped without a network call. A retryable failure moves on to the
+ * next candidate at once; when a whole round has failed, the round is retried after a backoff, as long as
+ * the request's deadline allows. Once the deadline has passed or the client has left, nothing new starts.
+ * Errors another provider cannot fix (the client's own 4xx) go straight back. When every breaker is open,
+ * the provider closest to half-open gets one early trial instead of failing without a call.
  *
  * Failover is possible until the first byte reaches the client: for streams, until the first upstream
- * event. A stream's verdict (breaker, health, concurrency slot) is settled when it ends.
+ * event; the request deadline covers only that wait. A stream's verdict (breaker, health, concurrency slot)
+ * is settled when it ends. With the response cache on, identical requests are answered from it first.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../observability/metrics.ts';
@@ -19,8 +22,11 @@ import { GatewayError, UpstreamError } from '../providers/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
 import type { Backoff } from '../resilience/retry.ts';
 import type { Release } from './fair-queue.ts';
-import type { Candidates } from './catalog.ts';
+import { AnswerCollector, answerEvents } from './answer-stream.ts';
+import type { BalancedTier, Candidates } from './catalog.ts';
+import type { BalanceStats } from './load-balancer.ts';
 import type { ProviderState } from './provider-state.ts';
+import type { CachedAnswer, ResponseCache } from './response-cache.ts';
 import { dedupKey, SingleFlight, StreamFlight } from './singleflight.ts';
 
 export interface DispatchResult<T> {
@@ -29,6 +35,8 @@ export interface DispatchResult<T> {
   attempts: number;
   /** True when this caller shared another identical request's upstream call. */
   shared?: boolean;
+  /** True when the answer came from the response cache (no upstream call; `attempts` is 0). */
+  cached?: boolean;
 }
 
 /** An upstream stream whose first event has already arrived. */
@@ -44,6 +52,8 @@ export interface DispatchContext extends AttemptContext {
   deadlineAt: number;
   /** Share an identical in-flight request's upstream call. */
   dedup: boolean;
+  /** False: do not answer from the response cache (Cache-Control: no-cache); the fresh answer is still kept. */
+  cache?: boolean;
   /** Time spent waiting on providers (to the answer, or to a stream's first event): the rest is overhead. */
   spent?: { upstreamMs: number };
   /** Every upstream attempt in order, appended as each ends (request log's failover path, trace spans). */
@@ -75,15 +85,29 @@ export class Dispatcher {
   private readonly metrics: Metrics;
   private readonly backoff: Backoff;
   private readonly maxRounds: number;
+  /** Unhealthy providers go last only when health checks run; without them nothing would bring them back. */
+  private readonly demotesUnhealthy: boolean;
+  private readonly cache: ResponseCache | undefined;
   private readonly unary: SingleFlight<DispatchResult<CanonicalResponse>>;
   private readonly streams: StreamFlight<StreamEvent | DispatchResult<null>>;
 
-  constructor(opts: { adapters: ReadonlyMap<string, ProviderAdapter>; states: ReadonlyMap<string, ProviderState>; metrics: Metrics; backoff: Backoff; maxRetries: number }) {
+  constructor(opts: {
+    adapters: ReadonlyMap<string, ProviderAdapter>;
+    states: ReadonlyMap<string, ProviderState>;
+    metrics: Metrics;
+    backoff: Backoff;
+    maxRetries: number;
+    /** Whether health checks run (config health_check.enabled). Default true. */
+    healthChecks?: boolean;
+    cache?: ResponseCache;
+  }) {
     this.adapters = opts.adapters;
     this.states = opts.states;
     this.metrics = opts.metrics;
     this.backoff = opts.backoff;
     this.maxRounds = opts.maxRetries + 1;
+    this.demotesUnhealthy = opts.healthChecks ?? true;
+    this.cache = opts.cache;
     const onFlightDone = (_key: string, callers: number) => {
       if (callers > 1) this.metrics.deduplicated.inc(callers - 1);
     };
@@ -91,27 +115,59 @@ export class Dispatcher {
     this.streams = new StreamFlight({ onFlightDone });
   }
 
-  complete(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext): Promise<DispatchResult<CanonicalResponse>> {
+  async complete(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext): Promise<DispatchResult<CanonicalResponse>> {
+    const cacheKey = this.cache?.key(ctx.client, request);
+    if (cacheKey !== undefined && ctx.cache !== false) {
+      const hit = await (this.cache as ResponseCache).get(cacheKey);
+      if (hit) return this.fromCache(hit, hit.response);
+    }
     const attempt: Attempt<CanonicalResponse> = async (adapter, target, c, settlement) => {
       const started = performance.now();
       const value = await adapter.chat(request, target, c);
       settlement.success(performance.now() - started);
       return value;
     };
-    if (!ctx.dedup) return this.run(candidates, ctx, attempt);
-    let mine = false;
-    return this.unary
-      .do(dedupKey([ctx.client, request]), (signal) => ((mine = true), this.run(candidates, { ...ctx, signal }, attempt)), ctx.signal)
-      .then((result) => (mine ? result : { ...result, shared: true }));
+    const run = async (c: DispatchContext) => {
+      const result = await this.run(candidates, c, attempt);
+      if (cacheKey !== undefined) this.keep(cacheKey, result.value, result.target);
+      return result;
+    };
+    try {
+      if (!ctx.dedup) return await run(ctx);
+      let mine = false;
+      const result = await this.unary.do(dedupKey([ctx.client, request]), (signal) => ((mine = true), run({ ...ctx, signal })), ctx.signal);
+      return mine ? result : { ...result, shared: true };
+    } catch (error) {
+      throw stoppedIfAborted(error, ctx.signal);
+    }
   }
 
   async stream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext): Promise<DispatchResult<OpenStream>> {
-    if (!ctx.dedup) return this.openStream(request, candidates, ctx);
-    // Identical concurrent streams share one upstream: the flight's first item says who serves it.
+    const cacheKey = this.cache?.key(ctx.client, request);
+    if (cacheKey !== undefined && ctx.cache !== false) {
+      const hit = await (this.cache as ResponseCache).get(cacheKey);
+      if (hit) {
+        const events = answerEvents(hit.response);
+        return this.fromCache(hit, { first: events[0], rest: replay(events) });
+      }
+    }
+    const lifetime = new StreamLifetime(ctx.signal);
+    const streamCtx = { ...ctx, signal: lifetime.signal };
+    try {
+      const opened = ctx.dedup ? await this.sharedStream(request, candidates, streamCtx, cacheKey) : await this.openStream(request, candidates, streamCtx, cacheKey);
+      lifetime.started();
+      return opened;
+    } catch (error) {
+      throw stoppedIfAborted(error, ctx.signal);
+    }
+  }
+
+  /** Identical concurrent streams share one upstream: the flight's first item says who serves it. */
+  private async sharedStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
     let mine = false;
     const events = this.streams.join(
       dedupKey([ctx.client, request]),
-      (signal) => ((mine = true), this.flightSource(request, candidates, { ...ctx, signal })),
+      (signal) => ((mine = true), this.flightSource(request, candidates, { ...ctx, signal }, cacheKey)),
       ctx.signal,
     );
     const head = await events.next();
@@ -121,8 +177,39 @@ export class Dispatcher {
     return { target: meta.target, attempts: meta.attempts, shared: !mine, value: { first: first.value as StreamEvent, rest: events as AsyncIterator<StreamEvent> } };
   }
 
-  private async *flightSource(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext): AsyncGenerator<StreamEvent | DispatchResult<null>> {
-    const opened = await this.openStream(request, candidates, ctx);
+  private fromCache<T>(hit: CachedAnswer, value: T): DispatchResult<T> {
+    this.metrics.cacheHits.inc();
+    return { value, target: { provider: hit.provider, model: hit.model }, attempts: 0, cached: true };
+  }
+
+  /** Keeps an answer for identical requests to come; the target's own key is not part of it. */
+  private keep(cacheKey: string, response: CanonicalResponse, target: ModelTarget): void {
+    (this.cache as ResponseCache).set(cacheKey, { response, provider: target.provider, model: target.model });
+  }
+
+  /** Passes a stream through and keeps the answer it adds up to, once it has ended cleanly. */
+  private async *keepAtEnd(first: StreamEvent, rest: AsyncIterator<StreamEvent>, cacheKey: string, target: ModelTarget): AsyncGenerator<StreamEvent> {
+    const collector = new AnswerCollector(target.model);
+    collector.add(first);
+    try {
+      for (let next = await rest.next(); !next.done; next = await rest.next()) {
+        collector.add(next.value);
+        yield next.value;
+      }
+    } finally {
+      await rest.return?.();
+    }
+    const response = collector.answer();
+    if (response) this.keep(cacheKey, response, target);
+  }
+
+  private async *flightSource(
+    request: CanonicalRequest,
+    candidates: readonly ModelTarget[],
+    ctx: DispatchContext,
+    cacheKey: string | undefined,
+  ): AsyncGenerator<StreamEvent | DispatchResult<null>> {
+    const opened = await this.openStream(request, candidates, ctx, cacheKey);
     yield { target: opened.target, attempts: opened.attempts, value: null };
     yield opened.value.first;
     const { rest } = opened.value;
@@ -133,8 +220,8 @@ export class Dispatcher {
     }
   }
 
-  private openStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext): Promise<DispatchResult<OpenStream>> {
-    return this.run(candidates, ctx, async (adapter, target, c, settlement) => {
+  private async openStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
+    const opened = await this.run(candidates, ctx, async (adapter, target, c, settlement) => {
       const started = performance.now();
       const upstream = adapter.chatStream(request, target, c)[Symbol.asyncIterator]();
       const first = await upstream.next();
@@ -143,6 +230,9 @@ export class Dispatcher {
       this.metrics.timeToFirstToken.observe({ provider: target.provider }, firstTokenMs / 1000);
       return { first: first.value, rest: settleAtEnd(upstream, target, settlement, firstTokenMs) };
     });
+    if (cacheKey === undefined) return opened;
+    const { first, rest } = opened.value;
+    return { ...opened, value: { first, rest: this.keepAtEnd(first, rest, cacheKey, opened.target) } };
   }
 
   embeddings(request: EmbeddingsRequest, candidates: readonly ModelTarget[], ctx: DispatchContext): Promise<DispatchResult<EmbeddingsResponse>> {
@@ -159,60 +249,113 @@ export class Dispatcher {
   }
 
   private async run<T>(candidates: readonly ModelTarget[], ctx: DispatchContext, attempt: Attempt<T>): Promise<DispatchResult<T>> {
+    if (ctx.signal.aborted) throw stoppedBy(ctx.signal, []);
+    // What the client named comes first; balanced tiers are ordered once per request, not once per round.
+    const explicit = (candidates as Candidates).explicit ?? 0;
+    const ordered = this.balance(candidates as Candidates);
     const failures: UpstreamError[] = [];
     /** Providers that refused our credentials: no later round will change that. */
     let refused: Set<string> | undefined;
     let attempts = 0;
+    let tried = 0;
+    let skippedOpen = false;
+
+    /** One attempt under a permit. A value ends the walk; an error the client must see is thrown. */
+    const attemptWith = async (target: ModelTarget, state: ProviderState, permit: BreakerPermit, round: number): Promise<{ value: T } | undefined> => {
+      attempts++;
+      const outcome = await this.tryOne(target, state, permit, ctx, attempt, failures.at(-1), round);
+      if ('value' in outcome) return outcome;
+      failures.push(outcome.error);
+      // The deadline passed or the client left: start nothing new, not even on another provider.
+      if (ctx.signal.aborted) throw stoppedBy(ctx.signal, failures);
+      if (!outcome.error.retryable) throw clientFacingError(failures);
+      if (outcome.error.kind === 'auth') (refused ??= new Set()).add(target.provider);
+      return undefined;
+    };
+    const visit = (target: ModelTarget, round: number): Promise<{ value: T } | undefined> | undefined => {
+      const state = this.stateOf(target);
+      if (!this.eligible(state, round, refused)) return undefined;
+      const permit = state.breaker.tryAcquire();
+      if (!permit) {
+        skippedOpen = true;
+        return undefined;
+      }
+      tried++;
+      return attemptWith(target, state, permit, round);
+    };
+
     for (let round = 0; round < this.maxRounds; round++) {
-      let tried = 0;
-      let skippedOpen = false;
-      // What the client named comes first; then healthy providers, then unhealthy ones as a last resort.
-      const explicit = (candidates as Candidates).explicit ?? 0;
-      for (let pass = 0; pass < 2; pass++) {
-        for (let i = 0; i < candidates.length; i++) {
-          const target = candidates[i];
-          const state = this.states.get(target.provider) as ProviderState;
-          const firstPass = i < explicit || state.health.healthy;
-          if (firstPass !== (pass === 0) || !this.eligible(state, round, refused)) continue;
-          const permit = state.breaker.tryAcquire();
-          if (!permit) {
-            skippedOpen = true;
-            continue;
-          }
-          tried++;
-          attempts++;
-          const outcome = await this.tryOne(target, state, permit, ctx, attempt, failures.at(-1), round);
-          if ('value' in outcome) return { value: outcome.value, target, attempts };
-          failures.push(outcome.error);
-          if (!outcome.error.retryable) throw clientFacingError(failures);
-          if (outcome.error.kind === 'auth') (refused ??= new Set()).add(target.provider);
+      tried = 0;
+      skippedOpen = false;
+      // Unhealthy providers wait until the rest have had their turn. Decided as the walk reaches each one,
+      // so a provider that fails in this round is not tried a second time in it.
+      let deferred: ModelTarget[] | undefined;
+      for (let i = 0; i < ordered.length; i++) {
+        const target = ordered[i];
+        if (i >= explicit && this.demotesUnhealthy && !this.stateOf(target).health.healthy) {
+          (deferred ??= []).push(target);
+          continue;
         }
+        const done = await visit(target, round);
+        if (done) return { value: done.value, target, attempts };
+      }
+      for (const target of deferred ?? []) {
+        const done = await visit(target, round);
+        if (done) return { value: done.value, target, attempts };
       }
       if (tried === 0 && skippedOpen && round === 0) {
         // Every breaker is open: one early trial on the provider that would half-open soonest.
-        const target = closestToHalfOpen(candidates, this.states);
-        const state = this.states.get(target.provider) as ProviderState;
+        const target = closestToHalfOpen(ordered, this.states);
+        const state = this.stateOf(target);
         const permit = state.breaker.tryAcquireEarly();
         if (permit) {
-          attempts++;
-          const outcome = await this.tryOne(target, state, permit, ctx, attempt, failures.at(-1), round);
-          if ('value' in outcome) return { value: outcome.value, target, attempts };
-          failures.push(outcome.error);
-          if (!outcome.error.retryable) throw clientFacingError(failures);
+          const done = await attemptWith(target, state, permit, round);
+          if (done) return { value: done.value, target, attempts };
         }
       }
       // Another round only if someone could take it, and only within the deadline.
-      if (!candidates.some((t) => this.eligible(this.states.get(t.provider) as ProviderState, round + 1, refused) && !this.isOpen(t))) break;
+      if (!ordered.some((t) => this.eligible(this.stateOf(t), round + 1, refused) && !this.isOpen(t))) break;
       const delay = this.backoff.nextDelay(round + 1, ctx.deadlineAt, Date.now());
-      if (delay === undefined || ctx.signal.aborted) break;
+      if (delay === undefined) break;
       try {
         await sleep(delay, undefined, { signal: ctx.signal });
       } catch {
-        break;
+        throw stoppedBy(ctx.signal, failures);
       }
     }
     if (failures.length === 0) throw unavailable(candidates, this.states);
     throw clientFacingError(failures);
+  }
+
+  /** Candidates with each balanced tier in this request's order; the same array when nothing is balanced. */
+  private balance(candidates: Candidates): readonly ModelTarget[] {
+    const spans = candidates.spans;
+    if (spans === undefined) return candidates;
+    const out = candidates.slice();
+    for (const { start, end, tier } of spans) {
+      // The balancer shares traffic among providers that can take it now; the others keep the tier's tail.
+      const ready: ModelTarget[] = [];
+      const resting: ModelTarget[] = [];
+      for (let i = start; i < end; i++) (this.canTakeTraffic(candidates[i]) ? ready : resting).push(candidates[i]);
+      let k = start;
+      for (const target of tier.balancer.order(ready, (name) => this.balanceStats(name, tier))) out[k++] = target;
+      for (const target of resting) out[k++] = target;
+    }
+    return out;
+  }
+
+  private canTakeTraffic(target: ModelTarget): boolean {
+    const state = this.stateOf(target);
+    return (!this.demotesUnhealthy || state.health.healthy) && !state.health.isRateLimited() && state.breaker.state !== 'open';
+  }
+
+  private balanceStats(name: string, tier: BalancedTier): BalanceStats {
+    const health = (this.states.get(name) as ProviderState).health;
+    return { ewmaMs: health.ewmaMs, inFlight: health.inFlight, weight: tier.weights.get(name) ?? 1 };
+  }
+
+  private stateOf(target: ModelTarget): ProviderState {
+    return this.states.get(target.provider) as ProviderState;
   }
 
   private eligible(state: ProviderState, round: number, refused: Set<string> | undefined): boolean {
@@ -354,6 +497,50 @@ function unavailable(candidates: readonly ModelTarget[], states: ReadonlyMap<str
     details: { providers: candidates.map((t) => t.provider) },
     retryAfterSeconds: Math.max(1, Math.min(...waits)),
   });
+}
+
+/**
+ * The signal a stream runs under: the client's, except that once the first event is in, the request
+ * deadline no longer applies (a long answer is not a slow provider; the provider's own `timeout` still
+ * bounds each silence). A client that leaves mid-stream still stops it: the route closes the stream, which
+ * returns the iterators down to the upstream request.
+ */
+class StreamLifetime {
+  private readonly controller = new AbortController();
+  private running = false;
+  readonly signal = this.controller.signal;
+
+  constructor(outer: AbortSignal) {
+    if (outer.aborted) this.controller.abort(outer.reason);
+    else outer.addEventListener('abort', () => (!this.running || !isDeadline(outer.reason)) && this.controller.abort(outer.reason), { once: true });
+  }
+
+  started(): void {
+    this.running = true;
+  }
+}
+
+function isDeadline(reason: unknown): boolean {
+  return (reason as Error | undefined)?.name === 'TimeoutError';
+}
+
+async function* replay(events: readonly StreamEvent[]): AsyncGenerator<StreamEvent> {
+  for (let i = 1; i < events.length; i++) yield events[i];
+}
+
+/** The request's own signal ended it: its deadline passed (504) or its client left (499). */
+function stoppedBy(signal: AbortSignal, failures: readonly UpstreamError[]): GatewayError {
+  if (!isDeadline(signal.reason)) return new GatewayError('client closed the request', { status: 499, type: 'ProcessingError' });
+  return new GatewayError('no provider answered within the request deadline', {
+    status: 504,
+    type: 'ProcessingError',
+    details: failures.length > 0 ? { attempts: failures.map(describeFailure) } : undefined,
+  });
+}
+
+/** A dedup flight rejects a caller that left with its signal's reason: say what that means instead. */
+function stoppedIfAborted(error: unknown, signal: AbortSignal): unknown {
+  return signal.aborted && error === signal.reason ? stoppedBy(signal, []) : error;
 }
 
 /** Provider messages can quote credentials back (OpenAI's 401 shows part of the key): mask anything key-like. */

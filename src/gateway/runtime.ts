@@ -12,12 +12,13 @@ import { KeyService } from '../state/key-service.ts';
 import { StateStores, type StateLease } from '../state/registry.ts';
 import type { StateStore } from '../state/store.ts';
 import { createAdapter } from '../providers/index.ts';
-import { ModelCatalog } from './catalog.ts';
+import { ModelCatalog, type RoutingPolicy } from './catalog.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { UsageMeter } from '../observability/usage.ts';
 import { HealthChecker } from '../resilience/provider-health.ts';
 import { Backoff } from '../resilience/retry.ts';
 import { Dispatcher } from './dispatch.ts';
+import { ResponseCache } from './response-cache.ts';
 import type { ProviderState, ProviderStates } from './provider-state.ts';
 
 export type HandlerName = RouteConfig['handler'];
@@ -30,7 +31,10 @@ export interface RouteSpec {
   allow: string;
   timeoutMs: number;
   maxBodySize: number;
+  /** Provider names in preference order (tiers flattened). */
   preference: readonly string[];
+  /** The route's preference tiers and their balancers. */
+  routing: RoutingPolicy;
   metricsLabels: Readonly<Record<string, string>>;
   rateLimit?: RateLimitSettings;
   auth: boolean;
@@ -109,9 +113,11 @@ export class Runtime {
       metrics: shared.metrics,
       backoff: Backoff.fromConfig(this.config.retry),
       maxRetries: this.config.retry.max_retries,
+      healthChecks: this.config.health_check.enabled,
+      cache: this.config.cache.enabled ? new ResponseCache({ ttlMs: this.config.cache.ttl, maxEntries: this.config.cache.max_entries }) : undefined,
     });
     this.healthChecker = this.createHealthChecker(shared.metrics);
-    this.routes = buildRoutes(this.config, this.catalog.preference);
+    this.routes = buildRoutes(this.config, this.catalog);
     this.cors = corsSettings(this.config);
     this.usageMeter = new UsageMeter(this.config);
     // The same store as the previous Runtime when `state` did not change: counters survive a reload.
@@ -197,10 +203,15 @@ export class Runtime {
   }
 }
 
-function buildRoutes(config: HapaxConfig, preference: readonly string[]): Map<string, RouteSpec> {
+function buildRoutes(config: HapaxConfig, catalog: ModelCatalog): Map<string, RouteSpec> {
   const routes = new Map<string, RouteSpec>();
   const make = (route: Partial<RouteConfig> & { path: string; handler: HandlerName }, pinnedModel?: string): RouteSpec => {
     const methods = route.methods?.length ? route.methods : DEFAULT_METHODS[route.handler];
+    // Routes without a preference or balancing of their own share the default policy (one rotation).
+    const routing =
+      route.provider_preference || route.load_balancing
+        ? catalog.policy(route.provider_preference ?? config.provider_preference, route.load_balancing ?? config.load_balancing)
+        : catalog.defaultPolicy;
     return {
       path: route.path,
       handler: route.handler,
@@ -208,7 +219,8 @@ function buildRoutes(config: HapaxConfig, preference: readonly string[]): Map<st
       allow: methods.join(', '),
       timeoutMs: route.timeout ?? config.server.request_timeout,
       maxBodySize: route.max_body_size ?? config.server.max_body_size,
-      preference: route.provider_preference ?? preference,
+      preference: routing.names,
+      routing,
       metricsLabels: Object.freeze({ ...route.metrics_labels }),
       rateLimit: route.rate_limit,
       auth: route.auth ?? true,

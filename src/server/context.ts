@@ -52,6 +52,7 @@ export type Handler = (request: FastifyRequest, reply: FastifyReply, state: Requ
 
 export function attemptContext(request: FastifyRequest): DispatchContext {
   const { 'cache-control': cacheControl } = request.headers;
+  const fresh = typeof cacheControl === 'string' && cacheControl.includes('no-cache');
   const state = request.hapax;
   return {
     signal: state.controller.signal,
@@ -60,7 +61,8 @@ export function attemptContext(request: FastifyRequest): DispatchContext {
     client: state.client,
     deadlineAt: state.startedAt + (state.route?.timeoutMs ?? state.runtime.config.server.request_timeout),
     // `Cache-Control: no-cache` asks for a fresh answer: no sharing, no cache.
-    dedup: (state.route?.dedup ?? false) && !(typeof cacheControl === 'string' && cacheControl.includes('no-cache')),
+    dedup: (state.route?.dedup ?? false) && !fresh,
+    cache: !fresh,
     spent: state.spent,
     trail: (state.trail ??= []),
   };
@@ -85,7 +87,7 @@ export function setServedBy(reply: FastifyReply, state: RequestState, result: Di
 export function candidatesFor(state: RequestState, requested: string | undefined): readonly ModelTarget[] {
   const { route, runtime, key } = state;
   const model = route?.pinnedModel ?? requested;
-  const candidates = runtime.catalog.resolve(model, route?.preference);
+  const candidates = runtime.catalog.resolve(model, route?.routing);
   if (!key?.models) return candidates;
   const allowed = candidates.filter((t) => {
     try {

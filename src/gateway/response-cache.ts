@@ -1,0 +1,85 @@
+/**
+ * The optional response cache (`cache: {enabled, ttl, max_entries}`, off by default): a finished answer is
+ * kept for `ttl` and given again to the same client for an identical request, streamed or not. Keyed like
+ * dedup (client + canonical request) minus what only shapes delivery (the stream flag), so a streamed
+ * request can be answered from a non-streamed one's answer and the other way round.
+ *
+ * Storage sits behind AnswerStore (get/set with a time to live): this process by default; a shared store
+ * (state/, e.g. Redis) fits the same two calls. A store that fails reads as a miss and drops the write:
+ * the cache never fails a request.
+ */
+import { LRUCache } from 'lru-cache';
+import type { CanonicalRequest, CanonicalResponse } from '../providers/canonical.ts';
+import { dedupKey } from './singleflight.ts';
+
+/** What is kept: the answer and who gave it. Plain JSON, and never a credential. */
+export interface CachedAnswer {
+  response: CanonicalResponse;
+  provider: string;
+  model: string;
+}
+
+/** Where answers live. Structurally the state store's CacheStore<CachedAnswer>. */
+export interface AnswerStore {
+  get(key: string): Promise<CachedAnswer | undefined>;
+  set(key: string, value: CachedAnswer, ttlMs: number): Promise<void>;
+}
+
+/** In this process, least recently used first out. */
+export class MemoryAnswerStore implements AnswerStore {
+  private readonly lru: LRUCache<string, CachedAnswer>;
+
+  constructor(maxEntries: number) {
+    this.lru = new LRUCache<string, CachedAnswer>({ max: Math.max(1, maxEntries) });
+  }
+
+  async get(key: string): Promise<CachedAnswer | undefined> {
+    return this.lru.get(key);
+  }
+
+  async set(key: string, value: CachedAnswer, ttlMs: number): Promise<void> {
+    this.lru.set(key, value, { ttl: ttlMs });
+  }
+}
+
+/** Request fields that only shape how the answer is delivered, not what it says. */
+const DELIVERY_ONLY = { stream: undefined, includeUsage: undefined };
+
+export interface ResponseCacheOptions {
+  ttlMs: number;
+  maxEntries: number;
+  /** Defaults to a MemoryAnswerStore of `maxEntries`. */
+  store?: AnswerStore;
+}
+
+export class ResponseCache {
+  private readonly ttlMs: number;
+  private readonly store: AnswerStore;
+
+  constructor(options: ResponseCacheOptions) {
+    this.ttlMs = options.ttlMs;
+    this.store = options.store ?? new MemoryAnswerStore(options.maxEntries);
+  }
+
+  /** The key for this client's request, the same whether it streams or not. */
+  key(client: string, request: CanonicalRequest): string {
+    return dedupKey([client, { ...request, ...DELIVERY_ONLY }]);
+  }
+
+  async get(key: string): Promise<CachedAnswer | undefined> {
+    try {
+      return await this.store.get(key);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Fire and forget: the client does not wait for the cache. */
+  set(key: string, answer: CachedAnswer): void {
+    try {
+      this.store.set(key, answer, this.ttlMs).catch(() => undefined);
+    } catch {
+      // a store that throws synchronously is a store that did not keep the answer
+    }
+  }
+}

@@ -4,12 +4,12 @@
  * dedup (client + canonical request) minus what only shapes delivery (the stream flag), so a streamed
  * request can be answered from a non-streamed one's answer and the other way round.
  *
- * Storage sits behind AnswerStore (get/set with a time to live): this process by default; a shared store
- * (state/, e.g. Redis) fits the same two calls. A store that fails reads as a miss and drops the write:
- * the cache never fails a request.
+ * Storage is the state store's CacheStore (get/set with a time to live): this process by default, Redis
+ * when `state.redis_url` is set, so a fleet shares its answers. A store that fails reads as a miss and
+ * drops the write: the cache never fails a request.
  */
-import { LRUCache } from 'lru-cache';
 import type { CanonicalRequest, CanonicalResponse } from '../providers/canonical.ts';
+import type { CacheStore } from '../state/store.ts';
 import { dedupKey } from './singleflight.ts';
 
 /** What is kept: the answer and who gave it. Plain JSON, and never a credential. */
@@ -19,46 +19,21 @@ export interface CachedAnswer {
   model: string;
 }
 
-/** Where answers live. Structurally the state store's CacheStore<CachedAnswer>. */
-export interface AnswerStore {
-  get(key: string): Promise<CachedAnswer | undefined>;
-  set(key: string, value: CachedAnswer, ttlMs: number): Promise<void>;
-}
-
-/** In this process, least recently used first out. */
-export class MemoryAnswerStore implements AnswerStore {
-  private readonly lru: LRUCache<string, CachedAnswer>;
-
-  constructor(maxEntries: number) {
-    this.lru = new LRUCache<string, CachedAnswer>({ max: Math.max(1, maxEntries) });
-  }
-
-  async get(key: string): Promise<CachedAnswer | undefined> {
-    return this.lru.get(key);
-  }
-
-  async set(key: string, value: CachedAnswer, ttlMs: number): Promise<void> {
-    this.lru.set(key, value, { ttl: ttlMs });
-  }
-}
-
 /** Request fields that only shape how the answer is delivered, not what it says. */
 const DELIVERY_ONLY = { stream: undefined, includeUsage: undefined };
 
 export interface ResponseCacheOptions {
   ttlMs: number;
-  maxEntries: number;
-  /** Defaults to a MemoryAnswerStore of `maxEntries`. */
-  store?: AnswerStore;
+  store: CacheStore<CachedAnswer>;
 }
 
 export class ResponseCache {
   private readonly ttlMs: number;
-  private readonly store: AnswerStore;
+  private readonly store: CacheStore<CachedAnswer>;
 
   constructor(options: ResponseCacheOptions) {
     this.ttlMs = options.ttlMs;
-    this.store = options.store ?? new MemoryAnswerStore(options.maxEntries);
+    this.store = options.store;
   }
 
   /** The key for this client's request, the same whether it streams or not. */

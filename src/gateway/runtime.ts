@@ -18,7 +18,7 @@ import { UsageMeter } from '../observability/usage.ts';
 import { HealthChecker } from '../resilience/provider-health.ts';
 import { Backoff } from '../resilience/retry.ts';
 import { Dispatcher } from './dispatch.ts';
-import { ResponseCache } from './response-cache.ts';
+import { ResponseCache, type CachedAnswer } from './response-cache.ts';
 import type { ProviderState, ProviderStates } from './provider-state.ts';
 
 export type HandlerName = RouteConfig['handler'];
@@ -107,6 +107,9 @@ export class Runtime {
     this.adapters = adapters;
     this.catalog = new ModelCatalog(this.config);
     this.providerStates = shared.states.build(this.config);
+    // The same store as the previous Runtime when `state` did not change: counters survive a reload.
+    this.stateLease = StateStores.of(shared.metrics).acquire(this.config.state);
+    this.store = this.stateLease.store;
     this.dispatcher = new Dispatcher({
       adapters,
       states: this.providerStates,
@@ -114,16 +117,19 @@ export class Runtime {
       backoff: Backoff.fromConfig(this.config.retry),
       maxRetries: this.config.retry.max_retries,
       healthChecks: this.config.health_check.enabled,
-      cache: this.config.cache.enabled ? new ResponseCache({ ttlMs: this.config.cache.ttl, maxEntries: this.config.cache.max_entries }) : undefined,
+      cache: this.responseCache(),
     });
     this.healthChecker = this.createHealthChecker(shared.metrics);
     this.routes = buildRoutes(this.config, this.catalog);
     this.cors = corsSettings(this.config);
     this.usageMeter = new UsageMeter(this.config);
-    // The same store as the previous Runtime when `state` did not change: counters survive a reload.
-    this.stateLease = StateStores.of(shared.metrics).acquire(this.config.state);
-    this.store = this.stateLease.store;
     this.keys = new KeyService(this.config.auth.keys, this.store.keys(this.config.auth.key_file), this.store);
+  }
+
+  /** The response cache, when `cache.enabled`: in the state store, so Redis shares it across instances. */
+  private responseCache(): ResponseCache | undefined {
+    const { enabled, ttl, max_entries } = this.config.cache;
+    return enabled ? new ResponseCache({ ttlMs: ttl, store: this.store.cache<CachedAnswer>('responses', { maxEntries: max_entries }) }) : undefined;
   }
 
   /** Work that needs I/O: loading managed keys, starting health checks. */
@@ -252,7 +258,7 @@ export interface CorsSettings {
 }
 
 /** Response headers a browser client may read. */
-const EXPOSED_HEADERS = ['x-request-id', 'x-hapax-provider', 'x-hapax-attempts', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'];
+const EXPOSED_HEADERS = ['x-request-id', 'x-hapax-provider', 'x-hapax-attempts', 'x-hapax-cache', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'];
 
 function corsSettings(config: HapaxConfig): CorsSettings {
   const cors = config.cors;

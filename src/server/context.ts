@@ -74,10 +74,12 @@ export function setServedBy(reply: FastifyReply, state: RequestState, result: Di
   state.provider = result.target.provider;
   state.model = model;
   state.attempts = result.attempts;
-  if (result.shared) state.shared = true;
+  // A cached answer, like a shared one, spent its upstream time and tokens on an earlier request.
+  if (result.shared || result.cached) state.shared = true;
   if (usage) state.usage = usage;
   reply.header('x-hapax-provider', result.target.provider);
   reply.header('x-hapax-attempts', result.attempts);
+  if (result.cached) reply.header('x-hapax-cache', 'hit');
 }
 
 /**

@@ -1,0 +1,189 @@
+/** The optional response cache, through the real HTTP interface with the OpenAI SDK. */
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { FakeProvider } from './fakes/common.ts';
+import { startFakeOpenAI } from './fakes/openai.ts';
+import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+const sdk = (gateway: TestGateway, apiKey = 'unused') => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
+
+const ask = (client: OpenAI, content: string, options?: OpenAI.RequestOptions) =>
+  client.chat.completions.create({ model: '', messages: [{ role: 'user', content }] }, options).withResponse();
+
+async function streamText(client: OpenAI, content: string, extra: Partial<OpenAI.ChatCompletionCreateParamsStreaming> = {}) {
+  const { data, response } = await client.chat.completions
+    .create({ model: '', messages: [{ role: 'user', content }], stream: true, ...extra })
+    .withResponse();
+  let text = '';
+  let finish: string | null = null;
+  let usage: OpenAI.CompletionUsage | null | undefined;
+  for await (const chunk of data) {
+    text += chunk.choices[0]?.delta.content ?? '';
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+    if (chunk.usage) usage = chunk.usage;
+  }
+  return { text, finish, usage, response };
+}
+
+const chats = (fake: FakeProvider) => fake.requests.filter((r) => r.path === '/v1/chat/completions');
+
+async function cacheHits(gateway: TestGateway): Promise<number> {
+  const text = await (await fetch(`${gateway.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('hapax_cache_hits_total '));
+  return Number(line?.split(' ')[1] ?? 0);
+}
+
+describe('response cache', () => {
+  let upstream: FakeProvider;
+  let gateway: TestGateway;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    upstream = await startFakeOpenAI({ name: 'primary' });
+    gateway = await startTestGateway(`
+providers:
+  primary: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
+cache: {enabled: true, ttl: 1m, max_entries: 3}
+retry: {max_retries: 0}
+auth:
+  enabled: true
+  keys:
+    - {name: alice, key: key-of-alice-0001}
+    - {name: bob, key: key-of-bob-00002}
+`);
+    client = sdk(gateway, 'key-of-alice-0001');
+  });
+  afterEach(() => upstream.reset());
+  afterAll(async () => {
+    await gateway.close();
+    await upstream.close();
+  });
+
+  it('answers a repeated identical request from memory, and counts the hit', async () => {
+    const before = await cacheHits(gateway);
+    const first = await ask(client, 'what is the capital of France');
+    expect(first.response.headers.get('x-hapax-cache')).toBeNull();
+    const second = await ask(client, 'what is the capital of France');
+    expect(second.data.choices[0].message.content).toBe('[primary] what is the capital of France');
+    expect(second.data.id).toBe(first.data.id);
+    expect(second.data.usage).toEqual(first.data.usage);
+    expect(second.response.headers.get('x-hapax-cache')).toBe('hit');
+    expect(second.response.headers.get('x-hapax-provider')).toBe('primary');
+    expect(second.response.headers.get('x-hapax-attempts')).toBe('0');
+    expect(chats(upstream)).toHaveLength(1);
+    expect(await cacheHits(gateway)).toBe(before + 1);
+  });
+
+  it('replays a cached answer to a streaming client as a stream, with usage when asked', async () => {
+    await ask(client, 'one two three');
+    const { text, finish, usage, response } = await streamText(client, 'one two three', { stream_options: { include_usage: true } });
+    expect(text).toBe('[primary] one two three');
+    expect(finish).toBe('stop');
+    expect(usage?.completion_tokens).toBe(4);
+    expect(response.headers.get('x-hapax-cache')).toBe('hit');
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(chats(upstream)).toHaveLength(1);
+  });
+
+  it('keeps a streamed answer once it has finished, for streaming and non-streaming requests alike', async () => {
+    const streamed = await streamText(client, 'four five six');
+    expect(streamed.text).toBe('[primary] four five six');
+    const again = await streamText(client, 'four five six');
+    expect(again.text).toBe('[primary] four five six');
+    expect(again.response.headers.get('x-hapax-cache')).toBe('hit');
+    const whole = await ask(client, 'four five six');
+    expect(whole.data.choices[0].message.content).toBe('[primary] four five six');
+    expect(whole.data.choices[0].finish_reason).toBe('stop');
+    expect(chats(upstream)).toHaveLength(1);
+  });
+
+  it('replays a cached tool call as a stream the SDK assembles', async () => {
+    const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { input: { type: 'string' } } } } }];
+    const body = { model: '', messages: [{ role: 'user' as const, content: 'look it up' }], tools };
+    const first = await client.chat.completions.create(body);
+    const call = first.choices[0].message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    const stream = client.chat.completions.stream({ ...body, stream: true });
+    const final = await stream.finalChatCompletion();
+    const replayed = final.choices[0].message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(replayed.id).toBe(call.id);
+    expect(replayed.function).toEqual({ name: 'lookup', arguments: call.function.arguments });
+    expect(final.choices[0].finish_reason).toBe('tool_calls');
+    expect(chats(upstream)).toHaveLength(1);
+  });
+
+  it('lets Cache-Control: no-cache bypass the cache', async () => {
+    await ask(client, 'always fresh');
+    const fresh = await ask(client, 'always fresh', { headers: { 'Cache-Control': 'no-cache' } });
+    expect(fresh.response.headers.get('x-hapax-cache')).toBeNull();
+    expect(chats(upstream)).toHaveLength(2);
+  });
+
+  it('never gives one client another client’s cached answer', async () => {
+    await ask(client, 'my own question');
+    const bob = await ask(sdk(gateway, 'key-of-bob-00002'), 'my own question');
+    expect(bob.response.headers.get('x-hapax-cache')).toBeNull();
+    expect(chats(upstream)).toHaveLength(2);
+  });
+
+  it('does not keep failures or streams cut short', async () => {
+    upstream.queueFaults({ kind: 'status', status: 500 });
+    await expect(ask(client, 'fails first')).rejects.toThrow();
+    expect((await ask(client, 'fails first')).response.headers.get('x-hapax-cache')).toBeNull();
+
+    upstream.queueFaults({ kind: 'cut', afterChunks: 3 });
+    await expect(streamText(client, 'cut off early please')).rejects.toThrow();
+    const after = await streamText(client, 'cut off early please');
+    expect(after.text).toBe('[primary] cut off early please');
+    expect(after.response.headers.get('x-hapax-cache')).toBeNull();
+    expect(chats(upstream)).toHaveLength(4);
+  });
+
+  it('holds at most max_entries answers, dropping the least recently used', async () => {
+    for (const q of ['q1', 'q2', 'q3', 'q4']) await ask(client, q);
+    expect(chats(upstream)).toHaveLength(4);
+    expect((await ask(client, 'q4')).response.headers.get('x-hapax-cache')).toBe('hit');
+    expect((await ask(client, 'q1')).response.headers.get('x-hapax-cache')).toBeNull();
+    expect(chats(upstream)).toHaveLength(5);
+  });
+});
+
+describe('response cache settings', () => {
+  let upstream: FakeProvider;
+
+  beforeAll(async () => {
+    upstream = await startFakeOpenAI({ name: 'primary' });
+  });
+  afterEach(() => upstream.reset());
+  afterAll(async () => {
+    await upstream.close();
+  });
+
+  it('is off by default', async () => {
+    const gateway = await startTestGateway(`providers:\n  primary: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}\n`);
+    try {
+      await ask(sdk(gateway), 'same again');
+      const second = await ask(sdk(gateway), 'same again');
+      expect(second.response.headers.get('x-hapax-cache')).toBeNull();
+      expect(chats(upstream)).toHaveLength(2);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('forgets an answer after its ttl', async () => {
+    const gateway = await startTestGateway(`
+providers:
+  primary: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
+cache: {enabled: true, ttl: 200ms}
+`);
+    try {
+      const client = sdk(gateway);
+      await ask(client, 'short lived');
+      expect((await ask(client, 'short lived')).response.headers.get('x-hapax-cache')).toBe('hit');
+      await vi.waitFor(async () => expect((await ask(client, 'short lived')).response.headers.get('x-hapax-cache')).toBeNull(), { timeout: 3000, interval: 100 });
+      expect(chats(upstream).length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await gateway.close();
+    }
+  });
+});

@@ -39,6 +39,8 @@ afterEach(async () => {
 interface FleetOptions {
   rpm?: number;
   onFailure?: 'open' | 'closed';
+  /** More top-level YAML. */
+  extra?: string;
 }
 
 /** The YAML every instance of one fleet shares; each fleet gets its own key prefix in the one Redis. */
@@ -54,6 +56,7 @@ auth:
     - {name: shared, key: ${SHARED_KEY}, rate_limit: {requests_per_minute: ${opts.rpm ?? 100}}}
     - {name: unlimited, key: unlimited-key-0123456789}
 admin: {key: ${ADMIN_KEY}}
+${opts.extra ?? ''}
 `;
 }
 
@@ -198,6 +201,19 @@ describe('many instances sharing Redis', () => {
       expect((await cli(['keys', 'list', '--file', join(dir, 'none.json'), '--json'])).stdout.trim()).toBe('[]');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('shares the response cache: an answer one instance got is served by the others from Redis', async () => {
+    const [a, b, c] = await startFleet(fleetYaml({ extra: 'cache: {enabled: true, ttl: 1m}' }));
+    const question = { ...chat, messages: [{ role: 'user' as const, content: 'a question worth caching' }] };
+    const first = await client(a).chat.completions.create(question).withResponse();
+    expect(first.response.headers.get('x-hapax-cache')).toBeNull();
+    for (const gateway of [b, c]) {
+      // The first instance stores the answer just after answering: ask until the others find it.
+      await expect.poll(async () => (await client(gateway).chat.completions.create(question).withResponse()).response.headers.get('x-hapax-cache'), { timeout: 5_000 }).toBe('hit');
+      const again = await client(gateway).chat.completions.create(question);
+      expect(again.choices[0].message.content).toBe(first.data.choices[0].message.content);
     }
   });
 

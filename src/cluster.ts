@@ -16,6 +16,7 @@ import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import type { LoadedConfig } from './config/load.ts';
 import type { HapaxConfig } from './config/schema.ts';
 import type { Handler } from './server/context.ts';
+import { RateLimits } from './server/rate-limit.ts';
 import { handleSignals } from './server/shutdown.ts';
 import { startGateway, type Gateway } from './server/start.ts';
 
@@ -189,6 +190,7 @@ export async function runWorker(opts: WorkerOptions): Promise<Gateway> {
     port: opts.port,
     host: opts.host,
     logBindings: { worker: worker.id, pid: process.pid },
+    rateLimits: new RateLimits({ cluster: true }),
     handlers: { metrics: clusterMetrics },
     onAdminReload: () => process.send?.({ hapax: 'reload-others' } satisfies ToPrimary),
   });

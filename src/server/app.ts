@@ -21,6 +21,7 @@ import { RequestObserver } from './observe.ts';
 import { registerTransports, tcpServerOptions } from './tls.ts';
 import { adminHandler } from './routes/admin.ts';
 import { registerConsole } from './routes/console.ts';
+import { registerOpenApi } from './routes/openapi.ts';
 import { healthHandler } from './routes/health.ts';
 import { completionHandler } from './routes/native.ts';
 import { chatHandler, embeddingsHandler, modelsHandler } from './routes/openai.ts';
@@ -199,6 +200,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // The operator console (/console) has Fastify routes of its own and a hook that feeds it.
   registerConsole(app, { holder, metrics });
+  registerOpenApi(app);
 
   return app;
 }

@@ -1,0 +1,529 @@
+/**
+ * The OpenAPI 3.1 description of Hapax's HTTP interface, served at GET /openapi.json.
+ *
+ * Schemas are written once in zod and turned into JSON Schema (components.schemas); test/openapi.test.ts
+ * calls every operation of this document against a running gateway and checks the answers against it,
+ * and checks that every built-in route is described here. Streamed answers document the JSON carried by
+ * each event under `x-item-schema` (OpenAPI 3.1 has no place for it; 3.2 calls it itemSchema).
+ */
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+
+const registry = z.registry<{ id: string }>();
+function component<T extends z.ZodType>(id: string, schema: T, description?: string): T {
+  const described = (description ? schema.describe(description) : schema) as T;
+  registry.add(described, { id });
+  return described;
+}
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+
+// ---------- shared ----------
+
+const ErrorType = z.enum(['ValidationError', 'AuthenticationError', 'RateLimitError', 'ProcessingError', 'InternalError', 'NotFoundError']);
+component(
+  'Error',
+  z.object({
+    error: z.looseObject({
+      type: ErrorType,
+      message: z.string(),
+      code: z.number().int().describe('the HTTP status'),
+      request_id: z.string().describe('the X-Request-ID of this request'),
+      details: z.record(z.string(), z.unknown()).optional().describe('e.g. the offending field, or the attempts made on each provider'),
+    }),
+  }),
+  'Hapax error body (native, OpenAI-compatible and operations endpoints)',
+);
+component(
+  'AnthropicError',
+  z.looseObject({ type: z.literal('error'), error: z.looseObject({ type: z.string(), message: z.string() }), request_id: z.string().optional() }),
+  "Error body of /v1/messages, in Anthropic's shape",
+);
+component('OllamaError', z.object({ error: z.string() }), "Error body of the Ollama-compatible endpoints, in Ollama's shape");
+
+const Usage = component(
+  'Usage',
+  z.looseObject({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() }),
+  'Tokens used by the request',
+);
+
+// ---------- native ----------
+
+const NativeMessage = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() });
+component(
+  'CompletionRequest',
+  z.looseObject({
+    messages: z.array(NativeMessage).min(1).optional().describe('the conversation; required unless `input` is given'),
+    input: z.string().min(1).optional().describe('a single user message; required unless `messages` is given'),
+    function_description: z.string().optional().describe('guidance passed to the model as a system message'),
+    model: z.string().optional().describe('empty: provider preference; a provider name, a model, or provider/model'),
+    stream: z.boolean().optional().describe('true: answer as Server-Sent Events'),
+    max_tokens: z.number().int().positive().optional(),
+    temperature: z.number().min(0).max(2).optional(),
+    top_p: z.number().min(0).max(1).optional(),
+  }),
+  'Native completion request',
+);
+const Completion = component(
+  'Completion',
+  z.looseObject({
+    completion: z.string(),
+    request_id: z.string(),
+    provider: z.string().describe('the configured provider that answered'),
+    model: z.string(),
+    finish_reason: z.string(),
+    usage: Usage,
+  }),
+  'Native completion',
+);
+component(
+  'CompletionStreamEvent',
+  z.union([
+    z.object({ type: z.literal('delta'), text: z.string() }),
+    Completion.extend({ type: z.literal('done') }),
+    z.object({ type: z.literal('error'), error: z.looseObject({ type: ErrorType, message: z.string(), code: z.number().int(), request_id: z.string() }) }),
+  ]),
+  'One `data:` event of a native stream: deltas, then `done` (or `error` if the stream fails midway)',
+);
+
+// ---------- OpenAI-compatible ----------
+
+const Content = z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]);
+component(
+  'ChatCompletionRequest',
+  z.looseObject({
+    model: z.string().optional().describe('empty: provider preference; else a provider, a model or provider/model'),
+    messages: z.array(z.looseObject({ role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']), content: Content.nullish() })).min(1),
+    stream: z.boolean().nullish(),
+    max_tokens: z.number().int().positive().nullish(),
+    temperature: z.number().min(0).max(2).nullish(),
+    tools: z.array(z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string() }) })).optional(),
+  }),
+  'OpenAI Chat Completions request (the usual fields; others are accepted as the API defines them)',
+);
+component(
+  'ChatCompletion',
+  z.looseObject({
+    id: z.string(),
+    object: z.literal('chat.completion'),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(
+      z.looseObject({
+        index: z.number().int(),
+        message: z.looseObject({ role: z.literal('assistant'), content: z.string().nullable(), tool_calls: z.array(z.looseObject({ id: z.string() })).optional() }),
+        finish_reason: z.string().nullable(),
+      }),
+    ),
+    usage: Usage.optional(),
+  }),
+  'OpenAI Chat Completions answer',
+);
+component(
+  'ChatCompletionChunk',
+  z.looseObject({ id: z.string(), object: z.literal('chat.completion.chunk'), created: z.number().int(), model: z.string(), choices: z.array(z.looseObject({ index: z.number().int(), delta: z.looseObject({}) })) }),
+  'One `data:` event of an OpenAI stream (the stream ends with `data: [DONE]`)',
+);
+component(
+  'ModelList',
+  z.looseObject({ object: z.literal('list'), data: z.array(z.looseObject({ id: z.string().describe('provider/model'), object: z.literal('model'), owned_by: z.string() })) }),
+  'Every model a client can ask for',
+);
+component(
+  'EmbeddingsRequest',
+  z.looseObject({ model: z.string().optional(), input: z.union([z.string(), z.array(z.string())]), encoding_format: z.enum(['float', 'base64']).optional() }),
+  'OpenAI embeddings request',
+);
+component(
+  'Embeddings',
+  z.looseObject({
+    object: z.literal('list'),
+    data: z.array(z.looseObject({ object: z.literal('embedding'), index: z.number().int(), embedding: z.union([z.array(z.number()), z.string()]) })),
+    model: z.string(),
+    usage: z.looseObject({ prompt_tokens: z.number().int(), total_tokens: z.number().int() }),
+  }),
+  'OpenAI embeddings answer',
+);
+
+// ---------- Anthropic-compatible ----------
+
+component(
+  'MessagesRequest',
+  z.looseObject({
+    model: z.string(),
+    max_tokens: z.number().int().positive(),
+    messages: z.array(z.looseObject({ role: z.enum(['user', 'assistant']), content: Content })).min(1),
+    system: Content.optional(),
+    stream: z.boolean().optional(),
+  }),
+  'Anthropic Messages request',
+);
+component(
+  'Message',
+  z.looseObject({
+    id: z.string(),
+    type: z.literal('message'),
+    role: z.literal('assistant'),
+    model: z.string(),
+    content: z.array(z.looseObject({ type: z.string() })),
+    stop_reason: z.string().nullable(),
+    usage: z.looseObject({ input_tokens: z.number().int(), output_tokens: z.number().int() }),
+  }),
+  'Anthropic Messages answer',
+);
+component('MessageStreamEvent', z.looseObject({ type: z.string() }), 'One event of an Anthropic stream (message_start, content_block_delta, message_stop, ...)');
+
+// ---------- Ollama-compatible ----------
+
+component(
+  'OllamaChatRequest',
+  z.looseObject({
+    model: z.string(),
+    messages: z.array(z.looseObject({ role: z.string(), content: z.string() })),
+    stream: z.boolean().optional().describe('Ollama streams NDJSON unless this is false'),
+  }),
+  'Ollama chat request',
+);
+component(
+  'OllamaChatResponse',
+  z.looseObject({ model: z.string(), created_at: z.string(), message: z.looseObject({ role: z.string(), content: z.string() }), done: z.boolean() }),
+  'Ollama chat answer (also each NDJSON line of a stream)',
+);
+component(
+  'OllamaTags',
+  z.looseObject({ models: z.array(z.looseObject({ name: z.string(), model: z.string(), modified_at: z.string(), size: z.number().int() })) }),
+  'Ollama model list',
+);
+component('OllamaEmbedRequest', z.looseObject({ model: z.string(), input: z.union([z.string(), z.array(z.string())]) }), 'Ollama embed request');
+component('OllamaEmbedResponse', z.looseObject({ model: z.string(), embeddings: z.array(z.array(z.number())) }), 'Ollama embed answer');
+component('OllamaVersion', z.object({ version: z.string() }), 'Ollama API version Hapax speaks');
+
+// ---------- operations ----------
+
+const ProviderHealth = component(
+  'ProviderHealth',
+  z.looseObject({
+    healthy: z.boolean(),
+    last_check: z.string().nullable().describe('ISO 8601 time of the last health probe; null before the first'),
+    consecutive_fails: z.number().int(),
+    latency_ms: z.number().int(),
+    error_count: z.number().int().describe('errors since the provider last became healthy'),
+    request_count: z.number().int(),
+    circuit_breaker: z.enum(['closed', 'half_open', 'open']),
+  }),
+  'Health of one provider',
+);
+component(
+  'HealthReport',
+  z.looseObject({
+    status: z.object({ global: z.boolean() }),
+    services: z.record(z.string(), z.enum(['healthy', 'unhealthy'])),
+    providers: z.record(z.string(), ProviderHealth),
+  }),
+  'Health of every route and provider',
+);
+component('RouteHealth', z.object({ status: z.enum(['healthy', 'unhealthy']) }), 'Health of one route');
+component('Readiness', z.object({ status: z.enum(['ready', 'draining']) }), 'Readiness of this instance');
+component('Liveness', z.object({ status: z.literal('alive') }), 'Liveness of this process');
+
+const KeyView = z.looseObject({
+  name: z.string(),
+  created: z.string().nullable(),
+  expires: z.string().nullable(),
+  revoked: z.string().nullable(),
+  rate_limit: z.record(z.string(), z.unknown()).nullable(),
+  routes: z.array(z.string()).nullable(),
+  models: z.array(z.string()).nullable(),
+});
+component('KeyList', z.object({ keys: z.array(KeyView) }), 'Managed client keys (never the keys themselves)');
+component(
+  'KeyCreateRequest',
+  z.object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+    requests_per_minute: z.number().int().positive().optional(),
+    tokens_per_minute: z.number().int().positive().optional(),
+    expires: z.string().optional().describe('ISO 8601 time'),
+    routes: z.array(z.string()).optional(),
+    models: z.array(z.string()).optional(),
+  }),
+  'A managed key to create',
+);
+component('KeyCreated', KeyView.extend({ key: z.string().describe('shown once: store it now') }), 'The new key');
+component('KeyRevoked', z.object({ name: z.string(), revoked: z.literal(true) }), 'A revoked key');
+component(
+  'UsageReport',
+  z.looseObject({ scope: z.enum(['instance', 'shared']), usage: z.array(z.looseObject({ client: z.string() })) }),
+  'Requests and tokens per client, for this instance or shared through Redis',
+);
+component('ReloadOutcome', z.looseObject({ ok: z.boolean() }), 'What a reload did');
+component(
+  'ConsoleState',
+  z.looseObject({
+    now: z.number().int(),
+    providers: z.array(z.looseObject({ name: z.string(), healthy: z.boolean(), breaker: z.enum(['closed', 'half_open', 'open']) })),
+    traffic: z.looseObject({ requests_per_second: z.number() }),
+    events: z.array(z.looseObject({ at: z.number().int(), kind: z.string(), text: z.string() })),
+    usage: z.looseObject({}),
+    config: z.looseObject({ loaded_at: z.string(), values: z.looseObject({}) }),
+  }),
+  'Everything the operator console shows',
+);
+
+// ---------- the document ----------
+
+type Json = Record<string, unknown>;
+
+const json = (schema: string, example?: unknown): Json => ({ 'application/json': { schema: ref(schema), ...(example === undefined ? {} : { example }) } });
+const response = (description: string, content?: Json): Json => ({ description, ...(content ? { content } : {}) });
+const errors = (codes: number[], schema = 'Error'): Json =>
+  Object.fromEntries(codes.map((code) => [String(code), response(ERROR_TEXT[code] ?? 'error', json(schema))]));
+const ERROR_TEXT: Record<number, string> = {
+  400: 'the request is invalid',
+  401: 'missing or unknown key',
+  403: 'the key may not use this route or model',
+  404: 'not found',
+  413: 'the body is larger than the route allows',
+  415: 'the body is not JSON',
+  429: 'a rate limit was hit (Retry-After says when to try again)',
+  502: 'the provider failed',
+  503: 'no provider could answer (Retry-After says when to try again)',
+  409: 'conflict: a key with that name exists',
+  504: 'the request deadline passed',
+};
+const REQUEST_ID = { $ref: '#/components/parameters/RequestId' };
+const CLIENT_AUTH = [{}, { ApiKey: [] }, { Bearer: [] }];
+const ADMIN_AUTH = [{ AdminKey: [] }, { AdminBearer: [] }];
+
+const completion = (summary: string) => ({
+  post: {
+    tags: ['Native'],
+    summary,
+    description: 'Give `messages` or `input`. With `stream: true` the answer is Server-Sent Events: `delta` events, then one `done` event.',
+    security: CLIENT_AUTH,
+    parameters: [REQUEST_ID],
+    requestBody: { required: true, content: json('CompletionRequest', { messages: [{ role: 'user', content: 'What is the capital of France?' }] }) },
+    responses: {
+      200: response('the completion', {
+        ...json('Completion'),
+        'text/event-stream': { schema: { type: 'string' }, 'x-item-schema': ref('CompletionStreamEvent') },
+      }),
+      ...errors([400, 401, 403, 413, 415, 429, 502, 503, 504]),
+    },
+  },
+});
+
+const health = (summary: string) => ({
+  get: {
+    tags: ['Operations'],
+    summary,
+    responses: { 200: response('every route and provider is available', json('HealthReport')), 503: response('some route or provider is not', json('HealthReport')) },
+  },
+});
+
+export function openapiDocument(version = PACKAGE_VERSION) {
+  const schemas = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, unrepresentable: 'any' }).schemas as Record<string, Json>;
+  for (const schema of Object.values(schemas)) {
+    delete schema.$schema;
+    delete schema.$id;
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Hapax',
+      version,
+      description:
+        'An LLM gateway. One port speaks Hapax\'s native API, the OpenAI and Anthropic APIs and the Ollama API, in front of every configured provider, with failover, circuit breakers, health checks, keys and rate limits. Every response carries X-Request-ID; answers from providers carry X-Hapax-Provider and X-Hapax-Attempts.',
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
+    servers: [{ url: '/' }],
+    tags: [
+      { name: 'Native', description: "Hapax's own completion API" },
+      { name: 'OpenAI', description: 'OpenAI-compatible: use the official OpenAI SDKs with their base URL set to Hapax /v1' },
+      { name: 'Anthropic', description: 'Anthropic-compatible: use the official Anthropic SDKs with their base URL set to Hapax' },
+      { name: 'Ollama', description: 'Ollama-compatible: use the ollama client libraries with their host set to Hapax' },
+      { name: 'Operations', description: 'Health, metrics, this document' },
+      { name: 'Admin', description: 'Needs admin.key; answers 404 while no admin key is configured' },
+    ],
+    paths: {
+      '/v1/completions': completion('Native completion'),
+      '/v1/completion': completion('Native completion (the original path)'),
+      '/v1/chat/completions': {
+        post: {
+          tags: ['OpenAI'],
+          summary: 'Chat completion (OpenAI Chat Completions API)',
+          security: CLIENT_AUTH,
+          parameters: [REQUEST_ID],
+          requestBody: { required: true, content: json('ChatCompletionRequest', { model: '', messages: [{ role: 'user', content: 'Hello!' }] }) },
+          responses: {
+            200: response('the completion', {
+              ...json('ChatCompletion'),
+              'text/event-stream': { schema: { type: 'string' }, 'x-item-schema': ref('ChatCompletionChunk') },
+            }),
+            ...errors([400, 401, 403, 413, 415, 429, 502, 503, 504]),
+          },
+        },
+      },
+      '/v1/models': {
+        get: { tags: ['OpenAI'], summary: 'Models a client can ask for', security: CLIENT_AUTH, responses: { 200: response('the models', json('ModelList')), ...errors([401]) } },
+      },
+      '/v1/embeddings': {
+        post: {
+          tags: ['OpenAI'],
+          summary: 'Embeddings (OpenAI API)',
+          security: CLIENT_AUTH,
+          parameters: [REQUEST_ID],
+          requestBody: { required: true, content: json('EmbeddingsRequest', { model: '', input: 'The quick brown fox' }) },
+          responses: { 200: response('the vectors', json('Embeddings')), ...errors([400, 401, 403, 429, 502, 503, 504]) },
+        },
+      },
+      '/v1/messages': {
+        post: {
+          tags: ['Anthropic'],
+          summary: 'Messages (Anthropic Messages API)',
+          security: CLIENT_AUTH,
+          parameters: [REQUEST_ID],
+          requestBody: { required: true, content: json('MessagesRequest', { model: '', max_tokens: 256, messages: [{ role: 'user', content: 'Hello!' }] }) },
+          responses: {
+            200: response('the message', { ...json('Message'), 'text/event-stream': { schema: { type: 'string' }, 'x-item-schema': ref('MessageStreamEvent') } }),
+            ...errors([400, 401, 403, 413, 429, 502, 503, 504], 'AnthropicError'),
+          },
+        },
+      },
+      '/api/chat': {
+        post: {
+          tags: ['Ollama'],
+          summary: 'Chat (Ollama API)',
+          security: CLIENT_AUTH,
+          requestBody: { required: true, content: json('OllamaChatRequest', { model: '', stream: false, messages: [{ role: 'user', content: 'Hello!' }] }) },
+          responses: {
+            200: response('the answer; NDJSON lines unless stream is false', { ...json('OllamaChatResponse'), 'application/x-ndjson': { schema: { type: 'string' }, 'x-item-schema': ref('OllamaChatResponse') } }),
+            ...errors([400, 401, 403, 429, 502, 503, 504], 'OllamaError'),
+          },
+        },
+      },
+      '/api/tags': { get: { tags: ['Ollama'], summary: 'Models (Ollama API)', security: CLIENT_AUTH, responses: { 200: response('the models', json('OllamaTags')), ...errors([401], 'OllamaError') } } },
+      '/api/embed': {
+        post: {
+          tags: ['Ollama'],
+          summary: 'Embeddings (Ollama API)',
+          security: CLIENT_AUTH,
+          requestBody: { required: true, content: json('OllamaEmbedRequest', { model: '', input: 'The quick brown fox' }) },
+          responses: { 200: response('the vectors', json('OllamaEmbedResponse')), ...errors([400, 401, 403, 429, 502, 503, 504], 'OllamaError') },
+        },
+      },
+      '/api/version': { get: { tags: ['Ollama'], summary: 'Ollama API version', security: CLIENT_AUTH, responses: { 200: response('the version', json('OllamaVersion')), ...errors([401], 'OllamaError') } } },
+      '/health': health('Health of every route and provider'),
+      '/v1/health': health('Health of every route and provider (versioned path)'),
+      '/health/{route}': {
+        get: {
+          tags: ['Operations'],
+          summary: 'Health of one route',
+          description: 'The route path without its leading slash, e.g. /health/v1/completions. Healthy while any provider the route can use is available.',
+          parameters: [{ name: 'route', in: 'path', required: true, schema: { type: 'string' }, example: 'v1/completions' }],
+          responses: { 200: response('healthy', json('RouteHealth')), 503: response('unhealthy', json('RouteHealth')), ...errors([404]) },
+        },
+      },
+      '/health/provider/{provider}': {
+        get: {
+          tags: ['Operations'],
+          summary: 'Health of one provider',
+          parameters: [{ name: 'provider', in: 'path', required: true, schema: { type: 'string' }, example: 'mock' }],
+          responses: { 200: response('healthy', json('ProviderHealth')), 503: response('unhealthy or its breaker is open', json('ProviderHealth')), ...errors([404]) },
+        },
+      },
+      '/health/ready': {
+        get: { tags: ['Operations'], summary: 'Readiness (for load balancers)', responses: { 200: response('serving', json('Readiness')), 503: response('draining for shutdown', json('Readiness')) } },
+      },
+      '/health/live': { get: { tags: ['Operations'], summary: 'Liveness', responses: { 200: response('the process answers', json('Liveness')) } } },
+      '/metrics': {
+        get: {
+          tags: ['Operations'],
+          summary: 'Prometheus metrics',
+          description: 'The path is `metrics.path`; it needs a client key only when `metrics.auth` is true.',
+          responses: { 200: response('Prometheus text exposition format', { 'text/plain': { schema: { type: 'string' } } }) },
+        },
+      },
+      '/openapi.json': { get: { tags: ['Operations'], summary: 'This document', responses: { 200: response('OpenAPI 3.1', { 'application/json': { schema: { type: 'object' } } }) } } },
+      '/admin/keys': {
+        get: { tags: ['Admin'], summary: 'List managed keys', security: ADMIN_AUTH, responses: { 200: response('the keys', json('KeyList')), ...errors([401, 404]) } },
+        post: {
+          tags: ['Admin'],
+          summary: 'Create a managed key',
+          security: ADMIN_AUTH,
+          requestBody: { required: true, content: json('KeyCreateRequest', { name: 'marketing', requests_per_minute: 60 }) },
+          responses: { 201: response('created; the key is in the answer, once', json('KeyCreated')), ...errors([400, 401, 404, 409]) },
+        },
+      },
+      '/admin/keys/{name}': {
+        delete: {
+          tags: ['Admin'],
+          summary: 'Revoke a managed key',
+          security: ADMIN_AUTH,
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' }, example: 'marketing' }],
+          responses: { 200: response('revoked', json('KeyRevoked')), ...errors([401, 404]) },
+        },
+      },
+      '/admin/usage': {
+        get: { tags: ['Admin'], summary: 'Requests and tokens per client', security: ADMIN_AUTH, responses: { 200: response('usage', json('UsageReport')), ...errors([401, 404]) } },
+      },
+      '/admin/reload': {
+        post: {
+          tags: ['Admin'],
+          summary: 'Reload the config file now',
+          security: ADMIN_AUTH,
+          responses: {
+            200: response('reloaded', json('ReloadOutcome')),
+            409: response('there is no config file to reload', json('ReloadOutcome')),
+            422: response('the file is invalid; the running config stays', json('ReloadOutcome')),
+            ...errors([401, 404]),
+          },
+        },
+      },
+      '/console/api/state': {
+        get: {
+          tags: ['Admin'],
+          summary: 'The operator console snapshot',
+          description: 'Needs admin.key when it is set (header or the console cookie); open when there is none and auth is off; 403 when auth is on without an admin key.',
+          security: [{}, ...ADMIN_AUTH],
+          responses: { 200: response('the snapshot', json('ConsoleState')), ...errors([401, 403]) },
+        },
+      },
+    },
+    components: {
+      schemas,
+      parameters: {
+        RequestId: {
+          name: 'X-Request-ID',
+          in: 'header',
+          required: false,
+          description: 'Your id for this request (1-128 visible ASCII characters); echoed back, else a UUID is made',
+          schema: { type: 'string', maxLength: 128 },
+        },
+      },
+      securitySchemes: {
+        ApiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'A client key, when auth.enabled is true' },
+        Bearer: { type: 'http', scheme: 'bearer', description: 'The same client key as a bearer token (what the OpenAI SDKs send)' },
+        AdminKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'admin.key' },
+        AdminBearer: { type: 'http', scheme: 'bearer', description: 'admin.key as a bearer token' },
+      },
+    },
+  };
+}
+
+const PACKAGE_VERSION = (() => {
+  try {
+    // package.json sits three levels up from both src/server/routes and dist/server/routes.
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** GET /openapi.json, built once. */
+export function registerOpenApi(app: FastifyInstance): void {
+  let body: string | undefined;
+  app.get('/openapi.json', async (_request, reply) => {
+    body ??= JSON.stringify(openapiDocument());
+    return reply.type('application/json; charset=utf-8').header('cache-control', 'no-cache').send(body);
+  });
+}

@@ -1,4 +1,5 @@
 /** The optional response cache, through the real HTTP interface with the OpenAI SDK. */
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { FakeProvider } from './fakes/common.ts';
@@ -108,6 +109,18 @@ auth:
     expect(replayed.id).toBe(call.id);
     expect(replayed.function).toEqual({ name: 'lookup', arguments: call.function.arguments });
     expect(final.choices[0].finish_reason).toBe('tool_calls');
+    expect(chats(upstream)).toHaveLength(1);
+  });
+
+  it('replays a cached answer in the Anthropic dialect too', async () => {
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: 'key-of-alice-0001', maxRetries: 0 });
+    const body = { model: 'gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user' as const, content: 'seven eight nine' }] };
+    const first = await anthropic.messages.create(body);
+    const { data, response } = await anthropic.messages.stream(body).withResponse();
+    const replayed = await data.finalMessage();
+    expect(response.headers.get('x-hapax-cache')).toBe('hit');
+    expect(replayed.content).toEqual(first.content);
+    expect(replayed.stop_reason).toBe('end_turn');
     expect(chats(upstream)).toHaveLength(1);
   });
 

@@ -4,6 +4,7 @@
  * HTTP interface with the official SDK against fake providers.
  */
 import http from 'node:http';
+import net from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Fault, FakeProvider } from './fakes/common.ts';
@@ -44,6 +45,37 @@ async function providerHealth(gateway: TestGateway, name: string) {
 async function post(gateway: TestGateway, path: string, body: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
   return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+}
+
+/** A TCP hop in front of a fake that can be switched off (every connection refused and cut) and on again. */
+async function startSwitch(target: FakeProvider) {
+  let on = true;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    if (!on) return client.resetAndDestroy();
+    const upstream = net.connect(target.port, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    off() {
+      on = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    on() {
+      on = true;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 const chatBody = (content: string, extra: Record<string, unknown> = {}) => ({ model: '', messages: [{ role: 'user', content }], ...extra });
@@ -290,6 +322,32 @@ health_check: {interval: 200ms, timeout: 100ms, probe: completion}
     await vi.waitFor(async () => expect((await providerHealth(gateway, 'primary')).body.healthy).toBe(true), { timeout: 3000, interval: 50 });
     expect((await ask(client, 'after')).response.headers.get('x-hapax-provider')).toBe('primary');
     expect(await metric(gateway, 'hapax_provider_healthy', '{provider="primary"}')).toBe(1);
+  });
+
+  it('with the default list-models probe: a primary that goes off the network is routed around until it is back', async () => {
+    const line = await startSwitch(primary);
+    const probed = await startTestGateway(`
+providers:
+  primary: {type: openai, base_url: "${line.url}", model: gpt-4o-mini}
+  backup: {type: openai, base_url: "${backup.url}", model: gpt-4o-mini}
+provider_preference: [primary, backup]
+health_check: {interval: 200ms, timeout: 100ms}
+`);
+    try {
+      const client = sdk(probed);
+      expect((await ask(client, 'before')).response.headers.get('x-hapax-provider')).toBe('primary');
+      line.off();
+      await vi.waitFor(async () => expect((await providerHealth(probed, 'primary')).body.healthy).toBe(false), { timeout: 3000, interval: 50 });
+      const during = await ask(client, 'during');
+      expect(during.response.headers.get('x-hapax-provider')).toBe('backup');
+      expect(during.response.headers.get('x-hapax-attempts')).toBe('1');
+      line.on();
+      await vi.waitFor(async () => expect((await providerHealth(probed, 'primary')).body.healthy).toBe(true), { timeout: 3000, interval: 50 });
+      expect((await ask(client, 'after')).response.headers.get('x-hapax-provider')).toBe('primary');
+    } finally {
+      await probed.close();
+      await line.close();
+    }
   });
 });
 

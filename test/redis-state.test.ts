@@ -318,7 +318,7 @@ describe('when Redis goes away', () => {
 });
 
 describe('without Redis', () => {
-  it('keeps usage per instance in memory', async () => {
+  it('keeps usage per instance in memory, and state is always available', async () => {
     const gateway = await startTestGateway(`
 providers:
   mock: {type: mock}
@@ -329,6 +329,7 @@ admin: {key: ${ADMIN_KEY}}
     const body = (await (await admin(gateway, '/admin/usage')).json()) as { scope: string; usage: Array<{ client: string; requests: number }> };
     expect(body.scope).toBe('instance');
     expect(body.usage).toEqual([expect.objectContaining({ client: '127.0.0.1', requests: 1 })]);
+    expect(await metric(gateway, 'hapax_state_available')).toBe(1);
   });
 });
 

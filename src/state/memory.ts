@@ -4,6 +4,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
+import type { Metrics } from '../observability/metrics.ts';
 import { KeyFile } from './keys.ts';
 import type { CacheStore, KeyStore, Limiter, LimiterSpec, StateStore, UsageCounters, UsageDelta, UsageRow } from './store.ts';
 
@@ -48,6 +49,11 @@ export class MemoryStore implements StateStore {
   readonly policy = 'open' as const;
   readonly available = true;
   readonly usage = new MemoryUsage();
+
+  constructor(deps: { metrics?: Metrics } = {}) {
+    // Nothing to lose touch with: say so, rather than leave the gauge at its initial 0.
+    deps.metrics?.stateAvailable.set(1);
+  }
 
   keys(keyFile: string): KeyStore {
     return new KeyFile(keyFile);

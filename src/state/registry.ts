@@ -25,7 +25,7 @@ interface Entry {
 }
 
 export function createStore(settings: StateConfig, deps: { logger?: Logger; metrics?: Metrics } = {}): StateStore {
-  if (!settings.redis_url) return new MemoryStore();
+  if (!settings.redis_url) return new MemoryStore(deps);
   return new RedisStore({ url: settings.redis_url, prefix: settings.key_prefix, policy: settings.on_failure, ...deps });
 }
 

@@ -27,6 +27,7 @@ const NOT_APPLIED: readonly string[] = [
   'server.write_timeout',
   'server.http3',
   'server.tls',
+  'server.workers',
   'llm.max_context_tokens',
   'llm.options',
   'llm.cache',

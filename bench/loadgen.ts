@@ -48,7 +48,11 @@ export interface LoadResult {
   bytesPerResponse: number;
   loadgenCpuMsPerRequest: number;
   watched: Record<string, WatchedProcess>;
+  /** The measured window on the monotonic clock, in µs (the clock V8's .cpuprofile timestamps use). */
+  window: { fromUs: number; toUs: number };
 }
+
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 const DONE = 'data: [DONE]\n\n';
 const RUN = Math.random().toString(36).slice(2, 8);
@@ -148,10 +152,12 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const cpuStart: Record<string, number> = {};
   const rssSeen: Record<string, { max: number; start: number; end: number }> = {};
   let ownCpuStart = process.cpuUsage();
+  let windowFrom = 0;
 
   // Switch to measuring at measureFrom: requests that start from then on are recorded.
   const startMeasuring = setTimeout(() => {
     recorder.measuring = true;
+    windowFrom = monotonicUs();
     ownCpuStart = process.cpuUsage();
     for (const [name, pid] of watch) {
       cpuStart[name] = cpuMs(pid) ?? NaN;
@@ -182,6 +188,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   };
   await Promise.all(Array.from({ length: spec.connections }, worker));
   const finished = performance.now();
+  const windowTo = monotonicUs();
   clearTimeout(startMeasuring);
   clearInterval(sampler);
 
@@ -216,6 +223,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     bytesPerResponse: recorder.requests ? recorder.bytes / recorder.requests : 0,
     loadgenCpuMsPerRequest: (own.user + own.system) / 1000 / Math.max(1, completed),
     watched,
+    window: { fromUs: windowFrom || windowTo, toUs: windowTo },
   };
 }
 

@@ -50,11 +50,19 @@ export interface ProfileSummary {
   gcMs: number;
   topSelf: Row[];
   byModule: { module: string; ms: number; pct: number }[];
+  /** Every module, unranked cut: for comparisons. */
+  allModules: { module: string; ms: number; pct: number }[];
   chargedToFunction: Row[];
   chargedToFile: { module: string; ms: number; pct: number }[];
 }
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** src/… or dist/… for any checkout (this one, or a snapshot run with --hapax-dir). */
+function repoRelative(path: string): string {
+  const at = Math.max(path.lastIndexOf('/src/'), path.lastIndexOf('/dist/'));
+  return at >= 0 ? path.slice(at + 1) : relative(REPO, path);
+}
 
 /** Maps dist/ locations back to src/ through the .js.map files tsc writes. */
 class SourceMaps {
@@ -79,15 +87,18 @@ class SourceMaps {
     const entry = map.findEntry(line, column) as { originalSource?: string; originalLine?: number };
     if (!entry?.originalSource) return undefined;
     const source = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : resolve(dirname(path), entry.originalSource);
-    return { file: relative(REPO, source), line: (entry.originalLine ?? 0) + 1 };
+    return { file: repoRelative(source), line: (entry.originalLine ?? 0) + 1 };
   }
 }
 
 const SPECIAL = new Set(['(idle)', '(program)', '(garbage collector)', '(root)']);
+/** Native frames that are write syscalls (sockets, the log file): a bucket of their own in "charged to". */
+const WRITES = new Set(['writev', 'writeUtf8String', 'writeLatin1String', 'writeString', 'writeBuffer', 'writeAsciiString', 'writeUcs2String']);
+const WRITE_BUCKET = '(write syscalls: sockets and the log file)';
 
 function moduleOf(frame: CallFrame, maps: SourceMaps): { module: string; where: string; own: boolean } {
   const { url, functionName } = frame;
-  if (!url) return { module: SPECIAL.has(functionName) ? functionName : '(native/builtin)', where: '', own: false };
+  if (!url) return { module: SPECIAL.has(functionName) ? functionName : WRITES.has(functionName) ? '(write syscalls)' : '(native/builtin)', where: '', own: false };
   if (url.startsWith('node:')) {
     const parts = url.slice(5).split('/');
     const name = parts[0] === 'internal' ? parts.slice(1, 3).join('/') : parts[0];
@@ -103,13 +114,14 @@ function moduleOf(frame: CallFrame, maps: SourceMaps): { module: string; where: 
   if (url.includes('/dist/')) {
     const original = maps.original(url, frame.lineNumber, frame.columnNumber);
     if (original) return { module: original.file, where: `${original.file}:${original.line}`, own: true };
-    const file = relative(REPO, fileURLToPath(url));
+    const file = repoRelative(fileURLToPath(url));
     return { module: file, where: `${file}:${frame.lineNumber + 1}`, own: true };
   }
   return { module: url, where: `${url}:${frame.lineNumber + 1}`, own: false };
 }
 
-export function summarizeProfile(file: string, top = 25): ProfileSummary {
+/** `window` (monotonic µs, as LoadResult.window) keeps only the samples taken while the load was measured. */
+export function summarizeProfile(file: string, top = 25, window?: { fromUs: number; toUs: number }): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const maps = new SourceMaps();
   const byId = new Map<number, ProfileNode>();
@@ -122,7 +134,14 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
   // Self time per node: the interval after each sample is charged to that sample's node.
   const selfUs = new Map<number, number>();
   const { samples, timeDeltas } = profile;
+  let at = profile.startTime;
+  let first = Infinity;
+  let last = -Infinity;
   for (let i = 0; i < samples.length; i++) {
+    at += timeDeltas[i];
+    if (window && (at < window.fromUs || at > window.toUs)) continue;
+    first = Math.min(first, at);
+    last = Math.max(last, at);
     const dt = i + 1 < timeDeltas.length ? timeDeltas[i + 1] : 0;
     if (dt > 0) selfUs.set(samples[i], (selfUs.get(samples[i]) ?? 0) + dt);
   }
@@ -161,6 +180,7 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
 
   let totalUs = 0;
   let idleUs = 0;
+  // (`at` above is the sample clock; below, `us` is a node's self time)
   let gcUs = 0;
   const fnSelf = new Map<string, { name: string; where: string; module: string; us: number }>();
   const modSelf = new Map<string, number>();
@@ -182,7 +202,17 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
     fnSelf.set(key, row);
     modSelf.set(where.module, (modSelf.get(where.module) ?? 0) + us);
 
-    const own = nearestOwn(id);
+    // Fastify's hooks continue inside our callbacks (done() → the response write, log → sonic-boom → write):
+    // charging those syscalls to our frame would hide what our own code costs.
+    const isWrite = !node.callFrame.url && WRITES.has(name);
+    const own = isWrite ? undefined : nearestOwn(id);
+    if (isWrite) {
+      chargedFile.set(WRITE_BUCKET, (chargedFile.get(WRITE_BUCKET) ?? 0) + us);
+      const c = chargedFn.get(WRITE_BUCKET) ?? { name: WRITE_BUCKET, where: '', module: WRITE_BUCKET, us: 0 };
+      c.us += us;
+      chargedFn.set(WRITE_BUCKET, c);
+      continue;
+    }
     if (own === undefined) {
       const bucket = SPECIAL.has(name) ? name : `(no Hapax frame: ${where.module.startsWith('node:') ? 'node core' : where.module})`;
       chargedFile.set(bucket, (chargedFile.get(bucket) ?? 0) + us);
@@ -209,19 +239,20 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
       .sort((a, b) => b.us - a.us)
       .slice(0, top)
       .map((r) => ({ name: r.name, where: r.where, module: r.module, ms: ms(r.us), pct: pct(r.us) }));
-  const mods = (m: Map<string, number>) =>
+  const mods = (m: Map<string, number>, limit = top) =>
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
-      .slice(0, top)
+      .slice(0, limit)
       .map(([module, us]) => ({ module, ms: ms(us), pct: pct(us) }));
   return {
     file,
-    wallMs: ms(profile.endTime - profile.startTime),
+    wallMs: ms(window ? last - first : profile.endTime - profile.startTime),
     busyMs: ms(busyUs),
     idleMs: ms(idleUs),
     gcMs: ms(gcUs),
     topSelf: rows(fnSelf),
     byModule: mods(modSelf),
+    allModules: mods(modSelf, Infinity),
     chargedToFunction: rows(chargedFn),
     chargedToFile: mods(chargedFile),
   };
@@ -230,15 +261,37 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
 export function profileMarkdown(s: ProfileSummary, requests?: number): string {
   const lines: string[] = [];
   const perReq = requests ? ` (${((s.busyMs * 1000) / requests).toFixed(1)} µs busy per request over ${requests} requests)` : '';
-  lines.push(`Profile \`${s.file}\`: ${s.wallMs} ms wall, ${s.busyMs} ms busy${perReq}, ${s.gcMs} ms GC. Percentages are of busy time.`, '');
+  lines.push(
+    `Profile \`${s.file}\`: ${s.wallMs} ms wall, ${s.busyMs} ms busy${perReq}, ${s.gcMs} ms GC. Percentages are of busy time. ` +
+      'Busy time is sampled wall time: on a loaded machine, a syscall that wakes another process (socket and log writes) also carries the time the gateway waited to be scheduled again.',
+    '',
+  );
   lines.push('Top self time:', '', '| % | ms | function | where | module |', '| ---: | ---: | --- | --- | --- |');
   for (const r of s.topSelf) lines.push(`| ${r.pct} | ${r.ms} | \`${r.name}\` | ${r.where} | ${r.module} |`);
   lines.push('', 'Self time by module:', '', '| % | ms | module |', '| ---: | ---: | --- |');
   for (const r of s.byModule) lines.push(`| ${r.pct} | ${r.ms} | ${r.module} |`);
-  lines.push('', 'Charged to the nearest Hapax frame on the stack (self time of everything it called), by file:', '', '| % | ms | file |', '| ---: | ---: | --- |');
+  lines.push('', 'Charged to the nearest Hapax frame on the stack (self time of everything it called, write syscalls apart), by file:', '', '| % | ms | file |', '| ---: | ---: | --- |');
   for (const r of s.chargedToFile) lines.push(`| ${r.pct} | ${r.ms} | ${r.module} |`);
   lines.push('', '…and by function:', '', '| % | ms | function | where |', '| ---: | ---: | --- | --- |');
   for (const r of s.chargedToFunction) lines.push(`| ${r.pct} | ${r.ms} | \`${r.name}\` | ${r.where} |`);
+  return lines.join('\n');
+}
+
+/** Busy µs per request by module, Hapax against the bare proxy under the same load: what the gateway adds. */
+export function compareMarkdown(hapax: ProfileSummary, hapaxRequests: number, bare: ProfileSummary, bareRequests: number, top = 20): string {
+  const per = (ms: number, n: number) => (ms * 1000) / Math.max(1, n);
+  const bareBy = new Map(bare.allModules.map((m) => [m.module, m.ms]));
+  const rows = hapax.allModules
+    .map((m) => ({ module: m.module, h: per(m.ms, hapaxRequests), b: per(bareBy.get(m.module) ?? 0, bareRequests) }))
+    .sort((x, y) => y.h - y.b - (x.h - x.b))
+    .slice(0, top);
+  const lines = [
+    `Busy time per request: Hapax ${per(hapax.busyMs, hapaxRequests).toFixed(1)} µs, bare proxy ${per(bare.busyMs, bareRequests).toFixed(1)} µs. Largest differences by module (self time, µs per request):`,
+    '',
+    '| module | Hapax | bare | added |',
+    '| --- | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) lines.push(`| ${r.module} | ${r.h.toFixed(1)} | ${r.b.toFixed(1)} | ${(r.h - r.b).toFixed(1)} |`);
   return lines.join('\n');
 }
 

@@ -13,10 +13,11 @@
  *        --connections 1,10,100, --modes json,stream, --targets direct,bare,hapax, --cold-starts N (default 3),
  *        --soak S (10 connections, mixed JSON/stream, RSS and heap over time), --profile (a --cpu-prof run at
  *        10 connections, summarized), --log FILE (gateway request log; default a temp file; /dev/null works),
- *        --out DIR (default bench/results), --portkey DIR (optional comparison; see docs/performance.md).
+ *        --out DIR (default bench/results), --portkey DIR (optional comparison; see docs/performance.md),
+ *        --hapax-dir DIR (run another checkout's build, e.g. a snapshot of an older commit, default this one).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +26,7 @@ import { execFileSync } from 'node:child_process';
 import { request } from 'undici';
 import { freePort, nextMessage, rss, sleep, stopChild } from './lib.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
-import { profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
+import { compareMarkdown, profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = join(REPO, 'node_modules/.bin/node');
@@ -47,6 +48,7 @@ const { values: args } = parseArgs({
     log: { type: 'string' },
     out: { type: 'string', default: join(REPO, 'bench/results') },
     portkey: { type: 'string' },
+    'hapax-dir': { type: 'string' },
   },
   strict: true,
 });
@@ -56,6 +58,8 @@ const warmupS = Number(args.warmup ?? (args.quick ? 1 : 2));
 const coldStarts = Number(args['cold-starts'] ?? (args.quick ? 1 : 3));
 const connectionCounts = args.connections.split(',').map(Number);
 const modes = args.modes.split(',') as ('json' | 'stream')[];
+/** The gateway build to run: this checkout, or another one (e.g. a snapshot of an older commit) to compare. */
+const HAPAX_DIR = resolve(args['hapax-dir'] ?? REPO);
 const soakS = args.soak ? Number(args.soak) : 0;
 const targetNames = args.targets.split(',');
 if (args.portkey) targetNames.push('portkey');
@@ -96,8 +100,8 @@ async function startHapax(upstreamPort: number, logFile: string, nodeFlags: stri
   let stderr = '';
   const started = performance.now();
   const child = track(
-    spawn(NODE, [...nodeFlags, join(REPO, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
-      cwd: REPO,
+    spawn(NODE, [...nodeFlags, join(HAPAX_DIR, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
+      cwd: HAPAX_DIR,
       env: { ...process.env, BENCH_UPSTREAM_PORT: String(upstreamPort), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-bench-keys-${process.pid}.json`) },
       stdio: ['ignore', out, 'pipe'],
     }),
@@ -169,6 +173,10 @@ interface TargetFigures {
   rssMaxMB: number | null;
   upstreamCpuMsPerRequest: number | null;
   loadgenCpuMsPerRequest: number | null;
+  /** TCP connections the upstream accepted during the run (warm-up included): a pool that reuses stays near its size. */
+  upstreamConnections?: number;
+  /** Hapax only: its memory right after the run, from /metrics (MB). */
+  memory?: Record<string, number | null>;
 }
 
 function figures(result: LoadResult, proxy: string | undefined): TargetFigures {
@@ -204,17 +212,45 @@ interface Scenario {
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || b === 0 ? null : round(a / b, 3));
 const minus = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null ? null : round(a - b));
 
+async function upstreamConnections(child: ChildProcess): Promise<number> {
+  const answer = nextMessage<{ stats: { connections: number } }>(child, (m) => typeof m === 'object' && m !== null && 'stats' in m, 10_000);
+  child.send({ stats: true });
+  return (await answer).stats.connections;
+}
+
 // ---------- soak ----------
 
-async function metricsHeap(port: number): Promise<number | undefined> {
+async function scrape(port: number): Promise<string> {
   try {
     const res = await request(`http://127.0.0.1:${port}/metrics`);
-    const text = await res.body.text();
-    const match = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([0-9.e+]+)/m.exec(text);
-    return match ? Number(match[1]) : undefined;
+    return await res.body.text();
   } catch {
-    return undefined;
+    return '';
   }
+}
+
+function metricValue(text: string, name: string, labels = ''): number | undefined {
+  const escaped = `${name}${labels}`.replace(/[{}"=.]/g, (c) => `\\${c}`);
+  const match = new RegExp(`^${escaped}${labels ? '' : '(?:\\{[^}]*\\})?'} ([0-9.e+-]+)`, 'm').exec(text);
+  return match ? Number(match[1]) : undefined;
+}
+
+async function metricsHeap(port: number): Promise<number | undefined> {
+  return metricValue(await scrape(port), 'nodejs_heap_size_used_bytes');
+}
+
+/** Where the gateway's memory is, from prom-client's default metrics. */
+async function memoryBreakdown(port: number): Promise<Record<string, number | null>> {
+  const text = await scrape(port);
+  const mb = (v: number | undefined) => (v === undefined ? null : round(v / MB, 1));
+  return {
+    rss: mb(metricValue(text, 'process_resident_memory_bytes')),
+    heapTotal: mb(metricValue(text, 'nodejs_heap_size_total_bytes')),
+    heapUsed: mb(metricValue(text, 'nodejs_heap_size_used_bytes')),
+    external: mb(metricValue(text, 'nodejs_external_memory_bytes')),
+    newSpace: mb(metricValue(text, 'nodejs_heap_space_size_total_bytes', '{space="new"}')),
+    oldSpace: mb(metricValue(text, 'nodejs_heap_space_size_total_bytes', '{space="old"}')),
+  };
 }
 
 interface SoakResult {
@@ -296,21 +332,49 @@ async function soak(gateway: Gateway, origin: string, seconds: number): Promise<
 
 // ---------- profile ----------
 
-async function profileRun(upstreamPort: number, logFile: string): Promise<{ summary: ProfileSummary; requests: number; file: string }> {
-  const dir = join(tmpdir(), `hapax-bench-prof-${Date.now()}`);
+interface ProfileResult {
+  mode: 'json' | 'stream';
+  rps: number;
+  requests: number;
+  file: string;
+  summary: ProfileSummary;
+  /** The bare proxy under the same load and profiler: the machinery any Node proxy pays. */
+  bare?: { rps: number; requests: number; file: string; summary: ProfileSummary };
+}
+
+async function profiled(kind: 'hapax' | 'bare', upstreamPort: number, logFile: string, mode: 'json' | 'stream') {
+  const dir = join(tmpdir(), `hapax-bench-prof-${kind}-${mode}-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
-  const gateway = await startHapax(upstreamPort, logFile, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
-  const origin = `http://127.0.0.1:${gateway.port}`;
-  let requests = 0;
-  for (const stream of [false, true]) {
-    const result = await load({ origin, path: CHAT_PATH, apiKey: API_KEY, stream, connections: 10, warmupMs: warmupS * 1000, durationMs: durationS * 1000 });
-    requests += result.total;
-    log(`  profile ${stream ? 'stream' : 'json'}@10: ${result.rps.toFixed(0)} req/s (under --cpu-prof)`);
+  const flags = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  let child: ChildProcess;
+  let port: number;
+  if (kind === 'hapax') {
+    const gateway = await startHapax(upstreamPort, logFile, flags);
+    child = gateway.child;
+    port = gateway.port;
+  } else {
+    child = track(fork(join(REPO, 'bench/bare-proxy.ts'), [`http://127.0.0.1:${upstreamPort}`], { execPath: NODE, execArgv: flags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    port = (await nextMessage<{ ready: number }>(child, (m) => typeof m === 'object' && m !== null && 'ready' in m)).ready;
   }
-  await stopChild(gateway.child, 15_000);
+  const result = await load({ origin: `http://127.0.0.1:${port}`, path: CHAT_PATH, apiKey: API_KEY, stream: mode === 'stream', connections: 10, warmupMs: warmupS * 1000, durationMs: durationS * 1000 });
+  log(`  profile ${kind} ${mode}@10: ${result.rps.toFixed(0)} req/s (under --cpu-prof)`);
+  await stopChild(child, 15_000);
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error(`no .cpuprofile written in ${dir}`);
-  return { summary: summarizeProfile(join(dir, file), 30), requests, file: join(dir, file) };
+  // Only the measured window: startup (module compilation) and warm-up are left out.
+  return { rps: round(result.rps, 1) as number, requests: result.requests + result.errors + result.incomplete, file: join(dir, file), summary: summarizeProfile(join(dir, file), 30, result.window) };
+}
+
+/** One gateway (and one bare proxy) under --cpu-prof per mode, 10 connections: where the CPU time goes. */
+async function profileRun(upstreamPort: number, logFile: string): Promise<ProfileResult[]> {
+  const out: ProfileResult[] = [];
+  for (const mode of modes) {
+    const hapax = await profiled('hapax', upstreamPort, logFile, mode);
+    const bare = await profiled('bare', upstreamPort, logFile, mode);
+    out.push({ mode, ...hapax, bare });
+    log(`  profiles: ${hapax.file} ${bare.file}`);
+  }
+  return out;
 }
 
 // ---------- report ----------
@@ -365,12 +429,13 @@ function markdown(report: Report): string {
   lines.push('');
   lines.push(
     'Latencies in ms (to the last byte); TTFT = time to the first body byte. "+p50/+p99" = added over direct (difference of percentiles). ' +
-      '"CPU/req" = CPU ms per request of the proxy process. "×bare" = this figure over the bare proxy\'s in the same scenario.',
+      '"CPU/req" = CPU ms per request of the proxy process. "×bare" = this figure over the bare proxy\'s in the same scenario. ' +
+      '"upstream conns" = TCP connections the upstream accepted during that run, warm-up included (a proxy that reuses its pool stays near the connection count).',
     '',
   );
   lines.push(
-    '| mode | conns | target | req/s | ×bare | p50 | p90 | p99 | +p50 | +p99 | TTFT p50 | TTFT p99 | CPU/req | ×bare | RSS max MB | errors |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| mode | conns | target | req/s | ×bare | p50 | p90 | p99 | +p50 | +p99 | TTFT p50 | TTFT p99 | CPU/req | ×bare | RSS max MB | upstream conns | errors |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const s of report.scenarios) {
     for (const [name, r] of Object.entries(s.results)) {
@@ -379,7 +444,7 @@ function markdown(report: Report): string {
       const stream = s.mode === 'stream';
       lines.push(
         `| ${s.mode} | ${s.connections} | ${name} | ${fmt(r.rps, 0)} | ${fmt(vs.rps)} | ${fmt(r.p50, 3)} | ${fmt(r.p90, 3)} | ${fmt(r.p99, 3)} | ${fmt(added.p50, 3)} | ${fmt(added.p99, 3)} | ` +
-          `${stream ? fmt(r.ttftP50, 3) : ''} | ${stream ? fmt(r.ttftP99, 3) : ''} | ${fmt(r.cpuMsPerRequest, 3)} | ${fmt(vs.cpuMsPerRequest)} | ${fmt(r.rssMaxMB, 1)} | ${r.errors + r.incomplete} |`,
+          `${stream ? fmt(r.ttftP50, 3) : ''} | ${stream ? fmt(r.ttftP99, 3) : ''} | ${fmt(r.cpuMsPerRequest, 3)} | ${fmt(vs.cpuMsPerRequest)} | ${fmt(r.rssMaxMB, 1)} | ${r.upstreamConnections ?? '–'} | ${r.errors + r.incomplete} |`,
       );
     }
   }
@@ -393,7 +458,11 @@ function markdown(report: Report): string {
         `Heap floor ${s.heapStartMB} → ${s.heapEndMB} MB (${s.heapGrowthPct}%, trend ${s.heapSlopeMBPerMin} MB/min); RSS floor ${s.rssStartMB} → ${s.rssEndMB} MB (${s.rssGrowthPct}%).`,
     );
   }
-  if (report.profile) lines.push('', '## CPU profile (10 connections, JSON then streaming)', '', profileMarkdown(report.profile.summary, report.profile.requests));
+  for (const p of report.profile ?? []) {
+    lines.push('', `## CPU profile: ${p.mode}, 10 connections (${p.rps} req/s under the profiler; measured window only)`, '');
+    if (p.bare) lines.push(compareMarkdown(p.summary, p.requests, p.bare.summary, p.bare.requests), '');
+    lines.push(profileMarkdown(p.summary, p.requests));
+  }
   lines.push('');
   return lines.join('\n');
 }
@@ -417,15 +486,16 @@ interface Report {
   peakRssMB: Record<string, number | null>;
   coldStart: { runsMs: number[]; medianMs: number | null };
   soak?: SoakResult;
-  profile?: { summary: ProfileSummary; requests: number };
+  profile?: ProfileResult[];
 }
 
 // ---------- main ----------
 
 function gitCommit(): string {
+  if (existsSync(join(HAPAX_DIR, 'COMMIT'))) return readFileSync(join(HAPAX_DIR, 'COMMIT'), 'utf8').trim();
   try {
-    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: REPO, encoding: 'utf8' }).trim() ? ' (src modified)' : '';
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: HAPAX_DIR, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: HAPAX_DIR, encoding: 'utf8' }).trim() ? ' (src modified)' : '';
     return sha + dirty;
   } catch {
     return 'unknown';
@@ -433,9 +503,9 @@ function gitCommit(): string {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(join(REPO, 'dist/cli.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
-  const newestSrc = Math.max(...readdirSync(join(REPO, 'src'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => statSync(join(e.parentPath, e.name)).mtimeMs));
-  if (newestSrc > statSync(join(REPO, 'dist/cli.js')).mtimeMs + 1000) log('warning: src/ is newer than dist/cli.js; the benchmark runs dist/ (npm run build)');
+  if (!existsSync(join(HAPAX_DIR, 'dist/cli.js'))) throw new Error(`${HAPAX_DIR}/dist is missing: run \`npm run build\` first (npm run bench does)`);
+  const newestSrc = Math.max(...readdirSync(join(HAPAX_DIR, 'src'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => statSync(join(e.parentPath, e.name)).mtimeMs));
+  if (newestSrc > statSync(join(HAPAX_DIR, 'dist/cli.js')).mtimeMs + 1000) log('warning: src/ is newer than dist/cli.js; the benchmark runs dist/ (npm run build)');
 
   const loadAverageStart = loadavg().map((v) => round(v, 2) as number);
   const logFile = args.log ?? join(tmpdir(), `hapax-bench-${process.pid}.log`);
@@ -481,12 +551,14 @@ async function main(): Promise<void> {
         const { origin, pid } = origins[name];
         const watch: Record<string, number> = { upstream: upstream.child.pid as number };
         if (pid) watch[name] = pid;
+        const before = await upstreamConnections(upstream.child);
         const result = await load({ origin, path: CHAT_PATH, apiKey: API_KEY, stream: mode === 'stream', connections, warmupMs: warmupS * 1000, durationMs: durationS * 1000, watch });
-        results[name] = figures(result, pid ? name : undefined);
+        results[name] = { ...figures(result, pid ? name : undefined), upstreamConnections: (await upstreamConnections(upstream.child)) - before };
+        if (name === 'hapax') results[name].memory = await memoryBreakdown(gateway.port);
         const r = results[name];
         log(
           `${mode.padEnd(6)} c=${String(connections).padStart(3)} ${name.padEnd(7)} ${fmt(r.rps, 0).padStart(6)} req/s  p50 ${fmt(r.p50, 3)}  p99 ${fmt(r.p99, 3)} ms` +
-            `${mode === 'stream' ? `  ttft p50 ${fmt(r.ttftP50, 3)}` : ''}${r.cpuMsPerRequest != null ? `  cpu ${fmt(r.cpuMsPerRequest, 3)} ms/req` : ''}${r.errors + r.incomplete ? `  ERRORS ${r.errors + r.incomplete}: ${r.errorSamples[0] ?? ''}` : ''}`,
+            `${mode === 'stream' ? `  ttft p50 ${fmt(r.ttftP50, 3)}` : ''}${r.cpuMsPerRequest != null ? `  cpu ${fmt(r.cpuMsPerRequest, 3)} ms/req` : ''}  upstream conns ${r.upstreamConnections}${r.errors + r.incomplete ? `  ERRORS ${r.errors + r.incomplete}: ${r.errorSamples[0] ?? ''}` : ''}`,
         );
       }
       const vsBare: Scenario['vsBare'] = {};
@@ -518,10 +590,8 @@ async function main(): Promise<void> {
 
   let profile: Report['profile'];
   if (args.profile) {
-    log('profile: --cpu-prof run at 10 connections');
-    const p = await profileRun(upstream.port, logFile);
-    profile = { summary: p.summary, requests: p.requests };
-    log(`profile written to ${p.file}`);
+    log('profile: --cpu-prof runs at 10 connections');
+    profile = await profileRun(upstream.port, logFile);
   }
 
   const report: Report = {

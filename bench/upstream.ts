@@ -88,6 +88,12 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
 const isMain = process.argv[1] && import.meta.filename === process.argv[1];
 if (isMain) {
   const server = createServer({ keepAliveTimeout: 120_000 }, handle);
+  // Connections opened so far: run.ts reports them per scenario, to show whether a proxy reuses its pool.
+  let connections = 0;
+  server.on('connection', () => connections++);
+  process.on('message', (message: { stats?: boolean }) => {
+    if (message.stats) process.send?.({ stats: { connections } });
+  });
   server.listen(0, '127.0.0.1', () => {
     const { port } = server.address() as { port: number };
     process.send?.({ ready: port });

@@ -74,7 +74,6 @@ export function setServedBy(reply: FastifyReply, state: RequestState, result: Di
   state.provider = result.target.provider;
   state.model = model;
   state.attempts = result.attempts;
-  if (result.shared) state.shared = true;
   // A cached answer, like a shared one, spent its upstream time and tokens on an earlier request.
   if (result.shared || result.cached) state.shared = true;
   if (usage) state.usage = usage;

@@ -11,6 +11,7 @@ import { redactSecrets } from '../observability/redact.ts';
 import { Tracing } from '../observability/tracing.ts';
 import { StateStores } from '../state/registry.ts';
 import { buildApp, type RuntimeHolder } from './app.ts';
+import { listenHttp3 } from './http3/index.ts';
 import type { Handler } from './context.ts';
 import type { RateLimits } from './rate-limit.ts';
 import { Reloader, type ReloadOutcome, type ReloadTrigger } from './reload.ts';
@@ -92,6 +93,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const host = opts.host ?? config.server.host;
   try {
     await app.listen({ port: opts.port ?? config.server.port, host });
+    await listenHttp3(app, config.server, host);
   } catch (error) {
     await holder.current.close();
     throw error;

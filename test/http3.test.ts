@@ -1,0 +1,244 @@
+/**
+ * HTTP/3 (server.http3) with real clients nobody here wrote: Debian's gtlsclient (ngtcp2 + nghttp3) and
+ * Bun's fetch with `protocol: 'http3'`. The listener is found the way a browser finds it: from the
+ * Alt-Svc header of a response over TCP.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureSelfSigned } from '../src/server/tls.ts';
+import { startFakeOpenAI } from './fakes/openai.ts';
+import type { FakeProvider } from './fakes/common.ts';
+import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BUN_CLIENT = join(ROOT, 'test/helpers/bun-h3-client.mjs');
+/** npm links Bun's binary into .bin; the platform package holds it when the link is a placeholder. */
+const BUN = [join(ROOT, 'node_modules/.bin/bun'), join(ROOT, 'node_modules/@oven/bun-linux-x64/bin/bun')].find((p) => existsSync(p) && readFileSync(p).subarray(0, 4).toString('latin1') === '\x7fELF') ?? 'bun';
+const KEY = 'hk-http3-test-key-0123456789';
+
+interface H3Exchange {
+  stream: number;
+  status: number;
+  headers: Record<string, string>;
+}
+
+/** Runs gtlsclient; its exit code is 0 even when the handshake fails, so callers assert on what it printed. */
+function gtlsclient(port: number, paths: string[], extra: string[] = []): Promise<{ exchanges: H3Exchange[]; output: string }> {
+  const urls = paths.map((p) => `https://127.0.0.1:${port}${p}`);
+  const args = ['--exit-on-all-streams-close', '--no-quic-dump', '--no-http-dump', '--timeout=5s', ...extra, '127.0.0.1', String(port), ...urls];
+  return new Promise((resolve) => {
+    execFile('gtlsclient', args, { timeout: 20_000, maxBuffer: 64 * 1024 * 1024 }, (_error, stdout, stderr) => {
+      const output = stdout + stderr;
+      const byStream = new Map<number, H3Exchange>();
+      for (const line of output.split('\n')) {
+        const match = /^http: stream 0x([0-9a-f]+) \[(:?[^:]+): (.*)\]$/.exec(line);
+        if (!match) continue;
+        const stream = parseInt(match[1], 16);
+        const exchange = byStream.get(stream) ?? { stream, status: 0, headers: {} };
+        if (match[2] === ':status') exchange.status = Number(match[3]);
+        else exchange.headers[match[2]] = match[3];
+        byStream.set(stream, exchange);
+      }
+      resolve({ exchanges: [...byStream.values()], output });
+    });
+  });
+}
+
+interface BunResult {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  bodyLength?: number;
+  chunks?: { t: number; bytes: number }[];
+  error?: string;
+  message?: string;
+}
+
+interface BunStep {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  bigBody?: { prefix: string; fill: string; count: number; suffix: string };
+  abortAfterFirstChunk?: boolean;
+}
+
+function bunFetch(base: string, steps: BunStep[]): Promise<BunResult[]> {
+  return new Promise((resolve, reject) => {
+    execFile(BUN, [BUN_CLIENT, base, JSON.stringify(steps)], { timeout: 30_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) return reject(new Error(`bun failed: ${error.message}\n${stderr}`));
+      resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as BunResult));
+    });
+  });
+}
+
+const chat = (content: string, stream = false) => JSON.stringify({ model: '', stream, messages: [{ role: 'user', content }] });
+const auth = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
+
+describe('HTTP/3 listener (server.http3)', () => {
+  let upstream: FakeProvider;
+  let gateway: TestGateway;
+  let ca: Buffer;
+  let dir: string;
+  let h3Port: number;
+  let h3Base: string;
+  let altSvc: string | undefined;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hapax-h3-'));
+    const cert = await ensureSelfSigned(dir);
+    ca = readFileSync(cert.certFile);
+    upstream = await startFakeOpenAI({ name: 'primary' });
+    gateway = await startTestGateway(`
+server:
+  tls: {cert_file: "${cert.certFile}", key_file: "${cert.keyFile}"}
+  http3: {enabled: true, port: 0, enable_0rtt: true, idle_timeout: 2s}
+providers:
+  primary: {type: openai, base_url: "${upstream.url}", api_key: sk-up, model: gpt-4o-mini}
+auth:
+  enabled: true
+  keys: [{name: tester, key: ${KEY}}]
+rate_limit: {requests_per_minute: 1000}
+`);
+    // Discover HTTP/3 as a browser does: from Alt-Svc on a TCP response.
+    altSvc = await new Promise<string | undefined>((resolve, reject) => {
+      https
+        .get(`${gateway.url.replace(/^http:/, 'https:')}/health`, { ca }, (res) => {
+          res.resume();
+          resolve(res.headers['alt-svc']);
+        })
+        .on('error', reject);
+    });
+    h3Port = Number(/h3=":(\d+)"/.exec(altSvc ?? '')?.[1]);
+    h3Base = `https://127.0.0.1:${h3Port}`;
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it('is advertised on TCP responses with Alt-Svc', () => {
+    expect(altSvc).toMatch(/^h3=":\d+"; ma=86400$/);
+    expect(h3Port).toBeGreaterThan(0);
+  });
+
+  it('answers GET /health to gtlsclient through the same hooks as TCP', async () => {
+    const { exchanges, output } = await gtlsclient(h3Port, ['/health'], ['--download', dir]);
+    expect(exchanges, output.slice(-2000)).toHaveLength(1);
+    const [health] = exchanges;
+    expect(health.status).toBe(200);
+    expect(health.headers['content-type']).toMatch(/^application\/json/);
+    expect(health.headers['alt-svc']).toBeUndefined(); // only TCP responses advertise HTTP/3
+    expect(JSON.parse(readFileSync(join(dir, 'health'), 'utf8')).status).toBeTruthy();
+    // The request id hook ran and the request was logged like any other.
+    const id = health.headers['x-request-id'];
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    await expect.poll(() => gateway.logs.find((l) => l.msg === 'request' && l.request_id === id)?.status).toBe(200);
+  });
+
+  it('answers 50 requests on one gtlsclient connection', async () => {
+    const { exchanges, output } = await gtlsclient(h3Port, ['/health'], ['-n', '50']);
+    expect(exchanges.length, output.slice(-2000)).toBe(50);
+    expect(exchanges.every((e) => e.status === 200)).toBe(true);
+    expect(new Set(exchanges.map((e) => e.headers['x-request-id'])).size).toBe(50);
+    // One QUIC connection: one handshake.
+    expect(output.match(/Negotiated ALPN h3|negotiated version/gi)?.length ?? 1).toBeLessThanOrEqual(1);
+  });
+
+  it('serves a chat completion to Bun fetch over HTTP/3, with auth and rate-limit headers', async () => {
+    const [denied, ok] = await bunFetch(h3Base, [
+      { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: chat('no key') },
+      { method: 'POST', path: '/v1/chat/completions', headers: auth, body: chat('hello over h3') },
+    ]);
+    expect(denied.status, denied.message).toBe(401);
+    expect(ok.status, ok.message).toBe(200);
+    expect(JSON.parse(ok.body!).choices[0].message.content).toBe('[primary] hello over h3');
+    expect(ok.headers!['x-hapax-provider']).toBe('primary');
+    expect(ok.headers!['x-ratelimit-limit']).toBe('1000');
+    expect(Number(ok.headers!['x-ratelimit-remaining'])).toBeLessThan(1000);
+    expect(upstream.requests.at(-1)?.body.messages[0].content).toBe('hello over h3');
+  });
+
+  it('streams SSE over HTTP/3 chunk by chunk, not buffered', async () => {
+    upstream.queueFaults({ kind: 'slowStream', chunkDelayMs: 80 });
+    const [result] = await bunFetch(h3Base, [{ method: 'POST', path: '/v1/chat/completions', headers: auth, body: chat('one two three four five', true) }]);
+    expect(result.status, result.message).toBe(200);
+    expect(result.headers!['content-type']).toMatch(/^text\/event-stream/);
+    const chunks = result.chunks!;
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(chunks.at(-1)!.t - chunks[0].t).toBeGreaterThan(240);
+    const text = result.body!
+      .split('\n')
+      .filter((l) => l.startsWith('data: {'))
+      .map((l) => JSON.parse(l.slice(6)).choices[0]?.delta?.content ?? '')
+      .join('');
+    expect(text).toBe('[primary] one two three four five');
+    expect(result.body).toContain('data: [DONE]');
+  });
+
+  it('takes a 1 MB request body over HTTP/3', async () => {
+    const fill = 'abcdefghij';
+    const [result] = await bunFetch(h3Base, [
+      { method: 'POST', path: '/v1/chat/completions', headers: auth, bigBody: { prefix: '{"model":"","messages":[{"role":"user","content":"', fill, count: 100_000, suffix: '"}]}' } },
+    ]);
+    expect(result.status, result.message ?? result.body?.slice(0, 300)).toBe(200);
+    expect(upstream.requests.at(-1)?.body.messages[0].content.length).toBe(1_000_000);
+    expect(result.bodyLength).toBeGreaterThan(1_000_000);
+  });
+
+  // A stream longer than the idle timeout (2s here): 40 words, one every 100 ms.
+  const longAnswer = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
+
+  it('stops the upstream stream when the HTTP/3 client aborts mid-stream and goes away', async () => {
+    upstream.reset();
+    upstream.queueFaults({ kind: 'slowStream', chunkDelayMs: 100 });
+    // Bun's abort sends no RESET_STREAM/STOP_SENDING; its process then exits without CONNECTION_CLOSE.
+    const [result] = await bunFetch(h3Base, [{ method: 'POST', path: '/v1/chat/completions', headers: auth, body: chat(longAnswer, true), abortAfterFirstChunk: true }]);
+    expect(result.status, result.message).toBe(200);
+    expect(result.chunks).toHaveLength(1);
+    await expect.poll(() => upstream.aborted, { timeout: 6000 }).toBe(1);
+    const log = gateway.logs.findLast((l) => l.msg === 'request' && l.route === '/v1/chat/completions');
+    expect(log?.status).toBe(200);
+  });
+
+  it('stops the upstream stream when the HTTP/3 client vanishes (killed, no goodbye)', async () => {
+    upstream.reset();
+    upstream.queueFaults({ kind: 'slowStream', chunkDelayMs: 100 });
+    const steps = [{ method: 'POST', path: '/v1/chat/completions', headers: auth, body: chat(longAnswer, true), hangAfterFirstChunk: true }];
+    const child = spawn(BUN, [BUN_CLIENT, h3Base, JSON.stringify(steps)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('"first":true')) resolve();
+      });
+      child.on('exit', () => reject(new Error('the Bun client exited before the first chunk')));
+    });
+    child.kill('SIGKILL');
+    // No CONNECTION_CLOSE ever arrives: the idle timeout (2s here) ends the connection and the request.
+    await expect.poll(() => upstream.aborted, { timeout: 6000 }).toBe(1);
+  });
+
+  it('accepts idempotent requests in 0-RTT early data and answers 425 to the others', async () => {
+    const session = join(dir, 'session.pem');
+    const params = join(dir, 'transport-params.pem');
+    const body = join(dir, 'body.json');
+    writeFileSync(body, chat('in early data'));
+    // First connection: full handshake; the client keeps the session ticket and transport parameters.
+    const first = await gtlsclient(h3Port, ['/health'], ['--session-file', session, '--tp-file', params]);
+    expect(first.exchanges[0]?.status, first.output.slice(-2000)).toBe(200);
+    expect(existsSync(session)).toBe(true);
+    // Resumed: the request goes out in 0-RTT.
+    const before = upstream.requests.length;
+    const post = await gtlsclient(h3Port, ['/v1/chat/completions'], ['--session-file', session, '--tp-file', params, '-m', 'POST', '-d', body]);
+    expect(post.output).toMatch(/type=0RTT/); // the request left in a 0-RTT packet
+    expect(post.exchanges[0]?.status, post.output.slice(-3000)).toBe(425);
+    expect(upstream.requests.length).toBe(before); // never reached a provider
+    const get = await gtlsclient(h3Port, ['/health'], ['--session-file', session, '--tp-file', params]);
+    expect(get.exchanges[0]?.status, get.output.slice(-2000)).toBe(200);
+    await expect.poll(() => gateway.logs.some((l) => l.status === 425 && l.method === 'POST')).toBe(true);
+  });
+});

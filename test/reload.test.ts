@@ -97,7 +97,8 @@ describe('config reload under load', () => {
     let stop = false;
     let sent = 0;
     const failures: string[] = [];
-    // Ten clients, each pausing ~45 ms between calls: about 200 requests a second in all.
+    // Ten clients, each starting a call every 50 ms (or as soon as the last one ended, when later): ~200 requests a second.
+    const started = Date.now();
     const worker = async (w: number) => {
       for (let n = 0; !stop; n++) {
         const text = `client ${w} call ${n}`;
@@ -115,7 +116,7 @@ describe('config reload under load', () => {
         } catch (error) {
           failures.push(String(error));
         }
-        await sleep(45);
+        await sleep(started + (n + 1) * 50 - Date.now());
       }
     };
     const load = Promise.all(Array.from({ length: 10 }, (_, w) => worker(w)));

@@ -287,6 +287,28 @@ providers:
     }
   });
 
+  it('counts cache hits, and the tokens of a cached answer only once', async () => {
+    upstream.reset();
+    const gateway = await startTestGateway(`
+providers:
+  solo: {type: openai, base_url: "${upstream.url}", model: ${ALPHA_MODEL}}
+cache: {enabled: true}
+`);
+    try {
+      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+      const first = await client.chat.completions.create(ask('remember me')).withResponse();
+      const second = await client.chat.completions.create(ask('remember me')).withResponse();
+      expect(upstream.requests).toHaveLength(1);
+      expect(second.response.headers.get('x-hapax-overhead-ms')).toBeNull();
+      const m = await scrape(`${gateway.url}/metrics`);
+      expect(valueOf(m, 'hapax_cache_hits_total')).toBe(1);
+      expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', type: 'completion' })).toBe(first.data.usage?.completion_tokens);
+      expect(valueOf(m, 'hapax_gateway_overhead_seconds_count')).toBe(1);
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('labels a model the config does not name as "other"', async () => {
     upstream.reset();
     const gateway = await startTestGateway(`

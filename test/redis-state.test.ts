@@ -5,13 +5,15 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/errors.ts';
-import { parseConfig } from '../src/config/load.ts';
+import { loadConfigFile, parseConfig } from '../src/config/load.ts';
+import { startGateway } from '../src/server/start.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
 
@@ -330,6 +332,50 @@ admin: {key: ${ADMIN_KEY}}
     expect(body.scope).toBe('instance');
     expect(body.usage).toEqual([expect.objectContaining({ client: '127.0.0.1', requests: 1 })]);
     expect(await metric(gateway, 'hapax_state_available')).toBe(1);
+  });
+});
+
+describe('config reloads', () => {
+  it('keep the state store when `state` is unchanged: counters survive, a changed `state` starts a new store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hapax-reload-state-'));
+    const file = join(dir, 'hapax.yaml');
+    const yaml = (reply: string, state = '') => `
+providers:
+  mock: {type: mock, reply: "${reply}"}
+rate_limit: {requests_per_minute: 3}
+admin: {key: ${ADMIN_KEY}}
+${state}
+`;
+    writeFileSync(file, yaml('one'));
+    const gateway = await startGateway({
+      loaded: await loadConfigFile(file),
+      configFile: file,
+      watch: false,
+      port: 0,
+      host: '127.0.0.1',
+      logDestination: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
+    });
+    try {
+      const ask = () => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }).chat.completions.create(chat).then(
+        (c) => c.choices[0].message.content,
+        (e: { status?: number }) => e.status,
+      );
+      expect([await ask(), await ask()]).toEqual(['one', 'one']);
+      writeFileSync(file, yaml('two'));
+      expect((await gateway.reload('admin')).ok).toBe(true);
+      expect([await ask(), await ask()]).toEqual(['two', 429]);
+
+      const prefix = `reload${++prefixes}:`;
+      writeFileSync(file, yaml('three', `state: {redis_url: "${redis.url}", key_prefix: "${prefix}"}`));
+      expect((await gateway.reload('admin')).ok).toBe(true);
+      expect([await ask(), await ask(), await ask(), await ask()]).toEqual(['three', 'three', 'three', 429]);
+      await expect.poll(() => redis.otherClients()).toBe(1);
+    } finally {
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The gateway's Redis connection ended with it.
+    await expect.poll(() => redis.otherClients()).toBe(0);
   });
 });
 

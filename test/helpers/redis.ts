@@ -22,6 +22,8 @@ export interface RedisServer {
   freeze(): void;
   thaw(): void;
   stop(): Promise<void>;
+  /** Client connections other than the one asking (CLIENT LIST). */
+  otherClients(): Promise<number>;
 }
 
 async function freePort(): Promise<number> {
@@ -32,19 +34,31 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** One PING over a raw socket: true when redis-server answers +PONG. */
-function ping(port: number): Promise<boolean> {
+/** One inline command over a raw socket; the reply as text once `complete` says so, or undefined. */
+function command(port: number, line: string, complete: (reply: string) => boolean): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = createConnection({ port, host: '127.0.0.1' });
-    const done = (ok: boolean) => {
+    let reply = '';
+    const done = (text: string | undefined) => {
       socket.destroy();
-      resolve(ok);
+      resolve(text);
     };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
+    socket.setTimeout(500, () => done(undefined));
+    socket.once('error', () => done(undefined));
+    socket.once('connect', () => socket.write(`${line}\r\n`));
+    socket.on('data', (data) => {
+      reply += data.toString();
+      if (complete(reply)) done(reply);
+    });
   });
+}
+
+const ping = async (port: number): Promise<boolean> => (await command(port, 'PING', (r) => r.includes('\r\n')))?.startsWith('+PONG') ?? false;
+
+/** A bulk string reply ($<length>\r\n<data>\r\n) has fully arrived. */
+function bulkComplete(reply: string): boolean {
+  const header = /^\$(\d+)\r\n/.exec(reply);
+  return header !== null && Buffer.byteLength(reply) >= header[0].length + Number(header[1]) + 2;
 }
 
 export async function startRedis(): Promise<RedisServer> {
@@ -90,6 +104,11 @@ export async function startRedis(): Promise<RedisServer> {
     restart: launch,
     freeze: () => child?.pid && process.kill(child.pid, 'SIGSTOP'),
     thaw: () => child?.pid && process.kill(child.pid, 'SIGCONT'),
+    async otherClients() {
+      const reply = await command(port, 'CLIENT LIST', bulkComplete);
+      if (reply === undefined) throw new Error('CLIENT LIST got no answer');
+      return reply.split('\n').filter((line) => line.includes('addr=')).length - 1;
+    },
     async stop() {
       await end('SIGTERM');
       rmSync(dir, { recursive: true, force: true });

@@ -68,7 +68,8 @@ export class Reloader {
   private debounce?: NodeJS.Timeout;
   /** Text of the file as last read, so a save without changes (or an unrelated event) costs nothing. */
   private lastText?: string;
-  private readonly retiring = new Set<Promise<void>>();
+  /** Replaced Runtimes still serving their last requests. */
+  private readonly retiring = new Set<Runtime>();
   private closed = false;
 
   constructor(opts: ReloaderOptions) {
@@ -103,14 +104,17 @@ export class Reloader {
     this.watcher.on('error', (error) => this.opts.logger.warn({ err: error, config: file }, 'config watch failed; reload with SIGHUP or POST /admin/reload'));
   }
 
-  /** Stops watching; waits for a reload in progress and for retired Runtimes to close. */
+  /**
+   * Stops watching and waits for a reload in progress. Call once the server has stopped serving:
+   * Runtimes still retiring are closed now, whatever requests they think they still have.
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.debounce);
     this.watcher?.close();
     this.watcher = undefined;
     await this.chain;
-    await Promise.all(this.retiring);
+    await Promise.all([...this.retiring].map((runtime) => runtime.close().catch(() => undefined)));
   }
 
   private async run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
@@ -167,9 +171,11 @@ export class Reloader {
 
   /** The old Runtime serves its requests in flight to the end, then closes its pools. */
   private retire(runtime: Runtime): void {
-    const done = runtime.retire().catch((error: unknown) => this.opts.logger.warn({ err: error }, 'closing the previous config failed'));
-    this.retiring.add(done);
-    void done.finally(() => this.retiring.delete(done));
+    this.retiring.add(runtime);
+    void runtime
+      .retire()
+      .catch((error: unknown) => this.opts.logger.warn({ err: error }, 'closing the previous config failed'))
+      .finally(() => this.retiring.delete(runtime));
   }
 
   private newMetricLabels(config: HapaxConfig): string[] {

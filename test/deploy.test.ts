@@ -11,7 +11,6 @@ import { parseConfig } from '../src/config/load.ts';
 import { ROOT } from './helpers/serve.ts';
 
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const yamlOf = (path: string): any => parse(read(path));
 
 describe('Dockerfile', () => {
@@ -96,7 +95,6 @@ describe('docker-compose.yml', () => {
 
 describe('Kubernetes manifests', () => {
   const dir = 'deploy/k8s';
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const docs: any[] = readdirSync(join(ROOT, dir))
     .filter((f) => f.endsWith('.yaml'))
     .flatMap((f) => parseAllDocuments(read(join(dir, f))).map((d) => {

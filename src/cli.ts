@@ -10,6 +10,7 @@ import { ConfigError } from './config/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './config/load.ts';
 import { runPrimary, runWorker, workerCount } from './cluster.ts';
 import { registerKeyCommands } from './keys-cli.ts';
+import { applyServeFlags } from './server/tls.ts';
 import { createLogger } from './observability/logger.ts';
 import { handleSignals } from './server/shutdown.ts';
 import { startGateway } from './server/start.ts';
@@ -62,10 +63,14 @@ program
   .option('-c, --config <file>', 'config file (default: $HAPAX_CONFIG, ./hapax.yaml, or the built-in default)')
   .option('-p, --port <port>', 'port to listen on, 0 for any free port (overrides server.port)', port)
   .option('--host <addr>', 'address to listen on (overrides server.host)')
-  .action(async (opts: { config?: string; port?: number; host?: string }) => {
+  .option('--self-signed', 'serve HTTPS (HTTP/2 and HTTP/1.1) with a local certificate kept in .hapax/tls/')
+  .option('--http3', 'also serve HTTP/3 over QUIC (UDP, server.http3.port or the same port number)')
+  .action(async (opts: { config?: string; port?: number; host?: string; selfSigned?: boolean; http3?: boolean }) => {
     // The file is watched and reloaded (also on SIGHUP and POST /admin/reload); the built-in default is not.
     const configFile = configFileFor(opts.config);
-    const loaded = await resolveConfig(opts.config).catch(exitOnError);
+    const loaded = await resolveConfig(opts.config)
+      .then((config) => applyServeFlags(config, opts, (line) => cluster.isPrimary && process.stderr.write(`hapax: ${line}\n`)))
+      .catch(exitOnError);
     const { server } = loaded.config;
     if (cluster.isWorker) {
       await runWorker({ loaded, configFile, port: opts.port, host: opts.host }).catch(exitOnError);

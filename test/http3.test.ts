@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFieldSection, encodeFieldSection, huffmanDecode, QpackError } from '../src/server/http3/qpack.ts';
 import { ensureSelfSigned } from '../src/server/tls.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import type { FakeProvider } from './fakes/common.ts';
@@ -240,5 +241,58 @@ rate_limit: {requests_per_minute: 1000}
     const get = await gtlsclient(h3Port, ['/health'], ['--session-file', session, '--tp-file', params]);
     expect(get.exchanges[0]?.status, get.output.slice(-2000)).toBe(200);
     await expect.poll(() => gateway.logs.some((l) => l.status === 425 && l.method === 'POST')).toBe(true);
+  });
+});
+
+describe('QPACK with a zero-capacity dynamic table', () => {
+  it('decodes Huffman strings (RFC 7541 C.4 examples)', () => {
+    expect(huffmanDecode(Buffer.from('f1e3c2e5f23a6ba0ab90f4ff', 'hex'))).toBe('www.example.com');
+    expect(huffmanDecode(Buffer.from('a8eb10649cbf', 'hex'))).toBe('no-cache');
+    expect(huffmanDecode(Buffer.from('25a849e95ba97d7f', 'hex'))).toBe('custom-key');
+    expect(huffmanDecode(Buffer.from('25a849e95bb8e8b4bf', 'hex'))).toBe('custom-value');
+    expect(() => huffmanDecode(Buffer.from('f1e3c2e5f23a6ba0ab90f400', 'hex'))).toThrow(QpackError); // padding not all ones
+  });
+
+  it('round-trips a response field section and uses static references', () => {
+    const fields: [string, string][] = [
+      [':status', '200'],
+      ['content-type', 'application/json'],
+      ['x-request-id', 'abc'],
+      ['alt-svc', 'h3=":443"'],
+    ];
+    const block = encodeFieldSection(fields);
+    expect(decodeFieldSection(block)).toEqual(fields);
+    expect(block[2]).toBe(0xc0 | 25); // :status 200 is static entry 25
+  });
+
+  it('decodes a request with Huffman literals as clients send it', () => {
+    // :method GET (17), :scheme https (23), :path with a Huffman value, a literal name with a Huffman value.
+    const block = Buffer.concat([
+      Buffer.from([0x00, 0x00, 0xc0 | 17, 0xc0 | 23]),
+      Buffer.from([0x51, 0x80 | 12]), // literal, static name :path (1), Huffman value of 12 bytes
+      Buffer.from('f1e3c2e5f23a6ba0ab90f4ff', 'hex'),
+      Buffer.from([0x23]), // literal name of 3 bytes
+      Buffer.from('x-k'),
+      Buffer.from([0x80 | 6]), // Huffman value of 6 bytes
+      Buffer.from('a8eb10649cbf', 'hex'),
+    ]);
+    expect(decodeFieldSection(block)).toEqual([
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':path', 'www.example.com'],
+      ['x-k', 'no-cache'],
+    ]);
+  });
+
+  it('refuses dynamic table references', () => {
+    expect(() => decodeFieldSection(Buffer.from([0x01, 0x00, 0x80]))).toThrow(QpackError);
+    expect(() => decodeFieldSection(Buffer.from([0x00, 0x00, 0x80]))).toThrow(/dynamic/);
+    expect(() => decodeFieldSection(Buffer.from([0x00, 0x00, 0x10]))).toThrow(/post-base/);
+  });
+});
+
+describe('HTTP/3 configuration', () => {
+  it('refuses to start HTTP/3 without a certificate, naming the keys to set', async () => {
+    await expect(startTestGateway('server: {http3: {enabled: true, port: 0}}\nproviders: {mock: {type: mock, model: mock}}\n')).rejects.toThrow(/server\.http3.*tls_cert_file/);
   });
 });

@@ -2,6 +2,7 @@
  * server.tls: HTTPS on the TCP port with HTTP/2 and HTTP/1.1 chosen by ALPN, driven by real clients:
  * the official OpenAI SDK over an undici HTTP/2 agent, node:http2 and node:https.
  */
+import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -9,6 +10,7 @@ import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { Agent, buildConnector } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -197,4 +199,46 @@ rate_limit: {requests_per_minute: 1000}
       session.close();
     }
   });
+});
+
+describe('hapax serve --self-signed --http3', () => {
+  it('serves HTTPS, HTTP/2 and HTTP/3 in one step with a certificate it made', async () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const cwd = mkdtempSync(join(tmpdir(), 'hapax-selfsigned-'));
+    // Node 24 runs the TypeScript sources as they are (type stripping): no build needed for this test.
+    const child = spawn(join(root, 'node_modules/.bin/node'), [join(root, 'src/cli.ts'), 'serve', '--self-signed', '--http3', '-p', '0', '--host', '127.0.0.1'], {
+      cwd,
+      env: { ...process.env, HAPAX_CONFIG: '', OPENAI_API_KEY: '', ANTHROPIC_API_KEY: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c));
+      const url = await new Promise<string>((resolve, reject) => {
+        let pending = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          const lines = (pending + chunk).split('\n');
+          pending = lines.pop() ?? '';
+          for (const line of lines) if (line.includes('"hapax listening"')) resolve(JSON.parse(line).url);
+        });
+        child.once('exit', (code) => reject(new Error(`hapax serve exited with ${code}: ${stderr}`)));
+      });
+      expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      expect(stderr).toContain('self-signed certificate for localhost: .hapax/tls/localhost.crt');
+      const ca = readFileSync(join(cwd, '.hapax/tls/localhost.crt'));
+      const session = http2.connect(url, { ca });
+      const health = await h2Request(session, '/health');
+      session.close();
+      expect(health.status).toBe(200);
+      const port = new URL(url).port;
+      expect(health.headers['alt-svc']).toBe(`h3=":${port}"; ma=86400`);
+      const h3 = await new Promise<string>((resolve) =>
+        execFile('gtlsclient', ['--exit-on-all-streams-close', '--no-quic-dump', '--no-http-dump', '127.0.0.1', port, `https://127.0.0.1:${port}/v1/models`], { timeout: 15_000 }, (_e, out, err) => resolve(out + err)),
+      );
+      expect(h3).toContain('[:status: 200]');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
+    }
+  }, 40_000);
 });

@@ -168,10 +168,38 @@ export async function ensureSelfSigned(dir: string = SELF_SIGNED_DIR): Promise<S
 }
 
 /**
- * The loaded config with `server.tls` pointing at the self-signed certificate; an HTTP/3 block that
- * names no certificate of its own uses it too.
+ * The loaded config with `server.tls` pointing at the given certificate (an HTTP/3 block that names no
+ * certificate of its own uses it too).
  */
 export function withCertificate(loaded: LoadedConfig, cert: { certFile: string; keyFile: string }): LoadedConfig {
   const server = { ...loaded.config.server, tls: { cert_file: cert.certFile, key_file: cert.keyFile } };
   return { ...loaded, config: { ...loaded.config, server } };
+}
+
+export interface ServeFlags {
+  /** `--self-signed`: HTTPS (HTTP/2 and HTTP/1.1) with a local certificate from `.hapax/tls/`. */
+  selfSigned?: boolean;
+  /** `--http3`: also serve HTTP/3 over QUIC, on UDP at server.http3.port or the TCP port's number. */
+  http3?: boolean;
+}
+
+/**
+ * Applies `hapax serve --self-signed` / `--http3` to the loaded config, so a person can try HTTPS,
+ * HTTP/2 and HTTP/3 in one step. Says on stderr which certificate is used and how to trust it.
+ */
+export async function applyServeFlags(loaded: LoadedConfig, flags: ServeFlags, say: (line: string) => void = () => {}): Promise<LoadedConfig> {
+  let out = loaded;
+  if (flags.selfSigned) {
+    const cert = await ensureSelfSigned();
+    out = withCertificate(out, cert);
+    say(
+      `${cert.created ? 'made' : 'using'} a self-signed certificate for localhost: ${cert.certFile} (SHA-256 ${cert.fingerprint}); ` +
+        `trust it with e.g. curl --cacert ${cert.certFile}`,
+    );
+  }
+  if (flags.http3) {
+    const server = { ...out.config.server, http3: { ...out.config.server.http3, enabled: true } };
+    out = { ...out, config: { ...out.config, server } };
+  }
+  return out;
 }

@@ -3,6 +3,7 @@
  * router (`app.routing`), so routes, hooks, streaming, metrics and logs are shared by every transport.
  * Once it serves, every TCP response advertises it with `Alt-Svc: h3=":PORT"`.
  */
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from '../../config/errors.ts';
 import type { HapaxConfig } from '../../config/schema.ts';
@@ -29,10 +30,12 @@ export async function listenHttp3(app: FastifyInstance, server: ServerConfig, ho
   }
   // The native QUIC binding is only loaded when HTTP/3 is on.
   const { Http3Server } = await import('./server.ts');
+  // Without a port of its own, HTTP/3 takes the TCP listener's port number (as bound: `-p 0` works too).
+  const udpPort = h3.port ?? (app.server.address() as AddressInfo | null)?.port ?? server.port;
   const log = app.log;
   const listener = new Http3Server({
     host,
-    port: h3.port ?? server.port,
+    port: udpPort,
     certFile,
     keyFile,
     idleTimeoutMs: h3.idle_timeout ?? 30_000,
@@ -55,7 +58,7 @@ export async function listenHttp3(app: FastifyInstance, server: ServerConfig, ho
     // The TCP listener is already up: take it down with the app, so a failed start leaves nothing open.
     await app.close();
     const code = (error as NodeJS.ErrnoException).code;
-    throw new Error(`server.http3: cannot listen on udp ${host}:${h3.port ?? server.port}: ${code ?? String(error)}`, { cause: error });
+    throw new Error(`server.http3: cannot listen on udp ${host}:${udpPort}: ${code ?? String(error)}`, { cause: error });
   }
   const altSvc = `h3=":${port}"; ma=86400`;
   attachListener(app, {

@@ -8,6 +8,7 @@
  * several UDP datagrams reaches one connection.
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import { quiche, type Config, type Connection, type Host } from '@matrixai/quic/native/index.js';
 import { Http3Request, Http3Response, type Peer, type StreamSink } from './bridge.ts';
@@ -480,7 +481,13 @@ export class Http3Server {
     config.setDisableActiveMigration(true);
     if (options.enableEarlyData) config.enableEarlyData();
     this.config = config;
-    this.socket = dgram.createSocket({ type: options.host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: options.udpReceiveBufferSize });
+    // Cluster workers each bind their own socket on the shared port (SO_REUSEPORT): the kernel keeps a
+    // client's datagrams on one worker, where its QUIC connection lives.
+    this.socket = dgram.createSocket({
+      type: options.host.includes(':') ? 'udp6' : 'udp4',
+      recvBufferSize: options.udpReceiveBufferSize,
+      reusePort: cluster.isWorker,
+    });
     this.socket.on('message', (msg, rinfo) => this.onPacket(msg, rinfo));
     this.socket.on('error', (error) => options.onError?.(error, 'socket'));
   }
@@ -488,7 +495,7 @@ export class Http3Server {
   async listen(): Promise<{ address: string; port: number }> {
     await new Promise<void>((resolve, reject) => {
       this.socket.once('error', reject);
-      this.socket.bind(this.options.port, this.options.host, () => {
+      this.socket.bind({ port: this.options.port, address: this.options.host, exclusive: cluster.isWorker }, () => {
         this.socket.off('error', reject);
         resolve();
       });

@@ -25,8 +25,8 @@ export interface LoadedConfig {
 const NOT_APPLIED: readonly string[] = [
   'server.read_timeout',
   'server.write_timeout',
-  'server.http3',
-  'server.tls',
+  // HTTP/3 (src/server/http3): quiche fixes the 0-RTT size limit itself.
+  'server.http3.max_0rtt_size',
   'server.workers',
   'llm.max_context_tokens',
   'llm.options',

@@ -79,7 +79,7 @@ export function runPrimary(opts: PrimaryOptions): void {
   cluster.on('exit', (worker, code, signal) => {
     const wasListening = listening.delete(worker.id);
     if (stopping) {
-      if (code !== 0) exitCode = 1;
+      if (code !== 0 && exitCode === 0) exitCode = 1;
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         logger.info({ exit_code: exitCode }, 'all workers stopped');
         process.exit(exitCode);
@@ -89,8 +89,8 @@ export function runPrimary(opts: PrimaryOptions): void {
     if (!announced && !wasListening) {
       // A worker that cannot even start (port taken, bad certificate) will not start on a retry either.
       logger.error({ worker: worker.id, code, signal }, 'a worker failed to start; stopping');
-      stopAll('SIGTERM');
       exitCode = code && code > 0 ? code : 1;
+      stopAll('SIGTERM');
       return;
     }
     const now = Date.now();

@@ -6,6 +6,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, freshRequest, serve, stopAll, until, type Served } from './helpers/serve.ts';
 
@@ -16,7 +17,7 @@ beforeAll(ensureBuilt, 120_000);
 afterEach(stopAll);
 afterAll(stopAll);
 
-async function serveWorkers(): Promise<Served> {
+async function serveWorkers(args: string[] = []): Promise<Served> {
   const dir = mkdtempSync(join(tmpdir(), 'hapax-workers-'));
   writeFileSync(
     join(dir, 'hapax.yaml'),
@@ -31,7 +32,7 @@ auth:
     - {name: limited, key: ${LIMITED_KEY}, rate_limit: {requests_per_minute: 10}}
 `,
   );
-  return serve([], { cwd: dir });
+  return serve(args, { cwd: dir });
 }
 
 const chat = (url: string, key: string, text = 'ping') =>
@@ -113,4 +114,15 @@ describe('hapax serve with server.workers: 2', () => {
     served.child.kill('SIGTERM');
     expect(await served.exited).toBe(0);
   }, 30_000);
+
+  it("stops with the workers' exit code when they cannot start", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      await expect(serveWorkers(['--port', String(port)])).rejects.toThrow(/exited with 1 before listening:\n.*EADDRINUSE/s);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
 });

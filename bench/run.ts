@@ -13,7 +13,7 @@
  *        --connections 1,10,100, --modes json,stream, --targets direct,bare,hapax, --cold-starts N (default 3),
  *        --soak S (10 connections, mixed JSON/stream, RSS and heap over time), --profile (a --cpu-prof run at
  *        10 connections, summarized), --log FILE (gateway request log; default a temp file; /dev/null works),
- *        --out DIR (default bench/results), --portkey DIR (optional comparison; see docs/performance.md),
+ *        --out DIR (default bench/results),
  *        --hapax-dir DIR (run another checkout's build, e.g. a snapshot of an older commit, default this one).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -47,7 +47,6 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     log: { type: 'string' },
     out: { type: 'string', default: join(REPO, 'bench/results') },
-    portkey: { type: 'string' },
     'hapax-dir': { type: 'string' },
   },
   strict: true,
@@ -62,7 +61,6 @@ const modes = args.modes.split(',') as ('json' | 'stream')[];
 const HAPAX_DIR = resolve(args['hapax-dir'] ?? REPO);
 const soakS = args.soak ? Number(args.soak) : 0;
 const targetNames = args.targets.split(',');
-if (args.portkey) targetNames.push('portkey');
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const round = (n: number, digits = 3) => (Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : null);
@@ -77,7 +75,7 @@ function track<T extends ChildProcess>(child: T): T {
 async function cleanup(): Promise<void> {
   await Promise.all(children.map((child) => stopChild(child, 3000)));
 }
-process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void cleanup().then(() => process.exit(130)));
 
 async function forkReady(file: string, argv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
   const child = track(fork(join(REPO, 'bench', file), argv, { execPath: NODE, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
@@ -535,12 +533,6 @@ async function main(): Promise<void> {
     bare: { origin: `http://127.0.0.1:${bare.port}`, pid: bare.child.pid },
     hapax: { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid },
   };
-  if (args.portkey) {
-    const { startPortkey } = await import('./portkey.ts');
-    const portkey = await startPortkey(args.portkey, upstream.port, NODE);
-    track(portkey.child);
-    origins.portkey = { origin: `http://127.0.0.1:${portkey.port}`, pid: portkey.child.pid };
-  }
   for (const name of targetNames) await sanityCheck(name, origins[name].origin);
 
   const scenarios: Scenario[] = [];

@@ -1,0 +1,70 @@
+/**
+ * Where the cold start goes: the time to import each npm package the built gateway imports statically
+ * (each in a fresh process, best of N), the whole CLI's start (`hapax --version` loads every module),
+ * and the same with Node's on-disk compile cache (NODE_COMPILE_CACHE).
+ *
+ * Usage: node bench/startup.ts [--hapax-dir DIR] [--runs N]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const NODE = join(REPO, 'node_modules/.bin/node');
+const { values: args } = parseArgs({ options: { 'hapax-dir': { type: 'string' }, runs: { type: 'string', default: '3' } } });
+const DIR = resolve(args['hapax-dir'] ?? REPO);
+const RUNS = Number(args.runs);
+
+/** npm packages imported statically (not `import type`, not `import()`) anywhere in dist/. */
+function staticImports(): string[] {
+  const found = new Set<string>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.js')) {
+        for (const m of readFileSync(path, 'utf8').matchAll(/^import\s+(?:[^'"]*?\s+from\s+)?['"]([^'"./][^'"]*)['"]/gm)) {
+          const spec = m[1];
+          if (spec.startsWith('node:')) continue;
+          found.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
+        }
+      }
+    }
+  };
+  walk(join(DIR, 'dist'));
+  return [...found].sort();
+}
+
+function best(fn: () => number): number {
+  let min = Infinity;
+  for (let i = 0; i < RUNS; i++) min = Math.min(min, fn());
+  return Math.round(min);
+}
+
+const importMs = (pkg: string) =>
+  best(() => Number(execFileSync(NODE, ['--input-type=module', '-e', `const t = performance.now(); await import(${JSON.stringify(pkg)}); process.stdout.write(String(performance.now() - t));`], { cwd: DIR, encoding: 'utf8' })));
+
+const wallMs = (env: NodeJS.ProcessEnv = process.env) =>
+  best(() => {
+    const t = performance.now();
+    execFileSync(NODE, [join(DIR, 'bin/hapax.js'), '--version'], { cwd: DIR, env, stdio: 'ignore' });
+    return performance.now() - t;
+  });
+
+const rows = staticImports().map((pkg) => ({ pkg, ms: importMs(pkg) })).sort((a, b) => b.ms - a.ms);
+const bare = best(() => {
+  const t = performance.now();
+  execFileSync(NODE, ['-e', '0']);
+  return performance.now() - t;
+});
+const cli = wallMs();
+const cache = mkdtempSync(join(tmpdir(), 'hapax-compile-cache-'));
+const cached = wallMs({ ...process.env, NODE_COMPILE_CACHE: cache }); // the first run fills the cache; best-of keeps a warm one
+rmSync(cache, { recursive: true, force: true });
+
+const out = ['| package (static import) | import alone, ms |', '| --- | ---: |', ...rows.map((r) => `| ${r.pkg} | ${r.ms} |`)];
+out.push('', `node -e 0: ${bare} ms; hapax --version (every module loaded): ${cli} ms; with NODE_COMPILE_CACHE: ${cached} ms (best of ${RUNS}).`);
+process.stdout.write(`${out.join('\n')}\n`);

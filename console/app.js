@@ -146,7 +146,7 @@
     const rows = state.requests.slice(0, 15).map((r) =>
       el(
         'tr',
-        { title: `request id ${r.request_id} · client ${r.client}` },
+        { title: `request id ${r.request_id} · key ${r.client}` },
         el('td', {}, clock(r.at)),
         el('td', {}, `${r.method} ${r.route}`),
         el('td', { class: `num ${r.status >= 500 ? 'bad-text' : r.status >= 400 ? 'warn-text' : ''}` }, r.status),

@@ -22,6 +22,7 @@ providers:
   backup: {type: openai_compatible, base_url: "${backup.url}", model: llama-3.1-8b}
 provider_preference: [primary, backup]
 circuit_breaker: {failure_threshold: 2, timeout: 60s}
+pricing: {gpt-4o-mini: {input: 1000, output: 2000}}
 routes:
   - {path: /v1/marketing/completions, handler: completion, metrics_labels: {department: marketing}}
   - {path: /v1/support/completions, handler: completion, metrics_labels: {department: support}}
@@ -167,6 +168,11 @@ admin: {key: ${ADMIN_KEY}}
     const team = state.usage.by_client.find((row: { name: string }) => row.name === 'marketing-team');
     expect(team.requests).toBe(3);
     expect(team.total_tokens).toBe(team.input_tokens + team.output_tokens);
+    // Cost comes from the pricing table (USD per million tokens), through hapax_cost_usd_total.
+    const expectedCost = (team.input_tokens * 1000 + team.output_tokens * 2000) / 1e6;
+    expect(team.cost_usd).toBeCloseTo(expectedCost, 6);
+    expect(marketing.cost_usd).toBeCloseTo((marketing.input_tokens * 1000 + marketing.output_tokens * 2000) / 1e6, 6);
+    expect(state.usage.cost_usd).toBeCloseTo(expectedCost, 6);
     expect(state.usage.by_route.map((row: { name: string }) => row.name)).toEqual(expect.arrayContaining(['/v1/marketing/completions', '/v1/support/completions']));
 
     expect(state.config.values.providers.primary.api_key).toBe('********');

@@ -2,8 +2,8 @@
  * What the console shows, kept in memory by one gateway process:
  * - a per-second ring (the last five minutes) of finished requests: count, 5xx, 4xx and a bounded sample of
  *   latencies, from which request rate and latency percentiles are computed;
- * - the last requests, and tokens per client (key name or IP), per route and per route label (e.g.
- *   department=marketing), fed by the server's onResponse hook;
+ * - the last requests, and tokens per key (by name; 'anonymous' without one), per route and per route
+ *   label (e.g. department=marketing), fed by the server's onResponse hook;
  * - an event log (failovers, breaker transitions, health flips, reloads) found by sampling the Runtime's
  *   provider states and the failover counter once a second.
  * Cost comes from the `hapax_cost_usd_total` counter, whoever fills it. Nothing here is shared between
@@ -26,7 +26,7 @@ export interface RequestRecord {
   route: string;
   status: number;
   latencyMs: number;
-  /** Key name, or the client IP when auth is off. */
+  /** Key name, or 'anonymous' when the request had none. */
   client: string;
   provider?: string;
   model?: string;

@@ -99,7 +99,8 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
         route: route.path,
         status: reply.statusCode,
         latencyMs: reply.elapsedTime,
-        client: state.client,
+        // Grouped like the token and cost metrics: by key name, 'anonymous' without one.
+        client: state.key?.name ?? 'anonymous',
         provider: state.provider,
         model: state.model,
         attempts: state.attempts,
@@ -350,7 +351,7 @@ function consolePage(signedIn: boolean): string {
     </div>
   </section>
   <section class="columns three">
-    <div class="card"><h2>Usage by key</h2><table id="usage-client" class="usage"><thead><tr><th>Key / client</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
+    <div class="card"><h2>Usage by key</h2><table id="usage-client" class="usage"><thead><tr><th>Key</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
     <div class="card"><h2>Usage by route label</h2><table id="usage-label" class="usage"><thead><tr><th>Label</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
     <div class="card"><h2>Usage by route</h2><table id="usage-route" class="usage"><thead><tr><th>Route</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
   </section>

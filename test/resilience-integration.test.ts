@@ -225,7 +225,7 @@ providers:
   primary: {type: openai, base_url: "${primary.url}", model: gpt-4o-mini}
   backup: {type: openai, base_url: "${backup.url}", model: gpt-4o-mini}
 provider_preference: [primary, backup]
-circuit_breaker: {failure_threshold: 3, timeout: 400ms}
+circuit_breaker: {failure_threshold: 3, timeout: 1s}
 `);
     client = sdk(gateway);
   });
@@ -296,7 +296,7 @@ providers:
   primary: {type: openai, base_url: "${primary.url}", model: gpt-4o-mini}
   backup: {type: openai, base_url: "${backup.url}", model: gpt-4o-mini}
 provider_preference: [primary, backup]
-health_check: {interval: 200ms, timeout: 100ms, probe: completion}
+health_check: {interval: 200ms, timeout: 300ms, probe: completion}
 `);
   });
   afterAll(async () => {
@@ -390,7 +390,7 @@ routes:
   });
 
   it('gives every concurrent identical stream the whole stream from one upstream call', async () => {
-    upstream.fault = { kind: 'slowStream', chunkDelayMs: 60 };
+    upstream.fault = { kind: 'slowStream', chunkDelayMs: 100 };
     const streams = await Promise.all(Array.from({ length: 10 }, () => streamText(client, 'one two three four five')));
     expect(traffic(upstream)).toHaveLength(1);
     for (const { text, finish } of streams) {
@@ -471,7 +471,7 @@ queue: {max_size: 2}
   });
 
   it('answers 503 with Retry-After once the queue is full', async () => {
-    upstream.fault = { kind: 'delay', ms: 300 };
+    upstream.fault = { kind: 'delay', ms: 1000 };
     const results = await Promise.all(Array.from({ length: 6 }, (_, i) => post(gateway, '/v1/chat/completions', chatBody(`queued ${i}`))));
     const refused = results.filter((r) => r.status === 503);
     expect(results.filter((r) => r.status === 200)).toHaveLength(3);

@@ -82,7 +82,7 @@ describe('config reload under load', () => {
     // Streams take a while, so many of them span a reload and finish on the Runtime they started on.
     for (const upstream of upstreams) upstream.fault = { kind: 'slowStream', chunkDelayMs: 15 };
     const base = 'health_check: {enabled: false}\nserver: {host: 127.0.0.1, port: 0}\n';
-    const { gateway, file, logs } = await startFromFile(`${base}providers:\n${providersYaml(upstreams, [0, 1, 2])}\n`);
+    const { gateway, file, logs } = await startFromFile(`${base}providers:\n${providersYaml(upstreams, [0, 1, 2])}\n`, { debounceMs: 50 });
 
     // Twenty configs: providers removed, added back, reordered; a route appears along the way.
     const orders = [[1, 2], [2, 0, 1], [0], [0, 2], [2], [1, 0], [0, 1, 2], [2, 1], [1], [1, 2, 0]];

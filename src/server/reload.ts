@@ -64,6 +64,8 @@ export class Reloader {
   private readonly file?: string;
   private chain: Promise<unknown> = Promise.resolve();
   private queued?: Promise<ReloadOutcome>;
+  /** What the queued reload answers to: an explicit trigger wins over a file event (it rebuilds even if unchanged). */
+  private queuedTrigger: ReloadTrigger = 'file';
   private watcher?: FSWatcher;
   private debounce?: NodeJS.Timeout;
   /** Text of the file as last read, so a save without changes (or an unrelated event) costs nothing. */
@@ -79,10 +81,14 @@ export class Reloader {
 
   /** Reloads now (or right after the reload in progress); resolves with what happened. Never rejects. */
   reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
-    if (this.queued) return this.queued;
+    if (this.queued) {
+      if (trigger !== 'file') this.queuedTrigger = trigger;
+      return this.queued;
+    }
+    this.queuedTrigger = trigger;
     const queued = this.chain.then(() => {
       this.queued = undefined;
-      return this.run(trigger);
+      return this.run(this.queuedTrigger);
     });
     this.queued = queued;
     this.chain = queued.catch(() => undefined);
@@ -96,7 +102,7 @@ export class Reloader {
     this.lastText = await readFile(file, 'utf8').catch(() => undefined);
     const name = basename(file);
     this.watcher = watch(dirname(file), { persistent: false }, (_event, changed) => {
-      // Any entry may matter: a ConfigMap swaps a `..data` symlink, not the file's own name.
+      // The file itself, or a ConfigMap's update (it swaps a `..data` symlink, not the file's own name).
       if (changed !== null && changed !== name && !String(changed).startsWith('..')) return;
       clearTimeout(this.debounce);
       this.debounce = setTimeout(() => void this.reload('file'), this.opts.debounceMs ?? 200);

@@ -182,14 +182,20 @@ rate_limit: {requests_per_minute: 1000}
     expect(result.body).toContain('data: [DONE]');
   });
 
-  it('takes a 1 MB request body over HTTP/3', async () => {
+  it('takes a 1 MB request body over HTTP/3 and refuses a 2 MB one with 413, connection intact', async () => {
     const fill = 'abcdefghij';
-    const [result] = await bunFetch(h3Base, [
-      { method: 'POST', path: '/v1/chat/completions', headers: auth, bigBody: { prefix: '{"model":"","messages":[{"role":"user","content":"', fill, count: 100_000, suffix: '"}]}' } },
+    const big = (count: number) => ({ prefix: '{"model":"","messages":[{"role":"user","content":"', fill, count, suffix: '"}]}' });
+    const [result, tooBig, after] = await bunFetch(h3Base, [
+      { method: 'POST', path: '/v1/chat/completions', headers: auth, bigBody: big(100_000) },
+      { method: 'POST', path: '/v1/chat/completions', headers: auth, bigBody: big(200_000) },
+      { method: 'POST', path: '/v1/chat/completions', headers: auth, body: chat('still here') },
     ]);
     expect(result.status, result.message ?? result.body?.slice(0, 300)).toBe(200);
-    expect(upstream.requests.at(-1)?.body.messages[0].content.length).toBe(1_000_000);
+    expect(upstream.requests.at(-2)?.body.messages[0].content.length).toBe(1_000_000);
     expect(result.bodyLength).toBeGreaterThan(1_000_000);
+    expect(tooBig.status, tooBig.message).toBe(413);
+    expect(after.status, after.message).toBe(200);
+    expect(JSON.parse(after.body!).choices[0].message.content).toBe('[primary] still here');
   });
 
   // A stream longer than the idle timeout (2s here): 40 words, one every 100 ms.

@@ -147,12 +147,25 @@ class RequestStream implements StreamSink {
       if (item.fin) this.finSent = true;
       item.done?.();
     }
-    if (this.finSent && this.finReceived) this.owner.forget(this.id);
+    if (this.finSent) {
+      // The response is complete: a request body still arriving is not needed (RFC 9114 4.1.2).
+      if (!this.finReceived) {
+        try {
+          conn.streamShutdown(this.id, quiche.Shutdown.Read, H3Error.NO_ERROR);
+        } catch {
+          /* already finished */
+        }
+        if (this.req && !this.req.complete && !this.req.destroyed) this.req.destroy();
+      }
+      this.owner.forget(this.id);
+    }
   }
 }
 
 class H3Connection {
   readonly streams = new Map<number, RequestStream>();
+  /** Request streams already answered and forgotten. */
+  private readonly done = new Set<number>();
   private readonly uni = new Map<number, { type?: number; buf: Buffer; reader?: FrameReader }>();
   private timer?: NodeJS.Timeout;
   private scheduled = false;
@@ -237,6 +250,7 @@ class H3Connection {
   private onRequestBytes(id: number, data: Buffer, fin: boolean): void {
     let stream = this.streams.get(id);
     if (!stream) {
+      if (this.done.has(id)) return; // answered already; late body bytes are dropped
       if (this.goawayId !== undefined && id >= this.goawayId) {
         const refused = new RequestStream(id, this);
         refused.reset(H3Error.REQUEST_REJECTED);
@@ -256,7 +270,6 @@ class H3Connection {
         return;
       }
       stream.req.finishBody();
-      if (stream.finSent) this.forget(id);
     }
   }
 
@@ -383,6 +396,7 @@ class H3Connection {
 
   forget(id: number): void {
     this.streams.delete(id);
+    this.done.add(id);
   }
 
   /** A connection error: close with an HTTP/3 application error code. */
@@ -435,7 +449,9 @@ class H3Connection {
     }
   }
 
-  private teardown(): void {
+  /** The connection is gone (closed, timed out, or the server stopped): abort what it was doing. */
+  teardown(): void {
+    if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
     for (const stream of this.streams.values()) {
@@ -456,6 +472,7 @@ export class Http3Server {
   private readonly cidKey = randomBytes(32);
   private local: Host = { host: '127.0.0.1', port: 0 };
   private draining = false;
+  private socketClosed = false;
   private idle?: () => void;
   readonly options: Http3ServerOptions;
 
@@ -554,7 +571,10 @@ export class Http3Server {
   }
 
   sendPacket(packet: Buffer, to: Host): void {
-    this.socket.send(packet, to.port, to.host);
+    if (this.socketClosed) return;
+    this.socket.send(packet, to.port, to.host, (error) => {
+      if (error) this.options.onError?.(error, 'send');
+    });
   }
 
   removeConnection(connection: H3Connection): void {
@@ -584,6 +604,8 @@ export class Http3Server {
       // Closing connections wait out the draining period; do not hold shutdown for it.
       await Promise.race([gone, new Promise((r) => setTimeout(r, 200))]);
     }
+    for (const connection of this.uniqueConnections()) connection.teardown();
+    this.socketClosed = true;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 }

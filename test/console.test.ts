@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MASK, maskSecrets } from '../src/console/mask.ts';
 import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -207,6 +208,32 @@ admin: {key: ${ADMIN_KEY}}
     expect(frames.length).toBeGreaterThanOrEqual(2);
     expect(frames[1].now).toBeGreaterThan(frames[0].now);
     expect(frames[0].providers).toHaveLength(2);
+  });
+});
+
+describe('config masking for the console', () => {
+  it('masks credential-named keys, header values and URL passwords, and keeps everything else', () => {
+    const masked = maskSecrets({
+      state: { redis_url: 'redis://app:redis-pass@cache:6379/0', key_prefix: 'hapax:' },
+      tracing: { otlp_endpoint: 'https://otel.example/v1/traces?token=otlp-token&env=prod', headers: { 'x-honeycomb-team': 'team-secret', plain: 'also-masked' } },
+      providers: { a: { api_key: 'sk-1', base_url: 'https://api.example/v1', max_tokens: 100, models: { m: { api_key: 'sk-2', endpoint: '/v1/m' } } } },
+      auth: { key_file: '.hapax/keys.json', keys: [{ name: 'k', key: 'hx-1', key_sha256: 'ab'.repeat(32), rate_limit: { tokens_per_minute: 5 } }] },
+      admin: { key: 'admin-key-123456789' },
+      llm: { cache: { redis: { address: 'cache:6379', password: 'pw' } } },
+      custom: { client_secret: 'cs', access_token: 'at', some_password: 'sp', empty_key: '' },
+    }) as any;
+    expect(masked.state.redis_url).toBe(`redis://app:${MASK}@cache:6379/0`);
+    expect(masked.state.key_prefix).toBe('hapax:');
+    expect(masked.tracing.otlp_endpoint).toContain(`token=${encodeURIComponent(MASK)}`);
+    expect(masked.tracing.otlp_endpoint).toContain('env=prod');
+    expect(masked.tracing.headers).toEqual({ 'x-honeycomb-team': MASK, plain: MASK });
+    expect(masked.providers.a).toMatchObject({ api_key: MASK, base_url: 'https://api.example/v1', max_tokens: 100, models: { m: { api_key: MASK, endpoint: '/v1/m' } } });
+    expect(masked.auth).toMatchObject({ key_file: '.hapax/keys.json', keys: [{ name: 'k', key: MASK, key_sha256: MASK, rate_limit: { tokens_per_minute: 5 } }] });
+    expect(masked.admin.key).toBe(MASK);
+    expect(masked.llm.cache.redis).toEqual({ address: 'cache:6379', password: MASK });
+    expect(masked.custom).toEqual({ client_secret: MASK, access_token: MASK, some_password: MASK, empty_key: '' });
+    const text = JSON.stringify(masked);
+    for (const secret of ['redis-pass', 'otlp-token', 'team-secret', 'sk-1', 'sk-2', 'hx-1', 'admin-key', '"pw"', '"cs"', '"at"', '"sp"']) expect(text).not.toContain(secret);
   });
 });
 

@@ -27,7 +27,6 @@ const NOT_APPLIED: readonly string[] = [
   'server.write_timeout',
   // HTTP/3 (src/server/http3): quiche fixes the 0-RTT size limit itself.
   'server.http3.max_0rtt_size',
-  'server.workers',
   'llm.max_context_tokens',
   'llm.options',
   'llm.cache',

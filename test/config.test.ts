@@ -256,7 +256,6 @@ processing:
       [
         'server.read_timeout',
         'server.write_timeout',
-        'server.http3',
         'llm.max_context_tokens',
         'llm.options',
         'llm.cache',

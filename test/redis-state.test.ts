@@ -4,7 +4,7 @@
  * down (on_failure open and closed), crashed or frozen, and after it comes back.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const chat = { model: '', messages: [{ role: 'user' as const, content: 'hello there' }] };
 const ADMIN_KEY = 'admin-secret-0123456789';
 const SHARED_KEY = 'shared-key-0123456789';
+/** auth.key_file of every fleet: never written, since managed keys live in Redis. */
+const KEY_FILE = join(tmpdir(), 'hapax-redis-test-unused', 'keys.json');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let redis: RedisServer;
@@ -53,7 +55,7 @@ providers:
 state: {redis_url: "${redis.url}", key_prefix: "test${++prefixes}:", on_failure: ${opts.onFailure ?? 'open'}}
 auth:
   enabled: true
-  key_file: ${join(tmpdir(), 'hapax-redis-test-unused', 'keys.json')}
+  key_file: ${KEY_FILE}
   keys:
     - {name: shared, key: ${SHARED_KEY}, rate_limit: {requests_per_minute: ${opts.rpm ?? 100}}}
     - {name: unlimited, key: unlimited-key-0123456789}
@@ -200,11 +202,12 @@ describe('many instances sharing Redis', () => {
         await expect(client(gateway, key).chat.completions.create(chat)).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
       }
       // The key file was never written: the keys live in Redis.
-      expect((await cli(['keys', 'list', '--file', join(dir, 'none.json'), '--json'])).stdout.trim()).toBe('[]');
+      expect(existsSync(KEY_FILE)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+    // Three runs of the CLI from source; slow only when the machine is busy.
+  }, 60_000);
 
   it('shares the response cache: an answer one instance got is served by the others from Redis', async () => {
     const [a, b, c] = await startFleet(fleetYaml({ extra: 'cache: {enabled: true, ttl: 1m}' }));
@@ -382,7 +385,7 @@ ${state}
 /** The `hapax` command from source, as a user runs it (Node 24 runs the TypeScript directly). */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, timeout: 15_000 }, (error, stdout, stderr) => {
+    execFile(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, timeout: 30_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
     });
   });

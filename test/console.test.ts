@@ -190,6 +190,18 @@ admin: {key: ${ADMIN_KEY}}
     expect(state.requests[0]).toMatchObject({ route: '/v1/support/completions', status: 200, provider: 'primary', attempts: 1 });
   });
 
+  it('counts the tokens and cost of a shared (deduplicated) answer once', async () => {
+    const before = primary.requests.length;
+    primary.queueFaults({ kind: 'delay', ms: 300 });
+    const answers = await Promise.all([1, 2].map(() => complete(gateway, '/v1/completions', { input: 'the same question' }, CLIENT_KEY)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    expect(primary.requests.length - before).toBe(1);
+    const usage = ((await answers[0].json()) as { usage: { total_tokens: number } }).usage;
+    const state = await (await fetch(`${gateway.url}/console/api/state`, { headers: { 'x-api-key': ADMIN_KEY } })).json();
+    const route = state.usage.by_route.find((row: { name: string }) => row.name === '/v1/completions');
+    expect(route).toMatchObject({ requests: 2, total_tokens: usage.total_tokens });
+  });
+
   it('streams snapshots as Server-Sent Events', async () => {
     const controller = new AbortController();
     const res = await fetch(`${gateway.url}/console/events`, { headers: { 'x-api-key': ADMIN_KEY }, signal: controller.signal });

@@ -6,8 +6,9 @@
  *   label (e.g. department=marketing), fed by the server's onResponse hook;
  * - an event log (failovers, breaker transitions, health flips, reloads) found by sampling the Runtime's
  *   provider states and the failover counter once a second.
- * Cost comes from the `hapax_cost_usd_total` counter, whoever fills it. Nothing here is shared between
- * processes: each instance shows its own traffic.
+ * Tokens and cost are counted as the metrics count them: a deduplicated or cached answer spent its tokens
+ * on the request that called upstream. Nothing here is shared between processes: each instance shows its
+ * own traffic.
  */
 import type { Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -33,6 +34,8 @@ export interface RequestRecord {
   attempts?: number;
   inputTokens?: number;
   outputTokens?: number;
+  /** US dollars, from the config's pricing table; 0 or absent when the model has no price. */
+  costUsd?: number;
   labels: Readonly<Record<string, string>>;
 }
 
@@ -96,7 +99,7 @@ export class ConsoleFeed {
   private readonly byClient = new Map<string, UsageTotals>();
   private readonly byRoute = new Map<string, UsageTotals>();
   private readonly byLabel = new Map<string, UsageTotals>();
-  private readonly totals = { requests: 0, errors: 0, rejected: 0 };
+  private readonly totals = { requests: 0, errors: 0, rejected: 0, cost_usd: 0 };
   private timer: NodeJS.Timeout | undefined;
   private sampling: Promise<void> | undefined;
   // What the previous sample saw, to turn state into events.
@@ -146,6 +149,7 @@ export class ConsoleFeed {
       const slot = Math.floor(Math.random() * bucket.seen);
       if (slot < LATENCY_SAMPLES_PER_SECOND) bucket.latencies[slot] = entry.latencyMs;
     }
+    this.totals.cost_usd += entry.costUsd ?? 0;
     this.recent.push(entry);
     if (this.recent.length > RECENT_REQUESTS) this.recent.shift();
     const add = (map: Map<string, UsageTotals>, key: string) => {
@@ -154,6 +158,7 @@ export class ConsoleFeed {
       if (failed) totals.errors++;
       totals.input_tokens += entry.inputTokens ?? 0;
       totals.output_tokens += entry.outputTokens ?? 0;
+      totals.cost_usd += entry.costUsd ?? 0;
     };
     add(this.byClient, entry.client);
     add(this.byRoute, entry.route);
@@ -312,21 +317,6 @@ export class ConsoleFeed {
       };
     });
 
-    // Cost is whatever the pricing code recorded, summed by client and by route label.
-    const costByClient = new Map<string, number>();
-    const costByLabel = new Map<string, number>();
-    let costTotal = 0;
-    for (const { labels, value } of (await this.metrics.cost.get()).values) {
-      costTotal += value;
-      if (labels.client !== undefined) costByClient.set(String(labels.client), (costByClient.get(String(labels.client)) ?? 0) + value);
-      for (const name of this.metrics.routeLabelNames) {
-        const labelValue = labels[name];
-        if (labelValue === undefined || labelValue === '') continue;
-        const key = `${name}=${labelValue}`;
-        costByLabel.set(key, (costByLabel.get(key) ?? 0) + value);
-      }
-    }
-
     return {
       now,
       started_at: new Date(this.startedAt).toISOString(),
@@ -342,7 +332,7 @@ export class ConsoleFeed {
         p50_ms: roundOrNull(percentile(window.latencies, 0.5)),
         p95_ms: roundOrNull(percentile(window.latencies, 0.95)),
         p99_ms: roundOrNull(percentile(window.latencies, 0.99)),
-        totals: { ...this.totals },
+        totals: { requests: this.totals.requests, errors: this.totals.errors, rejected: this.totals.rejected },
         series,
       },
       events: [...this.events].reverse(),
@@ -359,10 +349,10 @@ export class ConsoleFeed {
         attempts: r.attempts ?? null,
       })),
       usage: {
-        cost_usd: round(costTotal, 6),
-        by_client: rows(this.byClient, costByClient),
-        by_route: rows(this.byRoute, new Map()),
-        by_label: rows(this.byLabel, costByLabel),
+        cost_usd: round(this.totals.cost_usd, 6),
+        by_client: rows(this.byClient),
+        by_route: rows(this.byRoute),
+        by_label: rows(this.byLabel),
       },
       config: {
         source: runtime.source,
@@ -386,13 +376,9 @@ function group(map: Map<string, UsageTotals>, key: string): UsageTotals {
   return totals;
 }
 
-function rows(map: Map<string, UsageTotals>, cost: Map<string, number>) {
-  const names = new Set([...map.keys(), ...cost.keys()]);
-  return [...names]
-    .map((name) => {
-      const totals = map.get(name) ?? { requests: 0, errors: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 };
-      return { name, ...totals, total_tokens: totals.input_tokens + totals.output_tokens, cost_usd: round(cost.get(name) ?? 0, 6) };
-    })
+function rows(map: Map<string, UsageTotals>) {
+  return [...map]
+    .map(([name, totals]) => ({ name, ...totals, total_tokens: totals.input_tokens + totals.output_tokens, cost_usd: round(totals.cost_usd, 6) }))
     .sort((a, b) => b.total_tokens - a.total_tokens || b.requests - a.requests || a.name.localeCompare(b.name));
 }
 

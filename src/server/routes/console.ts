@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConsoleFeed, type RuntimeSource } from '../../console/feed.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import { costUsd } from '../../observability/usage.ts';
 import { GatewayError } from '../../providers/errors.ts';
 import { presentedKey } from '../auth.ts';
 
@@ -92,6 +93,9 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
     const state = request.hapax;
     const route = state?.route;
     if (route && !HANDLERS_NOT_RECORDED.has(route.handler)) {
+      // A shared (deduplicated or cached) answer spent its tokens on the request that called upstream.
+      const usage = state.shared ? undefined : state.usage;
+      const price = usage && state.target ? state.runtime.usageMeter.rate(state.target).price : undefined;
       feed.record({
         at: Date.now(),
         requestId: request.id,
@@ -104,8 +108,9 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
         provider: state.provider,
         model: state.model,
         attempts: state.attempts,
-        inputTokens: state.usage?.inputTokens,
-        outputTokens: state.usage?.outputTokens,
+        inputTokens: usage?.inputTokens,
+        outputTokens: usage?.outputTokens,
+        costUsd: usage && price ? costUsd(price, usage.inputTokens, usage.outputTokens) : undefined,
         labels: route.metricsLabels,
       });
     }

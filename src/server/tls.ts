@@ -89,10 +89,10 @@ export function listenersOf(app: FastifyInstance): readonly ExtraListener[] {
  * `Alt-Svc` once (and only while) the QUIC listener serves, and closing the app closes them too.
  */
 export function registerTransports(app: FastifyInstance): void {
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (isHttp3(request.raw)) return payload;
-    for (const listener of extraListeners.get(app) ?? []) if (listener.altSvc) reply.header('alt-svc', listener.altSvc);
-    return payload;
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const listeners = extraListeners.get(app);
+    if (listeners && !isHttp3(request.raw)) for (const listener of listeners) if (listener.altSvc) reply.header('alt-svc', listener.altSvc);
+    done(null, payload);
   });
   app.addHook('preClose', async () => {
     for (const listener of extraListeners.get(app) ?? []) listener.drain();

@@ -64,6 +64,8 @@ describe('hapax serve: SIGTERM', () => {
     served.child.kill('SIGTERM');
     // Readiness flips and the listener closes right away, long before the stream ends.
     await until(() => refusedOr503(served.url), 'new connections to be refused');
+    // (The log line travels through a pipe of its own: it may arrive after the refusal.)
+    await until(() => served.logs.some((l) => l.msg === 'draining: finishing requests in flight'), 'the draining log line');
     expect(served.logs.find((l) => l.msg === 'draining: finishing requests in flight')).toMatchObject({ in_flight: 1 });
 
     for (let next = await chunks.next(); !next.done; next = await chunks.next()) content += next.value.choices[0]?.delta.content ?? '';

@@ -51,7 +51,8 @@ export function serve(args: string[], opts: { cwd: string; env?: NodeJS.ProcessE
   for (const name of ['HAPAX_CONFIG', 'CONFIG_PATH', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY']) if (!opts.env?.[name]) delete env[name];
   const child = spawn(NODE, [BIN, 'serve', ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': by then every log line the process wrote has been read.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const logs: Record<string, unknown>[] = [];
   let pending = '';
   let stderr = '';

@@ -7,9 +7,9 @@ import { ProviderStates } from '../gateway/provider-state.ts';
 import { Runtime } from '../gateway/runtime.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { StateStores } from '../state/registry.ts';
 import { redactSecrets } from '../observability/redact.ts';
 import { Tracing } from '../observability/tracing.ts';
-import { StateStores } from '../state/registry.ts';
 import { buildApp, type RuntimeHolder } from './app.ts';
 import { listenHttp3 } from './http3/index.ts';
 import type { Handler } from './context.ts';
@@ -50,7 +50,7 @@ export interface StartOptions {
   logDestination?: DestinationStream;
   /** Fields added to every log line (e.g. the worker id under `server.workers`). */
   logBindings?: Record<string, unknown>;
-  /** Rate-limit counters; by default kept in this process. */
+  /** Rate-limit counters; by default in this process (a cluster worker passes counters kept by the primary). */
   rateLimits?: RateLimits;
   /** Handlers that replace the built-in ones by name (e.g. `metrics` answering for a whole cluster). */
   handlers?: Partial<Record<string, Handler>>;
@@ -78,8 +78,8 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     holder,
     logger,
     metrics,
-    rateLimits: opts.rateLimits,
     tracing,
+    rateLimits: opts.rateLimits,
     handlers: { messages: messagesHandler, ...ollamaHandlers, ...opts.handlers },
   });
   registerOpsRoutes(app, {
@@ -125,7 +125,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     metrics,
     port,
     lifecycle,
-    url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`,
+    url: `${config.server.tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`,
     reload: (trigger) => reloader.reload(trigger),
     shutdown,
     async close() {

@@ -6,4 +6,7 @@ if (major < 22 || (major === 22 && minor < 12)) {
   process.stderr.write(`hapax: Node.js ${process.versions.node} is too old; run it with Node 22.12 or later (e.g. through npx hapax or npm start).\n`);
   process.exit(1);
 }
+// Cache compiled bytecode on disk (Node 22.1+): later starts skip most of the parse and compile work.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 await import('../dist/cli.js');

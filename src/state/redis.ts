@@ -7,7 +7,8 @@
  * reconnect (a re-sent INCR would count twice). The client reconnects by itself; `on_failure` decides
  * what requests get meanwhile.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
 import { StateHealth, type FailurePolicy } from './health.ts';
@@ -19,6 +20,11 @@ import type { CacheStore, KeyStore, Limiter, LimiterSpec, StateStore } from './s
 
 const COMMAND_TIMEOUT_MS = 500;
 const CONNECT_TIMEOUT_MS = 2_000;
+/** ioredis is loaded only when a config asks for Redis: most gateways never pay its start-up cost. */
+function loadRedisClient(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }).Redis;
+}
+
 /** Reconnect quickly at first, then once a second: a returning Redis is used again within about a second. */
 const reconnectDelay = (attempt: number): number => Math.min(attempt * 100, 1_000);
 /** How often an instance that saw a failure checks whether Redis answers again. */
@@ -48,7 +54,7 @@ export class RedisStore implements StateStore {
     this.policy = opts.policy;
     this.prefix = opts.prefix;
     this.health = new StateHealth({ policy: opts.policy, logger: opts.logger, metrics: opts.metrics });
-    this.client = new Redis(opts.url, {
+    this.client = new (loadRedisClient())(opts.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

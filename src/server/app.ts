@@ -89,7 +89,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Only whole JSON bodies are compressed: compressing SSE would hold back tokens.
   await app.register(compress, { global: true, threshold: 1024, encodings: ['br', 'gzip'], customTypes: /^application\/json/ });
   registerJsonParser(app, (request) => request.hapax.route?.maxBodySize ?? request.hapax.runtime.config.server.max_body_size);
-  const observer = new RequestObserver(metrics, opts.tracing);
+  const observer = new RequestObserver(metrics, opts.tracing, logger);
   app.addHook('onSend', observer.onSend);
 
   app.addHook('onRequest', async (request, reply) => {

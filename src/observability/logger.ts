@@ -1,6 +1,6 @@
 /** pino, configured once: JSON lines (or pretty text for people), secrets redacted everywhere. */
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { CENSOR } from './redact.ts';
 
 /**
@@ -43,6 +43,8 @@ export function createLogger(opts: LoggerSettings, destination?: pino.Destinatio
   if (opts.format === 'text') {
     // In-process pretty printing: text is for people at a terminal, not for the benchmark path.
     const colorize = !destination && process.stdout.isTTY;
+    // pino-pretty is loaded only for text logs.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as (options: Record<string, unknown>) => pino.DestinationStream;
     return pino(options, pretty({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service', sync: true, destination: destination ?? 1 }));
   }
   return destination ? pino(options, destination) : pino(options);

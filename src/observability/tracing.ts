@@ -9,31 +9,9 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { TracingConfig } from '../config/schema.ts';
+import { formatTraceparent, type TraceContext } from './traceparent.ts';
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
-const ZERO_TRACE = '0'.repeat(32);
-const ZERO_SPAN = '0'.repeat(16);
-
-export interface TraceContext {
-  traceId: string;
-  spanId: string;
-  sampled: boolean;
-}
-
-/** A valid W3C traceparent, parsed; undefined for anything malformed (which W3C says to ignore). */
-export function parseTraceparent(header: unknown): TraceContext | undefined {
-  if (typeof header !== 'string' || header.length < 55) return undefined;
-  const match = TRACEPARENT.exec(header);
-  if (!match) return undefined;
-  const [, version, traceId, spanId, flags, rest] = match;
-  // Version 00 has exactly four fields; ff is forbidden; all-zero ids are invalid.
-  if (version === 'ff' || (version === '00' && rest !== undefined) || traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
-  return { traceId, spanId, sampled: (parseInt(flags, 16) & 1) === 1 };
-}
-
-export function formatTraceparent(context: TraceContext): string {
-  return `00-${context.traceId}-${context.spanId}-${context.sampled ? '01' : '00'}`;
-}
+export { formatTraceparent, parseTraceparent, type TraceContext } from './traceparent.ts';
 
 /** One upstream attempt, timed by the dispatcher. */
 export interface AttemptSpanInput {
@@ -83,7 +61,7 @@ export class Tracing {
   }
 
   /** The traceparent upstream calls carry: this request's span as their parent. */
-  static traceparentOf(span: Span): string {
+  traceparentOf(span: Span): string {
     const context = span.spanContext();
     return formatTraceparent({ traceId: context.traceId, spanId: context.spanId, sampled: (context.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED });
   }

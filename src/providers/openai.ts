@@ -41,8 +41,16 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
     const events: StreamEvent[] = [];
     let started = false;
     let finish: StreamEvent | undefined;
+    let done = false;
     for await (const message of guardStream(this.client, ctx.signal, readSse(response.body))) {
-      if (message.data === '[DONE]') break;
+      if (done) continue;
+      if (message.data === '[DONE]') {
+        if (!finish) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before it finished`);
+        // Finish now, but let the body end by itself: leaving the loop early destroys it with an error.
+        done = true;
+        yield finish;
+        continue;
+      }
       let json: Parameters<typeof decodeChunk>[0] & { error?: unknown };
       try {
         json = JSON.parse(message.data);
@@ -62,6 +70,7 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
       // Usage arrives in a chunk after the finish reason; hold the finish until the stream ends.
       if (reason) finish = { type: 'finish', reason };
     }
+    if (done) return;
     if (!finish) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before it finished`);
     yield finish;
   }

@@ -13,7 +13,8 @@ import type { Logger } from 'pino';
 import { redactSecrets } from '../observability/redact.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { costUsd } from '../observability/usage.ts';
-import { parseTraceparent, Tracing, type TraceContext } from '../observability/tracing.ts';
+import { parseTraceparent, type TraceContext } from '../observability/traceparent.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { RequestState } from './context.ts';
 
 /** The observability hooks' own per-request notes. */
@@ -67,7 +68,7 @@ export class RequestObserver {
     if (this.tracing && state.route && !UNTRACED.has(state.route.handler)) {
       const span = this.tracing.startRequest(`${request.method} ${state.route.path}`, client, state.startedAt);
       state.observed = { span, client };
-      state.traceparent = Tracing.traceparentOf(span);
+      state.traceparent = this.tracing.traceparentOf(span);
     } else if (client) {
       state.observed = { client };
       state.traceparent = header as string;

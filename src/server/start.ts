@@ -9,7 +9,6 @@ import { createLogger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { StateStores } from '../state/registry.ts';
 import { redactSecrets } from '../observability/redact.ts';
-import { Tracing } from '../observability/tracing.ts';
 import { buildApp, type RuntimeHolder } from './app.ts';
 import { listenHttp3 } from './http3/index.ts';
 import type { Handler } from './context.ts';
@@ -65,7 +64,8 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   for (const warning of opts.loaded.warnings) logger.warn({ source: opts.loaded.source }, warning);
   // The effective config for debugging, with every key, password and credential header masked.
   if (logger.isLevelEnabled('debug')) logger.debug({ source: opts.loaded.source, config: redactSecrets(config) }, 'config loaded');
-  const tracing = await Tracing.create(config.tracing);
+  // The OpenTelemetry packages load only when tracing is configured.
+  const tracing = config.tracing?.otlp_endpoint ? await (await import('../observability/tracing.ts')).Tracing.create(config.tracing) : undefined;
   const metrics = new Metrics(routeLabelNames(config));
   const states = new ProviderStates(metrics);
   // Every Runtime of this gateway finds its state store here; outages of a shared store are logged.

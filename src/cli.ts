@@ -83,11 +83,12 @@ program
       return;
     }
     const gateway = await startGateway({ loaded, configFile, port: opts.port, host: opts.host }).catch(exitOnError);
+    // Signals first: whoever reads the 'listening' line may send SIGHUP or SIGTERM at once.
+    handleSignals(gateway, { onRepeat: 'exit', shutdownTimeoutMs: server.shutdown_timeout });
     gateway.logger.info(
       { url: gateway.url, config: loaded.source, providers: [...gateway.holder.current.adapters.keys()] },
       'hapax listening',
     );
-    handleSignals(gateway, { onRepeat: 'exit', shutdownTimeoutMs: server.shutdown_timeout });
   });
 
 program

@@ -103,14 +103,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     observer.begin(request, state);
     // Counted until the response ends (or the client goes): a reload closes the old Runtime's pools only then.
     runtime.acquire();
-    reply.raw.once('close', () => runtime.release());
+    reply.raw.once('close', () => {
+      runtime.release();
+      // The client hung up before we answered: abort upstream work at once.
+      if (route && !reply.raw.writableFinished) controller.abort(new DOMException('client closed the connection', 'AbortError'));
+    });
     if (!route) return;
     metrics.httpActive.inc({ endpoint: route.path });
     state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
-    // The client hung up before we answered: abort upstream work at once.
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) controller.abort(new DOMException('client closed the connection', 'AbortError'));
-    });
     if (request.method === 'OPTIONS') return;
     const { config } = runtime;
     const open = route.handler === 'health' || (route.handler === 'metrics' && !config.metrics.auth) || !route.auth;

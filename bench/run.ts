@@ -61,8 +61,16 @@ const connectionCounts = args.connections.split(',').map(Number);
 const modes = args.modes.split(',') as ('json' | 'stream')[];
 /** The gateway build to run: this checkout, or another one (e.g. a snapshot of an older commit) to compare. */
 const HAPAX_DIR = resolve(args['hapax-dir'] ?? REPO);
-/** Extra node flags for the gateway (e.g. "--max-semi-space-size=8"), to try memory or GC settings. */
-const GATEWAY_FLAGS = args['node-flags'].split(' ').filter(Boolean);
+/**
+ * Node flags for the gateway: those of bin/hapax.js's shebang (`#!/usr/bin/env -S node FLAGS`, which `npx hapax`
+ * and the image use but `node bin/hapax.js` would skip), then --node-flags (to try memory or GC settings).
+ */
+function shebangFlags(dir: string): string[] {
+  const first = readFileSync(join(dir, 'bin/hapax.js'), 'utf8').split('\n', 1)[0];
+  const match = /^#!\S*env\s+-S\s+node\s+(.*)$/.exec(first.trim());
+  return match ? match[1].split(/\s+/).filter(Boolean) : [];
+}
+const GATEWAY_FLAGS = [...shebangFlags(HAPAX_DIR), ...args['node-flags'].split(' ').filter(Boolean)];
 const soakS = args.soak ? Number(args.soak) : 0;
 const targetNames = args.targets.split(',');
 
@@ -449,7 +457,7 @@ function markdown(report: Report): string {
   lines.push(`# Hapax benchmark — ${m.date}`, '');
   lines.push(
     `Machine: ${m.machine.cpus} × ${m.machine.cpuModel}, ${m.machine.memoryGB} GB, Linux ${m.machine.kernel}, Node ${m.node}. ` +
-      `Hapax ${m.commit}. ${m.durationS} s per scenario after ${m.warmupS} s warm-up. Load average ${m.loadAverageStart.join(' ')} at the start, ${m.loadAverageEnd.join(' ')} at the end.`,
+      `Hapax ${m.commit}${m.gatewayNodeFlags.length ? ` (node ${m.gatewayNodeFlags.join(' ')})` : ''}. ${m.durationS} s per scenario after ${m.warmupS} s warm-up. Load average ${m.loadAverageStart.join(' ')} at the start, ${m.loadAverageEnd.join(' ')} at the end.`,
     '',
   );
   lines.push('Targets (compared, not asserted):', '', '| target | goal | measured | |', '| --- | --- | --- | --- |');
@@ -506,6 +514,7 @@ interface Report {
     connections: number[];
     modes: string[];
     logFile: string;
+    gatewayNodeFlags: string[];
     loadAverageStart: number[];
     loadAverageEnd: number[];
   };
@@ -538,7 +547,7 @@ async function main(): Promise<void> {
   const loadAverageStart = loadavg().map((v) => round(v, 2) as number);
   const logFile = args.log ?? join(tmpdir(), `hapax-bench-${process.pid}.log`);
   const ownLog = !args.log;
-  log(`hapax bench: ${durationS} s per scenario + ${warmupS} s warm-up; connections ${connectionCounts.join(',')}; ${modes.join(',')}; log → ${logFile}`);
+  log(`hapax bench: ${durationS} s per scenario + ${warmupS} s warm-up; connections ${connectionCounts.join(',')}; ${modes.join(',')}; log → ${logFile}; gateway node flags: ${GATEWAY_FLAGS.join(' ') || 'none'}`);
 
   const upstream = await forkReady('upstream.ts');
   const bare = await forkReady('bare-proxy.ts', [`http://127.0.0.1:${upstream.port}`]);
@@ -627,6 +636,7 @@ async function main(): Promise<void> {
       connections: connectionCounts,
       modes,
       logFile: ownLog ? '(temp file, deleted)' : logFile,
+      gatewayNodeFlags: GATEWAY_FLAGS,
       loadAverageStart,
       loadAverageEnd: loadavg().map((v) => round(v, 2) as number),
     },

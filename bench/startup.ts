@@ -1,5 +1,5 @@
 /**
- * Where the cold start goes: the time to import each npm package the built gateway imports statically
+ * Where the cold start goes: the time to import each npm package the built CLI reaches through static imports
  * (each in a fresh process, best of N), and the whole CLI's start (`hapax --version` loads every module)
  * with Node's on-disk compile cache (bin/hapax.js enables it when the build does) and without it
  * (NODE_DISABLE_COMPILE_CACHE=1).
@@ -7,7 +7,7 @@
  * Usage: node bench/startup.ts [--hapax-dir DIR] [--runs N]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,23 +19,31 @@ const { values: args } = parseArgs({ options: { 'hapax-dir': { type: 'string' },
 const DIR = resolve(args['hapax-dir'] ?? REPO);
 const RUNS = Number(args.runs);
 
-/** npm packages imported statically (not `import type`, not `import()`) anywhere in dist/. */
+/**
+ * npm packages reached through static imports (not `import type`, not `import()`) from dist/cli.js: what
+ * `hapax serve` loads before it can answer, whatever the config.
+ */
 function staticImports(): string[] {
   const found = new Set<string>();
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.js')) {
-        for (const m of readFileSync(path, 'utf8').matchAll(/^import\s+(?:[^'"]*?\s+from\s+)?['"]([^'"./][^'"]*)['"]/gm)) {
-          const spec = m[1];
-          if (spec.startsWith('node:')) continue;
-          found.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
-        }
-      }
+  const seen = new Set<string>();
+  const queue = [join(DIR, 'dist/cli.js')];
+  while (queue.length > 0) {
+    const file = queue.pop() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
     }
-  };
-  walk(join(DIR, 'dist'));
+    for (const m of text.matchAll(/^(?:import|export)\s+(?:[^'"]*?\s+from\s+)?['"]([^'"]+)['"]/gm)) {
+      const spec = m[1];
+      if (spec.startsWith('node:')) continue;
+      if (spec.startsWith('.')) queue.push(resolve(dirname(file), spec));
+      else found.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
+    }
+  }
   return [...found].sort();
 }
 

@@ -68,3 +68,18 @@ routes:
     expect(body.error.request_id).toBe(res.headers.get('x-request-id'));
   });
 });
+
+describe('URLs that do not decode', () => {
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    gateway = await startTestGateway('providers:\n  mock: {type: mock}\n');
+  });
+  afterAll(async () => gateway?.close());
+
+  it('are answered in the error format with a request id', async () => {
+    const res = await fetch(`${gateway.url}/%zz`, { headers: { 'x-request-id': 'bad-url-1' } });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('x-request-id')).toBe('bad-url-1');
+    expect(await res.json()).toMatchObject({ error: { type: 'ValidationError', code: 400, request_id: 'bad-url-1', details: { code: 'FST_ERR_BAD_URL' } } });
+  });
+});

@@ -64,6 +64,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // Errors Fastify meets before any hook runs (a URL that does not decode): still our error format.
+    frameworkErrors: (error, request, reply) => {
+      const requestId = requestIdFrom(request.headers['x-request-id']);
+      (reply as FastifyReply)
+        .code(400)
+        .header('x-request-id', requestId)
+        .type('application/json; charset=utf-8')
+        .send(errorBody(new GatewayError(error.message, { status: 400, type: 'ValidationError', details: { code: error.code } }), requestId, 'hapax'));
+    },
     // server.tls: HTTPS with HTTP/2 and HTTP/1.1 (ALPN) on the same port.
     ...(tcpServerOptions(config.server) as object),
   });

@@ -170,3 +170,33 @@ circuit_breaker: {failure_threshold: 1000}
     }
   });
 });
+
+describe('a stream that breaks after it started', () => {
+  let upstream: FakeProvider;
+  let gateway: TestGateway;
+  let client: OpenAI;
+  beforeAll(async () => {
+    upstream = await startFakeOpenAI({ name: 'cut' });
+    gateway = await startTestGateway(`providers:\n  cut: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}\n`);
+    client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it('ends a stream cut after its first tokens with an error the SDK raises, and counts it', async () => {
+    upstream.queueFaults({ kind: 'cut', afterChunks: 3 });
+    const stream = await client.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'one two three four five' }], stream: true });
+    const pieces: string[] = [];
+    const error = await (async () => {
+      for await (const chunk of stream) pieces.push(chunk.choices[0]?.delta.content ?? '');
+    })().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(pieces.join('')).not.toBe('');
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/^hapax_errors_total\{type="ProcessingError"\} [1-9]/m);
+    const line = gateway.logs.findLast((l) => l.msg === 'request' && l.route === '/v1/chat/completions');
+    expect(line).toMatchObject({ status: 200, error: 'ProcessingError' });
+  });
+});

@@ -38,6 +38,8 @@ export interface RequestState {
   shared?: boolean;
   /** The error type answered to the client, for the request log. */
   errorType?: string;
+  /** A stream that broke after its 200 went out (ended with an error frame). */
+  streamFailed?: boolean;
   /** Per-request notes of the observability hooks (span, overhead, logged bodies). */
   observed?: Observation;
 }

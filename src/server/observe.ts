@@ -134,6 +134,7 @@ export class RequestObserver {
       }
     }
 
+    if (state.streamFailed) metrics.errors.inc({ type: state.errorType as string });
     const failover = failedAttempts(state);
     const observed = state.observed;
     const logBodies = state.runtime.config.logging.log_bodies && state.route !== undefined;

@@ -41,6 +41,9 @@ async function* frames(stream: OpenStream, encoding: StreamEncoding, state: Requ
   } catch (error) {
     if (error instanceof UpstreamError && error.kind === 'aborted') return;
     const failure = error instanceof GatewayError ? error : error instanceof UpstreamError ? clientFacingError([error]) : new GatewayError('stream failed', { status: 500, type: 'InternalError' });
+    // The status (200) has gone out already: the log line and hapax_errors_total still record the failure.
+    state.errorType = failure.type;
+    state.streamFailed = true;
     yield encoding.error(failure);
   } finally {
     // The client went away (or we failed): stop the upstream so no tokens are spent for nobody.

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MASK, maskSecrets } from '../src/console/mask.ts';
+import { MASK, redactSecrets } from '../src/observability/redact.ts';
 import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -225,7 +225,7 @@ admin: {key: ${ADMIN_KEY}}
 
 describe('config masking for the console', () => {
   it('masks credential-named keys, header values and URL passwords, and keeps everything else', () => {
-    const masked = maskSecrets({
+    const masked = redactSecrets({
       state: { redis_url: 'redis://app:redis-pass@cache:6379/0', key_prefix: 'hapax:' },
       tracing: { otlp_endpoint: 'https://otel.example/v1/traces?token=otlp-token&env=prod', headers: { 'x-honeycomb-team': 'team-secret', plain: 'also-masked' } },
       providers: { a: { api_key: 'sk-1', base_url: 'https://api.example/v1', max_tokens: 100, models: { m: { api_key: 'sk-2', endpoint: '/v1/m' } } } },
@@ -233,7 +233,7 @@ describe('config masking for the console', () => {
       admin: { key: 'admin-key-123456789' },
       llm: { cache: { redis: { address: 'cache:6379', password: 'pw' } } },
       custom: { client_secret: 'cs', access_token: 'at', some_password: 'sp', empty_key: '' },
-    }) as any;
+    }, MASK) as any;
     expect(masked.state.redis_url).toBe(`redis://app:${MASK}@cache:6379/0`);
     expect(masked.state.key_prefix).toBe('hapax:');
     expect(masked.tracing.otlp_endpoint).toContain(`token=${encodeURIComponent(MASK)}`);

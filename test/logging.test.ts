@@ -165,8 +165,9 @@ describe('redactSecrets', () => {
       nested: [{ deeper: { api_key: 'sk-1', apiKey: 'sk-2', password: 'p', name: 'kept' } }],
     });
     expect(masked).toEqual({
-      state: { redis_url: 'redis://[redacted]@cache:6379/0' },
-      tracing: { otlp_endpoint: 'https://collector:4318/v1/traces', headers: { Authorization: '[redacted]', 'x-team': 'blue' } },
+      state: { redis_url: 'redis://user:[redacted]@cache:6379/0' },
+      // Every header value counts as a secret: extra headers are where credentials hide.
+      tracing: { otlp_endpoint: 'https://collector:4318/v1/traces', headers: { Authorization: '[redacted]', 'x-team': '[redacted]' } },
       nested: [{ deeper: { api_key: '[redacted]', apiKey: '[redacted]', password: '[redacted]', name: 'kept' } }],
     });
   });

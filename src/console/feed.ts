@@ -12,7 +12,7 @@
  */
 import type { Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { maskSecrets, maskUrl } from './mask.ts';
+import { MASK, maskUrl, redactSecrets } from '../observability/redact.ts';
 
 export interface RuntimeSource {
   readonly current: Runtime;
@@ -296,7 +296,7 @@ export class ConsoleFeed {
         name,
         type: config?.type ?? 'unknown',
         model: config?.model ?? null,
-        base_url: config?.base_url ? maskUrl(config.base_url) : null,
+        base_url: config?.base_url ? maskUrl(config.base_url, MASK) : null,
         healthy: health.healthy,
         breaker: breaker.state,
         consecutive_failures: breaker.consecutiveFailures,
@@ -358,7 +358,7 @@ export class ConsoleFeed {
         source: runtime.source,
         loaded_at: runtime.loadedAt.toISOString(),
         warnings: [...runtime.warnings],
-        values: maskSecrets(runtime.config),
+        values: redactSecrets(runtime.config, MASK),
       },
     };
   }

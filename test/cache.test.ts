@@ -200,3 +200,31 @@ cache: {enabled: true, ttl: 200ms}
     }
   });
 });
+
+describe('response cache across a config reload', () => {
+  it('keeps cached answers when the reload leaves the cache settings alone', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadConfigFile } = await import('../src/config/load.ts');
+    const { startGateway } = await import('../src/server/start.ts');
+    const upstream = await startFakeOpenAI({ name: 'primary' });
+    const file = join(mkdtempSync(join(tmpdir(), 'hapax-cache-reload-')), 'hapax.yaml');
+    const config = (extra: string) =>
+      `providers:\n  primary: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}\ncache: {enabled: true}\nhealth_check: {enabled: false}\n${extra}`;
+    writeFileSync(file, config(''));
+    const gateway = await startGateway({ loaded: await loadConfigFile(file), configFile: file, watch: false, port: 0, host: '127.0.0.1', logDestination: { write: () => true } });
+    try {
+      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      await ask(client, 'remember me');
+      writeFileSync(file, config('routes:\n  - {path: /v1/extra, handler: chat}\n'));
+      expect((await gateway.reload('admin')).ok).toBe(true);
+      const again = await ask(client, 'remember me');
+      expect(again.response.headers.get('x-hapax-cache')).toBe('hit');
+      expect(chats(upstream)).toHaveLength(1);
+    } finally {
+      await gateway.close();
+      await upstream.close();
+    }
+  });
+});

@@ -63,8 +63,17 @@ export class MemoryStore implements StateStore {
     return new RateLimiterMemory({ keyPrefix: spec.keyPrefix, points: spec.points, duration: spec.durationSeconds });
   }
 
-  cache<T>(_namespace: string, opts: { maxEntries: number }): CacheStore<T> {
-    return new MemoryCache<T & {}>(opts.maxEntries) as CacheStore<T>;
+  /** One cache per namespace and size, kept for the store's life: a config reload keeps cached answers. */
+  private readonly caches = new Map<string, CacheStore<unknown>>();
+
+  cache<T>(namespace: string, opts: { maxEntries: number }): CacheStore<T> {
+    const id = `${namespace}|${opts.maxEntries}`;
+    let cache = this.caches.get(id);
+    if (!cache) {
+      cache = new MemoryCache<{}>(opts.maxEntries) as CacheStore<unknown>;
+      this.caches.set(id, cache);
+    }
+    return cache as CacheStore<T>;
   }
 
   async start(): Promise<void> {}

@@ -4,11 +4,11 @@
  * HTTP interface with the official SDK against fake providers.
  */
 import http from 'node:http';
-import net from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Fault, FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
+import { startSwitch } from './helpers/network-switch.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
 const sdk = (gateway: TestGateway, path = '/v1', apiKey = 'unused') => new OpenAI({ baseURL: `${gateway.url}${path}`, apiKey, maxRetries: 0 });
@@ -48,36 +48,6 @@ async function post(gateway: TestGateway, path: string, body: unknown, headers: 
 }
 
 /** A TCP hop in front of a fake that can be switched off (every connection refused and cut) and on again. */
-async function startSwitch(target: FakeProvider) {
-  let on = true;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    if (!on) return client.resetAndDestroy();
-    const upstream = net.connect(target.port, '127.0.0.1');
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/v1`,
-    off() {
-      on = false;
-      for (const socket of sockets) socket.destroy();
-    },
-    on() {
-      on = true;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 const chatBody = (content: string, extra: Record<string, unknown> = {}) => ({ model: '', messages: [{ role: 'user', content }], ...extra });
 
 describe('failover: no client-visible error while any provider is healthy', () => {

@@ -161,6 +161,8 @@ export class Runtime {
       onResult: (name, ok, durationMs) => {
         metrics.healthCheckDuration.observe({ provider: name }, durationMs / 1000);
         if (!ok) metrics.healthCheckErrors.inc({ provider: name });
+        // The provider answers again: let traffic find out now rather than after the breaker's timeout.
+        else this.providerStates.get(name)?.breaker.probeSucceeded();
       },
     });
   }

@@ -131,6 +131,15 @@ export class CircuitBreaker {
     return this.current === 'closed' ? new Permit(this, this.generation, false) : this.takeTrialSlot();
   }
 
+  /**
+   * A health probe just reached the provider: an open breaker half-opens now, so real traffic tests the
+   * provider again at once instead of after the rest of its timeout. Closed and half-open are left alone.
+   */
+  probeSucceeded(): void {
+    this.advanceClock();
+    if (this.current === 'open') this.transition('half_open');
+  }
+
   /** Milliseconds until an open breaker admits trials; 0 when closed or half-open. */
   msUntilHalfOpen(): number {
     this.advanceClock();

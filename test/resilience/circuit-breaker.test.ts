@@ -28,6 +28,23 @@ describe('CircuitBreaker', () => {
     expect(breaker.msUntilHalfOpen()).toBe(0);
   });
 
+  it('half-opens at once when a health probe reaches the provider, and leaves other states alone', () => {
+    const { breaker, fail, changes } = setup({ failureThreshold: 2, timeoutMs: 60_000 });
+    breaker.probeSucceeded();
+    expect(breaker.state).toBe('closed');
+    fail(2);
+    expect(breaker.state).toBe('open');
+    breaker.probeSucceeded();
+    expect(breaker.state).toBe('half_open');
+    breaker.tryAcquire()?.success();
+    expect(breaker.state).toBe('closed');
+    expect(changes).toEqual([
+      ['closed', 'open'],
+      ['open', 'half_open'],
+      ['half_open', 'closed'],
+    ]);
+  });
+
   it('opens after exactly failure_threshold consecutive failures', () => {
     const { breaker, fail, changes } = setup({ failureThreshold: 3 });
     fail(2);

@@ -1,30 +1,15 @@
 /** The real `hapax` command, spawned as a user runs it: bin/hapax.js on Node 24, against dist/. */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, ROOT } from './helpers/serve.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE = join(ROOT, 'node_modules/.bin/node');
 const BIN = join(ROOT, 'bin/hapax.js');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-
-/** dist/ is what bin/hapax.js runs: rebuild it when any source file is newer. */
-function ensureBuilt(): void {
-  const built = join(ROOT, 'dist/cli.js');
-  const builtAt = existsSync(built) ? statSync(built).mtimeMs : 0;
-  const sources = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
-  if (sources.every((f) => statSync(join(ROOT, 'src', f)).mtimeMs <= builtAt)) return;
-  try {
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
-  } catch (error) {
-    // tsc still emits on type errors elsewhere in the tree; only a missing dist/ stops these tests.
-    if (!existsSync(built)) throw error;
-  }
-}
 
 /** The environment of a user who set no Hapax variables and no provider keys. */
 function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {

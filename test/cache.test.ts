@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { metricValue } from './helpers/metrics.ts';
 
 const sdk = (gateway: TestGateway, apiKey = 'unused') => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
 
@@ -28,11 +29,7 @@ async function streamText(client: OpenAI, content: string, extra: Partial<OpenAI
 
 const chats = (fake: FakeProvider) => fake.requests.filter((r) => r.path === '/v1/chat/completions');
 
-async function cacheHits(gateway: TestGateway): Promise<number> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('hapax_cache_hits_total '));
-  return Number(line?.split(' ')[1] ?? 0);
-}
+const cacheHits = async (gateway: TestGateway): Promise<number> => (await metricValue(gateway.url, 'hapax_cache_hits_total')) ?? 0;
 
 describe('response cache', () => {
   let upstream: FakeProvider;

@@ -16,6 +16,7 @@ import { loadConfigFile, parseConfig } from '../src/config/load.ts';
 import { startGateway } from '../src/server/start.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
+import { metricSum } from './helpers/metrics.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const chat = { model: '', messages: [{ role: 'user' as const, content: 'hello there' }] };
@@ -103,13 +104,7 @@ const admin = (gateway: TestGateway, path: string, init: RequestInit = {}) =>
 
 const logLines = (gateway: TestGateway, text: string) => gateway.logs.filter((line) => String(line.msg).includes(text));
 
-async function metric(gateway: TestGateway, name: string): Promise<number> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(name))
-    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
-}
+const metric = (gateway: TestGateway, name: string): Promise<number> => metricSum(gateway.url, name);
 
 /** Until every instance has seen Redis again (its connection is back and it said so once). */
 async function untilRecovered(fleet: TestGateway[]): Promise<void> {

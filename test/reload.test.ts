@@ -12,6 +12,7 @@ import { loadConfigFile } from '../src/config/load.ts';
 import { startGateway, type Gateway } from '../src/server/start.ts';
 import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
+import { metricValue } from './helpers/metrics.ts';
 
 const ADMIN_KEY = 'admin-key-for-reload-tests-0123';
 
@@ -68,11 +69,7 @@ async function until(check: () => boolean, what: string, timeoutMs = 10_000): Pr
   }
 }
 
-async function metricValue(url: string, series: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
-  return line ? Number(line.split(' ')[1]) : 0;
-}
+const reloads = async (url: string, series: string): Promise<number> => (await metricValue(url, series)) ?? 0;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -135,7 +132,7 @@ describe('config reload under load', () => {
     expect(failures).toEqual([]);
     expect(sent).toBeGreaterThan(300);
     expect(logs.filter((l) => l.msg === 'config reloaded')).toHaveLength(20);
-    expect(await metricValue(gateway.url, 'hapax_config_reloads_total{result="success"}')).toBe(20);
+    expect(await reloads(gateway.url, 'hapax_config_reloads_total{result="success"}')).toBe(20);
     // No upstream request was cut: old Runtimes closed their pools only after their streams ended.
     expect(upstreams.map((u) => u.aborted)).toEqual([0, 0, 0]);
     expect(gateway.holder.current.inFlight).toBe(0);
@@ -167,8 +164,8 @@ describe('config reload', () => {
     expect(body.ok).toBe(false);
     expect(body.problems.some((p) => p.startsWith('providers.two.base_url'))).toBe(true);
     expect((await client.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'still here' }] })).choices[0].message.content).toBe('[one] still here');
-    expect(await metricValue(gateway.url, 'hapax_config_reloads_total{result="failure"}')).toBe(2);
-    expect(await metricValue(gateway.url, 'hapax_config_reloads_total{result="success"}')).toBe(0);
+    expect(await reloads(gateway.url, 'hapax_config_reloads_total{result="failure"}')).toBe(2);
+    expect(await reloads(gateway.url, 'hapax_config_reloads_total{result="success"}')).toBe(0);
 
     // Fixed: the next save applies.
     save(file, good.replace('providers:\n', 'providers:\n  extra: {type: mock, reply: from extra}\n') + 'provider_preference: [extra, one]\n');

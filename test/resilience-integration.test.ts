@@ -10,6 +10,7 @@ import type { Fault, FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startSwitch } from './helpers/network-switch.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { metricValue } from './helpers/metrics.ts';
 
 const sdk = (gateway: TestGateway, path = '/v1', apiKey = 'unused') => new OpenAI({ baseURL: `${gateway.url}${path}`, apiKey, maxRetries: 0 });
 
@@ -30,11 +31,7 @@ async function streamText(client: OpenAI, content: string, options?: OpenAI.Requ
 /** Chat requests the fake received from client traffic (health probes carry their own request id). */
 const traffic = (fake: FakeProvider) => fake.requests.filter((r) => r.path.endsWith('/chat/completions') && r.headers['x-request-id'] !== 'health-check');
 
-async function metric(gateway: TestGateway, name: string, labels = ''): Promise<number | undefined> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
+const metric = (gateway: TestGateway, name: string, labels = '') => metricValue(gateway.url, `${name}${labels}`);
 
 async function providerHealth(gateway: TestGateway, name: string) {
   const response = await fetch(`${gateway.url}/health/provider/${name}`);

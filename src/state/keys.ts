@@ -63,6 +63,11 @@ export function newKeyRecord(opts: NewKeyOptions, now = Date.now()): { key: stri
   return { key, record };
 }
 
+/** Compares two secrets in constant time (through their SHA-256, so lengths leak nothing either). */
+export function sameSecret(presented: string, expected: string): boolean {
+  return timingSafeEqual(hash('sha256', presented, 'buffer'), hash('sha256', expected, 'buffer'));
+}
+
 export function newKeySecret(): string {
   return `hpx_${randomBytes(24).toString('base64url')}`;
 }

@@ -3,13 +3,12 @@
  * requests and tokens per client. Protected by `admin.key` (X-API-Key or Bearer); disabled (404) when
  * no admin key is configured.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { parseBody } from '../../dialects/validate.ts';
 import { GatewayError, validationError } from '../../providers/errors.ts';
 import type { Runtime } from '../../gateway/runtime.ts';
 import { stateUnavailable } from '../../state/health.ts';
-import { expiryFrom, hashKey, KeyExistsError, type ApiKeyRecord } from '../../state/keys.ts';
+import { expiryFrom, KeyExistsError, sameSecret, type ApiKeyRecord } from '../../state/keys.ts';
 import { presentedKey } from '../auth.ts';
 import type { Handler } from '../context.ts';
 
@@ -37,7 +36,7 @@ export function publicKeyView(record: ApiKeyRecord) {
 
 export function checkAdmin(expected: string | undefined, presented: string | undefined): void {
   if (!expected) throw new GatewayError('the admin API is disabled: set admin.key', { status: 404, type: 'ValidationError' });
-  const ok = presented !== undefined && timingSafeEqual(Buffer.from(hashKey(presented), 'hex'), Buffer.from(hashKey(expected), 'hex'));
+  const ok = presented !== undefined && sameSecret(presented, expected);
   if (!ok) throw new GatewayError('admin key required', { status: 401, type: 'AuthenticationError' });
 }
 

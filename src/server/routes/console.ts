@@ -26,6 +26,7 @@ import type { Metrics } from '../../observability/metrics.ts';
 import { costUsd } from '../../observability/usage.ts';
 import { GatewayError } from '../../providers/errors.ts';
 import { presentedKey } from '../auth.ts';
+import { sameSecret } from '../../state/keys.ts';
 
 export interface ConsoleOptions {
   holder: RuntimeSource;
@@ -246,12 +247,6 @@ function page(reply: FastifyReply, status: number, html: string): FastifyReply {
 
 function consoleDisabled(): GatewayError {
   return new GatewayError('the console is disabled while auth is on and admin.key is not set', { status: 403, type: 'AuthenticationError' });
-}
-
-function sameSecret(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
 }
 
 function session(expires: number, adminKey: string): string {

@@ -223,3 +223,34 @@ describe('hapax serve', () => {
     await expect(second).rejects.toThrow(/exited with 1 before listening:\nhapax: listen EADDRINUSE/);
   });
 });
+
+describe('hapax keys (managed keys in the key file)', () => {
+  it('creates a key shown once, lists it without the key, and revokes it; a running gateway follows within a second', async () => {
+    const dir = tempDir();
+    const keyFile = join(dir, 'keys.json');
+    writeFileSync(join(dir, 'hapax.yaml'), `server: {host: 127.0.0.1, port: 0}\nhealth_check: {enabled: false}\nproviders:\n  mock: {type: mock}\nauth: {enabled: true, key_file: ${keyFile}}\n`);
+    const gateway = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: dir });
+
+    const created = await run(['keys', 'create', '--name', 'marketing', '--rpm', '60', '--tpm', '100000', '--expires', '90d'], { cwd: dir });
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^hpx_[A-Za-z0-9_-]{20,}$/);
+    expect(readFileSync(keyFile, 'utf8')).not.toContain(key);
+
+    const listed = await run(['keys', 'list', '--json'], { cwd: dir });
+    expect(listed.stdout).not.toContain(key);
+    expect(JSON.parse(listed.stdout)).toEqual([
+      expect.objectContaining({ name: 'marketing', revoked: null, rate_limit: { requests_per_minute: 60, tokens_per_minute: 100000 } }),
+    ]);
+
+    const call = (apiKey: string) =>
+      fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: '{"input":"hi"}' });
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await call(key)).status).toBe(200);
+
+    expect((await run(['keys', 'revoke', 'marketing'], { cwd: dir })).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await call(key)).status).toBe(401);
+    expect((await run(['keys', 'revoke', 'marketing'], { cwd: dir })).code).toBe(1);
+  });
+});

@@ -83,3 +83,29 @@ describe('URLs that do not decode', () => {
     expect(await res.json()).toMatchObject({ error: { type: 'ValidationError', code: 400, request_id: 'bad-url-1', details: { code: 'FST_ERR_BAD_URL' } } });
   });
 });
+
+describe('a body sent with no content-type', () => {
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    gateway = await startTestGateway('providers:\n  mock: {type: mock}\n');
+  });
+  afterAll(async () => gateway?.close());
+
+  it('is read as JSON (clients that cannot set headers), while other content-types stay refused', async () => {
+    const { request } = await import('node:http');
+    const { port } = new URL(gateway.url);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/v1/completions', method: 'POST', headers: { 'content-length': '14' } }, (res) => {
+        let body = '';
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end('{"input":"hi"}');
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body).completion).toContain('hi');
+    const plain = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"input":"hi"}' });
+    expect(plain.status).toBe(415);
+  });
+});

@@ -250,6 +250,53 @@ rate_limit: {requests_per_minute: 1000}
   });
 });
 
+describe('chat completions to gtlsclient over HTTP/3', () => {
+  // gtlsclient cannot set request headers: no key and no content-type, so this gateway runs without auth
+  // and reads a header-less body as JSON (as over TCP).
+  let upstream: FakeProvider;
+  let gateway: TestGateway;
+  let dir: string;
+  let h3Port: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hapax-h3-chat-'));
+    const cert = await ensureSelfSigned(dir);
+    upstream = await startFakeOpenAI({ name: 'primary' });
+    gateway = await startTestGateway(`
+server:
+  tls: {cert_file: "${cert.certFile}", key_file: "${cert.keyFile}"}
+  http3: {enabled: true}
+providers:
+  primary: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
+`);
+    // Without a port of its own, the QUIC listener takes the TCP listener's port number (on UDP).
+    h3Port = Number((gateway.app.server.address() as { port: number }).port);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it.each([false, true])('completes a chat request (stream: %s) with the answer from the provider', async (stream) => {
+    const out = mkdtempSync(join(dir, 'out-'));
+    const body = join(dir, `chat-${stream}.json`);
+    writeFileSync(body, chat('over quic', stream));
+    const { exchanges, output } = await gtlsclient(h3Port, ['/v1/chat/completions'], ['-m', 'POST', '-d', body, '--download', out]);
+    expect(exchanges[0]?.status, output.slice(-2000)).toBe(200);
+    expect(exchanges[0].headers['x-hapax-provider']).toBe('primary');
+    const text = readFileSync(join(out, 'completions'), 'utf8');
+    if (!stream) {
+      expect(JSON.parse(text).choices[0].message.content).toBe('[primary] over quic');
+      return;
+    }
+    expect(exchanges[0].headers['content-type']).toMatch(/^text\/event-stream/);
+    const frames = text.split('\n\n').filter((f) => f.startsWith('data: '));
+    expect(frames.at(-1)).toBe('data: [DONE]');
+    const content = frames.slice(0, -1).map((f) => JSON.parse(f.slice(6)).choices[0]?.delta?.content ?? '').join('');
+    expect(content).toBe('[primary] over quic');
+  });
+});
+
 describe('QPACK with a zero-capacity dynamic table', () => {
   it('decodes Huffman strings (RFC 7541 C.4 examples)', () => {
     expect(huffmanDecode(Buffer.from('f1e3c2e5f23a6ba0ab90f4ff', 'hex'))).toBe('www.example.com');

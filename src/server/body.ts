@@ -2,14 +2,15 @@
  * The JSON body parser: enforces the route's own size limit (413 naming it), refuses bytes that are not
  * UTF-8, and reports where malformed JSON broke. Registered once; reads the limit from the route spec.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyContentTypeParser, FastifyInstance, FastifyRequest } from 'fastify';
+
 import { GatewayError, validationError } from '../providers/errors.ts';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export function registerJsonParser(app: FastifyInstance, limitFor: (request: FastifyRequest) => number): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', (request, payload, done) => {
+  const parseJson: FastifyContentTypeParser = (request, payload, done) => {
     const charset = /charset=([^;\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
     if (charset && charset !== 'utf-8' && charset !== 'utf8') {
       done(new GatewayError(`unsupported charset ${charset}: send UTF-8 JSON`, { status: 415, type: 'ValidationError', details: { field: 'content-type' } }));
@@ -62,6 +63,13 @@ export function registerJsonParser(app: FastifyInstance, limitFor: (request: Fas
         done(validationError(`malformed JSON: ${(error as Error).message}`, '(body)'));
       }
     });
+  };
+  app.addContentTypeParser('application/json', parseJson);
+  // A body sent with no content-type at all (clients that cannot set headers, such as some HTTP/3 test
+  // clients) is read as JSON; any other content-type is refused with 415.
+  app.addContentTypeParser('*', (request, payload, done) => {
+    if (request.headers['content-type'] === undefined) return parseJson(request, payload, done);
+    done(new GatewayError('content-type must be application/json', { status: 415, type: 'ValidationError', details: { field: 'content-type' } }));
   });
 }
 

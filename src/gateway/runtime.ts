@@ -37,6 +37,8 @@ export interface RouteSpec {
   routing: RoutingPolicy;
   metricsLabels: Readonly<Record<string, string>>;
   rateLimit?: RateLimitSettings;
+  /** The route's own rate-limit counters are kept under this scope (built once, not per request). */
+  rateLimitScope: string;
   auth: boolean;
   dedup: boolean;
   /** Routes made from a provider's `models.<name>.endpoint`: always this provider/model. */
@@ -231,6 +233,7 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog): Map<string, Ro
       routing,
       metricsLabels: Object.freeze({ ...route.metrics_labels }),
       rateLimit: route.rate_limit,
+      rateLimitScope: `route:${route.path}`,
       auth: route.auth ?? true,
       dedup: route.dedup ?? config.dedup.enabled,
       pinnedModel,

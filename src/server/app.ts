@@ -140,10 +140,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const route = state.route as NonNullable<RequestState['route']>;
     const general = state.key?.rate_limit ?? state.runtime.config.rate_limit;
     let tightest: LimitVerdict | undefined;
+    const store = state.runtime.store;
     try {
-      for (const [settings, scope] of [[general, 'key'], [route.rateLimit, `route:${route.path}`]] as const) {
-        if (!settings) continue;
-        const verdict = await rateLimits.admit(state.runtime.store, state.client, settings, scope);
+      if (general) tightest = await rateLimits.admit(store, state.client, general, 'key');
+      if (route.rateLimit) {
+        const verdict = await rateLimits.admit(store, state.client, route.rateLimit, route.rateLimitScope);
         if (verdict && (!tightest || verdict.remaining < tightest.remaining)) tightest = verdict;
       }
     } catch (error) {
@@ -178,7 +179,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const { store } = state.runtime;
     void store.usage.record(state.client, { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens }).catch(() => undefined);
     if (general?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, general, 'key', tokens).catch(() => undefined);
-    if (route.rateLimit?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, route.rateLimit, `route:${route.path}`, tokens).catch(() => undefined);
+    if (route.rateLimit?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, route.rateLimit, route.rateLimitScope, tokens).catch(() => undefined);
   }
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toGatewayError(error), metrics));

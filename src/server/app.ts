@@ -104,7 +104,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     const runtime = holder.current;
-    const path = request.url.split('?', 1)[0];
+    const query = request.url.indexOf('?');
+    const path = query < 0 ? request.url : request.url.slice(0, query);
     const route = runtime.routes.get(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
     const controller = new AbortController();
     const state: RequestState = { runtime, route, controller, client: request.ip, startedAt: Date.now(), spent: { upstreamMs: 0 } };

@@ -6,6 +6,8 @@
  *   marks it healthy again, and that recovery resets `error_count` (errors since it last became healthy).
  * - Latency is kept as the last observation (the spec's `latency_ms`) and as an EWMA for least-latency
  *   balancing. Probes feed the EWMA too, which keeps it fresh for providers that get no traffic.
+ * - Live traffic outranks a probe: a probe that fails while a real request to the provider succeeds (a probe
+ *   starved by a busy event loop, a broken models endpoint in front of a working chat endpoint) is not counted.
  * - A 429 does not make a provider unhealthy (it answered); it sets `rateLimitedUntil`, and the router
  *   avoids the provider until then.
  */
@@ -55,6 +57,8 @@ export class ProviderHealth {
   lastLatencyMs = 0;
   /** Moving average of latency (ms); undefined until the first sample. */
   ewmaMs: number | undefined;
+  /** Epoch ms of the last successful live request; 0 before any. */
+  lastTrafficSuccessAt = 0;
   /** Epoch ms until which the provider asked us to back off (429 Retry-After); 0 when not limited. */
   rateLimitedUntil = 0;
 
@@ -88,6 +92,7 @@ export class ProviderHealth {
    */
   recordSuccess(latencyMs: number, source: HealthSource = 'traffic'): void {
     if (source === 'probe') this.lastCheckAt = this.now();
+    else this.lastTrafficSuccessAt = this.now();
     this.observeLatency(latencyMs);
     this.consecutiveFails = 0;
     if (!this.healthy) {
@@ -97,9 +102,15 @@ export class ProviderHealth {
     }
   }
 
-  /** The provider failed (connect, timeout, 5xx, protocol, probe error). Not for 429s: see recordRateLimit. */
-  recordFailure(source: HealthSource = 'traffic'): void {
-    if (source === 'probe') this.lastCheckAt = this.now();
+  /**
+   * The provider failed (connect, timeout, 5xx, protocol, probe error). Not for 429s: see recordRateLimit.
+   * For a probe pass when it started: a live success since then outweighs it.
+   */
+  recordFailure(source: HealthSource = 'traffic', probeStartedAt?: number): void {
+    if (source === 'probe') {
+      this.lastCheckAt = this.now();
+      if (probeStartedAt !== undefined && this.lastTrafficSuccessAt >= probeStartedAt) return;
+    }
     this.consecutiveFails++;
     this.errorCount++;
     if (this.healthy && this.consecutiveFails >= this.failureThreshold) {
@@ -262,7 +273,7 @@ export class HealthChecker {
     const durationMs = this.now() - started;
     try {
       if (ok) target.health.recordSuccess(durationMs, 'probe');
-      else target.health.recordFailure('probe');
+      else target.health.recordFailure('probe', started);
       this.onResult?.(target.name, ok, durationMs, failure);
     } catch {
       // A throwing hook (metrics, logging) must not stop the checker; the health state is already updated.

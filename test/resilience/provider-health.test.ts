@@ -35,6 +35,20 @@ describe('ProviderHealth', () => {
     expect(health.errorCount).toBe(2); // errors since it last became healthy
   });
 
+  it('ignores a probe failure when live traffic succeeded while the probe was out', () => {
+    let now = 1_000;
+    const health = new ProviderHealth('p', { now: () => now });
+    const probeStarted = now;
+    now += 150;
+    health.recordSuccess(20, 'traffic');
+    now += 100;
+    health.recordFailure('probe', probeStarted);
+    expect(health.report()).toMatchObject({ healthy: true, consecutive_fails: 0, last_check: new Date(now).toISOString() });
+    // A probe that started after the last live success still counts.
+    health.recordFailure('probe', now);
+    expect(health.healthy).toBe(false);
+  });
+
   it('one success recovers, resets error_count and consecutive_fails', () => {
     const changes: boolean[] = [];
     const health = new ProviderHealth('p', { failureThreshold: 2, onHealthChange: (_, healthy) => changes.push(healthy) });

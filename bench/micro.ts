@@ -91,8 +91,8 @@ async function main(): Promise<MicroResult[]> {
   await add('JSON.parse of the request body (150 B)', 1, () => JSON.parse(REQUEST_BODY));
   await add('zod: chatRequestSchema.parse', 1, openai.chatRequestSchema && (() => openai.chatRequestSchema.parse(body)));
   await add('decodeChatRequest (zod + canonical mapping)', 1, openai.decodeChatRequest && (() => openai.decodeChatRequest(body)));
-  await add('dedupKey([client, request]) (stable JSON + sha256)', 1, singleflight.dedupKey && (() => singleflight.dedupKey(['bench', canonical])));
-  await add('JSON.stringify of the canonical request (for comparison)', 0, () => JSON.stringify(canonical));
+  await add('flightKey(client, request) (dedup: JSON of the request)', 1, singleflight.flightKey && (() => singleflight.flightKey('bench', canonical)));
+  await add('stableKey([client, request]) (cache key: stable JSON + sha256)', 0, singleflight.stableKey && (() => singleflight.stableKey(['bench', canonical])));
   await add('hashKey(api key) (sha256 hex)', 1, keys.hashKey && (() => keys.hashKey('hpx-bench-0123456789abcdef0123456789abcdef')));
   if (keys.KeyTable && keys.hashKey) {
     const table = new keys.KeyTable([{ name: 'bench', sha256: keys.hashKey('hpx-bench-0123456789abcdef0123456789abcdef') }]);

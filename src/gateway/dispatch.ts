@@ -27,7 +27,7 @@ import type { BalancedTier, Candidates } from './catalog.ts';
 import type { BalanceStats } from './load-balancer.ts';
 import type { ProviderState } from './provider-state.ts';
 import type { CachedAnswer, ResponseCache } from './response-cache.ts';
-import { dedupKey, SingleFlight, StreamFlight } from './singleflight.ts';
+import { flightKey, SingleFlight, StreamFlight } from './singleflight.ts';
 
 export interface DispatchResult<T> {
   value: T;
@@ -135,7 +135,7 @@ export class Dispatcher {
     try {
       if (!ctx.dedup) return await run(ctx);
       let mine = false;
-      const result = await this.unary.do(dedupKey([ctx.client, request]), (signal) => ((mine = true), run({ ...ctx, signal })), ctx.signal);
+      const result = await this.unary.do(flightKey(ctx.client, request), (signal) => ((mine = true), run({ ...ctx, signal })), ctx.signal);
       return mine ? result : { ...result, shared: true };
     } catch (error) {
       throw stoppedIfAborted(error, ctx.signal);
@@ -166,7 +166,7 @@ export class Dispatcher {
   private async sharedStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
     let mine = false;
     const events = this.streams.join(
-      dedupKey([ctx.client, request]),
+      flightKey(ctx.client, request),
       (signal) => ((mine = true), this.flightSource(request, candidates, { ...ctx, signal }, cacheKey)),
       ctx.signal,
     );

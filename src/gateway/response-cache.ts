@@ -10,7 +10,7 @@
  */
 import type { CanonicalRequest, CanonicalResponse } from '../providers/canonical.ts';
 import type { CacheStore } from '../state/store.ts';
-import { dedupKey } from './singleflight.ts';
+import { stableKey } from './singleflight.ts';
 
 /** What is kept: the answer and who gave it. Plain JSON, and never a credential. */
 export interface CachedAnswer {
@@ -38,7 +38,7 @@ export class ResponseCache {
 
   /** The key for this client's request, the same whether it streams or not. */
   key(client: string, request: CanonicalRequest): string {
-    return dedupKey([client, { ...request, ...DELIVERY_ONLY }]);
+    return stableKey([client, { ...request, ...DELIVERY_ONLY }]);
   }
 
   async get(key: string): Promise<CachedAnswer | undefined> {

@@ -262,11 +262,22 @@ class Subscriber<E> implements AsyncIterableIterator<E> {
 }
 
 /**
- * A stable key for deduplication: sha256 (base64url) over a JSON serialization with object keys sorted,
- * so `{a, b}` and `{b, a}` match. Follows JSON rules (undefined members dropped, toJSON honoured,
- * non-finite numbers as null). Plain data only: no cycles.
+ * The key identical concurrent requests share a flight under: their JSON, used as the Map key itself (no
+ * sorting, no hashing: this runs on every request, and the string lives only while the flight does).
+ * Canonical requests are built by our decoders in a fixed key order; objects passed through from clients
+ * (tool and response_format schemas) keep the client's order, which can at worst miss a dedup between two
+ * clients that order a schema differently, never join two different requests.
  */
-export function dedupKey(parts: readonly unknown[]): string {
+export function flightKey(client: string, request: unknown): string {
+  return JSON.stringify([client, request]);
+}
+
+/**
+ * A stable digest for keys that outlive a flight (the response cache, Redis): sha256 (base64url) over a JSON
+ * serialization with object keys sorted, so `{a, b}` and `{b, a}` match. Follows JSON rules (undefined
+ * members dropped, toJSON honoured, non-finite numbers as null). Plain data only: no cycles.
+ */
+export function stableKey(parts: readonly unknown[]): string {
   return hash('sha256', stableJson(parts), 'base64url');
 }
 

@@ -33,12 +33,29 @@ export interface LoggerSettings {
   format: 'json' | 'text';
 }
 
+let stampedSecond = Number.NaN;
+let secondText = '';
+
+/**
+ * pino's isoTime formats a new Date for every line; this keeps the text up to the second and adds the
+ * milliseconds, which is what changes between lines. Same output: `,"time":"2026-11-23T07:27:26.042Z"`.
+ */
+export function isoTimestamp(now = Date.now()): string {
+  const ms = now % 1000;
+  const second = now - ms;
+  if (second !== stampedSecond) {
+    stampedSecond = second;
+    secondText = `,"time":"${new Date(second).toISOString().slice(0, 20)}`;
+  }
+  return `${secondText}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+}
+
 export function createLogger(opts: LoggerSettings, destination?: pino.DestinationStream): Logger {
   const options: pino.LoggerOptions = {
     level: opts.level,
     base: { service: 'hapax' },
     redact: { paths: REDACT_PATHS, censor: CENSOR },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTimestamp,
   };
   if (opts.format === 'text') {
     // In-process pretty printing: text is for people at a terminal, not for the benchmark path.
@@ -48,4 +65,73 @@ export function createLogger(opts: LoggerSettings, destination?: pino.Destinatio
     return pino(options, pretty({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service', sync: true, destination: destination ?? 1 }));
   }
   return destination ? pino(options, destination) : pino(options);
+}
+
+type LogArgs = [obj: unknown, msg?: string, ...args: unknown[]];
+
+/**
+ * Stands in for the child logger Fastify makes for every request (bound to its request id) and makes the
+ * real pino child only when something logs through it. A pino child costs microseconds up front (its
+ * bindings are serialized and redacted) and most requests never use it: their one line has its own logger.
+ */
+export class LazyChildLogger {
+  private readonly parent: Logger;
+  private readonly bindings: pino.Bindings;
+  private readonly options: pino.ChildLoggerOptions;
+  private made: Logger | undefined;
+
+  constructor(parent: Logger, bindings: pino.Bindings, options: pino.ChildLoggerOptions) {
+    this.parent = parent;
+    this.bindings = bindings;
+    this.options = options;
+  }
+
+  private get real(): Logger {
+    return (this.made ??= this.parent.child(this.bindings, this.options));
+  }
+
+  get level(): string {
+    return this.made?.level ?? this.options.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.real.level = level;
+  }
+
+  fatal(...args: LogArgs): void {
+    this.log('fatal', args);
+  }
+
+  error(...args: LogArgs): void {
+    this.log('error', args);
+  }
+
+  warn(...args: LogArgs): void {
+    this.log('warn', args);
+  }
+
+  info(...args: LogArgs): void {
+    this.log('info', args);
+  }
+
+  debug(...args: LogArgs): void {
+    this.log('debug', args);
+  }
+
+  trace(...args: LogArgs): void {
+    this.log('trace', args);
+  }
+
+  silent(): void {}
+
+  child(bindings: pino.Bindings, options?: pino.ChildLoggerOptions): Logger {
+    return this.real.child(bindings, options);
+  }
+
+  /** A level the parent would drop is dropped without making the child (unless the child has its own level). */
+  private log(level: pino.Level, args: LogArgs): void {
+    if (!this.made && this.options.level === undefined && !this.parent.isLevelEnabled(level)) return;
+    const logger = this.real;
+    if (logger.isLevelEnabled(level)) (logger[level] as (...a: LogArgs) => void)(...args);
+  }
 }

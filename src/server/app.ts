@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
+import { LazyChildLogger } from '../observability/logger.ts';
 import { GatewayError } from '../providers/errors.ts';
 import { checkKeyScope, presentedKey } from './auth.ts';
 import { registerJsonParser } from './body.ts';
@@ -56,6 +57,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     loggerInstance: logger as FastifyBaseLogger,
     // One log line per request comes from our onResponse hook, with provider, model and attempts.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    childLoggerFactory: (parent, bindings, options) => new LazyChildLogger(parent as Logger, bindings, options) as unknown as FastifyBaseLogger,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     requestIdHeader: false,
     bodyLimit: 64 * 1024 * 1024, // hard ceiling; each route's own limit is enforced by the JSON parser

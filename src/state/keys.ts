@@ -83,21 +83,25 @@ export function expiryFrom(value: string | undefined, now = Date.now()): string 
 }
 
 export class KeyTable {
-  private readonly byHash = new Map<string, { record: ApiKeyRecord; digest: Buffer }>();
+  /** By the SHA-256 digest as a latin1 string (one char per byte): the cheapest output of a one-shot hash. */
+  private readonly byDigest = new Map<string, { record: ApiKeyRecord; digest: Buffer }>();
 
   constructor(records: Iterable<ApiKeyRecord>) {
-    for (const record of records) this.byHash.set(record.sha256.toLowerCase(), { record, digest: Buffer.from(record.sha256, 'hex') });
+    for (const record of records) {
+      const digest = Buffer.from(record.sha256, 'hex');
+      this.byDigest.set(digest.toString('latin1'), { record, digest });
+    }
   }
 
   get size(): number {
-    return this.byHash.size;
+    return this.byDigest.size;
   }
 
   /** The live record for a presented key, or why it is refused. */
   verify(presented: string, now = Date.now()): { record: ApiKeyRecord } | { refused: string } {
-    const digest = hash('sha256', presented, 'buffer');
-    const entry = this.byHash.get(digest.toString('hex'));
-    if (!entry || !timingSafeEqual(entry.digest, digest)) return { refused: 'invalid API key' };
+    const digest = hash('sha256', presented, 'latin1');
+    const entry = this.byDigest.get(digest);
+    if (!entry || !timingSafeEqual(entry.digest, Buffer.from(digest, 'latin1'))) return { refused: 'invalid API key' };
     if (entry.record.revoked) return { refused: 'API key has been revoked' };
     if (entry.record.expires && Date.parse(entry.record.expires) <= now) return { refused: 'API key has expired' };
     return { record: entry.record };

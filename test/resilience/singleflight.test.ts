@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dedupKey, SingleFlight, StreamFlight } from '../../src/gateway/singleflight.ts';
+import { flightKey, stableKey, SingleFlight, StreamFlight } from '../../src/gateway/singleflight.ts';
 
 /** A promise plus its resolvers, to drive an upstream step by step. */
 function deferred<T = void>() {
@@ -269,7 +269,7 @@ describe('StreamFlight', () => {
   });
 });
 
-describe('dedupKey', () => {
+describe('stableKey', () => {
   const request = {
     model: 'gpt-4o-mini',
     stream: false,
@@ -279,27 +279,38 @@ describe('dedupKey', () => {
 
   it('is equal for equal data with a different key order', () => {
     const reordered = { temperature: 0.2, messages: [{ content: 'hello', role: 'user' }], stream: false, model: 'gpt-4o-mini' };
-    expect(dedupKey(['team-a', request])).toBe(dedupKey(['team-a', reordered]));
-    expect(dedupKey(['team-a', { ...request, user: undefined }])).toBe(dedupKey(['team-a', request]));
+    expect(stableKey(['team-a', request])).toBe(stableKey(['team-a', reordered]));
+    expect(stableKey(['team-a', { ...request, user: undefined }])).toBe(stableKey(['team-a', request]));
   });
 
   it('differs for a one-character change anywhere', () => {
-    const base = dedupKey(['team-a', request]);
-    expect(dedupKey(['team-b', request])).not.toBe(base);
-    expect(dedupKey(['team-a', { ...request, messages: [{ role: 'user', content: 'hellO' }] }])).not.toBe(base);
-    expect(dedupKey(['team-a', { ...request, stream: true }])).not.toBe(base);
-    expect(dedupKey(['team-a', { ...request, temperature: 0.3 }])).not.toBe(base);
+    const base = stableKey(['team-a', request]);
+    expect(stableKey(['team-b', request])).not.toBe(base);
+    expect(stableKey(['team-a', { ...request, messages: [{ role: 'user', content: 'hellO' }] }])).not.toBe(base);
+    expect(stableKey(['team-a', { ...request, stream: true }])).not.toBe(base);
+    expect(stableKey(['team-a', { ...request, temperature: 0.3 }])).not.toBe(base);
   });
 
   it('keeps structure: no collisions from concatenation or type changes', () => {
-    expect(dedupKey(['ab', 'c'])).not.toBe(dedupKey(['a', 'bc']));
-    expect(dedupKey([1])).not.toBe(dedupKey(['1']));
-    expect(dedupKey([['a', 'b']])).not.toBe(dedupKey(['a', 'b']));
-    expect(dedupKey([{ a: '"b"' }])).not.toBe(dedupKey([{ a: 'b' }]));
-    expect(dedupKey([[undefined]])).toBe(dedupKey([[null]]));
+    expect(stableKey(['ab', 'c'])).not.toBe(stableKey(['a', 'bc']));
+    expect(stableKey([1])).not.toBe(stableKey(['1']));
+    expect(stableKey([['a', 'b']])).not.toBe(stableKey(['a', 'b']));
+    expect(stableKey([{ a: '"b"' }])).not.toBe(stableKey([{ a: 'b' }]));
+    expect(stableKey([[undefined]])).toBe(stableKey([[null]]));
   });
 
   it('is a short url-safe string', () => {
-    expect(dedupKey(['x'])).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(stableKey(['x'])).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('flightKey', () => {
+  it('joins the same request from the same client, and nothing else', () => {
+    const request = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
+    expect(flightKey('team-a', request)).toBe(flightKey('team-a', { model: 'm', messages: [{ role: 'user', content: 'hi' }] }));
+    expect(flightKey('team-b', request)).not.toBe(flightKey('team-a', request));
+    expect(flightKey('team-a', { ...request, messages: [{ role: 'user', content: 'hI' }] })).not.toBe(flightKey('team-a', request));
+    // Structure is kept: a client name cannot be confused with part of the request.
+    expect(flightKey('a","b', { x: 1 })).not.toBe(flightKey('a', { b: 1 }));
   });
 });

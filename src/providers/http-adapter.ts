@@ -22,14 +22,15 @@ export abstract class HttpAdapter {
   readonly name: string;
   readonly type: ProviderType;
   protected readonly client: UpstreamClient;
-  private readonly apiKey?: string;
   private readonly keyHeader: HttpAdapterOptions['keyHeader'];
+  /** The provider key as its header carries it, made once. */
+  private readonly keyValue?: string;
 
   constructor({ name, config, pools }: AdapterInit, opts: HttpAdapterOptions) {
     this.name = name;
     this.type = config.type;
-    this.apiKey = config.api_key || undefined;
     this.keyHeader = opts.keyHeader;
+    this.keyValue = config.api_key ? this.keyHeaderValue(config.api_key) : undefined;
     const baseUrl = config.base_url ?? opts.defaultBaseUrl;
     this.client = new UpstreamClient({
       provider: name,
@@ -41,12 +42,17 @@ export abstract class HttpAdapter {
     });
   }
 
-  protected headers(target: ModelTarget, ctx: AttemptContext): Record<string, string> {
-    const headers: Record<string, string> = { 'x-request-id': ctx.requestId };
+  /** This attempt's headers, as name, value pairs. */
+  protected headers(target: ModelTarget, ctx: AttemptContext): string[] {
+    const headers = ['x-request-id', ctx.requestId];
     // A model's own key (config `models.<name>.api_key`) wins over the provider's.
-    const key = target.apiKey ?? this.apiKey;
-    if (key) headers[this.keyHeader] = this.keyHeader === 'authorization' ? `Bearer ${key}` : key;
-    if (ctx.traceparent) headers.traceparent = ctx.traceparent;
+    const key = target.apiKey ? this.keyHeaderValue(target.apiKey) : this.keyValue;
+    if (key) headers.push(this.keyHeader, key);
+    if (ctx.traceparent) headers.push('traceparent', ctx.traceparent);
     return headers;
+  }
+
+  private keyHeaderValue(key: string): string {
+    return this.keyHeader === 'authorization' ? `Bearer ${key}` : key;
   }
 }

@@ -29,18 +29,28 @@ export interface UpstreamRequest {
   /** Path under the provider's base URL, e.g. "/chat/completions". */
   path: string;
   body?: unknown;
-  headers?: Record<string, string>;
+  /** This attempt's own headers as name, value pairs (undici's flat form: no object to build and copy). */
+  headers?: readonly string[];
   signal: AbortSignal;
 }
 
 /** Reads the provider's error message out of its error body, in its own dialect. */
 export type ErrorMessageReader = (body: unknown) => string | undefined;
 
+/** A whole upstream answer, for JSON bodies (small, and parsed in one go). */
+interface CollectedResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
 export class UpstreamClient {
   readonly provider: string;
   private readonly pool: Pool;
   private readonly basePath: string;
-  private readonly baseHeaders: Record<string, string>;
+  /** The provider's fixed headers in flat form, with and without a JSON content-type (built once). */
+  private readonly postHeaders: readonly string[];
+  private readonly getHeaders: readonly string[];
   private readonly timeoutMs: number;
   private readonly readErrorMessage: ErrorMessageReader;
 
@@ -56,59 +66,73 @@ export class UpstreamClient {
     this.provider = opts.provider;
     this.pool = opts.pools.get(url.origin);
     this.basePath = url.pathname.replace(/\/+$/, '');
-    this.baseHeaders = opts.headers;
+    const fixed = Object.entries(opts.headers).flat();
+    this.getHeaders = fixed;
+    this.postHeaders = ['content-type', 'application/json', ...fixed];
     this.timeoutMs = opts.timeoutMs;
     this.readErrorMessage = opts.readErrorMessage;
   }
 
-  /** Sends a request; resolves with a 2xx response whose body the caller must consume, else throws UpstreamError. */
+  private options(req: UpstreamRequest): Dispatcher.DispatchOptions {
+    const fixed = req.body === undefined ? this.getHeaders : this.postHeaders;
+    return {
+      method: req.method,
+      path: this.basePath + req.path,
+      headers: req.headers ? fixed.concat(req.headers) : (fixed as string[]),
+      body: req.body === undefined ? undefined : JSON.stringify(req.body),
+      // Per attempt: time to the response head, and the longest silence between body chunks.
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+    };
+  }
+
+  /** Sends a request for a streamed answer; resolves with a 2xx response whose body the caller must consume, else throws UpstreamError. */
   async send(req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
     let response: Dispatcher.ResponseData;
     try {
-      response = await this.pool.request({
-        method: req.method,
-        path: this.basePath + req.path,
-        headers: req.body === undefined
-          ? { ...this.baseHeaders, ...req.headers }
-          : { 'content-type': 'application/json', ...this.baseHeaders, ...req.headers },
-        body: req.body === undefined ? undefined : JSON.stringify(req.body),
-        signal: req.signal,
-        // Per attempt: time to the response head, and the longest silence between body chunks.
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-      });
+      response = await this.pool.request({ ...this.options(req), signal: req.signal });
     } catch (error) {
       throw this.transportError(error, req.signal);
     }
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
-    throw await this.statusError(response);
+    let text: string | undefined;
+    try {
+      text = await response.body.text();
+    } catch {
+      // the body broke off; the status is what matters
+    }
+    throw this.statusError(response.statusCode, response.headers, text);
   }
 
+  /** Sends a request and parses its JSON answer; non-2xx answers throw UpstreamError. */
   async json<T>(req: UpstreamRequest): Promise<T> {
-    const response = await this.send(req);
+    let response: CollectedResponse;
     try {
-      return (await response.body.json()) as T;
+      response = await collect(this.pool, this.options(req), req.signal);
+    } catch (error) {
+      throw this.transportError(error, req.signal);
+    }
+    const text = response.body.toString('utf8');
+    if (response.statusCode < 200 || response.statusCode >= 300) throw this.statusError(response.statusCode, response.headers, text);
+    try {
+      return JSON.parse(text) as T;
     } catch (error) {
       throw this.transportError(error, req.signal);
     }
   }
 
-  private async statusError(response: Dispatcher.ResponseData): Promise<UpstreamError> {
+  private statusError(status: number, headers: CollectedResponse['headers'], text: string | undefined): UpstreamError {
     let message: string | undefined;
-    try {
-      const text = await response.body.text();
+    if (text) {
       try {
         message = this.readErrorMessage(JSON.parse(text));
       } catch {
         message = text.slice(0, 200) || undefined;
       }
-    } catch {
-      // the body broke off; the status is what matters
     }
-    const status = response.statusCode;
     return new UpstreamError(this.provider, failureKindForStatus(status), `${this.provider} answered ${status}`, {
       status,
-      retryAfterSeconds: parseRetryAfter(response.headers['retry-after']),
+      retryAfterSeconds: parseRetryAfter(headers['retry-after']),
       upstreamMessage: message,
     });
   }
@@ -128,6 +152,45 @@ export class UpstreamClient {
     }
     return new UpstreamError(this.provider, 'connect', `${this.provider} connection failed: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
+}
+
+/**
+ * Dispatches a request and collects its whole answer: no Readable body and no stream machinery for what
+ * is a few hundred bytes of JSON. The signal aborts the request at any point.
+ */
+function collect(pool: Pool, options: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<CollectedResponse> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    let controller: Dispatcher.DispatchController | undefined;
+    let statusCode = 0;
+    let headers: CollectedResponse['headers'] = {};
+    const chunks: Buffer[] = [];
+    const onAbort = () => controller?.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(started) {
+        controller = started;
+        if (signal.aborted) started.abort(signal.reason);
+      },
+      // Called again after a 1xx: the last head is the answer's.
+      onResponseStart(_controller, status, responseHeaders) {
+        statusCode = status;
+        headers = responseHeaders;
+      },
+      onResponseData(_controller, chunk) {
+        chunks.push(chunk);
+      },
+      onResponseEnd() {
+        signal.removeEventListener('abort', onAbort);
+        resolve({ statusCode, headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
+      },
+      onResponseError(_controller, error) {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    };
+    pool.dispatch(options, handler);
+  });
 }
 
 /** Server-sent events from an upstream body. */

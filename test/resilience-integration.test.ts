@@ -497,9 +497,14 @@ routes:
     const response = await new Promise<http.IncomingMessage>((resolve) => request.once('response', resolve));
     expect(response.statusCode).toBe(200);
     await new Promise((resolve) => response.once('data', resolve));
+    const requestId = response.headers['x-request-id'];
     request.destroy();
     await vi.waitFor(() => expect(primary.aborted).toBe(1), { timeout: 2000, interval: 10 });
     expect(backup.requests).toHaveLength(0);
+    // The cut stream still leaves its one log line (status 200 went out), and only one.
+    await vi.waitFor(() => expect(gateway.logs.filter((l) => l.msg === 'request' && l.request_id === requestId)).toHaveLength(1), { timeout: 2000, interval: 10 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(gateway.logs.filter((l) => l.msg === 'request' && l.request_id === requestId)).toMatchObject([{ status: 200, provider: 'primary' }]);
   });
 
   it('stops retrying at the route deadline and answers 504 with a bounded number of attempts', async () => {

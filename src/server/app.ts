@@ -117,8 +117,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     runtime.acquire();
     reply.raw.once('close', () => {
       runtime.release();
+      if (!route || reply.raw.writableEnded) return;
       // The client hung up before we answered: abort upstream work at once.
-      if (route && !reply.raw.writableFinished) controller.abort(new DOMException('client closed the connection', 'AbortError'));
+      controller.abort(new DOMException('client closed the connection', 'AbortError'));
+      // Fastify runs no onResponse for a reply it does not write: a stream cut by its client is accounted here.
+      if (state.writesOwnResponse) accountFor(request, reply);
     });
     if (!route) return;
     metrics.httpActive.inc({ endpoint: route.path });
@@ -162,17 +165,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }
 
   app.addHook('onResponse', (request, reply, done) => {
+    accountFor(request, reply);
+    done();
+  });
+
+  /** Once per request, however its response ended: tokens charged, request, token, cost and overhead series, the one log line, the spans. */
+  function accountFor(request: FastifyRequest, reply: FastifyReply): void {
     const state = request.hapax;
+    if (state.accounted) return;
+    state.accounted = true;
     if (state.usage && state.route) chargeTokens(state);
     // Routes Fastify knows by name (e.g. /health/ready) keep their path; the catch-all's misses are 'unmatched'.
     const named = request.routeOptions.url;
     const endpoint = state.route?.path ?? (named && named !== '*' ? named : 'unmatched');
     clearTimeout(state.deadline);
     if (state.route) metrics.httpActive.dec({ endpoint });
-    // Request, token, cost and overhead series, the request's one log line, its spans.
     observer.finish(request, reply, endpoint);
-    done();
-  });
+  }
 
   function chargeTokens(state: RequestState): void {
     const usage = state.usage as NonNullable<RequestState['usage']>;

@@ -40,6 +40,10 @@ export interface RequestState {
   errorType?: string;
   /** A stream that broke after its 200 went out (ended with an error frame). */
   streamFailed?: boolean;
+  /** The gateway writes this answer itself (a hijacked reply): no onResponse if the client leaves mid-way. */
+  writesOwnResponse?: boolean;
+  /** Metrics and the log line are done (they must happen once, whichever way the response ended). */
+  accounted?: boolean;
   /** Per-request notes of the observability hooks (span, overhead, logged bodies). */
   observed?: Observation;
 }

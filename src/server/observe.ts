@@ -6,7 +6,6 @@
  * upstream time. For streams it is measured at the first byte (time to first byte minus the upstream's
  * time to first event), which is also when the X-Hapax-Overhead-Ms header has to be set.
  */
-import { pipeline, Transform, type Readable } from 'node:stream';
 import type { Span } from '@opentelemetry/api';
 import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import type { Logger } from 'pino';
@@ -27,6 +26,21 @@ export interface Observation {
   /** Only with logging.log_bodies. */
   responseBody?: string;
   responseTruncated?: boolean;
+}
+
+/**
+ * A stream the gateway writes itself (onSend does not see it): the overhead header, measured now that the
+ * first event is in, and a keeper for its frames when bodies are logged.
+ */
+export function observeStreamStart(reply: FastifyReply, state: RequestState): ((frame: string) => void) | undefined {
+  if (state.spent.upstreamMs > 0 && !state.shared) {
+    const overhead = Math.max(0, reply.elapsedTime - state.spent.upstreamMs);
+    reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
+    (state.observed ??= {}).streamOverheadMs = overhead;
+  }
+  if (!state.route || !state.runtime.config.logging.log_bodies) return undefined;
+  const observed = (state.observed ??= {});
+  return (frame) => keepBody(observed, frame);
 }
 
 /** Logged bodies are capped: a log line is not an archive. */
@@ -79,28 +93,14 @@ export class RequestObserver {
   readonly onSend: onSendHookHandler = (request, reply, payload, done) => {
     const state = request.hapax as RequestState | null;
     if (!state) return done(null, payload);
-    const streamed = isStream(payload);
     if (state.spent.upstreamMs > 0 && !state.shared) {
-      const overhead = Math.max(0, reply.elapsedTime - state.spent.upstreamMs);
-      reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
-      if (streamed) (state.observed ??= {}).streamOverheadMs = overhead;
+      reply.header('x-hapax-overhead-ms', Math.max(0, reply.elapsedTime - state.spent.upstreamMs).toFixed(2));
     }
-    if (!state.runtime.config.logging.log_bodies || !state.route) return done(null, payload);
-    const observed = (state.observed ??= {});
-    if (!streamed) {
+    if (state.route && state.runtime.config.logging.log_bodies) {
       const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
-      if (text !== undefined) keepBody(observed, text);
-      return done(null, payload);
+      if (text !== undefined) keepBody((state.observed ??= {}), text);
     }
-    // Copy the stream's frames as they pass; pipeline() carries a client hang-up back to the source.
-    const tee = new Transform({
-      transform(chunk: Buffer | string, _encoding, callback) {
-        keepBody(observed, typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
-        callback(null, chunk);
-      },
-    });
-    pipeline(payload as Readable, tee, () => undefined);
-    done(null, tee);
+    done(null, payload);
   };
 
   /** onResponse: metrics, the request's one log line, and the spans. */
@@ -232,10 +232,6 @@ function keepBody(observed: Observation, text: string): void {
   }
   observed.responseBody = kept + (kept.length + text.length > BODY_LOG_LIMIT ? text.slice(0, BODY_LOG_LIMIT - kept.length) : text);
   if (kept.length + text.length > BODY_LOG_LIMIT) observed.responseTruncated = true;
-}
-
-function isStream(payload: unknown): boolean {
-  return payload !== null && typeof payload === 'object' && typeof (payload as { pipe?: unknown }).pipe === 'function';
 }
 
 const round2 = (ms: number) => Math.round(ms * 100) / 100;

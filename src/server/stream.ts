@@ -1,15 +1,20 @@
 /**
- * Writes an upstream stream to the client as SSE. The head is only sent once the first upstream event
- * has arrived (so failover stayed possible until then). A failure after that ends the stream with an
+ * Writes an upstream stream to the client as SSE (or NDJSON). The head is only sent once the first upstream
+ * event has arrived (so failover stayed possible until then). A failure after that ends the stream with an
  * error frame in the client's dialect, never a silent truncation.
+ *
+ * Frames go straight to the response (the reply is hijacked once its headers are final): a Readable between
+ * the events and the socket cost more per event than encoding it, and backpressure is one 'drain' away.
+ * Fastify's onResponse hook still runs when the response finishes, so metrics and the log line are unchanged.
  */
-import { Readable } from 'node:stream';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import type { OpenStream } from '../gateway/dispatch.ts';
 import type { StreamEvent } from '../providers/canonical.ts';
 import type { RequestState } from './context.ts';
 import { clientFacingError } from '../gateway/dispatch.ts';
 import { GatewayError, UpstreamError } from '../providers/errors.ts';
+import { observeStreamStart } from './observe.ts';
 
 export interface StreamEncoding {
   encode(event: StreamEvent): string;
@@ -19,23 +24,47 @@ export interface StreamEncoding {
   contentType?: string;
 }
 
+/** What the frames are written to: Node's HTTP/1 and HTTP/2 responses, and the HTTP/3 bridge's. */
+interface FrameSink {
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
+  write(chunk: string): boolean;
+  end(): unknown;
+  once(event: 'drain' | 'close', listener: () => void): unknown;
+  off(event: 'drain' | 'close', listener: () => void): unknown;
+}
+
 export function sendEventStream(reply: FastifyReply, stream: OpenStream, encoding: StreamEncoding): FastifyReply {
+  const state = reply.request.hapax;
   reply.header('content-type', encoding.contentType ?? 'text/event-stream; charset=utf-8');
   reply.header('cache-control', 'no-cache');
   reply.header('x-accel-buffering', 'no');
-  return reply.send(Readable.from(frames(stream, encoding, reply.request.hapax), { objectMode: false }));
+  const keep = observeStreamStart(reply, state);
+  state.writesOwnResponse = true;
+  reply.hijack();
+  const sink = reply.raw as unknown as FrameSink;
+  sink.writeHead(200, reply.getHeaders() as OutgoingHttpHeaders);
+  writeFrames(sink, stream, encoding, state, keep).catch((error: unknown) => reply.log.error({ err: error }, 'stream writer failed'));
+  return reply;
 }
 
-async function* frames(stream: OpenStream, encoding: StreamEncoding, state: RequestState): AsyncGenerator<string> {
+async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: StreamEncoding, state: RequestState, keep?: (frame: string) => void): Promise<void> {
   const { rest } = stream;
   let finished = false;
+  /** Writes a frame; resolves at once, or when the client has taken what was queued (or left). */
+  const send = (frame: string): Promise<void> | undefined => {
+    keep?.(frame);
+    return sink.write(frame) ? undefined : drained(sink);
+  };
   try {
     const first = encoding.encode(stream.first);
-    if (first) yield first;
+    if (first) await send(first);
     for (let next = await rest.next(); !next.done; next = await rest.next()) {
+      if (sink.destroyed) return; // the client went away: `finally` stops the upstream
       if (next.value.type === 'usage') state.usage = next.value.usage;
       const frame = encoding.encode(next.value);
-      if (frame) yield frame;
+      if (frame) await send(frame);
     }
     finished = true;
   } catch (error) {
@@ -44,9 +73,22 @@ async function* frames(stream: OpenStream, encoding: StreamEncoding, state: Requ
     // The status (200) has gone out already: the log line and hapax_errors_total still record the failure.
     state.errorType = failure.type;
     state.streamFailed = true;
-    yield encoding.error(failure);
+    if (!sink.destroyed) send(encoding.error(failure));
   } finally {
     // The client went away (or we failed): stop the upstream so no tokens are spent for nobody.
     if (!finished) await rest.return?.().catch(() => undefined);
+    if (!sink.destroyed && !sink.writableEnded) sink.end();
   }
+}
+
+function drained(sink: FrameSink): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      sink.off('drain', done);
+      sink.off('close', done);
+      resolve();
+    };
+    sink.once('drain', done);
+    sink.once('close', done);
+  });
 }

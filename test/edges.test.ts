@@ -54,6 +54,10 @@ routes:
     expect(((await malformed.json()) as { error: { message: string } }).error.message).toMatch(/malformed JSON.*position|column/i);
     const badUtf8 = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]) });
     expect(badUtf8.status).toBe(400);
+    expect(((await badUtf8.json()) as { error: { message: string } }).error.message).toContain('not valid UTF-8');
+    // A UTF-8 byte-order mark in front of the JSON is accepted, and a charset parameter spelled in capitals too.
+    const withBom = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json; charset=UTF-8' }, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ input: 'hi' }))]) });
+    expect(withBom.status).toBe(200);
     const big = await post('/v1/small', JSON.stringify({ input: 'x'.repeat(200) }));
     expect(big.status).toBe(413);
     expect(((await big.json()) as { error: { message: string } }).error.message).toContain('100 bytes');

@@ -2,16 +2,21 @@
  * The JSON body parser: enforces the route's own size limit (413 naming it), refuses bytes that are not
  * UTF-8, and reports where malformed JSON broke. Registered once; reads the limit from the route spec.
  */
+import { isUtf8 } from 'node:buffer';
 import type { FastifyContentTypeParser, FastifyInstance, FastifyRequest } from 'fastify';
 
 import { GatewayError, validationError } from '../providers/errors.ts';
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+/** The charset parameter of a content-type other than the plain `application/json` most clients send. */
+function charsetOf(contentType: string | undefined): string | undefined {
+  if (contentType === undefined || contentType === 'application/json') return undefined;
+  return /charset=([^;\s]+)/i.exec(contentType)?.[1]?.toLowerCase();
+}
 
 export function registerJsonParser(app: FastifyInstance, limitFor: (request: FastifyRequest) => number): void {
   app.removeAllContentTypeParsers();
   const parseJson: FastifyContentTypeParser = (request, payload, done) => {
-    const charset = /charset=([^;\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    const charset = charsetOf(request.headers['content-type']);
     if (charset && charset !== 'utf-8' && charset !== 'utf8') {
       done(new GatewayError(`unsupported charset ${charset}: send UTF-8 JSON`, { status: 415, type: 'ValidationError', details: { field: 'content-type' } }));
       return;
@@ -50,15 +55,15 @@ export function registerJsonParser(app: FastifyInstance, limitFor: (request: Fas
         done(validationError('request body is empty: send a JSON object', '(body)'));
         return;
       }
-      let text: string;
-      try {
-        text = decoder.decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-      } catch {
+      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      if (!isUtf8(bytes)) {
         done(validationError('request body is not valid UTF-8', '(body)'));
         return;
       }
       try {
-        done(null, JSON.parse(text));
+        // A leading byte-order mark is allowed (as TextDecoder and the JSON RFC's parsers allow it) and skipped.
+        const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+        done(null, JSON.parse(bytes.toString('utf8', start)));
       } catch (error) {
         done(validationError(`malformed JSON: ${(error as Error).message}`, '(body)'));
       }

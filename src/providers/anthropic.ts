@@ -10,7 +10,6 @@ import {
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
 import { UpstreamError, type UpstreamFailureKind } from './errors.ts';
-import { guardStream, readSse } from './http.ts';
 import { HttpAdapter } from './http-adapter.ts';
 
 const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
@@ -65,7 +64,7 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
     });
     const decoder = new MessagesStreamDecoder();
     const events: StreamEvent[] = [];
-    for await (const message of guardStream(this.client, ctx.signal, readSse(response.body))) {
+    for await (const message of this.client.sse(response.body, ctx.signal)) {
       let json: AnthropicStreamEvent;
       try {
         json = JSON.parse(message.data);

@@ -137,6 +137,46 @@ export class UpstreamClient {
     });
   }
 
+  /**
+   * The server-sent events of a streamed answer, parsed as they arrive. A transport failure mid-stream
+   * surfaces as UpstreamError (one generator does both: every layer is a promise per event).
+   */
+  async *sse(body: AsyncIterable<Buffer>, signal: AbortSignal): AsyncGenerator<EventSourceMessage> {
+    const pending: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (event) => pending.push(event) });
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of body) {
+        parser.feed(decoder.decode(chunk, { stream: true }));
+        for (let i = 0; i < pending.length; i++) yield pending[i];
+        pending.length = 0;
+      }
+    } catch (error) {
+      throw this.transportError(error, signal);
+    }
+  }
+
+  /** Newline-delimited JSON objects of a streamed answer (Ollama's), with errors mapped as in sse(). */
+  async *ndjson(body: AsyncIterable<Buffer>, signal: AbortSignal): AsyncGenerator<unknown> {
+    const decoder = new TextDecoder();
+    let buffered = '';
+    try {
+      for await (const chunk of body) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let newline = buffered.indexOf('\n');
+        while (newline >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (line) yield JSON.parse(line);
+          newline = buffered.indexOf('\n');
+        }
+      }
+      if (buffered.trim()) yield JSON.parse(buffered);
+    } catch (error) {
+      throw this.transportError(error, signal);
+    }
+  }
+
   /** Maps undici and abort errors to what the gateway switches on. */
   transportError(error: unknown, signal: AbortSignal): UpstreamError {
     if (error instanceof UpstreamError) return error;
@@ -191,41 +231,4 @@ function collect(pool: Pool, options: Dispatcher.DispatchOptions, signal: AbortS
     };
     pool.dispatch(options, handler);
   });
-}
-
-/** Server-sent events from an upstream body. */
-export async function* readSse(body: AsyncIterable<Buffer>): AsyncGenerator<EventSourceMessage> {
-  const pending: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => pending.push(event) });
-  const decoder = new TextDecoder();
-  for await (const chunk of body) {
-    parser.feed(decoder.decode(chunk, { stream: true }));
-    while (pending.length > 0) yield pending.shift() as EventSourceMessage;
-  }
-}
-
-/** Newline-delimited JSON objects from an upstream body (Ollama's streams). */
-export async function* readNdjson(body: AsyncIterable<Buffer>): AsyncGenerator<unknown> {
-  const decoder = new TextDecoder();
-  let buffered = '';
-  for await (const chunk of body) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let newline = buffered.indexOf('\n');
-    while (newline >= 0) {
-      const line = buffered.slice(0, newline).trim();
-      buffered = buffered.slice(newline + 1);
-      if (line) yield JSON.parse(line);
-      newline = buffered.indexOf('\n');
-    }
-  }
-  if (buffered.trim()) yield JSON.parse(buffered);
-}
-
-/** Wraps an upstream stream so transport failures mid-stream surface as UpstreamError. */
-export async function* guardStream<T>(client: UpstreamClient, signal: AbortSignal, source: AsyncIterable<T>): AsyncGenerator<T> {
-  try {
-    yield* source;
-  } catch (error) {
-    throw client.transportError(error, signal);
-  }
 }

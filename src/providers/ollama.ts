@@ -13,7 +13,6 @@ import {
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import { GatewayError, UpstreamError } from './errors.ts';
-import { guardStream, readNdjson } from './http.ts';
 import { HttpAdapter } from './http-adapter.ts';
 
 const OLLAMA_BASE_URL = 'http://localhost:11434';
@@ -60,7 +59,7 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
     });
     const decoder = new OllamaStreamDecoder(`chatcmpl-${ctx.requestId}`, target.model);
     const events: StreamEvent[] = [];
-    for await (const value of guardStream(this.client, ctx.signal, readNdjson(response.body))) {
+    for await (const value of this.client.ndjson(response.body, ctx.signal)) {
       const line = value as ChatLine | null;
       if (line === null || typeof line !== 'object') throw new UpstreamError(this.name, 'protocol', `${this.name} sent a stream line that is not an object`);
       // Ollama reports a failure after the 200 head as a line of its own.

@@ -8,7 +8,6 @@ import {
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import { UpstreamError } from './errors.ts';
-import { guardStream, readSse } from './http.ts';
 import { HttpAdapter } from './http-adapter.ts';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
@@ -42,7 +41,7 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
     let started = false;
     let finish: StreamEvent | undefined;
     let done = false;
-    for await (const message of guardStream(this.client, ctx.signal, readSse(response.body))) {
+    for await (const message of this.client.sse(response.body, ctx.signal)) {
       if (done) continue;
       if (message.data === '[DONE]') {
         if (!finish) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before it finished`);

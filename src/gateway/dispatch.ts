@@ -456,18 +456,27 @@ export class Dispatcher {
   }
 }
 
-/** Passes a stream through, settling the attempt when it ends: completed, failed mid-way, or abandoned. */
-async function* settleAtEnd(upstream: AsyncIterator<StreamEvent>, target: ModelTarget, settlement: Settlement, firstTokenMs: number): AsyncGenerator<StreamEvent> {
-  try {
-    for (let next = await upstream.next(); !next.done; next = await upstream.next()) yield next.value;
-    settlement.success(firstTokenMs);
-  } catch (error) {
+/**
+ * Passes a stream through, settling the attempt when it ends: completed, failed mid-way, or abandoned.
+ * A plain iterator rather than a generator: it adds no promise of its own to each event.
+ */
+function settleAtEnd(upstream: AsyncIterator<StreamEvent>, target: ModelTarget, settlement: Settlement, firstTokenMs: number): AsyncIterator<StreamEvent> {
+  const ended = (result: IteratorResult<StreamEvent>) => {
+    if (result.done) settlement.success(firstTokenMs);
+    return result;
+  };
+  const failed = (error: unknown): never => {
     settlement.failure(asUpstream(error, target));
     throw error;
-  } finally {
-    settlement.release();
-    await upstream.return?.();
-  }
+  };
+  return {
+    next: () => upstream.next().then(ended, failed),
+    return: async () => {
+      settlement.release();
+      await upstream.return?.();
+      return { done: true, value: undefined };
+    },
+  };
 }
 
 function asUpstream(error: unknown, target: ModelTarget): UpstreamError {

@@ -203,21 +203,17 @@ export class Dispatcher {
     if (response) this.keep(cacheKey, response, target);
   }
 
-  private async *flightSource(
+  /** A shared stream's items: who serves it, then its events (see headThenRest). */
+  private flightSource(
     request: CanonicalRequest,
     candidates: readonly ModelTarget[],
     ctx: DispatchContext,
     cacheKey: string | undefined,
-  ): AsyncGenerator<StreamEvent | DispatchResult<null>> {
-    const opened = await this.openStream(request, candidates, ctx, cacheKey);
-    yield { target: opened.target, attempts: opened.attempts, value: null };
-    yield opened.value.first;
-    const { rest } = opened.value;
-    try {
-      for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
-    } finally {
-      await rest.return?.();
-    }
+  ): AsyncIterable<StreamEvent | DispatchResult<null>> {
+    const opening = this.openStream(request, candidates, ctx, cacheKey);
+    // Its failure reaches whoever reads the flight; never an unhandled rejection if nobody does.
+    opening.catch(() => undefined);
+    return { [Symbol.asyncIterator]: () => headThenRest(opening) };
   }
 
   private async openStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
@@ -474,6 +470,32 @@ function settleAtEnd(upstream: AsyncIterator<StreamEvent>, target: ModelTarget, 
     return: async () => {
       settlement.release();
       await upstream.return?.();
+      return { done: true, value: undefined };
+    },
+  };
+}
+
+/**
+ * Who serves the stream (for every caller's headers), its first event, then the upstream's own iterator
+ * as is: no generator in between, so no promise of ours per event.
+ */
+function headThenRest(opening: Promise<DispatchResult<OpenStream>>): AsyncIterator<StreamEvent | DispatchResult<null>> {
+  let opened: DispatchResult<OpenStream> | undefined;
+  let firstSent = false;
+  return {
+    next: () => {
+      if (!opened) {
+        return opening.then((result) => {
+          opened = result;
+          return { value: { target: result.target, attempts: result.attempts, value: null }, done: false };
+        });
+      }
+      if (firstSent) return opened.value.rest.next();
+      firstSent = true;
+      return Promise.resolve({ value: opened.value.first, done: false });
+    },
+    return: async () => {
+      await opened?.value.rest.return?.();
       return { done: true, value: undefined };
     },
   };

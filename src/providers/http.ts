@@ -5,6 +5,7 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { failureKindForStatus, parseRetryAfter, UpstreamError } from './errors.ts';
+import { collect, openBody, type CollectedResponse, type StreamedResponse, type UpstreamHeaders } from './upstream-body.ts';
 
 export class PoolRegistry {
   private readonly pools = new Map<string, Pool>();
@@ -37,12 +38,6 @@ export interface UpstreamRequest {
 /** Reads the provider's error message out of its error body, in its own dialect. */
 export type ErrorMessageReader = (body: unknown) => string | undefined;
 
-/** A whole upstream answer, for JSON bodies (small, and parsed in one go). */
-interface CollectedResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
 
 export class UpstreamClient {
   readonly provider: string;
@@ -86,22 +81,22 @@ export class UpstreamClient {
     };
   }
 
-  /** Sends a request for a streamed answer; resolves with a 2xx response whose body the caller must consume, else throws UpstreamError. */
-  async send(req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
-    let response: Dispatcher.ResponseData;
+  /** Sends a request for a streamed answer; resolves with a 2xx head whose body the caller must consume, else throws UpstreamError. */
+  async send(req: UpstreamRequest): Promise<StreamedResponse> {
+    let response: StreamedResponse;
     try {
-      response = await this.pool.request({ ...this.options(req), signal: req.signal });
+      response = await openBody(this.pool, this.options(req), req.signal);
     } catch (error) {
       throw this.transportError(error, req.signal);
     }
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
-    let text: string | undefined;
+    const chunks: Buffer[] = [];
     try {
-      text = await response.body.text();
+      for await (const chunk of response.body) chunks.push(chunk);
     } catch {
       // the body broke off; the status is what matters
     }
-    throw this.statusError(response.statusCode, response.headers, text);
+    throw this.statusError(response.statusCode, response.headers, Buffer.concat(chunks).toString('utf8'));
   }
 
   /** Sends a request and parses its JSON answer; non-2xx answers throw UpstreamError. */
@@ -121,7 +116,7 @@ export class UpstreamClient {
     }
   }
 
-  private statusError(status: number, headers: CollectedResponse['headers'], text: string | undefined): UpstreamError {
+  private statusError(status: number, headers: UpstreamHeaders, text: string | undefined): UpstreamError {
     let message: string | undefined;
     if (text) {
       try {
@@ -194,41 +189,3 @@ export class UpstreamClient {
   }
 }
 
-/**
- * Dispatches a request and collects its whole answer: no Readable body and no stream machinery for what
- * is a few hundred bytes of JSON. The signal aborts the request at any point.
- */
-function collect(pool: Pool, options: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<CollectedResponse> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    let controller: Dispatcher.DispatchController | undefined;
-    let statusCode = 0;
-    let headers: CollectedResponse['headers'] = {};
-    const chunks: Buffer[] = [];
-    const onAbort = () => controller?.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(started) {
-        controller = started;
-        if (signal.aborted) started.abort(signal.reason);
-      },
-      // Called again after a 1xx: the last head is the answer's.
-      onResponseStart(_controller, status, responseHeaders) {
-        statusCode = status;
-        headers = responseHeaders;
-      },
-      onResponseData(_controller, chunk) {
-        chunks.push(chunk);
-      },
-      onResponseEnd() {
-        signal.removeEventListener('abort', onAbort);
-        resolve({ statusCode, headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
-      },
-      onResponseError(_controller, error) {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    };
-    pool.dispatch(options, handler);
-  });
-}

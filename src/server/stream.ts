@@ -52,19 +52,22 @@ export function sendEventStream(reply: FastifyReply, stream: OpenStream, encodin
 async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: StreamEncoding, state: RequestState, keep?: (frame: string) => void): Promise<void> {
   const { rest } = stream;
   let finished = false;
-  /** Writes a frame; resolves at once, or when the client has taken what was queued (or left). */
+  /** Writes a frame; returns a promise only when the client has not taken what was queued (it settles on drain or close). */
   const send = (frame: string): Promise<void> | undefined => {
     keep?.(frame);
     return sink.write(frame) ? undefined : drained(sink);
   };
   try {
     const first = encoding.encode(stream.first);
-    if (first) await send(first);
+    // Awaited only when the client is slow to take frames: an `await` of nothing still costs a tick.
+    let full = first ? send(first) : undefined;
+    if (full) await full;
     for (let next = await rest.next(); !next.done; next = await rest.next()) {
       if (sink.destroyed) return; // the client went away: `finally` stops the upstream
       if (next.value.type === 'usage') state.usage = next.value.usage;
       const frame = encoding.encode(next.value);
-      if (frame) await send(frame);
+      full = frame ? send(frame) : undefined;
+      if (full) await full;
     }
     finished = true;
   } catch (error) {

@@ -89,6 +89,8 @@ program
       { url: gateway.url, config: loaded.source, providers: [...gateway.holder.current.adapters.keys()] },
       'hapax listening',
     );
+    // Request lines are batched; the line that says the gateway is up goes out now.
+    gateway.logger.flush();
   });
 
 program

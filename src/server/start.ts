@@ -98,6 +98,8 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     await holder.current.close();
     throw error;
   }
+  // Request lines are batched; the lines that say the server is up go out now.
+  base.flush();
   if (opts.configFile && opts.watch !== false) await reloader.watch();
   const port = (app.server.address() as AddressInfo).port;
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;

@@ -12,7 +12,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
+// A single file, not the index with every backend: see src/types/deep-imports.d.ts.
+import rateLimiterCluster from 'rate-limiter-flexible/lib/RateLimiterCluster.js';
 import type { LoadedConfig } from './config/load.ts';
 import type { HapaxConfig } from './config/schema.ts';
 import type { Handler } from './server/context.ts';
@@ -43,7 +44,7 @@ export interface PrimaryOptions {
 export function runPrimary(opts: PrimaryOptions): void {
   const { logger, workers } = opts;
   const shutdownTimeoutMs = opts.loaded.config.server.shutdown_timeout;
-  new RateLimiterClusterMaster();
+  new rateLimiterCluster.RateLimiterClusterMaster();
   const aggregator = new AggregatorRegistry();
   const listening = new Set<number>();
   let announced = false;

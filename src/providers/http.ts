@@ -3,7 +3,10 @@
  * origin and built once per config load; error mapping to UpstreamError; SSE and NDJSON readers.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+// The two files we need, not undici's index (fetch, WebSocket, caches, mocks): see src/types/deep-imports.d.ts.
+import Pool from 'undici/lib/dispatcher/pool.js';
+import undiciErrors from 'undici/lib/core/errors.js';
 import { failureKindForStatus, parseRetryAfter, UpstreamError } from './errors.ts';
 import { collect, openBody, type CollectedResponse, type StreamedResponse, type UpstreamHeaders } from './upstream-body.ts';
 

@@ -5,7 +5,12 @@
  * Limiters are built once per store and distinct setting and then kept, so a config reload that keeps
  * a limit (and its `state`) keeps its counters, and a request never builds one.
  */
-import { BurstyRateLimiter, RateLimiterCluster, RateLimiterRes } from 'rate-limiter-flexible';
+// Single files, not the index with every backend: see src/types/deep-imports.d.ts.
+import BurstyRateLimiter from 'rate-limiter-flexible/lib/BurstyRateLimiter.js';
+import rateLimiterCluster from 'rate-limiter-flexible/lib/RateLimiterCluster.js';
+import RateLimiterRes from 'rate-limiter-flexible/lib/RateLimiterRes.js';
+
+const { RateLimiterCluster } = rateLimiterCluster;
 import { GatewayError } from '../providers/errors.ts';
 import type { RateLimitSettings } from '../state/keys.ts';
 import type { Limiter, LimiterSpec, StateStore } from '../state/store.ts';

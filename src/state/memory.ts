@@ -3,7 +3,8 @@
  * process; managed keys stay in the key file, which the CLI and other processes on the host can share.
  */
 import { LRUCache } from 'lru-cache';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+// A single file, not the index with every backend: see src/types/deep-imports.d.ts.
+import RateLimiterMemory from 'rate-limiter-flexible/lib/RateLimiterMemory.js';
 import type { Metrics } from '../observability/metrics.ts';
 import { KeyFile } from './keys.ts';
 import type { CacheStore, KeyStore, Limiter, LimiterSpec, StateStore, UsageCounters, UsageDelta, UsageRow } from './store.ts';

@@ -37,6 +37,26 @@ routes:
     expect(((await res.json()) as { completion: string }).completion).toContain('long answer');
   });
 
+  it('gives a streamed answer the same CORS and gateway headers, uncompressed', async () => {
+    const res = await post('/v1/chat/completions', JSON.stringify({ model: '', stream: true, messages: [{ role: 'user', content: 'hi' }] }), {
+      'content-type': 'application/json',
+      origin: 'https://app.example',
+      'accept-encoding': 'br, gzip',
+      'x-request-id': 'cors-stream-1',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(res.headers.get('content-encoding')).toBeNull();
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(res.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(res.headers.get('access-control-expose-headers')).toContain('x-request-id');
+    expect(res.headers.get('x-request-id')).toBe('cors-stream-1');
+    expect(res.headers.get('x-hapax-provider')).toBe('mock');
+    const text = await res.text();
+    expect(text).toContain('answer');
+    expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  });
+
   it('answers 405 with Allow for a wrong method and 404 in the error format for an unknown path', async () => {
     const wrong = await fetch(`${gateway.url}/v1/chat/completions`);
     expect(wrong.status).toBe(405);

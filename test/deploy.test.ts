@@ -64,6 +64,10 @@ describe('docker-compose.yml', () => {
     expect(compose.services.hapax.ports).toContain('8080:8080');
     expect(compose.services.hapax.environment.CONFIG_PATH).toBe('/etc/hapax/config.yaml');
     expect(compose.services.hapax.depends_on.redis.condition).toBe('service_healthy');
+    // Managed keys live only in Redis: the compose file keeps them across a restart.
+    expect(compose.services.redis.command.join(' ')).toMatch(/--appendonly yes/);
+    expect(compose.services.redis.volumes).toContain('redis-data:/data');
+    expect(Object.keys(compose.volumes)).toContain('redis-data');
   });
 
   it('mounts files and directories that exist', () => {

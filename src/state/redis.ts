@@ -116,7 +116,10 @@ export class RedisStore implements StateStore {
     this.closing = true;
     clearInterval(this.probe);
     await this.started;
-    if (this.client.status === 'ready') await this.client.quit().catch(() => undefined);
+    if (this.client.status === 'ready') {
+      await this.usage.flush();
+      await this.client.quit().catch(() => undefined);
+    }
     this.client.disconnect();
   }
 }

@@ -1,0 +1,76 @@
+/**
+ * Usage counters in a real Redis: many requests become one write, reads include what is not written
+ * yet, and counts made while Redis is down are written once it is back (not lost, not doubled).
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisStore } from '../src/state/redis.ts';
+import { startRedis, type RedisServer } from './helpers/redis.ts';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => redis?.stop());
+
+async function hash(key: string): Promise<Record<string, string>> {
+  const reader = new Redis(redis.url, { lazyConnect: true });
+  try {
+    await reader.connect();
+    return await reader.hgetall(key);
+  } finally {
+    reader.disconnect();
+  }
+}
+
+describe('Redis usage counters', () => {
+  it('add up in memory, reach Redis in one write within a second, and are read whole', async () => {
+    const store = new RedisStore({ url: redis.url, prefix: 'u1:', policy: 'open' });
+    await store.start();
+    try {
+      for (let i = 0; i < 50; i++) await store.usage.record('team-a', { requests: 1 });
+      await store.usage.record('team-a', { input_tokens: 120, output_tokens: 30 });
+      await store.usage.record('team-b', { requests: 2, input_tokens: 5 });
+      // Read through the store: what is still in memory is written first.
+      expect(await store.usage.read()).toEqual(
+        expect.arrayContaining([
+          { client: 'team-a', requests: 50, input_tokens: 120, output_tokens: 30, total_tokens: 150 },
+          { client: 'team-b', requests: 2, input_tokens: 5, output_tokens: 0, total_tokens: 5 },
+        ]),
+      );
+      await store.usage.record('team-a', { requests: 1 });
+      // Another instance sees it once the timer has written it.
+      await expect.poll(async () => (await hash('u1:usage:requests'))['team-a'], { timeout: 3000 }).toBe('51');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps counts made while Redis is unreachable and writes them once it is back, once', async () => {
+    const store = new RedisStore({ url: redis.url, prefix: 'u2:', policy: 'open' });
+    await store.start();
+    try {
+      await store.usage.record('team-c', { requests: 3 });
+      await store.usage.flush();
+      await redis.kill();
+      await expect.poll(() => store.available, { timeout: 3000 }).toBe(false);
+      await store.usage.record('team-c', { requests: 4, output_tokens: 7 });
+      await store.usage.flush(); // fails: no connection, the counts stay
+      await redis.restart(); // empty: the 3 written before are gone with it
+      await expect.poll(async () => (await hash('u2:usage:requests'))['team-c'], { timeout: 5000 }).toBe('4');
+      expect((await hash('u2:usage:output_tokens'))['team-c']).toBe('7');
+      await store.usage.flush();
+      expect((await hash('u2:usage:requests'))['team-c']).toBe('4');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('writes what is left when the store closes', async () => {
+    const store = new RedisStore({ url: redis.url, prefix: 'u3:', policy: 'open' });
+    await store.start();
+    await store.usage.record('team-d', { requests: 9 });
+    await store.close();
+    expect((await hash('u3:usage:requests'))['team-d']).toBe('9');
+  });
+});

@@ -52,6 +52,7 @@ routes:
     expect(res.headers.get('access-control-expose-headers')).toContain('x-request-id');
     expect(res.headers.get('x-request-id')).toBe('cors-stream-1');
     expect(res.headers.get('x-hapax-provider')).toBe('mock');
+    expect(res.headers.get('x-hapax-overhead-ms')).toMatch(/^\d+\.\d{2}$/);
     const text = await res.text();
     expect(text).toContain('answer');
     expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);

@@ -85,6 +85,8 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
 }
 
 function drained(sink: FrameSink): Promise<void> {
+  // A closed response emits neither 'drain' nor 'close' again.
+  if (sink.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       sink.off('drain', done);

@@ -417,3 +417,29 @@ metrics: {enabled: false}
     }
   });
 });
+
+describe('hapax_http_active_requests', () => {
+  it('shows a request while it is in flight, and none once it is answered', async () => {
+    const upstream = await startFakeOpenAI({ name: 'slow' });
+    const gateway = await startTestGateway(`
+providers:
+  slow: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
+`);
+    try {
+      upstream.queueFaults({ kind: 'delay', ms: 600 }, { kind: 'delay', ms: 600 });
+      // Two different prompts: identical ones would share one upstream call.
+      const post = (text: string) => fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ask(text)) });
+      const answers = [post('wait one'), post('wait two')];
+      await expect.poll(() => upstream.requests.length, { timeout: 2000 }).toBe(2);
+      const during = await scrape(`${gateway.url}/metrics`);
+      expect(valueOf(during, 'hapax_http_active_requests', { endpoint: '/v1/chat/completions' })).toBe(2);
+      expect((await Promise.all(answers)).map((r) => r.status)).toEqual([200, 200]);
+      const after = await scrape(`${gateway.url}/metrics`);
+      expect(valueOf(after, 'hapax_http_active_requests', { endpoint: '/v1/chat/completions' })).toBe(0);
+      expect(valueOf(after, 'hapax_http_active_requests', { endpoint: '/metrics' })).toBe(1);
+    } finally {
+      await gateway.close();
+      await upstream.close();
+    }
+  });
+});

@@ -21,11 +21,19 @@ export class Metrics {
   readonly tokens: Counter<string>;
   readonly cost: Counter<string>;
 
+  /**
+   * Requests in progress per endpoint, counted as plain numbers on the request path and read into the
+   * gauge when it is scraped: two label-set lookups per request fewer.
+   */
+  private readonly activeByEndpoint = new Map<string, number>();
   readonly httpActive = new Gauge({
     name: 'hapax_http_active_requests',
     help: 'HTTP requests in progress by endpoint',
     labelNames: ['endpoint'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const [endpoint, count] of this.activeByEndpoint) this.httpActive.set({ endpoint }, count);
+    },
   });
   readonly errors = new Counter({
     name: 'hapax_errors_total',
@@ -174,5 +182,14 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: '' });
     // Gauges named like counters (promtool rejects them); nodejs_active_{handles,requests,resources} carry the same by type.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+  }
+
+  /** A request to `endpoint` started; pair with requestEnded(). */
+  requestStarted(endpoint: string): void {
+    this.activeByEndpoint.set(endpoint, (this.activeByEndpoint.get(endpoint) ?? 0) + 1);
+  }
+
+  requestEnded(endpoint: string): void {
+    this.activeByEndpoint.set(endpoint, (this.activeByEndpoint.get(endpoint) ?? 1) - 1);
   }
 }

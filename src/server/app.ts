@@ -124,7 +124,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       if (state.writesOwnResponse) accountFor(request, reply);
     });
     if (!route) return;
-    metrics.httpActive.inc({ endpoint: route.path });
+    metrics.requestStarted(route.path);
     state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
     if (request.method === 'OPTIONS') return;
     const { config } = runtime;
@@ -179,7 +179,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const named = request.routeOptions.url;
     const endpoint = state.route?.path ?? (named && named !== '*' ? named : 'unmatched');
     clearTimeout(state.deadline);
-    if (state.route) metrics.httpActive.dec({ endpoint });
+    if (state.route) metrics.requestEnded(endpoint);
     observer.finish(request, reply, endpoint);
   }
 

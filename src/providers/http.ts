@@ -3,9 +3,10 @@
  * origin and built once per config load; error mapping to UpstreamError; SSE and NDJSON readers.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import type { Dispatcher } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 // The two files we need, not undici's index (fetch, WebSocket, caches, mocks): see src/types/deep-imports.d.ts.
-import Pool from 'undici/lib/dispatcher/pool.js';
+// Types still come from 'undici', so the published declarations never name these paths.
+import UndiciPool from 'undici/lib/dispatcher/pool.js';
 import undiciErrors from 'undici/lib/core/errors.js';
 import { failureKindForStatus, parseRetryAfter, UpstreamError } from './errors.ts';
 import { collect, openBody, type CollectedResponse, type StreamedResponse, type UpstreamHeaders } from './upstream-body.ts';
@@ -16,7 +17,7 @@ export class PoolRegistry {
   get(origin: string): Pool {
     let pool = this.pools.get(origin);
     if (!pool) {
-      pool = new Pool(origin, { connections: 128, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+      pool = new UndiciPool(origin, { connections: 128, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
       this.pools.set(origin, pool);
     }
     return pool;

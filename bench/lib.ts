@@ -6,15 +6,13 @@ import type { ChildProcess } from 'node:child_process';
 /** Clock ticks per second for /proc/PID/stat's utime and stime (Linux: 100 on every common build). */
 export const CLOCK_TICKS = 100;
 
-/** CPU time a process has used so far (user + system), in ms; undefined when the process is gone. */
-export function cpuMs(pid: number): number | undefined {
+/** CPU time a process has used so far, user and system (kernel: socket work shows up there), in ms; undefined when the process is gone. */
+export function cpuSplitMs(pid: number): { user: number; system: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces: count fields after its closing parenthesis.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    return ((utime + stime) * 1000) / CLOCK_TICKS;
+    return { user: (Number(fields[11]) * 1000) / CLOCK_TICKS, system: (Number(fields[12]) * 1000) / CLOCK_TICKS };
   } catch {
     return undefined;
   }

@@ -11,7 +11,7 @@
  * run.ts forks it and sends one LoadSpec at a time; it answers with a LoadResult.
  */
 import { Pool, type Dispatcher } from 'undici';
-import { cpuMs, rss, summarize, type LatencySummary } from './lib.ts';
+import { cpuSplitMs, rss, summarize, type LatencySummary } from './lib.ts';
 
 export interface LoadSpec {
   origin: string;
@@ -29,6 +29,8 @@ export interface LoadSpec {
 export interface WatchedProcess {
   cpuMs: number;
   cpuMsPerRequest: number;
+  /** Share of that CPU time spent in the kernel (system time), 0 to 1. */
+  systemShare: number;
   rssMaxBytes: number;
   rssStartBytes: number;
   rssEndBytes: number;
@@ -149,7 +151,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const measureFrom = t0 + spec.warmupMs;
   const stopAt = measureFrom + spec.durationMs;
   const watch = Object.entries(spec.watch ?? {});
-  const cpuStart: Record<string, number> = {};
+  const cpuStart: Record<string, { user: number; system: number }> = {};
   const rssSeen: Record<string, { max: number; start: number; end: number }> = {};
   let ownCpuStart = process.cpuUsage();
   let windowFrom = 0;
@@ -160,7 +162,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     windowFrom = monotonicUs();
     ownCpuStart = process.cpuUsage();
     for (const [name, pid] of watch) {
-      cpuStart[name] = cpuMs(pid) ?? NaN;
+      cpuStart[name] = cpuSplitMs(pid) ?? { user: NaN, system: NaN };
       const now = rss(pid)?.rss ?? NaN;
       rssSeen[name] = { max: now, start: now, end: now };
     }
@@ -195,12 +197,16 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const watched: Record<string, WatchedProcess> = {};
   const completed = recorder.requests + recorder.errors + recorder.incomplete;
   for (const [name, pid] of watch) {
-    const used = (cpuMs(pid) ?? NaN) - cpuStart[name];
+    const now = cpuSplitMs(pid) ?? { user: NaN, system: NaN };
+    const start = cpuStart[name] ?? { user: NaN, system: NaN };
+    const system = now.system - start.system;
+    const used = now.user - start.user + system;
     const end = rss(pid)?.rss ?? NaN;
     const seen = rssSeen[name] ?? { max: end, start: end, end };
     watched[name] = {
       cpuMs: used,
       cpuMsPerRequest: used / Math.max(1, completed),
+      systemShare: used > 0 ? system / used : NaN,
       rssMaxBytes: Math.max(seen.max, end),
       rssStartBytes: seen.start,
       rssEndBytes: end,

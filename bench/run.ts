@@ -199,6 +199,8 @@ interface TargetFigures {
   errorSamples: string[];
   /** CPU ms per request of the proxy process (hapax or bare); null for direct. */
   cpuMsPerRequest: number | null;
+  /** Share of it spent in the kernel (system time), in %. */
+  systemPercent: number | null;
   rssMaxMB: number | null;
   upstreamCpuMsPerRequest: number | null;
   loadgenCpuMsPerRequest: number | null;
@@ -222,6 +224,7 @@ function figures(result: LoadResult, proxy: string | undefined): TargetFigures {
     incomplete: result.incomplete,
     errorSamples: result.errorSamples,
     cpuMsPerRequest: p ? round(p.cpuMsPerRequest, 4) : null,
+    systemPercent: p ? round(p.systemShare * 100, 0) : null,
     rssMaxMB: p ? round(p.rssMaxBytes / MB, 1) : null,
     upstreamCpuMsPerRequest: round(result.watched.upstream?.cpuMsPerRequest ?? NaN, 4),
     loadgenCpuMsPerRequest: round(result.loadgenCpuMsPerRequest, 4),
@@ -484,13 +487,13 @@ function markdown(report: Report): string {
   lines.push('');
   lines.push(
     'Latencies in ms (to the last byte); TTFT = time to the first body byte. "+p50/+p99" = added over direct (difference of percentiles). ' +
-      '"CPU/req" = CPU ms per request of the proxy process. "×bare" = this figure over the bare proxy\'s in the same scenario. ' +
+      '"CPU/req" = CPU ms per request of the proxy process ("sys" = the share of it spent in the kernel, mostly socket I/O). "×bare" = this figure over the bare proxy\'s in the same scenario. ' +
       '"upstream conns" = TCP connections the upstream accepted during that run, warm-up included (a proxy that reuses its pool stays near the connection count).',
     '',
   );
   lines.push(
-    '| mode | conns | target | req/s | ×bare | p50 | p90 | p99 | +p50 | +p99 | TTFT p50 | TTFT p99 | CPU/req | ×bare | RSS max MB | upstream conns | errors |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| mode | conns | target | req/s | ×bare | p50 | p90 | p99 | +p50 | +p99 | TTFT p50 | TTFT p99 | CPU/req | sys | ×bare | RSS max MB | upstream conns | errors |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const s of report.scenarios) {
     for (const [name, r] of Object.entries(s.results)) {
@@ -499,7 +502,7 @@ function markdown(report: Report): string {
       const stream = s.mode === 'stream';
       lines.push(
         `| ${s.mode} | ${s.connections} | ${name} | ${fmt(r.rps, 0)} | ${fmt(vs.rps)} | ${fmt(r.p50, 3)} | ${fmt(r.p90, 3)} | ${fmt(r.p99, 3)} | ${fmt(added.p50, 3)} | ${fmt(added.p99, 3)} | ` +
-          `${stream ? fmt(r.ttftP50, 3) : ''} | ${stream ? fmt(r.ttftP99, 3) : ''} | ${fmt(r.cpuMsPerRequest, 3)} | ${fmt(vs.cpuMsPerRequest)} | ${fmt(r.rssMaxMB, 1)} | ${r.upstreamConnections ?? '–'} | ${r.errors + r.incomplete} |`,
+          `${stream ? fmt(r.ttftP50, 3) : ''} | ${stream ? fmt(r.ttftP99, 3) : ''} | ${fmt(r.cpuMsPerRequest, 3)} | ${r.systemPercent == null ? '–' : `${r.systemPercent}%`} | ${fmt(vs.cpuMsPerRequest)} | ${fmt(r.rssMaxMB, 1)} | ${r.upstreamConnections ?? '–'} | ${r.errors + r.incomplete} |`,
       );
     }
   }
@@ -610,7 +613,7 @@ async function main(): Promise<void> {
         const r = results[name];
         log(
           `${mode.padEnd(6)} c=${String(connections).padStart(3)} ${name.padEnd(7)} ${fmt(r.rps, 0).padStart(6)} req/s  p50 ${fmt(r.p50, 3)}  p99 ${fmt(r.p99, 3)} ms` +
-            `${mode === 'stream' ? `  ttft p50 ${fmt(r.ttftP50, 3)}` : ''}${r.cpuMsPerRequest != null ? `  cpu ${fmt(r.cpuMsPerRequest, 3)} ms/req` : ''}  upstream conns ${r.upstreamConnections}${r.errors + r.incomplete ? `  ERRORS ${r.errors + r.incomplete}: ${r.errorSamples[0] ?? ''}` : ''}`,
+            `${mode === 'stream' ? `  ttft p50 ${fmt(r.ttftP50, 3)}` : ''}${r.cpuMsPerRequest != null ? `  cpu ${fmt(r.cpuMsPerRequest, 3)} ms/req (sys ${r.systemPercent}%)` : ''}  upstream conns ${r.upstreamConnections}${r.errors + r.incomplete ? `  ERRORS ${r.errors + r.incomplete}: ${r.errorSamples[0] ?? ''}` : ''}`,
         );
       }
       const vsBare: Scenario['vsBare'] = {};

@@ -17,6 +17,8 @@ export interface LoadSpec {
   origin: string;
   path: string;
   apiKey?: string;
+  /** Extra request headers the target needs (e.g. Portkey's routing headers). */
+  headers?: Record<string, string>;
   /** 'mixed' alternates JSON and streaming requests (the soak). */
   stream: boolean | 'mixed';
   connections: number;
@@ -143,7 +145,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const pool = new Pool(spec.origin, { connections: spec.connections, pipelining: 1, keepAliveTimeout: 60_000 });
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...spec.headers };
   if (spec.apiKey) headers.authorization = `Bearer ${spec.apiKey}`;
   const recorder: Recorder = { measuring: false, total: 0, latencies: [], ttfts: [], requests: 0, errors: 0, incomplete: 0, bytes: 0, errorSamples: [] };
 

@@ -15,7 +15,8 @@
  *        10 connections, summarized), --log FILE (gateway request log; default a temp file; /dev/null works),
  *        --out DIR (default bench/results),
  *        --hapax-dir DIR (run another checkout's build, e.g. a snapshot of an older commit, default this one),
- *        --node-flags "..." (extra node flags for the gateway, e.g. V8 heap settings).
+ *        --node-flags "..." (extra node flags for the gateway, e.g. V8 heap settings),
+ *        --portkey DIR (also measure @portkey-ai/gateway installed in DIR; PORTKEY_NODE picks its node).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -50,6 +51,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: join(REPO, 'bench/results') },
     'hapax-dir': { type: 'string' },
     'node-flags': { type: 'string', default: '' },
+    portkey: { type: 'string' },
   },
   strict: true,
 });
@@ -72,7 +74,10 @@ function shebangFlags(dir: string): string[] {
 }
 const GATEWAY_FLAGS = [...shebangFlags(HAPAX_DIR), ...args['node-flags'].split(' ').filter(Boolean)];
 const soakS = args.soak ? Number(args.soak) : 0;
+/** A directory where `@portkey-ai/gateway` is installed: adds Portkey's gateway as a target, for the side-by-side. */
+const PORTKEY_DIR = args.portkey ? resolve(args.portkey) : undefined;
 const targetNames = args.targets.split(',');
+if (PORTKEY_DIR && !targetNames.includes('portkey')) targetNames.push('portkey');
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const round = (n: number, digits = 3) => (Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : null);
@@ -118,6 +123,33 @@ function assertAlive(gateway: Gateway, logFile: string, during: string): void {
     `the gateway (pid ${gateway.pid}) exited during ${during}: code ${gateway.exited.code}, signal ${gateway.exited.signal}\n` +
       `stderr:\n${gateway.stderr()}\nlast log lines other than requests (${logFile}, kept):\n${tail}`,
   );
+}
+
+/**
+ * Portkey's open-source gateway (`@portkey-ai/gateway`, installed by hand outside this repo: its package runs
+ * install scripts), started from its own build on Node 24 in production mode (no UI), routed to the fake
+ * upstream by the two headers it reads on every request.
+ */
+async function startPortkey(dir: string, upstreamPort: number): Promise<{ origin: string; pid: number; child: ChildProcess; headers: Record<string, string> }> {
+  const entry = [join(dir, 'node_modules/@portkey-ai/gateway/build/start-server.js'), join(dir, 'build/start-server.js')].find((path) => existsSync(path));
+  if (!entry) throw new Error(`--portkey ${dir}: no @portkey-ai/gateway build there (npm install --ignore-scripts @portkey-ai/gateway in that directory)`);
+  const port = await freePort();
+  // PORTKEY_NODE: another Node for it (its streaming path fails on Node 24's immutable fetch headers).
+  const child = track(spawn(process.env.PORTKEY_NODE ?? NODE, [entry, `--port=${port}`, '--headless'], { cwd: dirname(entry), env: { ...process.env, NODE_ENV: 'production' }, stdio: ['ignore', 'ignore', 'inherit'] }));
+  const headers = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upstreamPort}/v1` };
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`portkey exited with ${child.exitCode}`);
+    if (performance.now() > deadline) throw new Error('portkey did not answer within 30 s');
+    try {
+      const res = await request(`http://127.0.0.1:${port}/`);
+      await res.body.dump();
+      break;
+    } catch {
+      await sleep(20);
+    }
+  }
+  return { origin: `http://127.0.0.1:${port}`, pid: child.pid as number, child, headers };
 }
 
 /** Spawns the built gateway and times spawn → first answered chat completion. */
@@ -173,11 +205,11 @@ async function load(spec: LoadSpec): Promise<LoadResult> {
 }
 
 /** One request of each kind through a target: the answer must be a real completion. */
-async function sanityCheck(name: string, origin: string): Promise<void> {
-  for (const stream of [false, true]) {
+async function sanityCheck(name: string, origin: string, extraHeaders: Record<string, string> = {}): Promise<void> {
+  for (const stream of modes.map((mode) => mode === 'stream')) {
     const res = await request(`${origin}${CHAT_PATH}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, ...extraHeaders },
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `sanity ${name} ${stream}` }], stream }),
     });
     const text = await res.body.text();
@@ -507,7 +539,10 @@ function markdown(report: Report): string {
     }
   }
   lines.push('');
-  lines.push(`Gateway peak RSS over the whole run (VmHWM): ${report.peakRssMB.hapax ?? '–'} MB (bare proxy: ${report.peakRssMB.bare ?? '–'} MB).`);
+  lines.push(
+    `Gateway peak RSS over the whole run (VmHWM): ${report.peakRssMB.hapax ?? '–'} MB (bare proxy: ${report.peakRssMB.bare ?? '–'} MB` +
+      `${report.peakRssMB.portkey != null ? `; Portkey: ${report.peakRssMB.portkey} MB` : ''}).`,
+  );
   lines.push(`Cold start, spawn → first answered chat completion: ${report.coldStart.runsMs.join(', ')} ms (median ${report.coldStart.medianMs} ms).`);
   if (report.soak) {
     const s = report.soak;
@@ -589,23 +624,28 @@ async function main(): Promise<void> {
   const coldMedian = sortedCold.length ? sortedCold[Math.floor((sortedCold.length - 1) / 2)] : null;
   log(`cold start: ${coldRuns.join(', ')} ms`);
 
-  const origins: Record<string, { origin: string; pid?: number }> = {
+  const origins: Record<string, { origin: string; pid?: number; headers?: Record<string, string> }> = {
     direct: { origin: `http://127.0.0.1:${upstream.port}` },
     bare: { origin: `http://127.0.0.1:${bare.port}`, pid: bare.child.pid },
     hapax: { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid },
   };
-  for (const name of targetNames) await sanityCheck(name, origins[name].origin);
+  const portkey = PORTKEY_DIR ? await startPortkey(PORTKEY_DIR, upstream.port) : undefined;
+  if (portkey) origins.portkey = portkey;
+  for (const name of targetNames) {
+    if (!origins[name]) throw new Error(`unknown target ${name}${name === 'portkey' ? ' (pass --portkey DIR)' : ''}`);
+    await sanityCheck(name, origins[name].origin, origins[name].headers);
+  }
 
   const scenarios: Scenario[] = [];
   for (const mode of modes) {
     for (const connections of connectionCounts) {
       const results: Record<string, TargetFigures> = {};
       for (const name of targetNames) {
-        const { origin, pid } = origins[name];
+        const { origin, pid, headers } = origins[name];
         const watch: Record<string, number> = { upstream: upstream.child.pid as number };
         if (pid) watch[name] = pid;
         const before = await upstreamConnections(upstream.child);
-        const result = await load({ origin, path: CHAT_PATH, apiKey: API_KEY, stream: mode === 'stream', connections, warmupMs: warmupS * 1000, durationMs: durationS * 1000, watch });
+        const result = await load({ origin, path: CHAT_PATH, apiKey: API_KEY, headers, stream: mode === 'stream', connections, warmupMs: warmupS * 1000, durationMs: durationS * 1000, watch });
         // A dead gateway fails the run (and, by throwing, keeps the temp log for its last lines).
         if (name === 'hapax') assertAlive(gateway, logFile, `${mode} at ${connections} connections`);
         results[name] = { ...figures(result, pid ? name : undefined), upstreamConnections: (await upstreamConnections(upstream.child)) - before };
@@ -631,6 +671,10 @@ async function main(): Promise<void> {
     hapax: round((rss(gateway.pid)?.peak ?? NaN) / MB, 1),
     bare: round((rss(bare.child.pid as number)?.peak ?? NaN) / MB, 1),
   };
+  if (portkey) {
+    peakRssMB.portkey = round((rss(portkey.pid)?.peak ?? NaN) / MB, 1);
+    await stopChild(portkey.child);
+  }
 
   const stderr = gateway.stderr();
   await stopChild(gateway.child);

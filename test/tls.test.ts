@@ -242,3 +242,51 @@ describe('hapax serve --self-signed --http3', () => {
     }
   }, 40_000);
 });
+
+describe('an HTTP/2 client that stops reading a stream, then cancels it', () => {
+  let upstream: FakeProvider;
+  let gateway: TestGateway;
+  let ca: Buffer;
+  let url: string;
+
+  beforeAll(async () => {
+    const certDir = mkdtempSync(join(tmpdir(), 'hapax-tls-slow-'));
+    const cert = await ensureSelfSigned(certDir);
+    ca = readFileSync(cert.certFile);
+    // A long answer: its frames fill the HTTP/2 flow-control window of a client that does not read.
+    upstream = await startFakeOpenAI({ name: 'long', reply: () => 'token '.repeat(20_000) });
+    gateway = await startTestGateway(`
+server:
+  tls: {cert_file: "${cert.certFile}", key_file: "${cert.keyFile}"}
+providers:
+  long: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini, max_concurrency: 1}
+queue: {timeout: 2s}
+`);
+    url = gateway.url.replace(/^http:/, 'https:');
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it("gives the provider's only concurrency slot back, so the next request is served", async () => {
+    const session = http2.connect(url, { ca });
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' });
+      stream.end(JSON.stringify({ model: '', stream: true, messages: [{ role: 'user', content: 'a long one' }] }));
+      await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+      stream.pause(); // stop reading: the gateway's writes back up and it waits for 'drain'
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    } finally {
+      session.close();
+    }
+    // The slot is free again: a request now does not wait out the queue timeout (503) but is answered.
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0, fetchOptions: { dispatcher: h2Agent(ca, []) } as never });
+    const started = Date.now();
+    const answer = await client.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'next' }] });
+    expect(answer.choices[0].message.content).toContain('token');
+    expect(Date.now() - started).toBeLessThan(1500);
+    await expect.poll(() => gateway.logs.filter((l) => l.msg === 'request' && l.route === '/v1/chat/completions').length, { timeout: 3000 }).toBe(2);
+  }, 20_000);
+});

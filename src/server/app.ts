@@ -117,11 +117,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     runtime.acquire();
     reply.raw.once('close', () => {
       runtime.release();
-      if (!route || reply.raw.writableEnded) return;
-      // The client hung up before we answered: abort upstream work at once.
-      controller.abort(new DOMException('client closed the connection', 'AbortError'));
-      // Fastify runs no onResponse for a reply it does not write: a stream cut by its client is accounted here.
-      if (state.writesOwnResponse) accountFor(request, reply);
+      if (!route) return;
+      if (!reply.raw.writableEnded) {
+        // The client hung up before we answered: abort upstream work at once.
+        state.clientGone = true;
+        controller.abort(new DOMException('client closed the connection', 'AbortError'));
+      }
+      // Fastify runs no onResponse for a reply it does not write, nor for one whose last bytes never left:
+      // a stream cut by its client is accounted here (once: accountFor remembers).
+      if (state.writesOwnResponse && !reply.raw.writableFinished) accountFor(request, reply);
     });
     if (!route) return;
     metrics.requestStarted(route.path);

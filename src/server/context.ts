@@ -42,6 +42,8 @@ export interface RequestState {
   streamFailed?: boolean;
   /** The gateway writes this answer itself (a hijacked reply): no onResponse if the client leaves mid-way. */
   writesOwnResponse?: boolean;
+  /** The connection closed before the answer was complete (set by the 'close' listener, on every transport). */
+  clientGone?: boolean;
   /** Metrics and the log line are done (they must happen once, whichever way the response ended). */
   accounted?: boolean;
   /** Per-request notes of the observability hooks (span, overhead, logged bodies). */

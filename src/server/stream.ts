@@ -24,9 +24,11 @@ export interface StreamEncoding {
   contentType?: string;
 }
 
-/** What the frames are written to: Node's HTTP/1 and HTTP/2 responses, and the HTTP/3 bridge's. */
+/**
+ * What the frames are written to: Node's HTTP/1 and HTTP/2 responses, and the HTTP/3 bridge's. Whether the
+ * client is gone comes from the request state, not the sink: HTTP/2 responses have no `destroyed`.
+ */
 interface FrameSink {
-  readonly destroyed: boolean;
   readonly writableEnded: boolean;
   writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
   write(chunk: string): boolean;
@@ -55,7 +57,7 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
   /** Writes a frame; returns a promise only when the client has not taken what was queued (it settles on drain or close). */
   const send = (frame: string): Promise<void> | undefined => {
     keep?.(frame);
-    return sink.write(frame) ? undefined : drained(sink);
+    return sink.write(frame) ? undefined : drained(sink, state);
   };
   try {
     const first = encoding.encode(stream.first);
@@ -63,7 +65,7 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
     let full = first ? send(first) : undefined;
     if (full) await full;
     for (let next = await rest.next(); !next.done; next = await rest.next()) {
-      if (sink.destroyed) return; // the client went away: `finally` stops the upstream
+      if (state.clientGone) return; // the client went away: `finally` stops the upstream
       if (next.value.type === 'usage') state.usage = next.value.usage;
       const frame = encoding.encode(next.value);
       full = frame ? send(frame) : undefined;
@@ -76,17 +78,17 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
     // The status (200) has gone out already: the log line and hapax_errors_total still record the failure.
     state.errorType = failure.type;
     state.streamFailed = true;
-    if (!sink.destroyed) send(encoding.error(failure));
+    if (!state.clientGone) send(encoding.error(failure));
   } finally {
     // The client went away (or we failed): stop the upstream so no tokens are spent for nobody.
     if (!finished) await rest.return?.().catch(() => undefined);
-    if (!sink.destroyed && !sink.writableEnded) sink.end();
+    if (!state.clientGone && !sink.writableEnded) sink.end();
   }
 }
 
-function drained(sink: FrameSink): Promise<void> {
+function drained(sink: FrameSink, state: RequestState): Promise<void> {
   // A closed response emits neither 'drain' nor 'close' again.
-  if (sink.destroyed) return Promise.resolve();
+  if (state.clientGone) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       sink.off('drain', done);

@@ -128,6 +128,19 @@ rate_limit: {requests_per_minute: 1000}
     expect(h3Port).toBeGreaterThan(0);
   });
 
+  it('is advertised on streamed TCP answers too (they are written past the onSend hooks)', async () => {
+    const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const request = https.request(`${gateway.url.replace(/^http:/, 'https:')}/v1/chat/completions`, { method: 'POST', ca, headers: { 'content-type': 'application/json', 'x-api-key': KEY } }, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.headers));
+      });
+      request.once('error', reject);
+      request.end(JSON.stringify({ model: '', stream: true, messages: [{ role: 'user', content: 'stream over tcp' }] }));
+    });
+    expect(headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(headers['alt-svc']).toBe(altSvc);
+  });
+
   it('answers GET /health to gtlsclient through the same hooks as TCP', async () => {
     const { exchanges, output } = await gtlsclient(h3Port, ['/health'], ['--download', dir]);
     expect(exchanges, output.slice(-2000)).toHaveLength(1);

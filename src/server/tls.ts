@@ -89,10 +89,11 @@ export function listenersOf(app: FastifyInstance): readonly ExtraListener[] {
  * `Alt-Svc` once (and only while) the QUIC listener serves, and closing the app closes them too.
  */
 export function registerTransports(app: FastifyInstance): void {
-  app.addHook('onSend', (request, reply, payload, done) => {
+  // Set when the request arrives, not at send time: streams are written past Fastify's onSend hooks.
+  app.addHook('onRequest', (request, reply, done) => {
     const listeners = extraListeners.get(app);
     if (listeners && !isHttp3(request.raw)) for (const listener of listeners) if (listener.altSvc) reply.header('alt-svc', listener.altSvc);
-    done(null, payload);
+    done();
   });
   app.addHook('preClose', async () => {
     for (const listener of extraListeners.get(app) ?? []) listener.drain();

@@ -4,6 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Metrics } from '../src/observability/metrics.ts';
 import { RedisStore } from '../src/state/redis.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
 
@@ -72,5 +73,23 @@ describe('Redis usage counters', () => {
     await store.usage.record('team-d', { requests: 9 });
     await store.close();
     expect((await hash('u3:usage:requests'))['team-d']).toBe('9');
+  });
+
+  it('stops retrying once closed while Redis is unreachable (a reload away from a dead Redis)', async () => {
+    const metrics = new Metrics();
+    const usageErrors = async () => (await metrics.stateErrors.get()).values.find((v) => v.labels.operation === 'usage')?.value ?? 0;
+    const store = new RedisStore({ url: redis.url, prefix: 'u4:', policy: 'open', metrics });
+    await store.start();
+    await redis.kill();
+    await expect.poll(() => store.available, { timeout: 3000 }).toBe(false);
+    await store.usage.record('team-e', { requests: 1 });
+    await store.close();
+    await store.usage.record('team-e', { requests: 1 }); // after close: ignored
+    const atClose = await usageErrors();
+    // No timer of the closed store keeps trying (and failing) once a second.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(await usageErrors()).toBe(atClose);
+    await redis.restart();
+    expect(await hash('u4:usage:requests')).toEqual({});
   });
 });

@@ -24,6 +24,7 @@ export class RedisUsage implements UsageCounters {
   /** Counts not written yet, per client. */
   private pending = new Map<string, Counts>();
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(client: Redis, prefix: string, health: StateHealth) {
     this.client = client;
@@ -32,12 +33,13 @@ export class RedisUsage implements UsageCounters {
   }
 
   async record(client: string, delta: UsageDelta): Promise<void> {
+    if (this.closed) return;
     this.add(client, delta);
     this.schedule();
   }
 
   private schedule(): void {
-    if (this.timer) return;
+    if (this.timer || this.closed) return;
     this.timer = setTimeout(() => void this.flush(), FLUSH_MS);
     this.timer.unref();
   }
@@ -60,11 +62,20 @@ export class RedisUsage implements UsageCounters {
       this.health.failed('usage', error);
       // Without a connection nothing was sent: keep the counts for the next write. After a timeout they
       // may have been applied, and counting them twice would be worse than losing them.
-      if (!sendable) {
+      if (!sendable && !this.closed) {
         for (const [client, counts] of batch) this.add(client, counts);
         this.schedule();
       }
     }
+  }
+
+  /** The store is closing: one last write if Redis is there, then nothing is kept or retried. */
+  async close(connected: boolean): Promise<void> {
+    if (connected) await this.flush();
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending.clear();
   }
 
   private add(client: string, delta: UsageDelta): void {

@@ -116,10 +116,9 @@ export class RedisStore implements StateStore {
     this.closing = true;
     clearInterval(this.probe);
     await this.started;
-    if (this.client.status === 'ready') {
-      await this.usage.flush();
-      await this.client.quit().catch(() => undefined);
-    }
+    const connected = this.client.status === 'ready';
+    await this.usage.close(connected);
+    if (connected) await this.client.quit().catch(() => undefined);
     this.client.disconnect();
   }
 }

@@ -200,3 +200,36 @@ describe('a stream that breaks after it started', () => {
     expect(line).toMatchObject({ status: 200, error: 'ProcessingError' });
   });
 });
+
+describe('configured provider headers', () => {
+  let upstream: FakeProvider;
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    upstream = await startFakeOpenAI({ name: 'withheaders', apiKey: 'sk-real-key' });
+    gateway = await startTestGateway(`
+providers:
+  withheaders:
+    type: openai
+    base_url: "${upstream.url}"
+    api_key: sk-real-key
+    model: gpt-4o-mini
+    headers: {Authorization: "Bearer from-config", X-Team: platform, X-Request-ID: from-config}
+`);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it('go upstream once each; the key and the request id of the attempt replace configured ones of the same name', async () => {
+    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const { response } = await client.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    expect(response.status).toBe(200);
+    const sent = upstream.requests.at(-1)?.headers ?? {};
+    // Node keeps the first of duplicated authorization headers: a doubled header would show the configured one.
+    expect(sent.authorization).toBe('Bearer sk-real-key');
+    expect(sent['x-team']).toBe('platform');
+    expect(sent['x-request-id']).toBe(response.headers.get('x-request-id'));
+    expect(sent['content-type']).toBe('application/json');
+  });
+});

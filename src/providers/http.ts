@@ -50,6 +50,8 @@ export class UpstreamClient {
   /** The provider's fixed headers in flat form, with and without a JSON content-type (built once). */
   private readonly postHeaders: readonly string[];
   private readonly getHeaders: readonly string[];
+  /** Lower-cased names of the configured headers, to let an attempt's own header of the same name replace one. */
+  private readonly configuredNames: ReadonlySet<string>;
   private readonly timeoutMs: number;
   private readonly readErrorMessage: ErrorMessageReader;
 
@@ -65,9 +67,11 @@ export class UpstreamClient {
     this.provider = opts.provider;
     this.pool = opts.pools.get(url.origin);
     this.basePath = url.pathname.replace(/\/+$/, '');
-    const fixed = Object.entries(opts.headers).flat();
-    this.getHeaders = fixed;
-    this.postHeaders = ['content-type', 'application/json', ...fixed];
+    const configured = Object.entries(opts.headers);
+    this.configuredNames = new Set(configured.map(([name]) => name.toLowerCase()));
+    this.getHeaders = configured.flat();
+    // Our JSON content-type, unless the config names its own.
+    this.postHeaders = this.configuredNames.has('content-type') ? this.getHeaders : ['content-type', 'application/json', ...this.getHeaders];
     this.timeoutMs = opts.timeoutMs;
     this.readErrorMessage = opts.readErrorMessage;
   }
@@ -77,12 +81,23 @@ export class UpstreamClient {
     return {
       method: req.method,
       path: this.basePath + req.path,
-      headers: req.headers ? fixed.concat(req.headers) : (fixed as string[]),
+      headers: req.headers ? this.withAttemptHeaders(fixed, req.headers) : (fixed as string[]),
       body: req.body === undefined ? undefined : JSON.stringify(req.body),
       // Per attempt: time to the response head, and the longest silence between body chunks.
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
     };
+  }
+
+  /** The fixed headers plus the attempt's (lower-case names); an attempt's header replaces a configured one, never doubles it. */
+  private withAttemptHeaders(fixed: readonly string[], attempt: readonly string[]): string[] {
+    let overlaps = false;
+    for (let i = 0; i < attempt.length && !overlaps; i += 2) overlaps = this.configuredNames.has(attempt[i]);
+    if (!overlaps) return fixed.concat(attempt);
+    const replaced = new Set(attempt.filter((_, i) => i % 2 === 0));
+    const kept: string[] = [];
+    for (let i = 0; i < fixed.length; i += 2) if (!replaced.has(fixed[i].toLowerCase())) kept.push(fixed[i], fixed[i + 1]);
+    return kept.concat(attempt);
   }
 
   /** Sends a request for a streamed answer; resolves with a 2xx head whose body the caller must consume, else throws UpstreamError. */

@@ -65,7 +65,13 @@ export function createLogger(opts: LoggerSettings, destination?: pino.Destinatio
     return pino(options, pretty({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service', sync: true, destination: destination ?? 1 }));
   }
   if (destination) return pino(options, destination);
-  return pino({ ...options, hooks: { logMethod: flushWarnings } }, batchedStdout());
+  const stdout = batchedStdout();
+  // Warnings and errors are not held back with the request lines.
+  const logMethod = function (this: Logger, args: Parameters<pino.LogFn>, method: pino.LogFn, level: number): void {
+    method.apply(this, args);
+    if (level >= 40) stdout.flushNow();
+  };
+  return pino({ ...options, hooks: { logMethod } }, stdout.stream);
 }
 
 /**
@@ -76,23 +82,18 @@ export function createLogger(opts: LoggerSettings, destination?: pino.Destinatio
 const LOG_BATCH_BYTES = 4096;
 const LOG_FLUSH_MS = 250;
 
-function batchedStdout(): pino.DestinationStream {
+function batchedStdout(): { stream: pino.DestinationStream; flushNow: () => void } {
   const stream = pino.destination({ dest: 1, minLength: LOG_BATCH_BYTES, sync: false });
-  const flush = () => {
+  // Without a callback: pino's logger.flush(cb) would add listeners and an fsync per call.
+  const flushNow = () => {
     try {
       stream.flush();
     } catch {
       // closed at exit: nothing left to send
     }
   };
-  setInterval(flush, LOG_FLUSH_MS).unref();
-  return stream;
-}
-
-/** pino's logMethod hook: warnings and errors are not held back with the request lines. */
-function flushWarnings(this: Logger, args: Parameters<pino.LogFn>, method: pino.LogFn, level: number): void {
-  method.apply(this, args);
-  if (level >= 40) this.flush();
+  setInterval(flushNow, LOG_FLUSH_MS).unref();
+  return { stream, flushNow };
 }
 
 type LogArgs = [obj: unknown, msg?: string, ...args: unknown[]];

@@ -178,6 +178,45 @@ provider_preference: [a, b, c]
   });
 });
 
+describe("a provider's own retry settings", () => {
+  let flaky: FakeProvider;
+  let steady: FakeProvider;
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    flaky = await startFakeOpenAI({ name: 'flaky' });
+    steady = await startFakeOpenAI({ name: 'steady' });
+    gateway = await startTestGateway(`
+retry: {max_retries: 0}
+providers:
+  flaky:
+    type: openai
+    base_url: "${flaky.url}"
+    model: gpt-4o-mini
+    retry: {max_retries: 2, initial_delay: 300ms, max_delay: 300ms}
+  steady: {type: openai, base_url: "${steady.url}", model: gpt-4o-mini}
+provider_preference: [flaky]
+`);
+  });
+  afterAll(async () => {
+    await gateway.close();
+    await flaky.close();
+    await steady.close();
+  });
+
+  it('give it more rounds than the global retry, after its own backoff', async () => {
+    flaky.queueFaults({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    const started = performance.now();
+    const { data, response } = await ask(sdk(gateway), 'third time lucky');
+    expect(data.choices[0].message.content).toBe('[flaky] third time lucky');
+    expect(response.headers.get('x-hapax-attempts')).toBe('3');
+    expect(traffic(flaky)).toHaveLength(3);
+    // Full jitter: each of the two waits is drawn from [0, 300 ms]; they happened, within that bound.
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(traffic(steady)).toHaveLength(0);
+  });
+});
+
 describe('circuit breaker', () => {
   let primary: FakeProvider;
   let backup: FakeProvider;

@@ -20,7 +20,6 @@ import type { AttemptContext, ModelTarget, ProviderAdapter } from '../providers/
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../providers/canonical.ts';
 import { GatewayError, UpstreamError } from '../providers/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
-import type { Backoff } from '../resilience/retry.ts';
 import type { Release } from './fair-queue.ts';
 import { AnswerCollector, answerEvents } from './answer-stream.ts';
 import type { BalancedTier, Candidates } from './catalog.ts';
@@ -83,8 +82,6 @@ export class Dispatcher {
   private readonly adapters: ReadonlyMap<string, ProviderAdapter>;
   private readonly states: ReadonlyMap<string, ProviderState>;
   private readonly metrics: Metrics;
-  private readonly backoff: Backoff;
-  private readonly maxRounds: number;
   /** Unhealthy providers go last only when health checks run; without them nothing would bring them back. */
   private readonly demotesUnhealthy: boolean;
   private readonly cache: ResponseCache | undefined;
@@ -95,8 +92,6 @@ export class Dispatcher {
     adapters: ReadonlyMap<string, ProviderAdapter>;
     states: ReadonlyMap<string, ProviderState>;
     metrics: Metrics;
-    backoff: Backoff;
-    maxRetries: number;
     /** Whether health checks run (config health_check.enabled). Default true. */
     healthChecks?: boolean;
     cache?: ResponseCache;
@@ -104,8 +99,6 @@ export class Dispatcher {
     this.adapters = opts.adapters;
     this.states = opts.states;
     this.metrics = opts.metrics;
-    this.backoff = opts.backoff;
-    this.maxRounds = opts.maxRetries + 1;
     this.demotesUnhealthy = opts.healthChecks ?? true;
     this.cache = opts.cache;
     const onFlightDone = (_key: string, callers: number) => {
@@ -280,7 +273,8 @@ export class Dispatcher {
       return attemptWith(target, state, permit, round);
     };
 
-    for (let round = 0; round < this.maxRounds; round++) {
+    // Rounds go on while some candidate's own `retry` (provider over global) allows another one.
+    for (let round = 0; ; round++) {
       tried = 0;
       skippedOpen = false;
       // Unhealthy providers wait until the rest have had their turn. Decided as the walk reaches each one,
@@ -310,8 +304,7 @@ export class Dispatcher {
         }
       }
       // Another round only if someone could take it, and only within the deadline.
-      if (!ordered.some((t) => this.eligible(this.stateOf(t), round + 1, refused) && !this.isOpen(t))) break;
-      const delay = this.backoff.nextDelay(round + 1, ctx.deadlineAt, Date.now());
+      const delay = this.nextRoundDelay(ordered, round + 1, refused, ctx.deadlineAt);
       if (delay === undefined) break;
       try {
         await sleep(delay, undefined, { signal: ctx.signal });
@@ -355,7 +348,23 @@ export class Dispatcher {
   }
 
   private eligible(state: ProviderState, round: number, refused: Set<string> | undefined): boolean {
-    return round <= state.maxRetries && round < this.maxRounds && !state.health.isRateLimited() && !refused?.has(state.name);
+    return round <= state.maxRetries && !state.health.isRateLimited() && !refused?.has(state.name);
+  }
+
+  /**
+   * The wait before `round` (1-based retry), or undefined when no candidate may take part or none could start
+   * before the deadline: the shortest of the waits the taking-part providers' own backoffs ask for.
+   */
+  private nextRoundDelay(ordered: readonly ModelTarget[], round: number, refused: Set<string> | undefined, deadlineAt: number): number | undefined {
+    const now = Date.now();
+    let shortest: number | undefined;
+    for (const target of ordered) {
+      const state = this.stateOf(target);
+      if (!this.eligible(state, round, refused) || this.isOpen(target)) continue;
+      const delay = state.backoff.nextDelay(round, deadlineAt, now);
+      if (delay !== undefined && (shortest === undefined || delay < shortest)) shortest = delay;
+    }
+    return shortest;
   }
 
   private isOpen(target: ModelTarget): boolean {

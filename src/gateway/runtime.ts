@@ -16,7 +16,6 @@ import { ModelCatalog, type RoutingPolicy } from './catalog.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { UsageMeter } from '../observability/usage.ts';
 import { HealthChecker } from '../resilience/provider-health.ts';
-import { Backoff } from '../resilience/retry.ts';
 import { Dispatcher } from './dispatch.ts';
 import { ResponseCache, type CachedAnswer } from './response-cache.ts';
 import type { ProviderState, ProviderStates } from './provider-state.ts';
@@ -116,8 +115,6 @@ export class Runtime {
       adapters,
       states: this.providerStates,
       metrics: shared.metrics,
-      backoff: Backoff.fromConfig(this.config.retry),
-      maxRetries: this.config.retry.max_retries,
       healthChecks: this.config.health_check.enabled,
       cache: this.responseCache(),
     });

@@ -75,6 +75,20 @@ describe('routing policy', () => {
   });
 });
 
+describe('model resolution', () => {
+  it('passes any provider/model through, without keeping every name a client makes up', () => {
+    const catalog = catalogFor('');
+    for (let i = 0; i < 3000; i++) {
+      const [first] = catalog.resolve(`a/made-up-${i}`);
+      expect(first).toMatchObject({ provider: 'a', model: `made-up-${i}` });
+    }
+    const memoized = (catalog as unknown as { resolved: WeakMap<object, Map<string, unknown>> }).resolved.get(catalog.defaultPolicy);
+    expect(memoized?.size).toBe(1024);
+    // Configured names still resolve (and stay correct) once the memo is full.
+    expect(names(catalog.resolve('only-a'))[0]).toBe('a');
+  });
+});
+
 describe('answers and streams', () => {
   const answer: CanonicalResponse = {
     id: 'chatcmpl-1',

@@ -15,6 +15,9 @@ import type { ModelTarget } from '../providers/adapter.ts';
 import { validationError } from '../providers/errors.ts';
 import { LoadBalancer, preferenceTiers } from './load-balancer.ts';
 
+/** Resolved model names kept per routing policy; past that, resolving is simply redone per request. */
+const MAX_MEMOIZED = 1024;
+
 interface ProviderModels {
   defaultModel: string;
   /** model name → that model's own API key, when the config gives one */
@@ -135,7 +138,8 @@ export class ModelCatalog {
     let candidates = byModel.get(key);
     if (!candidates) {
       candidates = this.build(key, policy);
-      byModel.set(key, candidates);
+      // `provider/<any model>` passes through, so clients choose the keys: memoize a bounded number.
+      if (byModel.size < MAX_MEMOIZED) byModel.set(key, candidates);
     }
     return candidates;
   }

@@ -23,10 +23,15 @@ export function checkKeyScope(record: ApiKeyRecord, routePath: string): void {
   }
 }
 
+/** Whether a key's `models` scope lets it use this provider and model (or the name the client asked for). */
+export function keyAllowsModel(record: ApiKeyRecord | undefined, provider: string, model: string, requested?: string): boolean {
+  const allowed = record?.models;
+  return !allowed || allowed.includes(provider) || allowed.includes(model) || allowed.includes(`${provider}/${model}`) || (requested !== undefined && allowed.includes(requested));
+}
+
 export function checkKeyModel(record: ApiKeyRecord | undefined, provider: string, model: string, requested: string | undefined): void {
-  if (!record?.models) return;
+  if (!record?.models || keyAllowsModel(record, provider, model, requested)) return;
   const allowed = record.models;
-  if (allowed.includes(provider) || allowed.includes(model) || allowed.includes(`${provider}/${model}`) || (requested && allowed.includes(requested))) return;
   throw new GatewayError(`API key ${record.name} may not use model ${requested ?? `${provider}/${model}`}`, {
     status: 403,
     type: 'AuthenticationError',

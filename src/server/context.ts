@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AttemptRecord, DispatchContext, DispatchResult } from '../gateway/dispatch.ts';
 import type { Runtime, RouteSpec } from '../gateway/runtime.ts';
 import type { ModelTarget } from '../providers/adapter.ts';
-import { checkKeyModel } from './auth.ts';
+import { checkKeyModel, keyAllowsModel } from './auth.ts';
 import type { Usage } from '../providers/canonical.ts';
 import type { ApiKeyRecord } from '../state/keys.ts';
 import type { Observation } from './observe.ts';
@@ -99,14 +99,7 @@ export function candidatesFor(state: RequestState, requested: string | undefined
   const model = route?.pinnedModel ?? requested;
   const candidates = runtime.catalog.resolve(model, route?.routing);
   if (!key?.models) return candidates;
-  const allowed = candidates.filter((t) => {
-    try {
-      checkKeyModel(key, t.provider, t.model, undefined);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  const allowed = candidates.filter((t) => keyAllowsModel(key, t.provider, t.model));
   // Nothing allowed: explain with the first candidate (names the requested model and the allowed list).
   if (allowed.length === 0) checkKeyModel(key, candidates[0]?.provider ?? '', candidates[0]?.model ?? '', model);
   return allowed;

@@ -3,7 +3,6 @@
  * routes without restarting Fastify); one catch-all Fastify route looks the path up in that table.
  * Hooks, in order: request id → route lookup and deadline → body parsing → handler → log and metrics.
  */
-import { randomUUID } from 'node:crypto';
 import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -17,7 +16,7 @@ import { checkKeyScope, presentedKey } from './auth.ts';
 import { registerJsonParser } from './body.ts';
 import { RateLimits, type LimitVerdict } from './rate-limit.ts';
 import type { Handler, RequestState } from './context.ts';
-import { errorBody, toGatewayError } from './errors.ts';
+import { errorBody, requestIdFrom, toGatewayError } from './errors.ts';
 import { RequestObserver } from './observe.ts';
 import { registerTransports, tcpServerOptions } from './tls.ts';
 import { adminHandler } from './routes/admin.ts';
@@ -43,11 +42,6 @@ export interface AppOptions {
   tracing?: Tracing;
 }
 
-const SANE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
-
-function requestIdFrom(header: string | string[] | undefined): string {
-  return typeof header === 'string' && SANE_REQUEST_ID.test(header) ? header : randomUUID();
-}
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { holder, logger, metrics } = opts;

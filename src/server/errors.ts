@@ -3,9 +3,17 @@
  * `{"error":{type,message,code,request_id,details}}`; /v1/messages uses Anthropic's shape so its SDK
  * raises the right error classes.
  */
+import { randomUUID } from 'node:crypto';
 import { GatewayError, type ErrorType } from '../providers/errors.ts';
 
 export type ErrorDialect = 'hapax' | 'anthropic' | 'ollama';
+
+const SANE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** The client's X-Request-ID when it is sane (printable ASCII, at most 128 characters), else a new UUID. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  return typeof header === 'string' && SANE_REQUEST_ID.test(header) ? header : randomUUID();
+}
 
 const ANTHROPIC_TYPES: Record<number, string> = {
   400: 'invalid_request_error',

@@ -14,6 +14,8 @@ import { quiche, type Config, type Connection, type Host } from '@matrixai/quic/
 import { Http3Request, Http3Response, type Peer, type StreamSink } from './bridge.ts';
 import { FrameReader, FrameType, H3Error, Settings, StreamType, frame, readVarint, varint, type Frame } from './frames.ts';
 import { QpackError, decodeFieldSection, encodeFieldSection } from './qpack.ts';
+import { GatewayError } from '../../providers/errors.ts';
+import { errorBody, requestIdFrom } from '../errors.ts';
 
 export interface Http3ServerOptions {
   host: string;
@@ -305,9 +307,8 @@ class H3Connection {
     if (early && !options.allowEarlyDataReplay && !IDEMPOTENT.has(req.method)) {
       // RFC 8470: the request may be a replay; the client retries it after the handshake.
       options.onTooEarly?.(req);
-      const body = JSON.stringify({ error: { message: `${req.method} is not accepted in TLS early data (0-RTT); retry after the handshake`, type: 'TooEarly', code: 425 } });
-      res.writeHead(425, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
-      res.end(body);
+      const tooEarly = new GatewayError(`${req.method} is not accepted in TLS early data (0-RTT); retry after the handshake`, { status: 425, type: 'ProcessingError' });
+      answerError(res, tooEarly, req.headers['x-request-id']);
       req.resume();
       return;
     }
@@ -315,10 +316,8 @@ class H3Connection {
       options.onRequest(req, res);
     } catch (error) {
       options.onError?.(error, 'request handler');
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'application/json' });
-        res.end('{"error":{"message":"internal error","type":"InternalError"}}');
-      } else res.destroy();
+      if (!res.headersSent) answerError(res, new GatewayError('internal error', { status: 500, type: 'InternalError' }), req.headers['x-request-id']);
+      else res.destroy();
     }
   }
 
@@ -608,4 +607,12 @@ export class Http3Server {
     this.socketClosed = true;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
+}
+
+/** An answer given by the transport itself, before or instead of the router: still the spec's error JSON. */
+function answerError(res: Http3Response, error: GatewayError, requestIdHeader: string | string[] | undefined): void {
+  const requestId = requestIdFrom(requestIdHeader);
+  const body = JSON.stringify(errorBody(error, requestId, 'hapax'));
+  res.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'x-request-id': requestId });
+  res.end(body);
 }

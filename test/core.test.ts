@@ -112,8 +112,10 @@ provider_preference: [primary, backup]
     expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('answers 502 without the key when the only provider refuses the gateway credentials, and 502 on a reset', async () => {
+  it('fails over when the primary refuses the gateway key (another provider can cover a config problem)', async () => {
     upstream.fault = { kind: 'status', status: 401 };
+    const chatCalls = () => upstream.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
+    const before = chatCalls();
     try {
       const res = await fetch(`${gateway.url}/v1/chat/completions`, {
         method: 'POST',
@@ -123,6 +125,8 @@ provider_preference: [primary, backup]
       // The backup answers: a provider refusing our key is a config problem another provider can cover.
       expect(res.status).toBe(200);
       expect(res.headers.get('x-hapax-provider')).toBe('backup');
+      expect(res.headers.get('x-hapax-attempts')).toBe('2');
+      expect(chatCalls() - before).toBe(1); // the primary was asked once, not retried on a refused key
     } finally {
       upstream.fault = null;
     }

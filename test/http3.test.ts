@@ -222,8 +222,11 @@ rate_limit: {requests_per_minute: 1000}
     expect(result.status, result.message).toBe(200);
     expect(result.chunks).toHaveLength(1);
     await expect.poll(() => upstream.aborted, { timeout: 6000 }).toBe(1);
-    const log = gateway.logs.findLast((l) => l.msg === 'request' && l.route === '/v1/chat/completions');
-    expect(log?.status).toBe(200);
+    const requestId = result.headers?.['x-request-id'];
+    expect(requestId).toBeTruthy();
+    const linesOf = () => gateway.logs.filter((l) => l.msg === 'request' && l.request_id === requestId);
+    await expect.poll(() => linesOf().length, { timeout: 5000 }).toBe(1);
+    expect(linesOf()[0]?.status).toBe(200);
   });
 
   it('stops the upstream stream when the HTTP/3 client vanishes (killed, no goodbye)', async () => {

@@ -104,6 +104,7 @@ routes:
     expect(line.latency_ms).toBeGreaterThan(0);
     expect(line.overhead_ms).toBeGreaterThanOrEqual(0);
     // The header is set before the answer is written; the log line knows the whole response time.
+    expect(response.headers.get('x-hapax-overhead-ms')).toMatch(/^\d+\.\d{2}$/);
     expect(Number(response.headers.get('x-hapax-overhead-ms'))).toBeLessThanOrEqual(line.overhead_ms);
     expect(line.failover).toBeUndefined();
     // The client's trace context went upstream unchanged.

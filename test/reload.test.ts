@@ -194,7 +194,7 @@ describe('config reload', () => {
     await expect(team.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 404 });
   });
 
-  it('answers 404 on /admin/reload when no admin key is configured, and 409 without a file', async () => {
+  it('answers 404 on /admin/reload when no admin key is configured, and refuses to reload a gateway started without a file', async () => {
     const { gateway } = await startFromFile('health_check: {enabled: false}\nproviders:\n  m: {type: mock}\n');
     expect((await fetch(`${gateway.url}/admin/reload`, { method: 'POST' })).status).toBe(404);
     // A gateway from the built-in default (no file) has nothing to reload.

@@ -191,10 +191,14 @@ rate_limit: {requests_per_minute: 1000}
     try {
       const stream = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' });
       stream.end(JSON.stringify({ model: '', stream: true, messages: [{ role: 'user', content: 'many words to stream slowly here' }] }));
+      const requestId = await new Promise<string>((resolve) => stream.once('response', (headers) => resolve(String(headers['x-request-id']))));
       await new Promise<void>((resolve) => stream.once('data', () => resolve()));
       stream.close(http2.constants.NGHTTP2_CANCEL);
       await expect.poll(() => upstream.aborted, { timeout: 5000 }).toBe(1);
-      await expect.poll(() => gateway.logs.some((l) => l.msg === 'request' && l.route === '/v1/chat/completions' && l.status === 200), { timeout: 5000 }).toBe(true);
+      // This stream's own line, once, with the 200 that went out before the cancel.
+      const linesOf = () => gateway.logs.filter((l) => l.msg === 'request' && l.request_id === requestId);
+      await expect.poll(() => linesOf().length, { timeout: 5000 }).toBe(1);
+      expect(linesOf()[0]).toMatchObject({ status: 200, route: '/v1/chat/completions' });
     } finally {
       session.close();
     }

@@ -5,9 +5,13 @@
  * limit, `closed` refuses with 503.
  */
 import type { Redis } from 'ioredis';
-import { RateLimiterCompatibleAbstract, RateLimiterMemory, RateLimiterRedis, type RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterRes } from 'rate-limiter-flexible';
+// Single files, not the index with every backend (this module is loaded at start): see src/types/deep-imports.d.ts.
+import RateLimiterCompatibleAbstract from 'rate-limiter-flexible/lib/RateLimiterCompatibleAbstract.js';
+import RateLimiterMemory from 'rate-limiter-flexible/lib/RateLimiterMemory.js';
+import RateLimiterRedis from 'rate-limiter-flexible/lib/RateLimiterRedis.js';
 import { stateUnavailable, type FailurePolicy, type StateHealth } from './health.ts';
-import type { LimiterSpec } from './store.ts';
+import type { Limiter, LimiterSpec } from './store.ts';
 
 type Options = Record<string, unknown>;
 
@@ -56,7 +60,7 @@ class OutageLimiter extends RateLimiterCompatibleAbstract {
   }
 }
 
-export function redisLimiter(client: Redis, prefix: string, spec: LimiterSpec, policy: FailurePolicy, health: StateHealth): RateLimiterRedis {
+export function redisLimiter(client: Redis, prefix: string, spec: LimiterSpec, policy: FailurePolicy, health: StateHealth): Limiter {
   return new RateLimiterRedis({
     storeClient: client,
     keyPrefix: `${prefix}rl:${spec.keyPrefix}`,

@@ -33,3 +33,13 @@ declare module 'rate-limiter-flexible/lib/RateLimiterCluster.js' {
   const cluster: { RateLimiterCluster: typeof RateLimiterCluster; RateLimiterClusterMaster: typeof RateLimiterClusterMaster };
   export default cluster;
 }
+
+declare module 'rate-limiter-flexible/lib/RateLimiterRedis.js' {
+  import { RateLimiterRedis } from 'rate-limiter-flexible';
+  export default RateLimiterRedis;
+}
+
+declare module 'rate-limiter-flexible/lib/RateLimiterCompatibleAbstract.js' {
+  import { RateLimiterCompatibleAbstract } from 'rate-limiter-flexible';
+  export default RateLimiterCompatibleAbstract;
+}

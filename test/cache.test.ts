@@ -72,6 +72,20 @@ auth:
     expect(await cacheHits(gateway)).toBe(before + 1);
   });
 
+  it('shares one upstream call between identical requests in flight, before anything is cached', async () => {
+    upstream.queueFaults({ kind: 'delay', ms: 300 });
+    const [a, b] = await Promise.all([ask(client, 'asked twice at once'), ask(client, 'asked twice at once')]);
+    expect(a.data.choices[0].message.content).toBe('[primary] asked twice at once');
+    expect(b.data.choices[0].message.content).toBe('[primary] asked twice at once');
+    expect(chats(upstream)).toHaveLength(1);
+    upstream.queueFaults({ kind: 'slowStream', chunkDelayMs: 50 });
+    const streams = await Promise.all([streamText(client, 'streamed twice at once'), streamText(client, 'streamed twice at once', { stream_options: { include_usage: true } })]);
+    expect(streams.map((r) => r.text)).toEqual(['[primary] streamed twice at once', '[primary] streamed twice at once']);
+    expect(streams[0].usage).toBeUndefined();
+    expect(streams[1].usage?.completion_tokens).toBe(5);
+    expect(chats(upstream)).toHaveLength(2);
+  });
+
   it('replays a cached answer to a streaming client as a stream, with usage when asked', async () => {
     await ask(client, 'one two three');
     const { text, finish, usage, response } = await streamText(client, 'one two three', { stream_options: { include_usage: true } });

@@ -128,7 +128,7 @@ export class Dispatcher {
     try {
       if (!ctx.dedup) return await run(ctx);
       let mine = false;
-      const result = await this.unary.do(flightKey(ctx.client, request), (signal) => ((mine = true), run({ ...ctx, signal })), ctx.signal);
+      const result = await this.unary.do(cacheKey ?? flightKey(ctx.client, request), (signal) => ((mine = true), run({ ...ctx, signal })), ctx.signal);
       return mine ? result : { ...result, shared: true };
     } catch (error) {
       throw stoppedIfAborted(error, ctx.signal);
@@ -159,7 +159,8 @@ export class Dispatcher {
   private async sharedStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
     let mine = false;
     const events = this.streams.join(
-      flightKey(ctx.client, request),
+      // The cache key, when there is one, already names this client's request: no second serialization.
+      cacheKey ?? flightKey(ctx.client, request),
       (signal) => ((mine = true), this.flightSource(request, candidates, { ...ctx, signal }, cacheKey)),
       ctx.signal,
     );

@@ -123,6 +123,9 @@ providerPreference:
   });
 
   it('says what is missing when the preference snippet is used without its providers', () => {
+    expect(problemsOf('providers:\n  m: {type: mock}\nauth:\n  keys:\n    - {name: a, key: k1, expires: next tuesday}\n')).toEqual([
+      'auth.keys[0].expires: expected an ISO date, e.g. 2027-01-31',
+    ]);
     expect(problemsOf('providerPreference: [ollama, anthropic]\n')).toEqual([
       'providers: no provider configured; add one under providers (or an llm block)',
       'provider_preference[0]: unknown provider "ollama" (no providers are configured)',

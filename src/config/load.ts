@@ -81,7 +81,7 @@ export function parseConfig(text: string, source = '(inline)', env: NodeJS.Proce
   const warnings = [...report.warnings];
   foldLegacyLlmBlock(config, canonical, warnings);
   // The original's queue started at `initial_size` and never grew: that is our `max_size`.
-  if (config.queue?.initial_size !== undefined && !isSet(canonical, ['queue', 'max_size'])) config.queue.max_size = config.queue.initial_size;
+  if (config.queue.initial_size !== undefined && !isSet(canonical, ['queue', 'max_size'])) config.queue.max_size = config.queue.initial_size;
   for (const provider of Object.values(config.providers)) {
     const listed = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
     provider.model ??= listed[0] ?? (provider.type === 'mock' ? 'mock' : undefined);

@@ -215,7 +215,10 @@ const apiKey = z
     rate_limit: rateLimit.optional(),
     routes: z.array(z.string()).optional(),
     models: z.array(z.string()).optional(),
-    expires: z.string().optional(),
+    expires: z
+      .string()
+      .refine((v) => !Number.isNaN(Date.parse(v)), 'expected an ISO date, e.g. 2027-01-31')
+      .optional(),
   })
   .refine((k) => k.key !== undefined || k.key_sha256 !== undefined, { message: 'a key needs `key` or `key_sha256`' });
 
@@ -270,7 +273,7 @@ export const configSchema = z.strictObject({
     .strictObject({ enabled: z.boolean().default(true), path: routePath.default('/metrics'), auth: z.boolean().default(false) })
     .prefault({}),
   routes: z.array(route).optional(),
-  queue: queue.optional(),
+  queue: queue.prefault({}),
   processing: processing.optional(),
   auth: z
     .strictObject({

@@ -76,8 +76,8 @@ export class ProviderStates {
       ? new FairQueue({
           name,
           maxConcurrency: provider.max_concurrency,
-          maxSize: config.queue?.max_size ?? 1000,
-          timeoutMs: config.queue?.timeout ?? 30_000,
+          maxSize: config.queue.max_size,
+          timeoutMs: config.queue.timeout,
           onWait: (_key, waitedMs) => metrics.queueWait.observe({ provider: name }, waitedMs / 1000),
         })
       : undefined;

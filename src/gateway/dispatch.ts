@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../observability/metrics.ts';
 import type { AttemptContext, ModelTarget, ProviderAdapter } from '../providers/adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../providers/canonical.ts';
-import { GatewayError, UpstreamError } from '../providers/errors.ts';
+import { GatewayError, isDeadline, UpstreamError } from '../providers/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
 import type { Release } from './fair-queue.ts';
 import { AnswerCollector, answerEvents } from './answer-stream.ts';
@@ -76,6 +76,16 @@ interface Settlement {
 
 type Attempt<T> = (adapter: ProviderAdapter, target: ModelTarget, ctx: AttemptContext, settlement: Settlement) => Promise<T>;
 
+/** An attempt whose answer arrives whole: a success once it is in, with the time it took. */
+function wholeAnswer<T>(call: (adapter: ProviderAdapter, target: ModelTarget, ctx: AttemptContext) => Promise<T>): Attempt<T> {
+  return async (adapter, target, ctx, settlement) => {
+    const started = performance.now();
+    const value = await call(adapter, target, ctx);
+    settlement.success(performance.now() - started);
+    return value;
+  };
+}
+
 const noop = () => undefined;
 
 export class Dispatcher {
@@ -114,12 +124,7 @@ export class Dispatcher {
       const hit = await (this.cache as ResponseCache).get(cacheKey);
       if (hit) return this.fromCache(hit, hit.response);
     }
-    const attempt: Attempt<CanonicalResponse> = async (adapter, target, c, settlement) => {
-      const started = performance.now();
-      const value = await adapter.chat(request, target, c);
-      settlement.success(performance.now() - started);
-      return value;
-    };
+    const attempt = wholeAnswer((adapter, target, c) => adapter.chat(request, target, c));
     const run = async (c: DispatchContext) => {
       const result = await this.run(candidates, c, attempt);
       if (cacheKey !== undefined) this.keep(cacheKey, result.value, result.target);
@@ -230,12 +235,7 @@ export class Dispatcher {
     if (able.length === 0) {
       throw new GatewayError('no configured provider offers embeddings for this model', { status: 400, type: 'ValidationError', details: { field: 'model' } });
     }
-    return this.run(able, ctx, async (adapter, target, c, settlement) => {
-      const started = performance.now();
-      const value = await (adapter.embeddings as NonNullable<ProviderAdapter['embeddings']>)(request, target, c);
-      settlement.success(performance.now() - started);
-      return value;
-    });
+    return this.run(able, ctx, wholeAnswer((adapter, target, c) => (adapter.embeddings as NonNullable<ProviderAdapter['embeddings']>)(request, target, c)));
   }
 
   private async run<T>(candidates: readonly ModelTarget[], ctx: DispatchContext, attempt: Attempt<T>): Promise<DispatchResult<T>> {
@@ -559,10 +559,6 @@ class StreamLifetime {
   started(): void {
     this.running = true;
   }
-}
-
-function isDeadline(reason: unknown): boolean {
-  return (reason as Error | undefined)?.name === 'TimeoutError';
 }
 
 async function* replay(events: readonly StreamEvent[]): AsyncGenerator<StreamEvent> {

@@ -100,3 +100,8 @@ export function parseRetryAfter(value: string | string[] | undefined): number | 
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
+
+/** An abort reason that says a deadline passed (an AbortSignal.timeout or our request deadline), not a client leaving. */
+export function isDeadline(reason: unknown): boolean {
+  return (reason as Error | undefined)?.name === 'TimeoutError';
+}

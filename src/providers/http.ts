@@ -8,7 +8,7 @@ import type { Dispatcher, Pool } from 'undici';
 // Types still come from 'undici', so the published declarations never name these paths.
 import UndiciPool from 'undici/lib/dispatcher/pool.js';
 import undiciErrors from 'undici/lib/core/errors.js';
-import { failureKindForStatus, parseRetryAfter, UpstreamError } from './errors.ts';
+import { failureKindForStatus, isDeadline, parseRetryAfter, UpstreamError } from './errors.ts';
 import { collect, openBody, type CollectedResponse, type StreamedResponse, type UpstreamHeaders } from './upstream-body.ts';
 
 export class PoolRegistry {
@@ -195,7 +195,7 @@ export class UpstreamClient {
   transportError(error: unknown, signal: AbortSignal): UpstreamError {
     if (error instanceof UpstreamError) return error;
     if (signal.aborted) {
-      const timedOut = (signal.reason as Error | undefined)?.name === 'TimeoutError';
+      const timedOut = isDeadline(signal.reason);
       return new UpstreamError(this.provider, timedOut ? 'timeout' : 'aborted', `${this.provider}: ${timedOut ? 'request deadline passed' : 'client went away'}`, { cause: error });
     }
     if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {

@@ -33,14 +33,22 @@ export interface Observation {
  * first event is in, and a keeper for its frames when bodies are logged.
  */
 export function observeStreamStart(reply: FastifyReply, state: RequestState): ((frame: string) => void) | undefined {
-  if (state.spent.upstreamMs > 0 && !state.shared) {
-    const overhead = Math.max(0, reply.elapsedTime - state.spent.upstreamMs);
+  const overhead = overheadOf(state, reply.elapsedTime);
+  if (overhead !== undefined) {
     reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
     (state.observed ??= {}).streamOverheadMs = overhead;
   }
   if (!state.route || !state.runtime.config.logging.log_bodies) return undefined;
   const observed = (state.observed ??= {});
   return (frame) => keepBody(observed, frame);
+}
+
+/**
+ * The gateway's own time in a request: elapsed minus the time spent waiting on providers. Undefined when no
+ * provider was called, or for an answer shared from another request (it waited on someone else's call).
+ */
+function overheadOf(state: RequestState, elapsedMs: number): number | undefined {
+  return state.spent.upstreamMs > 0 && !state.shared ? Math.max(0, elapsedMs - state.spent.upstreamMs) : undefined;
 }
 
 /** Logged bodies are capped: a log line is not an archive. */
@@ -93,9 +101,8 @@ export class RequestObserver {
   readonly onSend: onSendHookHandler = (request, reply, payload, done) => {
     const state = request.hapax as RequestState | null;
     if (!state) return done(null, payload);
-    if (state.spent.upstreamMs > 0 && !state.shared) {
-      reply.header('x-hapax-overhead-ms', Math.max(0, reply.elapsedTime - state.spent.upstreamMs).toFixed(2));
-    }
+    const overhead = overheadOf(state, reply.elapsedTime);
+    if (overhead !== undefined) reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
     if (state.route && state.runtime.config.logging.log_bodies) {
       const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
       if (text !== undefined) keepBody((state.observed ??= {}), text);
@@ -115,10 +122,8 @@ export class RequestObserver {
     metrics.httpDuration.observe(plain ? { endpoint } : { ...labels, endpoint }, elapsedMs / 1000);
 
     let overheadMs: number | undefined;
-    if (state.spent.upstreamMs > 0 && !state.shared) {
-      overheadMs = state.observed?.streamOverheadMs ?? Math.max(0, elapsedMs - state.spent.upstreamMs);
-      metrics.overhead.observe(overheadMs / 1000);
-    }
+    overheadMs = state.observed?.streamOverheadMs ?? overheadOf(state, elapsedMs);
+    if (overheadMs !== undefined) metrics.overhead.observe(overheadMs / 1000);
 
     const { usage, target } = state;
     let cost: number | undefined;

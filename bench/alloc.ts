@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, nextMessage, sleep, stopChild } from './lib.ts';
+import { freePort, nextMessage, shebangFlags, sleep, stopChild } from './lib.ts';
 import { runLoad } from './loadgen.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -49,7 +49,8 @@ function where(url: string): { module: string; file: string } {
 const upstream = fork(join(REPO, 'bench/upstream.ts'), [], { execPath: NODE, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const { ready } = await nextMessage<{ ready: number }>(upstream, (m) => typeof m === 'object' && m !== null && 'ready' in m);
 const port = await freePort();
-const gateway = spawn(NODE, ['--inspect=127.0.0.1:0', join(DIR, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
+// With the shebang's flags, as `npx hapax` runs: the young-generation size changes what is collected when.
+const gateway = spawn(NODE, [...shebangFlags(DIR), '--inspect=127.0.0.1:0', join(DIR, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
   cwd: DIR,
   env: { ...process.env, BENCH_UPSTREAM_PORT: String(ready), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-alloc-keys-${process.pid}.json`) },
   stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,5 +1,6 @@
 /** Helpers shared by the benchmark's processes: /proc readings, percentiles, free ports, child-process plumbing. */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 
@@ -107,3 +108,10 @@ export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The node flags in bin/hapax.js's shebang (`#!/usr/bin/env -S node FLAGS`): what `npx hapax` runs with. */
+export function shebangFlags(dir: string): string[] {
+  const first = readFileSync(join(dir, 'bin/hapax.js'), 'utf8').split('\n', 1)[0];
+  const match = /^#!\S*env\s+-S\s+node\s+(.*)$/.exec(first.trim());
+  return match ? match[1].split(/\s+/).filter(Boolean) : [];
+}

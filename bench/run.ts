@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { request } from 'undici';
-import { freePort, nextMessage, rss, sleep, stopChild } from './lib.ts';
+import { freePort, nextMessage, rss, shebangFlags, sleep, stopChild } from './lib.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 import { compareMarkdown, profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
 
@@ -64,14 +64,9 @@ const modes = args.modes.split(',') as ('json' | 'stream')[];
 /** The gateway build to run: this checkout, or another one (e.g. a snapshot of an older commit) to compare. */
 const HAPAX_DIR = resolve(args['hapax-dir'] ?? REPO);
 /**
- * Node flags for the gateway: those of bin/hapax.js's shebang (`#!/usr/bin/env -S node FLAGS`, which `npx hapax`
- * and the image use but `node bin/hapax.js` would skip), then --node-flags (to try memory or GC settings).
+ * Node flags for the gateway: those of bin/hapax.js's shebang (`npx hapax` and the image use them, `node
+ * bin/hapax.js` would skip them), then --node-flags (to try memory or GC settings).
  */
-function shebangFlags(dir: string): string[] {
-  const first = readFileSync(join(dir, 'bin/hapax.js'), 'utf8').split('\n', 1)[0];
-  const match = /^#!\S*env\s+-S\s+node\s+(.*)$/.exec(first.trim());
-  return match ? match[1].split(/\s+/).filter(Boolean) : [];
-}
 const GATEWAY_FLAGS = [...shebangFlags(HAPAX_DIR), ...args['node-flags'].split(' ').filter(Boolean)];
 const soakS = args.soak ? Number(args.soak) : 0;
 /** A directory where `@portkey-ai/gateway` is installed: adds Portkey's gateway as a target, for the side-by-side. */

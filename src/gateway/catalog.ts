@@ -69,7 +69,6 @@ export class ModelCatalog {
   private readonly weights = new Map<string, number>();
   /** The top-level provider_preference and load_balancing. */
   readonly defaultPolicy: RoutingPolicy;
-  readonly preference: readonly string[];
 
   constructor(config: HapaxConfig) {
     for (const [name, provider] of Object.entries(config.providers)) {
@@ -87,7 +86,6 @@ export class ModelCatalog {
       }
     }
     this.defaultPolicy = this.policy(config.provider_preference, config.load_balancing);
-    this.preference = this.defaultPolicy.names;
   }
 
   /**
@@ -106,10 +104,6 @@ export class ModelCatalog {
       balanced.set(index, { balancer: new LoadBalancer<ModelTarget>({ strategy, nameOf: (target) => target.provider }), weights });
     });
     return { names: tiers.flat(), tierOf, balanced };
-  }
-
-  has(provider: string): boolean {
-    return this.providers.has(provider);
   }
 
   /** Every model a client can ask for, as `provider/model` ids. */

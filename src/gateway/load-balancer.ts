@@ -27,7 +27,6 @@
 
 export type BalanceStrategy = 'priority' | 'round_robin' | 'weighted' | 'least_latency' | 'least_busy';
 
-export const BALANCE_STRATEGIES: readonly BalanceStrategy[] = ['priority', 'round_robin', 'weighted', 'least_latency', 'least_busy'];
 
 export interface BalanceStats {
   /** Moving-average latency (ProviderHealth.ewmaMs); undefined before the first sample. */

@@ -80,10 +80,6 @@ export function attachListener(app: FastifyInstance, listener: ExtraListener): v
   extraListeners.set(app, list);
 }
 
-export function listenersOf(app: FastifyInstance): readonly ExtraListener[] {
-  return extraListeners.get(app) ?? [];
-}
-
 /**
  * Hooks for listeners attached after `listen()`: every response sent over TCP advertises HTTP/3 with
  * `Alt-Svc` once (and only while) the QUIC listener serves, and closing the app closes them too.

@@ -38,7 +38,13 @@ export interface RouteSpec {
   rateLimit?: RateLimitSettings;
   /** The route's own rate-limit counters are kept under this scope (built once, not per request). */
   rateLimitScope: string;
+  /** Needs a client key when auth is on: the route's `auth`, never for health, for metrics per `metrics.auth`. */
   auth: boolean;
+  /**
+   * Health and metrics: probes and scrapes, not client traffic. They are not rate limited, counted in usage,
+   * traced, or shown in the console.
+   */
+  operational: boolean;
   dedup: boolean;
   /** Routes made from a provider's `models.<name>.endpoint`: always this provider/model. */
   pinnedModel?: string;
@@ -231,7 +237,8 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog): Map<string, Ro
       metricsLabels: Object.freeze({ ...route.metrics_labels }),
       rateLimit: route.rate_limit,
       rateLimitScope: `route:${route.path}`,
-      auth: route.auth ?? true,
+      auth: route.handler === 'health' ? false : route.handler === 'metrics' ? config.metrics.auth && (route.auth ?? true) : (route.auth ?? true),
+      operational: route.handler === 'health' || route.handler === 'metrics',
       dedup: route.dedup ?? config.dedup.enabled,
       pinnedModel,
     };

@@ -125,14 +125,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     metrics.requestStarted(route.path);
     state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
     if (request.method === 'OPTIONS') return;
-    const { config } = runtime;
-    const open = route.handler === 'health' || (route.handler === 'metrics' && !config.metrics.auth) || !route.auth;
-    if (config.auth.enabled && !open) {
+    if (runtime.config.auth.enabled && route.auth) {
       state.key = runtime.keys.verify(presentedKey(request));
       checkKeyScope(state.key, route.path);
       state.client = state.key.name;
     }
-    if (route.handler !== 'health' && route.handler !== 'metrics') {
+    if (!route.operational) {
       await applyRateLimits(state, reply);
       // Admitted: one request in the client's usage totals (GET /admin/usage; fleet-wide with Redis).
       void runtime.store.usage.record(state.client, { requests: 1 }).catch(() => undefined);

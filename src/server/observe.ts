@@ -54,8 +54,6 @@ function overheadOf(state: RequestState, elapsedMs: number): number | undefined 
 /** Logged bodies are capped: a log line is not an archive. */
 const BODY_LOG_LIMIT = 256 * 1024;
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
-/** Scrapes and probes would drown the traces that matter. */
-const UNTRACED = new Set(['health', 'metrics']);
 
 interface RouteLike {
   path: string;
@@ -87,7 +85,8 @@ export class RequestObserver {
   begin(request: FastifyRequest, state: RequestState): void {
     const header = request.headers.traceparent;
     const client = header === undefined ? undefined : parseTraceparent(header);
-    if (this.tracing && state.route && !UNTRACED.has(state.route.handler)) {
+    // Scrapes and probes would drown the traces that matter.
+    if (this.tracing && state.route && !state.route.operational) {
       const span = this.tracing.startRequest(`${request.method} ${state.route.path}`, client, state.startedAt);
       state.observed = { span, client };
       state.traceparent = this.tracing.traceparentOf(span);

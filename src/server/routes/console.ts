@@ -37,7 +37,6 @@ export interface ConsoleOptions {
 
 const COOKIE = 'hapax_console';
 const SESSION_SECONDS = 12 * 60 * 60;
-const HANDLERS_NOT_RECORDED = new Set(['health', 'metrics']);
 
 const CSP = [
   "default-src 'self'",
@@ -93,7 +92,7 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
   app.addHook('onResponse', (request, reply, done) => {
     const state = request.hapax;
     const route = state?.route;
-    if (route && !HANDLERS_NOT_RECORDED.has(route.handler)) {
+    if (route && !route.operational) {
       // A shared (deduplicated or cached) answer spent its tokens on the request that called upstream.
       const usage = state.shared ? undefined : state.usage;
       const price = usage && state.target ? state.runtime.usageMeter.rate(state.target).price : undefined;

@@ -20,7 +20,7 @@ import { errorBody, requestIdFrom, toGatewayError } from './errors.ts';
 import { RequestObserver } from './observe.ts';
 import { registerTransports, tcpServerOptions } from './tls.ts';
 import { adminHandler } from './routes/admin.ts';
-import { registerConsole } from './routes/console.ts';
+import { consoleRecord, registerConsole } from './routes/console.ts';
 import { registerOpenApi } from './routes/openapi.ts';
 import { healthHandler } from './routes/health.ts';
 import { completionHandler } from './routes/native.ts';
@@ -177,6 +177,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     clearTimeout(state.deadline);
     if (state.route) metrics.requestEnded(endpoint);
     observer.finish(request, reply, endpoint);
+    const record = consoleRecord(request, reply.statusCode, reply.elapsedTime);
+    if (record) consoleFeed.record(record);
   }
 
   function chargeTokens(state: RequestState): void {
@@ -217,7 +219,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   // The operator console (/console) has Fastify routes of its own and a hook that feeds it.
-  registerConsole(app, { holder, metrics });
+  const consoleFeed = registerConsole(app, { holder, metrics });
   registerOpenApi(app);
 
   return app;

@@ -46,6 +46,8 @@ export interface RequestState {
   clientGone?: boolean;
   /** Metrics and the log line are done (they must happen once, whichever way the response ended). */
   accounted?: boolean;
+  /** What the answer cost in US dollars (pricing table), once accounted for; undefined without a price. */
+  costUsd?: number;
   /** Per-request notes of the observability hooks (span, overhead, logged bodies). */
   observed?: Observation;
 }

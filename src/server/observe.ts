@@ -128,7 +128,7 @@ export class RequestObserver {
     let cost: number | undefined;
     if (usage && target) {
       const rate = state.runtime.usageMeter.rate(target);
-      if (rate.price) cost = costUsd(rate.price, usage.inputTokens, usage.outputTokens);
+      if (rate.price) state.costUsd = cost = costUsd(rate.price, usage.inputTokens, usage.outputTokens);
       // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
       if (!state.shared) {
         const base = { ...labels, provider: target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };

@@ -21,9 +21,8 @@ import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ConsoleFeed, type RuntimeSource } from '../../console/feed.ts';
+import { ConsoleFeed, type RequestRecord, type RuntimeSource } from '../../console/feed.ts';
 import type { Metrics } from '../../observability/metrics.ts';
-import { costUsd } from '../../observability/usage.ts';
 import { GatewayError } from '../../providers/errors.ts';
 import { presentedKey } from '../auth.ts';
 import { sameSecret } from '../../state/keys.ts';
@@ -86,34 +85,6 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
   });
   app.addHook('onClose', (_instance, done) => {
     feed.stop();
-    done();
-  });
-
-  app.addHook('onResponse', (request, reply, done) => {
-    const state = request.hapax;
-    const route = state?.route;
-    if (route && !route.operational) {
-      // A shared (deduplicated or cached) answer spent its tokens on the request that called upstream.
-      const usage = state.shared ? undefined : state.usage;
-      const price = usage && state.target ? state.runtime.usageMeter.rate(state.target).price : undefined;
-      feed.record({
-        at: Date.now(),
-        requestId: request.id,
-        method: request.method,
-        route: route.path,
-        status: reply.statusCode,
-        latencyMs: reply.elapsedTime,
-        // Grouped like the token and cost metrics: by key name, 'anonymous' without one.
-        client: state.key?.name ?? 'anonymous',
-        provider: state.provider,
-        model: state.model,
-        attempts: state.attempts,
-        inputTokens: usage?.inputTokens,
-        outputTokens: usage?.outputTokens,
-        costUsd: usage && price ? costUsd(price, usage.inputTokens, usage.outputTokens) : undefined,
-        labels: route.metricsLabels,
-      });
-    }
     done();
   });
 
@@ -365,4 +336,33 @@ function consolePage(signedIn: boolean): string {
 </body>
 </html>
 `;
+}
+
+/**
+ * What the console keeps of a finished client request (not health or metrics), once it is accounted for:
+ * called from the same place as the metrics and the log line, so a stream cut by its client is there too.
+ */
+export function consoleRecord(request: FastifyRequest, statusCode: number, elapsedMs: number): RequestRecord | undefined {
+  const state = request.hapax;
+  const route = state?.route;
+  if (!route || route.operational) return undefined;
+  // A shared (deduplicated or cached) answer spent its tokens on the request that called upstream.
+  const usage = state.shared ? undefined : state.usage;
+  return {
+    at: Date.now(),
+    requestId: request.id,
+    method: request.method,
+    route: route.path,
+    status: statusCode,
+    latencyMs: elapsedMs,
+    // Grouped like the token and cost metrics: by key name, 'anonymous' without one.
+    client: state.key?.name ?? 'anonymous',
+    provider: state.provider,
+    model: state.model,
+    attempts: state.attempts,
+    inputTokens: usage?.inputTokens,
+    outputTokens: usage?.outputTokens,
+    costUsd: usage ? state.costUsd : undefined,
+    labels: route.metricsLabels,
+  };
 }

@@ -14,7 +14,7 @@ import type {
   ToolChoice,
   Usage,
 } from '../providers/canonical.ts';
-import { contentText, EMPTY_USAGE } from '../providers/canonical.ts';
+import { argumentsObject, contentText, EMPTY_USAGE } from '../providers/canonical.ts';
 import { parseBody } from './validate.ts';
 
 // ---------- client side: what an Anthropic SDK sends us ----------
@@ -176,20 +176,10 @@ const messageId = (id: string) => (id.startsWith('msg_') ? id : `msg_${id}`);
  * tool_use.input must be an object, but other dialects carry arguments as text the model wrote. Text that is
  * not a JSON object (a model slip) becomes {} rather than failing the whole answer.
  */
-function parseToolInput(args: string): Record<string, unknown> {
-  try {
-    const input: unknown = JSON.parse(args);
-    if (input !== null && typeof input === 'object' && !Array.isArray(input)) return input as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  return {};
-}
-
 export function encodeMessagesResponse(res: CanonicalResponse) {
   const content: Record<string, unknown>[] = [];
   if (res.text !== '') content.push({ type: 'text', text: res.text });
-  for (const call of res.toolCalls) content.push({ type: 'tool_use', id: call.id, name: call.name, input: parseToolInput(call.arguments) });
+  for (const call of res.toolCalls) content.push({ type: 'tool_use', id: call.id, name: call.name, input: argumentsObject(call.arguments) });
   return {
     id: messageId(res.id),
     type: 'message',
@@ -319,7 +309,7 @@ function encodeTurn(m: CanonicalMessage): Block[] {
     return [{ type: 'tool_result', tool_use_id: m.toolCallId ?? '', ...(content.length > 0 ? { content } : {}) }];
   }
   const blocks = encodeBlocks(m.content);
-  for (const call of m.toolCalls ?? []) blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: parseToolInput(call.arguments) });
+  for (const call of m.toolCalls ?? []) blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: argumentsObject(call.arguments) });
   return blocks;
 }
 
@@ -514,9 +504,4 @@ export class MessagesStreamDecoder {
     }
     out.push(event);
   }
-}
-
-export function readAnthropicErrorMessage(body: unknown): string | undefined {
-  const error = (body as { error?: { message?: unknown } } | null)?.error;
-  return typeof error?.message === 'string' ? error.message : undefined;
 }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import type { CanonicalMessage, CanonicalRequest, CanonicalResponse, StreamEvent, Usage } from '../providers/canonical.ts';
+import { EMPTY_USAGE } from '../providers/canonical.ts';
 import { validationError } from '../providers/errors.ts';
 import { encodeUsage } from './openai.ts';
 import { parseBody } from './validate.ts';
@@ -64,7 +65,7 @@ export function encodeNativeResponse(res: CanonicalResponse, meta: NativeMeta) {
 /** Native streams: `data: {"type":"delta","text":...}` frames, then one `{"type":"done",...}` frame. */
 export class NativeStreamEncoder {
   private text = '';
-  private usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  private usage: Usage = EMPTY_USAGE;
   private readonly meta: NativeMeta;
   constructor(meta: NativeMeta) {
     this.meta = meta;

@@ -20,7 +20,7 @@ import type {
   ToolCall,
   Usage,
 } from '../providers/canonical.ts';
-import { contentText } from '../providers/canonical.ts';
+import { argumentsObject, contentText, EMPTY_USAGE } from '../providers/canonical.ts';
 import { validationError } from '../providers/errors.ts';
 import { parseBody } from './validate.ts';
 
@@ -29,18 +29,6 @@ export const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
 export const OLLAMA_API_VERSION = '0.9.0';
 
 // ---------- shared by both directions ----------
-
-/** Ollama's wire carries tool arguments as an object; the canonical model keeps the model's JSON text. */
-function argumentsObject(text: string): Record<string, unknown> {
-  try {
-    const value: unknown = JSON.parse(text);
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // not JSON: fall through
-  }
-  // Ollama cannot carry arguments that are not a JSON object; an empty object is the nearest it can say.
-  return {};
-}
 
 /** Some clients send arguments already serialized; keep those as they are. */
 const argumentsText = (args: unknown): string => (typeof args === 'string' ? args : JSON.stringify(args ?? {}));
@@ -247,7 +235,7 @@ export class NdjsonEncoder {
         return '';
       case 'finish': {
         const calls = this.calls.size > 0 ? this.line({ content: '', tool_calls: encodeToolCalls(this.calls.values()) }, undefined) : '';
-        const counts = encodeCounts(this.usage ?? { inputTokens: 0, outputTokens: 0 });
+        const counts = encodeCounts(this.usage ?? EMPTY_USAGE);
         return calls + this.line({ content: '' }, { done_reason: encodeDoneReason(event.reason), done: true, ...counts });
       }
     }
@@ -415,10 +403,4 @@ export function decodeEmbedResponse(json: OllamaEmbedResponse, fallbackModel: st
 
 export function decodeTags(json: { models?: { name?: string; model?: string }[] } | null): string[] {
   return (json?.models ?? []).map((m) => m.name ?? m.model ?? '').filter(Boolean);
-}
-
-/** Ollama's errors are `{"error":"..."}`. */
-export function readOllamaErrorMessage(body: unknown): string | undefined {
-  const error = (body as { error?: unknown } | null)?.error;
-  return typeof error === 'string' ? error : undefined;
 }

@@ -14,7 +14,7 @@ import type {
   ToolChoice,
   Usage,
 } from '../providers/canonical.ts';
-import { contentText } from '../providers/canonical.ts';
+import { contentText, EMPTY_USAGE } from '../providers/canonical.ts';
 import { parseBody } from './validate.ts';
 
 // ---------- client side: what an OpenAI SDK sends us ----------
@@ -214,7 +214,7 @@ export class ChunkEncoder {
       case 'finish': {
         let out = this.frame({}, event.reason);
         if (this.includeUsage) {
-          out += `data: ${this.head}"choices":[],"usage":${JSON.stringify(encodeUsage(this.usage ?? { inputTokens: 0, outputTokens: 0 }))}}\n\n`;
+          out += `data: ${this.head}"choices":[],"usage":${JSON.stringify(encodeUsage(this.usage ?? EMPTY_USAGE))}}\n\n`;
         }
         return out + 'data: [DONE]\n\n';
       }
@@ -322,10 +322,4 @@ export function decodeChunk(json: UpstreamCompletion, out: StreamEvent[]): Finis
   }
   if (json.usage) out.push({ type: 'usage', usage: decodeUsage(json.usage) });
   return choice?.finish_reason ? decodeFinishReason(choice.finish_reason) : undefined;
-}
-
-export function readOpenAIErrorMessage(body: unknown): string | undefined {
-  const error = (body as { error?: { message?: unknown } | string } | null)?.error;
-  if (typeof error === 'string') return error;
-  return typeof error?.message === 'string' ? error.message : undefined;
 }

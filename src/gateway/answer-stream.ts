@@ -4,6 +4,7 @@
  * whole one so it can be cached.
  */
 import type { CanonicalResponse, FinishReason, StreamEvent, ToolCall, Usage } from '../providers/canonical.ts';
+import { EMPTY_USAGE } from '../providers/canonical.ts';
 
 /** The events of an answer, in the order adapters emit them: start, content, usage, finish. */
 export function answerEvents(response: CanonicalResponse): StreamEvent[] {
@@ -24,7 +25,7 @@ export class AnswerCollector {
   private model: string;
   private text = '';
   private readonly toolCalls: ToolCall[] = [];
-  private usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  private usage: Usage = EMPTY_USAGE;
   private finishReason: FinishReason | undefined;
 
   constructor(model: string) {

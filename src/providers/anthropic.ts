@@ -5,11 +5,10 @@ import {
   decodeMessagesResponse,
   encodeMessagesRequest,
   MessagesStreamDecoder,
-  readAnthropicErrorMessage,
 } from '../dialects/anthropic.ts';
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
-import { UpstreamError, type UpstreamFailureKind } from './errors.ts';
+import { upstreamErrorMessage, UpstreamError, type UpstreamFailureKind } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
 
 const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
@@ -33,7 +32,6 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
   constructor(init: AdapterInit) {
     super(init, {
       defaultBaseUrl: ANTHROPIC_BASE_URL,
-      readErrorMessage: readAnthropicErrorMessage,
       keyHeader: 'x-api-key',
       protocolHeaders: { 'anthropic-version': init.config.anthropic_version ?? ANTHROPIC_VERSION },
       // Paths carry the /v1 (as in Anthropic's SDKs); a base_url written with /v1 would double it.
@@ -73,7 +71,7 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
       }
       if (json.type === 'error') {
         const kind = STREAM_ERROR_KINDS[json.error?.type ?? ''] ?? 'server';
-        throw new UpstreamError(this.name, kind, `${this.name} reported an error mid-stream`, { upstreamMessage: readAnthropicErrorMessage(json) });
+        throw new UpstreamError(this.name, kind, `${this.name} reported an error mid-stream`, { upstreamMessage: upstreamErrorMessage(json) });
       }
       decoder.decode(json, events);
       for (const event of events) yield event;

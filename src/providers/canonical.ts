@@ -113,3 +113,17 @@ export function contentText(content: string | ContentPart[]): string {
 }
 
 export const EMPTY_USAGE: Usage = Object.freeze({ inputTokens: 0, outputTokens: 0 }) as Usage;
+
+/**
+ * Tool-call arguments (a JSON string in the canonical model) as the object Anthropic and Ollama carry. Text
+ * that is not a JSON object becomes `{}`: those dialects cannot say anything else.
+ */
+export function argumentsObject(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // not JSON: fall through
+  }
+  return {};
+}

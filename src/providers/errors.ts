@@ -105,3 +105,13 @@ export function parseRetryAfter(value: string | string[] | undefined): number | 
 export function isDeadline(reason: unknown): boolean {
   return (reason as Error | undefined)?.name === 'TimeoutError';
 }
+
+/**
+ * The message in a provider's error body. The three dialects say it the same way or close to it: OpenAI and
+ * Anthropic as `{error: {message}}`, Ollama and some OpenAI-compatible servers as `{error: "..."}`.
+ */
+export function upstreamErrorMessage(body: unknown): string | undefined {
+  const error = (body as { error?: { message?: unknown } | string } | null)?.error;
+  if (typeof error === 'string') return error;
+  return typeof error?.message === 'string' ? error.message : undefined;
+}

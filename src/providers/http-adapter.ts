@@ -5,11 +5,10 @@
  */
 import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
-import { UpstreamClient, type ErrorMessageReader } from './http.ts';
+import { UpstreamClient } from './http.ts';
 
 export interface HttpAdapterOptions {
   defaultBaseUrl: string;
-  readErrorMessage: ErrorMessageReader;
   /** `authorization` sends `Bearer KEY`; `x-api-key` sends the key as is. */
   keyHeader: 'authorization' | 'x-api-key';
   /** Headers of the provider's protocol, before the config's own `headers`. */
@@ -38,7 +37,6 @@ export abstract class HttpAdapter {
       pools,
       headers: { ...opts.protocolHeaders, ...config.headers },
       timeoutMs: config.timeout ?? 60_000,
-      readErrorMessage: opts.readErrorMessage,
     });
   }
 

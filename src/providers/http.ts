@@ -8,7 +8,7 @@ import type { Dispatcher, Pool } from 'undici';
 // Types still come from 'undici', so the published declarations never name these paths.
 import UndiciPool from 'undici/lib/dispatcher/pool.js';
 import undiciErrors from 'undici/lib/core/errors.js';
-import { failureKindForStatus, isDeadline, parseRetryAfter, UpstreamError } from './errors.ts';
+import { failureKindForStatus, isDeadline, parseRetryAfter, upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { collect, openBody, type CollectedResponse, type StreamedResponse, type UpstreamHeaders } from './upstream-body.ts';
 
 export class PoolRegistry {
@@ -39,8 +39,6 @@ export interface UpstreamRequest {
   signal: AbortSignal;
 }
 
-/** Reads the provider's error message out of its error body, in its own dialect. */
-export type ErrorMessageReader = (body: unknown) => string | undefined;
 
 
 export class UpstreamClient {
@@ -53,7 +51,6 @@ export class UpstreamClient {
   /** Lower-cased names of the configured headers, to let an attempt's own header of the same name replace one. */
   private readonly configuredNames: ReadonlySet<string>;
   private readonly timeoutMs: number;
-  private readonly readErrorMessage: ErrorMessageReader;
 
   constructor(opts: {
     provider: string;
@@ -61,7 +58,6 @@ export class UpstreamClient {
     pools: PoolRegistry;
     headers: Record<string, string>;
     timeoutMs: number;
-    readErrorMessage: ErrorMessageReader;
   }) {
     const url = new URL(opts.baseUrl);
     this.provider = opts.provider;
@@ -73,7 +69,6 @@ export class UpstreamClient {
     // Our JSON content-type, unless the config names its own.
     this.postHeaders = this.configuredNames.has('content-type') ? this.getHeaders : ['content-type', 'application/json', ...this.getHeaders];
     this.timeoutMs = opts.timeoutMs;
-    this.readErrorMessage = opts.readErrorMessage;
   }
 
   private options(req: UpstreamRequest): Dispatcher.DispatchOptions {
@@ -139,7 +134,7 @@ export class UpstreamClient {
     let message: string | undefined;
     if (text) {
       try {
-        message = this.readErrorMessage(JSON.parse(text));
+        message = upstreamErrorMessage(JSON.parse(text));
       } catch {
         message = text.slice(0, 200) || undefined;
       }

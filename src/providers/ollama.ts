@@ -6,13 +6,12 @@ import {
   encodeChatRequest,
   encodeEmbedRequest,
   OllamaStreamDecoder,
-  readOllamaErrorMessage,
   type OllamaChatChunk,
   type OllamaEmbedResponse,
 } from '../dialects/ollama.ts';
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
-import { GatewayError, UpstreamError } from './errors.ts';
+import { GatewayError, upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
 
 const OLLAMA_BASE_URL = 'http://localhost:11434';
@@ -22,7 +21,7 @@ type ChatLine = OllamaChatChunk & { error?: unknown };
 export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
   constructor(init: AdapterInit) {
     // A local Ollama needs no key; one behind an authenticating proxy (or Ollama's cloud) takes a bearer token.
-    super(init, { defaultBaseUrl: OLLAMA_BASE_URL, readErrorMessage: readOllamaErrorMessage, keyHeader: 'authorization' });
+    super(init, { defaultBaseUrl: OLLAMA_BASE_URL, keyHeader: 'authorization' });
   }
 
   /** The /api/chat body; content Ollama cannot carry is the caller's problem, so no other attempt is made. */
@@ -44,7 +43,7 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
       signal: ctx.signal,
     });
     if (typeof json?.message !== 'object' || json.message === null) {
-      throw new UpstreamError(this.name, 'protocol', `${this.name} answered without a message`, { upstreamMessage: readOllamaErrorMessage(json) });
+      throw new UpstreamError(this.name, 'protocol', `${this.name} answered without a message`, { upstreamMessage: upstreamErrorMessage(json) });
     }
     return decodeChatResponse(json, `chatcmpl-${ctx.requestId}`, target.model);
   }
@@ -64,7 +63,7 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
       if (line === null || typeof line !== 'object') throw new UpstreamError(this.name, 'protocol', `${this.name} sent a stream line that is not an object`);
       // Ollama reports a failure after the 200 head as a line of its own.
       if (line.error !== undefined) {
-        throw new UpstreamError(this.name, 'server', `${this.name} reported an error mid-stream`, { upstreamMessage: readOllamaErrorMessage(line) });
+        throw new UpstreamError(this.name, 'server', `${this.name} reported an error mid-stream`, { upstreamMessage: upstreamErrorMessage(line) });
       }
       const done = decoder.decode(line, events);
       yield* events;

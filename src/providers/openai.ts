@@ -3,18 +3,17 @@ import {
   decodeChatResponse,
   decodeChunk,
   encodeChatRequest,
-  readOpenAIErrorMessage,
 } from '../dialects/openai.ts';
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
-import { UpstreamError } from './errors.ts';
+import { upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
 export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
   constructor(init: AdapterInit) {
-    super(init, { defaultBaseUrl: OPENAI_BASE_URL, readErrorMessage: readOpenAIErrorMessage, keyHeader: 'authorization' });
+    super(init, { defaultBaseUrl: OPENAI_BASE_URL, keyHeader: 'authorization' });
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
@@ -57,7 +56,7 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
         throw new UpstreamError(this.name, 'protocol', `${this.name} sent a stream chunk that is not JSON`);
       }
       if (json.error) {
-        throw new UpstreamError(this.name, 'server', `${this.name} reported an error mid-stream`, { upstreamMessage: readOpenAIErrorMessage(json) });
+        throw new UpstreamError(this.name, 'server', `${this.name} reported an error mid-stream`, { upstreamMessage: upstreamErrorMessage(json) });
       }
       if (!started) {
         started = true;

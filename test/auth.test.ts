@@ -105,8 +105,12 @@ admin: {key: admin-secret-0123456789}
     expect((await fetch(`${gateway.url}/admin/keys`, { headers: { 'x-api-key': 'nope' } })).status).toBe(401);
     const created = await fetch(`${gateway.url}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'marketing', requests_per_minute: 60 }) });
     expect(created.status).toBe(201);
-    const { key } = (await created.json()) as { key: string };
+    const { key, rate_limit } = (await created.json()) as { key: string; rate_limit: unknown };
+    expect(rate_limit).toEqual({ requests_per_minute: 60 }); // no empty tokens_per_minute stored beside it
     await expect(openai(key).chat.completions.create(chat)).resolves.toBeTruthy();
+    const badExpiry = await fetch(`${gateway.url}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'later', expires: 'someday' }) });
+    expect(badExpiry.status).toBe(400);
+    expect(await badExpiry.json()).toMatchObject({ error: { type: 'ValidationError', details: { field: 'expires' } } });
     const listed = (await (await fetch(`${gateway.url}/admin/keys`, { headers: admin })).json()) as { keys: { name: string }[] };
     expect(listed.keys.map((k) => k.name)).toContain('marketing');
     expect(JSON.stringify(listed)).not.toContain(key);

@@ -231,6 +231,14 @@ describe('hapax keys (managed keys in the key file)', () => {
     writeFileSync(join(dir, 'hapax.yaml'), `server: {host: 127.0.0.1, port: 0}\nhealth_check: {enabled: false}\nproviders:\n  mock: {type: mock}\nauth: {enabled: true, key_file: ${keyFile}}\n`);
     const gateway = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: dir });
 
+    // The same rules as the admin API: a name it would refuse, or an expiry that is not one, is refused here too.
+    const badName = await run(['keys', 'create', '--name', 'team a/b'], { cwd: dir });
+    expect(badName.code).not.toBe(0);
+    expect(badName.stderr).toContain('use 1-64 letters, digits, _ . -');
+    const badExpiry = await run(['keys', 'create', '--name', 'team-a', '--expires', 'someday'], { cwd: dir });
+    expect(badExpiry.code).not.toBe(0);
+    expect(badExpiry.stderr).toContain('expires');
+
     const created = await run(['keys', 'create', '--name', 'marketing', '--rpm', '60', '--tpm', '100000', '--expires', '90d'], { cwd: dir });
     expect(created.code).toBe(0);
     const key = created.stdout.trim();

@@ -48,15 +48,40 @@ export class KeyExistsError extends Error {
   }
 }
 
-/** A fresh secret and the record that stores only its hash. */
+/** Names a managed key may have (they appear in URLs, metrics labels and logs). */
+export const KEY_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+export const KEY_NAME_RULE = 'use 1-64 letters, digits, _ . -';
+
+/** A key cannot be created with these options: `field` says which one. */
+export class KeyOptionError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(message);
+    this.name = 'KeyOptionError';
+    this.field = field;
+  }
+}
+
+/**
+ * A fresh secret and the record that stores only its hash. The rules for a new key live here, so the admin
+ * API and `hapax keys create` accept and refuse the same things.
+ */
 export function newKeyRecord(opts: NewKeyOptions, now = Date.now()): { key: string; record: ApiKeyRecord } {
+  if (!KEY_NAME.test(opts.name)) throw new KeyOptionError('name', `name: ${KEY_NAME_RULE}`);
+  let expires: string | undefined;
+  try {
+    expires = expiryFrom(opts.expires, now);
+  } catch (error) {
+    throw new KeyOptionError('expires', (error as Error).message);
+  }
+  const limits = Object.fromEntries(Object.entries(opts.rate_limit ?? {}).filter(([, value]) => value !== undefined));
   const key = newKeySecret();
   const record: ApiKeyRecord = {
     name: opts.name,
     sha256: hashKey(key),
     created: new Date(now).toISOString(),
-    ...(opts.rate_limit && Object.keys(opts.rate_limit).length ? { rate_limit: opts.rate_limit } : {}),
-    ...(opts.expires ? { expires: expiryFrom(opts.expires, now) } : {}),
+    ...(Object.keys(limits).length ? { rate_limit: limits } : {}),
+    ...(expires ? { expires } : {}),
     ...(opts.routes ? { routes: opts.routes } : {}),
     ...(opts.models ? { models: opts.models } : {}),
   };

@@ -8,12 +8,12 @@ import { parseBody } from '../../dialects/validate.ts';
 import { GatewayError, validationError } from '../../providers/errors.ts';
 import type { Runtime } from '../../gateway/runtime.ts';
 import { stateUnavailable } from '../../state/health.ts';
-import { expiryFrom, KeyExistsError, sameSecret, type ApiKeyRecord } from '../../state/keys.ts';
+import { KEY_NAME, KEY_NAME_RULE, KeyExistsError, KeyOptionError, sameSecret, type ApiKeyRecord } from '../../state/keys.ts';
 import { presentedKey } from '../auth.ts';
 import type { Handler } from '../context.ts';
 
 const createSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 letters, digits, _ . -'),
+  name: z.string().regex(KEY_NAME, KEY_NAME_RULE),
   requests_per_minute: z.number().int().positive().optional(),
   tokens_per_minute: z.number().int().positive().optional(),
   expires: z.string().optional(),
@@ -46,6 +46,7 @@ async function viaStore<T>(runtime: Runtime, work: () => Promise<T>): Promise<T>
     return await work();
   } catch (error) {
     if (error instanceof KeyExistsError) throw new GatewayError(error.message, { status: 409, type: 'ValidationError', details: { field: 'name' } });
+    if (error instanceof KeyOptionError) throw validationError(error.message, error.field);
     if (runtime.store.kind === 'redis') throw stateUnavailable();
     throw error;
   }
@@ -63,14 +64,7 @@ export const adminHandler: Handler = async (request, reply, state) => {
   if (path === '/admin/keys' && request.method === 'POST') {
     const body = parseBody(createSchema, request.body);
     const rate_limit = { requests_per_minute: body.requests_per_minute, tokens_per_minute: body.tokens_per_minute };
-    try {
-      expiryFrom(body.expires);
-    } catch (error) {
-      throw validationError((error as Error).message, 'expires');
-    }
-    const created = await viaStore(runtime, () =>
-      keys.create({ name: body.name, rate_limit: JSON.parse(JSON.stringify(rate_limit)), expires: body.expires, routes: body.routes, models: body.models }),
-    );
+    const created = await viaStore(runtime, () => keys.create({ name: body.name, rate_limit, expires: body.expires, routes: body.routes, models: body.models }));
     await runtime.keys.refresh().catch(() => undefined);
     reply.code(201);
     return { key: created.key, ...publicKeyView(created.record) };

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { KEY_NAME } from '../../state/keys.ts';
 
 const registry = z.registry<{ id: string }>();
 function component<T extends z.ZodType>(id: string, schema: T, description?: string): T {
@@ -239,7 +240,7 @@ component('KeyList', z.object({ keys: z.array(KeyView) }), 'Managed client keys 
 component(
   'KeyCreateRequest',
   z.object({
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+    name: z.string().regex(KEY_NAME),
     requests_per_minute: z.number().int().positive().optional(),
     tokens_per_minute: z.number().int().positive().optional(),
     expires: z.string().optional().describe('ISO 8601 time'),

@@ -197,10 +197,6 @@ export async function runWorker(opts: WorkerOptions): Promise<Gateway> {
   });
   const { metrics } = gateway;
   AggregatorRegistry.setRegistries([metrics.registry]);
-  // Summing makes sense for counts; for per-process states, the cluster's view is the worst worker's.
-  // (prom-client reads `aggregator` from each metric; its typings only expose it as a constructor option.)
-  (metrics.breakerState as unknown as { aggregator: string }).aggregator = 'max';
-  (metrics.providerHealthy as unknown as { aggregator: string }).aggregator = 'min';
   handleSignals(gateway, { onRepeat: 'ignore', shutdownTimeoutMs: opts.loaded.config.server.shutdown_timeout });
   process.send?.({ hapax: 'listening', url: gateway.url } satisfies ToPrimary);
   return gateway;

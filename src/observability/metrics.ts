@@ -51,6 +51,8 @@ export class Metrics {
     name: 'circuit_breaker_state',
     help: 'Circuit breaker state per provider: 0 closed, 1 half-open, 2 open',
     labelNames: ['provider'] as const,
+    // Across server.workers the cluster's view is the worst worker's (summing states means nothing).
+    aggregator: 'max',
     registers: [this.registry],
   });
   readonly healthCheckDuration = new Histogram({
@@ -70,6 +72,7 @@ export class Metrics {
     name: 'hapax_provider_healthy',
     help: 'Whether a provider is healthy (1) or not (0)',
     labelNames: ['provider'] as const,
+    aggregator: 'min',
     registers: [this.registry],
   });
   readonly deduplicated = new Counter({

@@ -30,8 +30,8 @@ export interface RouteSpec {
   allow: string;
   timeoutMs: number;
   maxBodySize: number;
-  /** Provider names in preference order (tiers flattened). */
-  preference: readonly string[];
+  /** The providers this route can send to, in preference order: its pinned one, else its policy's. */
+  providers: readonly string[];
   /** The route's preference tiers and their balancers. */
   routing: RoutingPolicy;
   metricsLabels: Readonly<Record<string, string>>;
@@ -232,7 +232,7 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog): Map<string, Ro
       allow: methods.join(', '),
       timeoutMs: route.timeout ?? config.server.request_timeout,
       maxBodySize: route.max_body_size ?? config.server.max_body_size,
-      preference: routing.names,
+      providers: pinnedModel ? [pinnedModel.slice(0, pinnedModel.indexOf('/'))] : routing.names,
       routing,
       metricsLabels: Object.freeze({ ...route.metrics_labels }),
       rateLimit: route.rate_limit,

@@ -18,8 +18,7 @@ function providerHealthy(runtime: Runtime, name: string): boolean {
 
 function routeHealthy(runtime: Runtime, route: RouteSpec): boolean {
   if (!USES_PROVIDERS.has(route.handler)) return true;
-  const names = route.pinnedModel ? [route.pinnedModel.split('/', 1)[0]] : route.preference;
-  return names.some((name) => providerHealthy(runtime, name));
+  return route.providers.some((name) => providerHealthy(runtime, name));
 }
 
 export const healthHandler: Handler = async (request, reply, state) => {

@@ -134,3 +134,38 @@ describe('a body sent with no content-type', () => {
     expect(plain.status).toBe(415);
   });
 });
+
+describe('the health of one route', () => {
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    // `down` listens nowhere; its model has its own endpoint, pinned to it.
+    gateway = await startTestGateway(`
+providers:
+  up: {type: mock}
+  down:
+    type: openai
+    base_url: "http://127.0.0.1:9"
+    model: gpt-4o-mini
+    models: {only-down: {endpoint: /v1/down-only}}
+provider_preference: [up, down]
+circuit_breaker: {failure_threshold: 1, timeout: 60s}
+retry: {max_retries: 0}
+`);
+  });
+  afterAll(async () => gateway?.close());
+
+  it('follows the providers that route can use: a pinned route with its provider down is unhealthy, the others are not', async () => {
+    expect((await fetch(`${gateway.url}/health/v1/down-only`)).status).toBe(200);
+    // The pinned provider is tried first and refuses the connection (its breaker opens); failover still answers.
+    const served = await fetch(`${gateway.url}/v1/down-only`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }) });
+    expect(served.status).toBe(200);
+    expect(served.headers.get('x-hapax-attempts')).toBe('2');
+    const pinned = await fetch(`${gateway.url}/health/v1/down-only`);
+    expect(pinned.status).toBe(503);
+    expect(await pinned.json()).toEqual({ status: 'unhealthy' });
+    // The chat route can still use `up`.
+    const chat = await fetch(`${gateway.url}/health/v1/chat/completions`);
+    expect(chat.status).toBe(200);
+    expect(await chat.json()).toEqual({ status: 'healthy' });
+  });
+});

@@ -3,6 +3,7 @@
  * Redis shared by every instance). The store's version is polled, and the table rebuilt when it
  * changes, so a key created or revoked anywhere takes effect everywhere within a second.
  */
+import type { HapaxConfig } from '../config/schema.ts';
 import { GatewayError } from '../providers/errors.ts';
 import { stateUnavailable } from './health.ts';
 import { hashKey, KeyTable, type ApiKeyRecord } from './keys.ts';
@@ -10,21 +11,14 @@ import type { KeyStore, StateStore } from './store.ts';
 
 const POLL_MS = 250;
 
-export interface ConfigKey {
-  name: string;
-  key?: string;
-  key_sha256?: string;
-  rate_limit?: ApiKeyRecord['rate_limit'];
-  routes?: string[];
-  models?: string[];
-  expires?: string;
-}
+/** A key as the config gives it (`auth.keys[]`). */
+export type ConfigKey = HapaxConfig['auth']['keys'][number];
 
 export class KeyService {
   private table: KeyTable;
   private readonly configRecords: ApiKeyRecord[];
-  /** Config keys are judged locally even when shared state is out of reach. */
-  private readonly configHashes: ReadonlySet<string>;
+  /** The config keys alone: judged locally even when shared state is out of reach. */
+  private readonly configTable: KeyTable;
   readonly store: KeyStore;
   private readonly state: Pick<StateStore, 'available' | 'policy'>;
   private lastVersion?: string;
@@ -40,8 +34,8 @@ export class KeyService {
       models: k.models,
       expires: k.expires ? new Date(k.expires).toISOString() : undefined,
     }));
-    this.configHashes = new Set(this.configRecords.map((r) => r.sha256.toLowerCase()));
-    this.table = new KeyTable(this.configRecords);
+    this.configTable = new KeyTable(this.configRecords);
+    this.table = this.configTable;
     this.store = store;
     this.state = state;
   }
@@ -94,8 +88,10 @@ export class KeyService {
     if (!presented) {
       throw new GatewayError('missing API key: send it as X-API-Key or Authorization: Bearer', { status: 401, type: 'AuthenticationError' });
     }
-    if (this.state.policy === 'closed' && !this.state.available && !this.configHashes.has(hashKey(presented))) throw stateUnavailable();
-    const verdict = this.table.verify(presented);
+    // With shared state out of reach and `on_failure: closed`, only a config key can be judged.
+    const judgedLocally = this.state.policy === 'closed' && !this.state.available;
+    const verdict = (judgedLocally ? this.configTable : this.table).verify(presented);
+    if (judgedLocally && 'unknown' in verdict) throw stateUnavailable();
     if ('refused' in verdict) throw new GatewayError(verdict.refused, { status: 401, type: 'AuthenticationError' });
     return verdict.record;
   }

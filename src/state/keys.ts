@@ -123,10 +123,10 @@ export class KeyTable {
   }
 
   /** The live record for a presented key, or why it is refused. */
-  verify(presented: string, now = Date.now()): { record: ApiKeyRecord } | { refused: string } {
+  verify(presented: string, now = Date.now()): { record: ApiKeyRecord } | { refused: string; unknown?: true } {
     const digest = hash('sha256', presented, 'latin1');
     const entry = this.byDigest.get(digest);
-    if (!entry || !timingSafeEqual(entry.digest, Buffer.from(digest, 'latin1'))) return { refused: 'invalid API key' };
+    if (!entry || !timingSafeEqual(entry.digest, Buffer.from(digest, 'latin1'))) return { refused: 'invalid API key', unknown: true };
     if (entry.record.revoked) return { refused: 'API key has been revoked' };
     if (entry.record.expires && Date.parse(entry.record.expires) <= now) return { refused: 'API key has expired' };
     return { record: entry.record };

@@ -138,9 +138,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   /** The key's own limit (else the default), and the route's limit on top; headers show the tighter. */
+  /** The limit on the caller's key: its own, else the config's default (admission and token charges alike). */
+  const keyLimit = (state: RequestState) => state.key?.rate_limit ?? state.runtime.config.rate_limit;
+
   async function applyRateLimits(state: RequestState, reply: FastifyReply): Promise<void> {
     const route = state.route as NonNullable<RequestState['route']>;
-    const general = state.key?.rate_limit ?? state.runtime.config.rate_limit;
+    const general = keyLimit(state);
     let tightest: LimitVerdict | undefined;
     const store = state.runtime.store;
     try {
@@ -184,7 +187,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   function chargeTokens(state: RequestState): void {
     const usage = state.usage as NonNullable<RequestState['usage']>;
     const tokens = usage.inputTokens + usage.outputTokens;
-    const general = state.key?.rate_limit ?? state.runtime.config.rate_limit;
+    const general = keyLimit(state);
     const route = state.route as NonNullable<RequestState['route']>;
     const { store } = state.runtime;
     void store.usage.record(state.client, { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens }).catch(() => undefined);

@@ -41,25 +41,13 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    const json = await this.client.json<AnthropicMessageJson>({
-      method: 'POST',
-      path: '/v1/messages',
-      body: encodeMessagesRequest({ ...request, stream: false }, target.model, this.maxTokens),
-      headers: this.headers(target, ctx),
-      signal: ctx.signal,
-    });
+    const json = await this.client.json<AnthropicMessageJson>(this.post('/v1/messages', encodeMessagesRequest({ ...request, stream: false }, target.model, this.maxTokens), target, ctx));
     if (!Array.isArray(json?.content)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without content`);
     return decodeMessagesResponse(json, target.model);
   }
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
-    const response = await this.client.send({
-      method: 'POST',
-      path: '/v1/messages',
-      body: encodeMessagesRequest({ ...request, stream: true }, target.model, this.maxTokens),
-      headers: this.headers(target, ctx),
-      signal: ctx.signal,
-    });
+    const response = await this.client.send(this.post('/v1/messages', encodeMessagesRequest({ ...request, stream: true }, target.model, this.maxTokens), target, ctx));
     const decoder = new MessagesStreamDecoder();
     const events: StreamEvent[] = [];
     for await (const message of this.client.sse(response.body, ctx.signal)) {
@@ -81,12 +69,7 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async listModels(ctx: AttemptContext): Promise<string[]> {
-    const json = await this.client.json<{ data?: { id: string }[] }>({
-      method: 'GET',
-      path: '/v1/models',
-      headers: this.headers({ provider: this.name, model: '' }, ctx),
-      signal: ctx.signal,
-    });
+    const json = await this.client.json<{ data?: { id: string }[] }>(this.get('/v1/models', ctx));
     return (json.data ?? []).map((m) => m.id);
   }
 }

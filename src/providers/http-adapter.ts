@@ -5,7 +5,7 @@
  */
 import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
-import { UpstreamClient } from './http.ts';
+import { UpstreamClient, type UpstreamRequest } from './http.ts';
 
 export interface HttpAdapterOptions {
   defaultBaseUrl: string;
@@ -38,6 +38,16 @@ export abstract class HttpAdapter {
       headers: { ...opts.protocolHeaders, ...config.headers },
       timeoutMs: config.timeout ?? 60_000,
     });
+  }
+
+  /** A POST of `body` to `path` for this attempt: its headers (key, request id, trace) and signal. */
+  protected post(path: string, body: unknown, target: ModelTarget, ctx: AttemptContext): UpstreamRequest {
+    return { method: 'POST', path, body, headers: this.headers(target, ctx), signal: ctx.signal };
+  }
+
+  /** A GET of `path` that concerns no model in particular (model lists, health probes). */
+  protected get(path: string, ctx: AttemptContext): UpstreamRequest {
+    return { method: 'GET', path, headers: this.headers({ provider: this.name, model: '' }, ctx), signal: ctx.signal };
   }
 
   /** This attempt's headers, as name, value pairs. */

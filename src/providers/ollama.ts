@@ -35,13 +35,7 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    const json = await this.client.json<ChatLine | null>({
-      method: 'POST',
-      path: '/api/chat',
-      body: this.chatBody({ ...request, stream: false }, target),
-      headers: this.headers(target, ctx),
-      signal: ctx.signal,
-    });
+    const json = await this.client.json<ChatLine | null>(this.post('/api/chat', this.chatBody({ ...request, stream: false }, target), target, ctx));
     if (typeof json?.message !== 'object' || json.message === null) {
       throw new UpstreamError(this.name, 'protocol', `${this.name} answered without a message`, { upstreamMessage: upstreamErrorMessage(json) });
     }
@@ -49,13 +43,7 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
-    const response = await this.client.send({
-      method: 'POST',
-      path: '/api/chat',
-      body: this.chatBody({ ...request, stream: true }, target),
-      headers: this.headers(target, ctx),
-      signal: ctx.signal,
-    });
+    const response = await this.client.send(this.post('/api/chat', this.chatBody({ ...request, stream: true }, target), target, ctx));
     const decoder = new OllamaStreamDecoder(`chatcmpl-${ctx.requestId}`, target.model);
     const events: StreamEvent[] = [];
     for await (const value of this.client.ndjson(response.body, ctx.signal)) {
@@ -74,24 +62,13 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async embeddings(request: EmbeddingsRequest, target: ModelTarget, ctx: AttemptContext): Promise<EmbeddingsResponse> {
-    const json = await this.client.json<OllamaEmbedResponse | null>({
-      method: 'POST',
-      path: '/api/embed',
-      body: encodeEmbedRequest(request, target.model),
-      headers: this.headers(target, ctx),
-      signal: ctx.signal,
-    });
+    const json = await this.client.json<OllamaEmbedResponse | null>(this.post('/api/embed', encodeEmbedRequest(request, target.model), target, ctx));
     if (!Array.isArray(json?.embeddings)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without embeddings`);
     return decodeEmbedResponse(json, target.model);
   }
 
   async listModels(ctx: AttemptContext): Promise<string[]> {
-    const json = await this.client.json<Parameters<typeof decodeTags>[0]>({
-      method: 'GET',
-      path: '/api/tags',
-      headers: this.headers({ provider: this.name, model: '' }, ctx),
-      signal: ctx.signal,
-    });
+    const json = await this.client.json<Parameters<typeof decodeTags>[0]>(this.get('/api/tags', ctx));
     return decodeTags(json);
   }
 }

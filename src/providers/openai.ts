@@ -17,25 +17,13 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>({
-      method: 'POST',
-      path: '/chat/completions',
-      body: encodeChatRequest({ ...request, stream: false }, target.model),
-      headers: this.headers(target, ctx),
-      signal: ctx.signal,
-    });
+    const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>(this.post('/chat/completions', encodeChatRequest({ ...request, stream: false }, target.model), target, ctx));
     if (!Array.isArray(json?.choices)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without choices`);
     return decodeChatResponse(json, target.model);
   }
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
-    const response = await this.client.send({
-      method: 'POST',
-      path: '/chat/completions',
-      body: encodeChatRequest({ ...request, stream: true }, target.model),
-      headers: this.headers(target, ctx),
-      signal: ctx.signal,
-    });
+    const response = await this.client.send(this.post('/chat/completions', encodeChatRequest({ ...request, stream: true }, target.model), target, ctx));
     const events: StreamEvent[] = [];
     let started = false;
     let finish: StreamEvent | undefined;
@@ -74,24 +62,13 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async embeddings(request: EmbeddingsRequest, target: ModelTarget, ctx: AttemptContext): Promise<EmbeddingsResponse> {
-    const json = await this.client.json<{ model?: string; data: { embedding: number[]; index: number }[]; usage?: { prompt_tokens?: number } }>({
-      method: 'POST',
-      path: '/embeddings',
-      body: { model: target.model, input: request.input, ...(request.dimensions ? { dimensions: request.dimensions } : {}) },
-      headers: this.headers(target, ctx),
-      signal: ctx.signal,
-    });
+    const json = await this.client.json<{ model?: string; data: { embedding: number[]; index: number }[]; usage?: { prompt_tokens?: number } }>(this.post('/embeddings', { model: target.model, input: request.input, ...(request.dimensions ? { dimensions: request.dimensions } : {}) }, target, ctx));
     const vectors = [...json.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
     return { model: json.model ?? target.model, vectors, usage: { inputTokens: json.usage?.prompt_tokens ?? 0, outputTokens: 0 } };
   }
 
   async listModels(ctx: AttemptContext): Promise<string[]> {
-    const json = await this.client.json<{ data?: { id: string }[] }>({
-      method: 'GET',
-      path: '/models',
-      headers: this.headers({ provider: this.name, model: '' }, ctx),
-      signal: ctx.signal,
-    });
+    const json = await this.client.json<{ data?: { id: string }[] }>(this.get('/models', ctx));
     return (json.data ?? []).map((m) => m.id);
   }
 }

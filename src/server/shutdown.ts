@@ -3,6 +3,7 @@
  * then cut what is left. And the process signals that drive it (SIGTERM/SIGINT stop, SIGHUP reloads).
  */
 import type { FastifyInstance } from 'fastify';
+import { setCloseDeadline } from './tls.ts';
 import type { Logger } from 'pino';
 import type { ReloadOutcome, ReloadTrigger } from './reload.ts';
 
@@ -31,6 +32,8 @@ interface ConnectionControl {
 export async function drainServer(app: FastifyInstance, timeoutMs: number): Promise<DrainResult> {
   const server = app.server as unknown as ConnectionControl;
   const reaper = setInterval(() => server.closeIdleConnections?.(), REAP_MS);
+  // Streams on other transports (HTTP/3) are drained against the same deadline, not one of their own.
+  setCloseDeadline(app, Date.now() + timeoutMs);
   let deadline: NodeJS.Timeout | undefined;
   const closed = app.close().then(() => true);
   const timedOut = new Promise<false>((resolve) => (deadline = setTimeout(() => resolve(false), timeoutMs)));

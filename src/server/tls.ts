@@ -68,11 +68,19 @@ export interface ExtraListener {
   altSvc?: string;
   /** Stops taking new requests (HTTP/3 GOAWAY); called when the app starts closing. */
   drain(): void;
-  /** Waits for requests in flight, then closes every connection and the socket. */
-  close(): Promise<void>;
+  /** Waits for requests in flight up to `timeoutMs`, then closes every connection and the socket. */
+  close(timeoutMs: number): Promise<void>;
 }
 
 const extraListeners = new WeakMap<object, ExtraListener[]>();
+/** When a graceful stop must be over (epoch ms), set by drainServer: the extra listeners share its deadline. */
+const closeDeadlines = new WeakMap<object, number>();
+/** Without a drain deadline (a plain app.close()), requests in flight on extra listeners get this long. */
+const DEFAULT_CLOSE_MS = 10_000;
+
+export function setCloseDeadline(app: FastifyInstance, epochMs: number): void {
+  closeDeadlines.set(app, epochMs);
+}
 
 export function attachListener(app: FastifyInstance, listener: ExtraListener): void {
   const list = extraListeners.get(app) ?? [];
@@ -97,7 +105,9 @@ export function registerTransports(app: FastifyInstance): void {
   app.addHook('onClose', async () => {
     const list = extraListeners.get(app) ?? [];
     extraListeners.delete(app);
-    await Promise.all(list.map((listener) => listener.close()));
+    const deadline = closeDeadlines.get(app);
+    const timeoutMs = deadline === undefined ? DEFAULT_CLOSE_MS : Math.max(0, deadline - Date.now());
+    await Promise.all(list.map((listener) => listener.close(timeoutMs)));
   });
 }
 

@@ -64,7 +64,7 @@ export async function listenHttp3(app: FastifyInstance, server: ServerConfig, ho
   attachListener(app, {
     altSvc,
     drain: () => listener.drain(),
-    close: () => listener.close(Math.min(server.shutdown_timeout, 10_000)),
+    close: (timeoutMs) => listener.close(timeoutMs),
   });
   log.info({ port, host, zero_rtt: h3.enable_0rtt ?? false }, 'http3 listening');
   return { port, altSvc };

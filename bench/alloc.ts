@@ -7,14 +7,11 @@
  */
 import { fork, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, nextMessage, shebangFlags, sleep, stopChild } from './lib.ts';
+import { API_KEY, freePort, nextMessage, NODE, REPO, shebangFlags, sleep, stopChild } from './lib.ts';
 import { runLoad } from './loadgen.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const NODE = join(REPO, 'node_modules/.bin/node');
 const { values: args } = parseArgs({
   options: {
     'hapax-dir': { type: 'string' },
@@ -24,7 +21,6 @@ const { values: args } = parseArgs({
   },
 });
 const DIR = resolve(args['hapax-dir'] ?? REPO);
-const API_KEY = 'hpx-bench-0123456789abcdef0123456789abcdef';
 const stream = args.mode === 'stream';
 
 interface HeapNode {

@@ -1,8 +1,14 @@
 /** Helpers shared by the benchmark's processes: /proc readings, percentiles, free ports, child-process plumbing. */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
+
+/** The repository root, the Node 24 the project runs on, and the client key the bench config accepts. */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const NODE = join(REPO, 'node_modules/.bin/node');
+export const API_KEY = 'hpx-bench-0123456789abcdef0123456789abcdef';
 
 /** Clock ticks per second for /proc/PID/stat's utime and stime (Linux: 100 on every common build). */
 export const CLOCK_TICKS = 100;

@@ -10,13 +10,13 @@
  * Usage: node bench/micro.ts [--hapax-dir DIR] [--json FILE]
  */
 import { openSync } from 'node:fs';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import { REPO } from './lib.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({ options: { 'hapax-dir': { type: 'string' }, json: { type: 'string' } } });
 const DIST = pathToFileURL(join(resolve(args['hapax-dir'] ?? REPO), 'dist/')).href;
 

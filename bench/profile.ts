@@ -14,6 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REPO } from './lib.ts';
 
 interface CallFrame {
   functionName: string;
@@ -56,7 +57,6 @@ export interface ProfileSummary {
   chargedToFile: { module: string; ms: number; pct: number }[];
 }
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** src/… or dist/… for any checkout (this one, or a snapshot run with --hapax-dir). */
 function repoRelative(path: string): string {

@@ -22,18 +22,14 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { request } from 'undici';
-import { freePort, nextMessage, rss, shebangFlags, sleep, stopChild } from './lib.ts';
+import { API_KEY, freePort, nextMessage, NODE, quantile, REPO, rss, shebangFlags, sleep, stopChild } from './lib.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 import { compareMarkdown, profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const NODE = join(REPO, 'node_modules/.bin/node');
 const CHAT_PATH = '/v1/chat/completions';
-const API_KEY = 'hpx-bench-0123456789abcdef0123456789abcdef';
 const MB = 1024 * 1024;
 
 const { values: args } = parseArgs({
@@ -616,7 +612,7 @@ async function main(): Promise<void> {
   const gateway = await startHapax(upstream.port, logFile);
   coldRuns.push(round(gateway.coldStartMs, 1) as number);
   const sortedCold = [...coldRuns].sort((a, b) => a - b);
-  const coldMedian = sortedCold.length ? sortedCold[Math.floor((sortedCold.length - 1) / 2)] : null;
+  const coldMedian = sortedCold.length ? quantile(sortedCold, 0.5) : null;
   log(`cold start: ${coldRuns.join(', ')} ms`);
 
   const origins: Record<string, { origin: string; pid?: number; headers?: Record<string, string> }> = {

@@ -10,11 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { REPO, NODE } from './lib.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const NODE = join(REPO, 'node_modules/.bin/node');
 const { values: args } = parseArgs({ options: { 'hapax-dir': { type: 'string' }, runs: { type: 'string', default: '3' } } });
 const DIR = resolve(args['hapax-dir'] ?? REPO);
 const RUNS = Number(args.runs);

@@ -3,7 +3,7 @@
  * Exit codes: 0 success, 1 the gateway could not start or stop cleanly, 2 the config is invalid.
  */
 import cluster from 'node:cluster';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultConfig } from './config/default.ts';
 import { ConfigError } from './config/errors.ts';
@@ -14,11 +14,11 @@ import { applyServeFlags } from './server/tls.ts';
 import { createLogger } from './observability/logger.ts';
 import { handleSignals } from './server/shutdown.ts';
 import { startGateway } from './server/start.ts';
+import { VERSION } from './version.ts';
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_CONFIG = 2;
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /**
  * --config, else $HAPAX_CONFIG (or $CONFIG_PATH, which the original Hapax image used), else
@@ -54,7 +54,7 @@ function exitOnError(error: unknown): never {
 const program = new Command()
   .name('hapax')
   .description('LLM gateway: failover, circuit breakers, health checks, auth, rate limits and metrics from one YAML file')
-  .version(pkg.version, '-v, --version')
+  .version(VERSION, '-v, --version')
   .showHelpAfterError('(add --help for usage)');
 
 program

@@ -7,6 +7,7 @@
  * request, token and cost series; their label names are the union over the config's routes.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { HapaxConfig } from '../config/schema.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
@@ -195,4 +196,11 @@ export class Metrics {
   requestEnded(endpoint: string): void {
     this.activeByEndpoint.set(endpoint, (this.activeByEndpoint.get(endpoint) ?? 1) - 1);
   }
+}
+
+/** Label names for routes' metrics_labels: the union over the configured routes, sorted. */
+export function routeLabelNames(config: Pick<HapaxConfig, 'routes'>): string[] {
+  const names = new Set<string>();
+  for (const route of config.routes ?? []) for (const name of Object.keys(route.metrics_labels ?? {})) names.add(name);
+  return [...names].sort();
 }

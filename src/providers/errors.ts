@@ -2,13 +2,8 @@
  * Errors carry a machine-readable kind so callers switch on it instead of matching strings.
  * `type` is the spec's error type that reaches the client; `retryable` drives failover.
  */
-export type ErrorType =
-  | 'ValidationError'
-  | 'AuthenticationError'
-  | 'RateLimitError'
-  | 'ProcessingError'
-  | 'InternalError'
-  | 'NotFoundError';
+export const ERROR_TYPES = ['ValidationError', 'AuthenticationError', 'RateLimitError', 'ProcessingError', 'InternalError', 'NotFoundError'] as const;
+export type ErrorType = (typeof ERROR_TYPES)[number];
 
 export interface GatewayErrorOptions {
   status: number;

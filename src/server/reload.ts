@@ -17,7 +17,7 @@ import { loadConfigFile } from '../config/load.ts';
 import type { HapaxConfig } from '../config/schema.ts';
 import type { ProviderStates } from '../gateway/provider-state.ts';
 import { Runtime } from '../gateway/runtime.ts';
-import type { Metrics } from '../observability/metrics.ts';
+import { routeLabelNames, type Metrics } from '../observability/metrics.ts';
 import type { RuntimeHolder } from './app.ts';
 
 export type ReloadTrigger = 'file' | 'signal' | 'admin' | 'cluster';
@@ -186,8 +186,6 @@ export class Reloader {
 
   private newMetricLabels(config: HapaxConfig): string[] {
     const known = new Set(this.opts.metrics.routeLabelNames);
-    const names = new Set<string>();
-    for (const route of config.routes ?? []) for (const name of Object.keys(route.metrics_labels ?? {})) if (!known.has(name)) names.add(name);
-    return [...names];
+    return routeLabelNames(config).filter((name) => !known.has(name));
   }
 }

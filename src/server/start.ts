@@ -6,7 +6,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { ProviderStates } from '../gateway/provider-state.ts';
 import { Runtime } from '../gateway/runtime.ts';
 import { createLogger } from '../observability/logger.ts';
-import { Metrics } from '../observability/metrics.ts';
+import { Metrics, routeLabelNames } from '../observability/metrics.ts';
 import { StateStores } from '../state/registry.ts';
 import { redactSecrets } from '../observability/redact.ts';
 import { buildApp, type RuntimeHolder } from './app.ts';
@@ -134,11 +134,4 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       await shutdown();
     },
   };
-}
-
-/** Label names for route metrics_labels: the union over the configured routes. */
-function routeLabelNames(config: LoadedConfig['config']): string[] {
-  const names = new Set<string>();
-  for (const route of config.routes ?? []) for (const name of Object.keys(route.metrics_labels ?? {})) names.add(name);
-  return [...names].sort();
 }

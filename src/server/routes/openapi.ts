@@ -6,10 +6,11 @@
  * and checks that every built-in route is described here. Streamed answers document the JSON carried by
  * each event under `x-item-schema` (OpenAPI 3.1 has no place for it; 3.2 calls it itemSchema).
  */
-import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { KEY_NAME } from '../../state/keys.ts';
+import { VERSION } from '../../version.ts';
+import { ERROR_TYPES } from '../../providers/errors.ts';
 
 const registry = z.registry<{ id: string }>();
 function component<T extends z.ZodType>(id: string, schema: T, description?: string): T {
@@ -21,7 +22,7 @@ const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
 // ---------- shared ----------
 
-const ErrorType = z.enum(['ValidationError', 'AuthenticationError', 'RateLimitError', 'ProcessingError', 'InternalError', 'NotFoundError']);
+const ErrorType = z.enum(ERROR_TYPES);
 component(
   'Error',
   z.object({
@@ -321,7 +322,7 @@ const health = (summary: string) => ({
   },
 });
 
-export function openapiDocument(version = PACKAGE_VERSION) {
+export function openapiDocument(version = VERSION) {
   const schemas = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, unrepresentable: 'any' }).schemas as Record<string, Json>;
   for (const schema of Object.values(schemas)) {
     delete schema.$schema;
@@ -510,15 +511,6 @@ export function openapiDocument(version = PACKAGE_VERSION) {
     },
   };
 }
-
-const PACKAGE_VERSION = (() => {
-  try {
-    // package.json sits three levels up from both src/server/routes and dist/server/routes.
-    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-})();
 
 /** GET /openapi.json, built once. */
 export function registerOpenApi(app: FastifyInstance): void {

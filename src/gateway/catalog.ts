@@ -67,6 +67,8 @@ export class ModelCatalog {
   /** routing policy → requested model → candidates */
   private readonly resolved = new WeakMap<RoutingPolicy, Map<string, Candidates>>();
   private readonly weights = new Map<string, number>();
+  /** list(), made once per config load (it answers every /v1/models and /api/tags). */
+  private entries: readonly CatalogEntry[] | undefined;
   /** The top-level provider_preference and load_balancing. */
   readonly defaultPolicy: RoutingPolicy;
 
@@ -107,12 +109,15 @@ export class ModelCatalog {
   }
 
   /** Every model a client can ask for, as `provider/model` ids. */
-  list(): CatalogEntry[] {
-    const out: CatalogEntry[] = [];
-    for (const [provider, info] of this.providers) {
-      for (const model of info.models.keys()) out.push({ id: `${provider}/${model}`, provider, model });
+  list(): readonly CatalogEntry[] {
+    if (!this.entries) {
+      const out: CatalogEntry[] = [];
+      for (const [provider, info] of this.providers) {
+        for (const model of info.models.keys()) out.push({ id: `${provider}/${model}`, provider, model });
+      }
+      this.entries = Object.freeze(out);
     }
-    return out;
+    return this.entries;
   }
 
   private target(provider: string, model?: string): ModelTarget {

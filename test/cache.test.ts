@@ -6,26 +6,7 @@ import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { metricValue } from './helpers/metrics.ts';
-
-const sdk = (gateway: TestGateway, apiKey = 'unused') => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
-
-const ask = (client: OpenAI, content: string, options?: OpenAI.RequestOptions) =>
-  client.chat.completions.create({ model: '', messages: [{ role: 'user', content }] }, options).withResponse();
-
-async function streamText(client: OpenAI, content: string, extra: Partial<OpenAI.ChatCompletionCreateParamsStreaming> = {}) {
-  const { data, response } = await client.chat.completions
-    .create({ model: '', messages: [{ role: 'user', content }], stream: true, ...extra })
-    .withResponse();
-  let text = '';
-  let finish: string | null = null;
-  let usage: OpenAI.CompletionUsage | null | undefined;
-  for await (const chunk of data) {
-    text += chunk.choices[0]?.delta.content ?? '';
-    finish = chunk.choices[0]?.finish_reason ?? finish;
-    if (chunk.usage) usage = chunk.usage;
-  }
-  return { text, finish, usage, response };
-}
+import { ask, sdk, streamText } from './helpers/openai.ts';
 
 const chats = (fake: FakeProvider) => fake.requests.filter((r) => r.path === '/v1/chat/completions');
 
@@ -49,7 +30,7 @@ auth:
     - {name: alice, key: key-of-alice-0001}
     - {name: bob, key: key-of-bob-00002}
 `);
-    client = sdk(gateway, 'key-of-alice-0001');
+    client = sdk(gateway, '/v1', 'key-of-alice-0001');
   });
   afterEach(() => upstream.reset());
   afterAll(async () => {
@@ -144,7 +125,7 @@ auth:
 
   it('never gives one client another client’s cached answer', async () => {
     await ask(client, 'my own question');
-    const bob = await ask(sdk(gateway, 'key-of-bob-00002'), 'my own question');
+    const bob = await ask(sdk(gateway, '/v1', 'key-of-bob-00002'), 'my own question');
     expect(bob.response.headers.get('x-hapax-cache')).toBeNull();
     expect(chats(upstream)).toHaveLength(2);
   });

@@ -9,8 +9,7 @@ import { parseConfig } from '../src/config/load.ts';
 import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
-
-const sdk = (gateway: TestGateway, path = '/v1') => new OpenAI({ baseURL: `${gateway.url}${path}`, apiKey: 'unused', maxRetries: 0 });
+import { sdk } from './helpers/openai.ts';
 
 /** Sends `count` different requests one after another; returns who served each. */
 async function servedBy(client: OpenAI, count: number, label = 'request'): Promise<string[]> {

@@ -11,22 +11,7 @@ import { startFakeOpenAI } from './fakes/openai.ts';
 import { startSwitch } from './helpers/network-switch.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { metricValue } from './helpers/metrics.ts';
-
-const sdk = (gateway: TestGateway, path = '/v1', apiKey = 'unused') => new OpenAI({ baseURL: `${gateway.url}${path}`, apiKey, maxRetries: 0 });
-
-const ask = (client: OpenAI, content: string, options?: OpenAI.RequestOptions) =>
-  client.chat.completions.create({ model: '', messages: [{ role: 'user', content }] }, options).withResponse();
-
-async function streamText(client: OpenAI, content: string, options?: OpenAI.RequestOptions) {
-  const { data, response } = await client.chat.completions.create({ model: '', messages: [{ role: 'user', content }], stream: true }, options).withResponse();
-  let text = '';
-  let finish: string | null = null;
-  for await (const chunk of data) {
-    text += chunk.choices[0]?.delta.content ?? '';
-    finish = chunk.choices[0]?.finish_reason ?? finish;
-  }
-  return { text, finish, response };
-}
+import { ask, sdk, streamText } from './helpers/openai.ts';
 
 /** Chat requests the fake received from client traffic (health probes carry their own request id). */
 const traffic = (fake: FakeProvider) => fake.requests.filter((r) => r.path.endsWith('/chat/completions') && r.headers['x-request-id'] !== 'health-check');

@@ -16,8 +16,6 @@ type ServerConfig = HapaxConfig['server'];
 export interface TlsMaterial {
   cert: Buffer;
   key: Buffer;
-  certFile: string;
-  keyFile: string;
 }
 
 function readPem(file: string, key: string): Buffer {
@@ -32,7 +30,7 @@ function readPem(file: string, key: string): Buffer {
 export function loadTls(server: ServerConfig): TlsMaterial | undefined {
   if (!server.tls) return undefined;
   const { cert_file: certFile, key_file: keyFile } = server.tls;
-  return { cert: readPem(certFile, 'server.tls.cert_file'), key: readPem(keyFile, 'server.tls.key_file'), certFile, keyFile };
+  return { cert: readPem(certFile, 'server.tls.cert_file'), key: readPem(keyFile, 'server.tls.key_file') };
 }
 
 /**

@@ -521,10 +521,6 @@ export class Http3Server {
     return { address: address.address, port: address.port };
   }
 
-  get port(): number {
-    return this.local.port;
-  }
-
   /** Connection ids are derived from the client's first id, so a repeated Initial maps to one id. */
   private connectionId(clientDcid: Uint8Array): Buffer {
     return createHmac('sha256', this.cidKey).update(clientDcid).digest().subarray(0, quiche.MAX_CONN_ID_LEN);

@@ -79,8 +79,11 @@ describe('hapax serve: SIGTERM', () => {
     const served = await serve([], { cwd: configDir() });
     const client = new OpenAI({ baseURL: `${served.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     expect((await client.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'hi' }] })).choices[0].message.content).toBe('[slow] hi');
+    const killedAt = Date.now();
     served.child.kill('SIGTERM');
     expect(await served.exited).toBe(0);
+    // Not held by the idle keep-alive connection (keepAliveTimeout is 72 s).
+    expect(Date.now() - killedAt).toBeLessThan(3000);
   });
 
   it('cuts a stream that is still running at server.shutdown_timeout and exits 1', async () => {

@@ -261,15 +261,34 @@ circuit_breaker: {failure_threshold: 3, timeout: 1s}
   });
 
   it('gives the provider closest to half-open an early trial when every breaker is open', async () => {
-    primary.fault = { kind: 'status', status: 500 };
-    backup.fault = { kind: 'status', status: 500 };
-    for (let i = 0; i < 3; i++) await post(gateway, '/v1/chat/completions', chatBody(`down ${i}`));
-    expect((await providerHealth(gateway, 'primary')).body.circuit_breaker).toBe('open');
-    expect((await providerHealth(gateway, 'backup')).body.circuit_breaker).toBe('open');
-    primary.fault = null;
-    backup.fault = null;
-    const { data } = await ask(client, 'anyone back');
-    expect(data.choices[0].message.content).toMatch(/^\[(primary|backup)\] anyone back$/);
+    // Breakers that stay open for a minute: an answer now can only come from the early trial.
+    const patient = await startTestGateway(`
+providers:
+  primary: {type: openai, base_url: "${primary.url}", model: gpt-4o-mini}
+  backup: {type: openai, base_url: "${backup.url}", model: gpt-4o-mini}
+provider_preference: [primary, backup]
+circuit_breaker: {failure_threshold: 3, timeout: 60s}
+retry: {max_retries: 0}
+`);
+    try {
+      primary.fault = { kind: 'status', status: 500 };
+      backup.fault = { kind: 'status', status: 500 };
+      for (let i = 0; i < 3; i++) await post(patient, '/v1/chat/completions', chatBody(`down ${i}`));
+      expect((await providerHealth(patient, 'primary')).body.circuit_breaker).toBe('open');
+      expect((await providerHealth(patient, 'backup')).body.circuit_breaker).toBe('open');
+      primary.fault = null;
+      backup.fault = null;
+      // Both opened on the same requests, the primary a moment earlier: it is the one closest to half-open.
+      const { data, response } = await ask(sdk(patient), 'anyone back');
+      expect(data.choices[0].message.content).toBe('[primary] anyone back');
+      expect(response.headers.get('x-hapax-attempts')).toBe('1');
+      expect((await providerHealth(patient, 'primary')).body.circuit_breaker).toBe('closed');
+      expect((await providerHealth(patient, 'backup')).body.circuit_breaker).toBe('open');
+    } finally {
+      primary.fault = null;
+      backup.fault = null;
+      await patient.close();
+    }
   });
 });
 

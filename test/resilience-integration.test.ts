@@ -555,7 +555,7 @@ routes:
     backup.fault = { kind: 'hang' };
     const started = Date.now();
     const { status, body } = await post(gateway, '/short/v1/chat/completions', chatBody('too slow'));
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(Date.now() - started).toBeLessThan(2000); // the route's 300 ms deadline, not the providers' timeouts
     expect(status).toBe(504);
     expect(body.error.type).toBe('ProcessingError');
     // The primary held the whole budget; nothing else was started after the deadline.

@@ -454,7 +454,9 @@ describe('fault machinery (raw fetch)', () => {
     ac.abort();
     await until(() => fake.aborted === 1 && fake.inFlight === 0);
     // health probes are recorded but never faulted
+    fake.fault = { kind: 'status', status: 500 };
     expect((await fetch(`${fake.url}/models`)).status).toBe(200);
+    fake.fault = null;
     expect(fake.requests.map((r) => r.path)).toEqual(['/v1/chat/completions', '/v1/models']);
   });
 });

@@ -14,6 +14,18 @@ beforeAll(async () => {
 });
 afterAll(async () => redis?.stop());
 
+/** HINCRBY commands Redis has run so far (INFO commandstats). */
+async function hincrbyCalls(): Promise<number> {
+  const reader = new Redis(redis.url, { lazyConnect: true });
+  try {
+    await reader.connect();
+    const stats = await reader.info('commandstats');
+    return Number(/cmdstat_hincrby:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  } finally {
+    reader.disconnect();
+  }
+}
+
 async function hash(key: string): Promise<Record<string, string>> {
   const reader = new Redis(redis.url, { lazyConnect: true });
   try {
@@ -29,6 +41,7 @@ describe('Redis usage counters', () => {
     const store = new RedisStore({ url: redis.url, prefix: 'u1:', policy: 'open' });
     await store.start();
     try {
+      const before = await hincrbyCalls();
       for (let i = 0; i < 50; i++) await store.usage.record('team-a', { requests: 1 });
       await store.usage.record('team-a', { input_tokens: 120, output_tokens: 30 });
       await store.usage.record('team-b', { requests: 2, input_tokens: 5 });
@@ -39,6 +52,8 @@ describe('Redis usage counters', () => {
           { client: 'team-b', requests: 2, input_tokens: 5, output_tokens: 0, total_tokens: 5 },
         ]),
       );
+      // 52 records, one write: a HINCRBY per client and measure that changed (3 for team-a, 2 for team-b).
+      expect((await hincrbyCalls()) - before).toBe(5);
       await store.usage.record('team-a', { requests: 1 });
       // Another instance sees it once the timer has written it.
       await expect.poll(async () => (await hash('u1:usage:requests'))['team-a'], { timeout: 3000 }).toBe('51');

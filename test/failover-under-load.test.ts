@@ -35,7 +35,7 @@ providers:
   primary: {type: openai, base_url: "${line.url}", model: gpt-4o-mini, timeout: 2s}
   backup: {type: openai, base_url: "${backup.url}", model: gpt-4o-mini}
 provider_preference: [primary, backup]
-health_check: {interval: ${HEALTH_INTERVAL_MS}ms, timeout: ${HEALTH_TIMEOUT_MS}ms}
+health_check: {interval: ${HEALTH_INTERVAL_MS}ms, timeout: ${HEALTH_TIMEOUT_MS}ms, failure_threshold: 2}
 `);
   });
   afterAll(async () => {

@@ -250,9 +250,13 @@ export class HealthChecker {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const error = new HealthProbeTimeoutError(target.name, this.timeoutMs);
-        controller.abort(error);
-        reject(error);
+        // After a stall (a busy or descheduled process) timers run before pending I/O is read: give the
+        // probe's answer, if it is already here, one turn of the event loop before calling it late.
+        setImmediate(() => {
+          const error = new HealthProbeTimeoutError(target.name, this.timeoutMs);
+          controller.abort(error);
+          reject(error);
+        });
       }, this.timeoutMs);
       timer.unref?.();
     });

@@ -156,7 +156,8 @@ describe('HealthChecker', () => {
   });
 
   it('times out a hanging probe and aborts its signal', async () => {
-    vi.useFakeTimers();
+    // setImmediate stays real: the verdict waits one real turn of the event loop after the (fake) timeout.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     const health = new ProviderHealth('slow');
     let seen: AbortSignal | undefined;
     const errors: unknown[] = [];

@@ -39,7 +39,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # node is PID 1 and handles SIGTERM itself (drains, then exits); give it server.shutdown_timeout + a margin to stop.
 STOPSIGNAL SIGTERM
-# A young generation sized for a gateway, not for the machine (see bin/hapax.js).
-ENV NODE_OPTIONS=--max-semi-space-size=8
+# A young generation sized for a gateway, not for the machine, and two malloc arenas (see bin/hapax.js).
+ENV NODE_OPTIONS=--max-semi-space-size=8 MALLOC_ARENA_MAX=2
 ENTRYPOINT ["node", "bin/hapax.js"]
 CMD ["serve"]

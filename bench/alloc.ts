@@ -9,7 +9,7 @@ import { fork, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { API_KEY, freePort, nextMessage, NODE, REPO, shebangFlags, sleep, stopChild } from './lib.ts';
+import { API_KEY, freePort, nextMessage, NODE, REPO, shebang, sleep, stopChild } from './lib.ts';
 import { runLoad } from './loadgen.ts';
 
 const { values: args } = parseArgs({
@@ -46,9 +46,10 @@ const upstream = fork(join(REPO, 'bench/upstream.ts'), [], { execPath: NODE, std
 const { ready } = await nextMessage<{ ready: number }>(upstream, (m) => typeof m === 'object' && m !== null && 'ready' in m);
 const port = await freePort();
 // With the shebang's flags, as `npx hapax` runs: the young-generation size changes what is collected when.
-const gateway = spawn(NODE, [...shebangFlags(DIR), '--inspect=127.0.0.1:0', join(DIR, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
+const launch = shebang(DIR);
+const gateway = spawn(NODE, [...launch.flags, '--inspect=127.0.0.1:0', join(DIR, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
   cwd: DIR,
-  env: { ...process.env, BENCH_UPSTREAM_PORT: String(ready), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-alloc-keys-${process.pid}.json`) },
+  env: { ...process.env, ...launch.env, BENCH_UPSTREAM_PORT: String(ready), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-alloc-keys-${process.pid}.json`) },
   stdio: ['ignore', 'ignore', 'pipe'],
 });
 try {

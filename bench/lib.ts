@@ -115,9 +115,18 @@ export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** The node flags in bin/hapax.js's shebang (`#!/usr/bin/env -S node FLAGS`): what `npx hapax` runs with. */
-export function shebangFlags(dir: string): string[] {
+/**
+ * What bin/hapax.js's shebang (`#!/usr/bin/env -S [NAME=VALUE...] node FLAGS`) runs the gateway with, i.e.
+ * what `npx hapax` gets: the environment variables it sets and the node flags.
+ */
+export function shebang(dir: string): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(join(dir, 'bin/hapax.js'), 'utf8').split('\n', 1)[0];
-  const match = /^#!\S*env\s+-S\s+node\s+(.*)$/.exec(first.trim());
-  return match ? match[1].split(/\s+/).filter(Boolean) : [];
+  const words = /^#!\S*env\s+-S\s+(.*)$/.exec(first.trim())?.[1].split(/\s+/).filter(Boolean) ?? [];
+  const env: Record<string, string> = {};
+  let at = 0;
+  for (; at < words.length && words[at].includes('='); at++) {
+    const [name, ...value] = words[at].split('=');
+    env[name] = value.join('=');
+  }
+  return { env, flags: words[at] === 'node' ? words.slice(at + 1) : [] };
 }

@@ -25,7 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { request } from 'undici';
-import { API_KEY, freePort, nextMessage, NODE, quantile, REPO, rss, shebangFlags, sleep, stopChild } from './lib.ts';
+import { API_KEY, freePort, nextMessage, NODE, quantile, REPO, rss, shebang, sleep, stopChild } from './lib.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 import { compareMarkdown, profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
 
@@ -60,10 +60,11 @@ const modes = args.modes.split(',') as ('json' | 'stream')[];
 /** The gateway build to run: this checkout, or another one (e.g. a snapshot of an older commit) to compare. */
 const HAPAX_DIR = resolve(args['hapax-dir'] ?? REPO);
 /**
- * Node flags for the gateway: those of bin/hapax.js's shebang (`npx hapax` and the image use them, `node
- * bin/hapax.js` would skip them), then --node-flags (to try memory or GC settings).
+ * Node flags and environment for the gateway: those of bin/hapax.js's shebang (`npx hapax` and the image use
+ * them, `node bin/hapax.js` would skip them), then --node-flags (to try memory or GC settings).
  */
-const GATEWAY_FLAGS = [...shebangFlags(HAPAX_DIR), ...args['node-flags'].split(' ').filter(Boolean)];
+const { env: GATEWAY_ENV, flags: shebangFlags } = shebang(HAPAX_DIR);
+const GATEWAY_FLAGS = [...shebangFlags, ...args['node-flags'].split(' ').filter(Boolean)];
 const soakS = args.soak ? Number(args.soak) : 0;
 /** A directory where `@portkey-ai/gateway` is installed: adds Portkey's gateway as a target, for the side-by-side. */
 const PORTKEY_DIR = args.portkey ? resolve(args.portkey) : undefined;
@@ -152,7 +153,7 @@ async function startHapax(upstreamPort: number, logFile: string, nodeFlags: stri
   const child = track(
     spawn(NODE, [...GATEWAY_FLAGS, ...nodeFlags, join(HAPAX_DIR, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
       cwd: HAPAX_DIR,
-      env: { ...process.env, BENCH_UPSTREAM_PORT: String(upstreamPort), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-bench-keys-${process.pid}.json`) },
+      env: { ...process.env, ...GATEWAY_ENV, BENCH_UPSTREAM_PORT: String(upstreamPort), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-bench-keys-${process.pid}.json`) },
       stdio: ['ignore', out, 'pipe'],
     }),
   );
@@ -502,7 +503,7 @@ function markdown(report: Report): string {
   lines.push(`# Hapax benchmark — ${m.date}`, '');
   lines.push(
     `Machine: ${m.machine.cpus} × ${m.machine.cpuModel}, ${m.machine.memoryGB} GB, Linux ${m.machine.kernel}, Node ${m.node}. ` +
-      `Hapax ${m.commit}${m.gatewayNodeFlags.length ? ` (node ${m.gatewayNodeFlags.join(' ')})` : ''}. ${m.durationS} s per scenario after ${m.warmupS} s warm-up. Load average ${m.loadAverageStart.join(' ')} at the start, ${m.loadAverageEnd.join(' ')} at the end.`,
+      `Hapax ${m.commit} (${launchLine(m.gatewayEnv ?? {}, m.gatewayNodeFlags)}). ${m.durationS} s per scenario after ${m.warmupS} s warm-up. Load average ${m.loadAverageStart.join(' ')} at the start, ${m.loadAverageEnd.join(' ')} at the end.`,
     '',
   );
   lines.push('Targets (compared, not asserted):', '', '| target | goal | measured | |', '| --- | --- | --- | --- |');
@@ -563,6 +564,7 @@ interface Report {
     modes: string[];
     logFile: string;
     gatewayNodeFlags: string[];
+    gatewayEnv?: Record<string, string>;
     loadAverageStart: number[];
     loadAverageEnd: number[];
   };
@@ -595,7 +597,7 @@ async function main(): Promise<void> {
   const loadAverageStart = loadavg().map((v) => round(v, 2) as number);
   const logFile = args.log ?? join(tmpdir(), `hapax-bench-${process.pid}.log`);
   const ownLog = !args.log;
-  log(`hapax bench: ${durationS} s per scenario + ${warmupS} s warm-up; connections ${connectionCounts.join(',')}; ${modes.join(',')}; log → ${logFile}; gateway node flags: ${GATEWAY_FLAGS.join(' ') || 'none'}`);
+  log(`hapax bench: ${durationS} s per scenario + ${warmupS} s warm-up; connections ${connectionCounts.join(',')}; ${modes.join(',')}; log → ${logFile}; gateway launched as: ${launchLine(GATEWAY_ENV, GATEWAY_FLAGS)}`);
 
   const upstream = await forkReady('upstream.ts');
   const bare = await forkReady('bare-proxy.ts', [`http://127.0.0.1:${upstream.port}`]);
@@ -696,6 +698,7 @@ async function main(): Promise<void> {
       modes,
       logFile: ownLog ? '(temp file, deleted)' : logFile,
       gatewayNodeFlags: GATEWAY_FLAGS,
+      gatewayEnv: GATEWAY_ENV,
       loadAverageStart,
       loadAverageEnd: loadavg().map((v) => round(v, 2) as number),
     },
@@ -719,4 +722,9 @@ try {
 } finally {
   loadgen?.send({ exit: true });
   await cleanup();
+}
+
+/** How the gateway was started, as a shell line: `MALLOC_ARENA_MAX=2 node --max-semi-space-size=8`. */
+function launchLine(env: Record<string, string>, flags: string[]): string {
+  return [...Object.entries(env).map(([name, value]) => `${name}=${value}`), 'node', ...flags].join(' ');
 }

@@ -63,9 +63,15 @@ function parseLogLine(line: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Spawns `hapax serve ...` and resolves once it logs 'hapax listening' (with the URL it listens on). */
-function serve(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Served> {
-  const child = spawn(NODE, [BIN, 'serve', ...args], { cwd: opts.cwd, env: opts.env ?? userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns `hapax serve ...` and resolves once it logs 'hapax listening' (with the URL it listens on).
+ * `shebang`: runs bin/hapax.js itself, as npx and npm's bin link do, so its #! line picks node and flags.
+ */
+function serve(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; shebang?: boolean }): Promise<Served> {
+  const env = opts.env ?? userEnv();
+  const child = opts.shebang
+    ? spawn(BIN, ['serve', ...args], { cwd: opts.cwd, env: { ...env, PATH: `${join(ROOT, 'node_modules/.bin')}:${env.PATH ?? ''}` }, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(NODE, [BIN, 'serve', ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let pending = '';
@@ -181,6 +187,18 @@ describe('hapax serve', () => {
     expect(served.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(served.listening).toMatchObject({ config: '(built-in default)', providers: ['mock'] });
     expect(await ask(served.url, 'ping')).toBe('Hello from the Hapax mock provider. You said: ping');
+    served.child.kill('SIGTERM');
+    expect(await served.exited).toBe(0);
+  });
+
+  it('runs through its own #! line on Node 24 with the memory settings for a gateway', async () => {
+    const served = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: tempDir(), shebang: true });
+    const pid = served.child.pid as number;
+    // env -S execs node in place: the spawned process is the gateway itself.
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(argv).toContain('--max-semi-space-size=8');
+    expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('MALLOC_ARENA_MAX=2');
+    expect(await ask(served.url, 'via the shebang')).toBe('Hello from the Hapax mock provider. You said: via the shebang');
     served.child.kill('SIGTERM');
     expect(await served.exited).toBe(0);
   });

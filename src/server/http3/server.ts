@@ -1,7 +1,6 @@
 /**
- * An HTTP/3 server on one UDP socket: QUIC from quiche (the prebuilt binding in @matrixai/quic, used at
- * its native layer only), HTTP/3 framing and QPACK here. Each request stream becomes an Http3Request /
- * Http3Response pair handed to `onRequest` (Fastify's router), so every transport shares one handler.
+ * An HTTP/3 server on one UDP socket: QUIC from quiche (the prebuilt binding, see quiche.ts), HTTP/3
+ * framing and QPACK here. Each request stream becomes an Http3Request / Http3Response pair handed to `onRequest` (Fastify's router), so every transport shares one handler.
  *
  * Connections are found by destination connection id. A new connection is registered under both the id
  * the server chose and the id the client picked for its first flight, so a first flight that spans
@@ -10,7 +9,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import cluster from 'node:cluster';
 import dgram from 'node:dgram';
-import { quiche, type Config, type Connection, type Host } from '@matrixai/quic/native/index.js';
+import { PacketType, quiche, Shutdown, type Config, type Connection, type Host } from './quiche.ts';
 import { Http3Request, Http3Response, type Peer, type StreamSink } from './bridge.ts';
 import { FrameReader, FrameType, H3Error, Settings, StreamType, frame, readVarint, varint, type Frame } from './frames.ts';
 import { QpackError, decodeFieldSection, encodeFieldSection } from './qpack.ts';
@@ -100,12 +99,12 @@ class RequestStream implements StreamSink {
     this.failPending(new Error('stream reset'));
     const { conn } = this.owner;
     try {
-      if (!this.finSent) conn.streamShutdown(this.id, quiche.Shutdown.Write, code);
+      if (!this.finSent) conn.streamShutdown(this.id, Shutdown.Write, code);
     } catch {
       /* already gone */
     }
     try {
-      if (!this.finReceived) conn.streamShutdown(this.id, quiche.Shutdown.Read, code);
+      if (!this.finReceived) conn.streamShutdown(this.id, Shutdown.Read, code);
     } catch {
       /* already gone */
     }
@@ -153,7 +152,7 @@ class RequestStream implements StreamSink {
       // The response is complete: a request body still arriving is not needed (RFC 9114 4.1.2).
       if (!this.finReceived) {
         try {
-          conn.streamShutdown(this.id, quiche.Shutdown.Read, H3Error.NO_ERROR);
+          conn.streamShutdown(this.id, Shutdown.Read, H3Error.NO_ERROR);
         } catch {
           /* already finished */
         }
@@ -330,7 +329,7 @@ class H3Connection {
       if (stream.res && !stream.res.writableFinished) stream.res.destroy();
       else stream.req?.abort();
       try {
-        this.conn.streamShutdown(id, quiche.Shutdown.Write, H3Error.REQUEST_CANCELLED);
+        this.conn.streamShutdown(id, Shutdown.Write, H3Error.REQUEST_CANCELLED);
       } catch {
         /* already finished */
       }
@@ -536,7 +535,7 @@ export class Http3Server {
     const from: Host = { host: rinfo.address, port: rinfo.port };
     let connection = this.connections.get(hex(header.dcid));
     if (!connection) {
-      if (header.ty !== quiche.Type.Initial) return;
+      if (header.ty !== PacketType.Initial) return;
       if (!quiche.versionIsSupported(header.version)) {
         const out = Buffer.alloc(DATAGRAM);
         const length = quiche.negotiateVersion(header.scid, header.dcid, out);

@@ -204,15 +204,15 @@ describe('config reload', () => {
     expect(await fileless.reload('signal')).toMatchObject({ ok: false, error: expect.stringContaining('no config file') });
   });
 
-  it('keeps breaker state for providers whose settings did not change, and starts fresh for changed ones', async () => {
+  it('keeps breaker state for providers on the same endpoint, and starts fresh for one moved elsewhere', async () => {
     const [flaky, steady] = await fakes('flaky', 'steady');
     flaky.fault = { kind: 'status', status: 500 };
-    const config = (steadyModel: string, flakyTimeout = '60s') => `health_check: {enabled: false}
+    const config = (steadyModel: string, flakyTimeout = '60s', flakyUrl = flaky.url) => `health_check: {enabled: false}
 admin: {key: ${ADMIN_KEY}}
 retry: {max_retries: 0}
 circuit_breaker: {failure_threshold: 2, timeout: 60s}
 providers:
-  flaky: {type: openai_compatible, base_url: "${flaky.url}", model: gpt-4o-mini, timeout: ${flakyTimeout}}
+  flaky: {type: openai_compatible, base_url: "${flakyUrl}", model: gpt-4o-mini, timeout: ${flakyTimeout}}
   steady: {type: openai_compatible, base_url: "${steady.url}", model: ${steadyModel}}
 provider_preference: [flaky, steady]
 `;
@@ -234,8 +234,13 @@ provider_preference: [flaky, steady]
     expect(answer.choices[0].message.content).toBe('[steady] after');
     expect(flaky.requests.length).toBe(calls);
 
-    // flaky's own settings change: a new provider as far as the breaker is concerned.
+    // flaky's timeout changes but it is the same upstream: its breaker stays open.
     writeFileSync(file, config('gpt-4.1-mini', '45s'));
+    expect((await reload()).status).toBe(200);
+    expect(await breaker('flaky')).toBe('open');
+
+    // flaky moves to another endpoint: another upstream as far as the breaker is concerned.
+    writeFileSync(file, config('gpt-4.1-mini', '45s', steady.url));
     expect((await reload()).status).toBe(200);
     expect(await breaker('flaky')).toBe('closed');
   });

@@ -1,7 +1,10 @@
 /**
  * Live resilience state per provider: circuit breaker, health, retry policy and concurrency queue.
- * It outlives a Runtime: a config reload keeps the state of providers whose settings did not change,
- * so a reload neither forgets an open breaker nor resets health.
+ * It outlives a Runtime. A reload keeps a provider's breaker and health as long as it still points at the
+ * same endpoint (type and base_url), with the new thresholds applied to them: rotating a key, changing a
+ * timeout or the breaker settings neither forgets an open breaker nor resets health. A provider moved to
+ * another endpoint is another upstream and starts fresh. The queue is kept while its limits are unchanged;
+ * the retry policy holds no state and is always the new one.
  */
 import type { HapaxConfig, ProviderConfig } from '../config/schema.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -22,8 +25,12 @@ export interface ProviderState {
 }
 
 interface Entry {
-  fingerprint: string;
-  state: ProviderState;
+  /** The upstream the breaker and health judge: a change means another provider. */
+  endpoint: string;
+  breaker: CircuitBreaker;
+  health: ProviderHealth;
+  queueLimits?: string;
+  queue?: FairQueue;
 }
 
 export class ProviderStates {
@@ -34,16 +41,15 @@ export class ProviderStates {
     this.metrics = metrics;
   }
 
-  /** States for a config: reused where a provider's settings are unchanged, new otherwise. */
+  /** States for a config: breaker, health and queue carried over where the provider allows it (see above). */
   build(config: HapaxConfig): ReadonlyMap<string, ProviderState> {
     const next = new Map<string, Entry>();
     const out = new Map<string, ProviderState>();
     for (const [name, provider] of Object.entries(config.providers)) {
-      const fingerprint = JSON.stringify([provider, config.circuit_breaker, config.health_check, config.retry, config.queue]);
-      const previous = this.entries.get(name);
-      const entry = previous?.fingerprint === fingerprint ? previous : { fingerprint, state: this.create(name, provider, config) };
+      const entry = this.carryOver(name, provider, config, this.entries.get(name));
       next.set(name, entry);
-      out.set(name, entry.state);
+      const retry = { ...config.retry, ...provider.retry };
+      out.set(name, { name, breaker: entry.breaker, health: entry.health, backoff: Backoff.fromConfig(retry), maxRetries: retry.max_retries, queue: entry.queue });
     }
     for (const [name] of this.entries) {
       if (!next.has(name)) {
@@ -55,32 +61,52 @@ export class ProviderStates {
     return out;
   }
 
-  private create(name: string, provider: ProviderConfig, config: HapaxConfig): ProviderState {
-    const cb = config.circuit_breaker;
+  private carryOver(name: string, provider: ProviderConfig, config: HapaxConfig, previous: Entry | undefined): Entry {
+    const endpoint = JSON.stringify([provider.type, provider.base_url ?? null]);
+    let breaker: CircuitBreaker;
+    let health: ProviderHealth;
+    if (previous?.endpoint === endpoint) {
+      ({ breaker, health } = previous);
+      breaker.reconfigure(breakerOptions(config));
+      health.setFailureThreshold(config.health_check.failure_threshold);
+    } else {
+      breaker = this.newBreaker(name, config);
+      health = this.newHealth(name, config);
+    }
+    const queueLimits = provider.max_concurrency ? JSON.stringify([provider.max_concurrency, config.queue.max_size, config.queue.timeout]) : undefined;
+    // Requests already waiting in a queue whose limits changed are served by it; new ones use the new queue.
+    const queue = !queueLimits ? undefined : previous?.queueLimits === queueLimits ? previous.queue : this.newQueue(name, provider.max_concurrency as number, config);
+    return { endpoint, breaker, health, queueLimits, queue };
+  }
+
+  private newBreaker(name: string, config: HapaxConfig): CircuitBreaker {
     const metrics = this.metrics;
     metrics.breakerState.set({ provider: name }, 0);
+    return new CircuitBreaker({ ...breakerOptions(config), onStateChange: (_from, to) => metrics.breakerState.set({ provider: name }, BREAKER_STATE_VALUE[to]) });
+  }
+
+  private newHealth(name: string, config: HapaxConfig): ProviderHealth {
+    const metrics = this.metrics;
     metrics.providerHealthy.set({ provider: name }, 1);
-    const breaker = new CircuitBreaker({
-      failureThreshold: cb.failure_threshold,
-      timeoutMs: cb.timeout,
-      halfOpenMaxRequests: cb.max_requests,
-      intervalMs: cb.interval,
-      onStateChange: (_from, to) => metrics.breakerState.set({ provider: name }, BREAKER_STATE_VALUE[to]),
-    });
-    const health = new ProviderHealth(name, {
+    return new ProviderHealth(name, {
       failureThreshold: config.health_check.failure_threshold,
       onHealthChange: (_name, healthy) => metrics.providerHealthy.set({ provider: name }, healthy ? 1 : 0),
     });
-    const retry = { ...config.retry, ...provider.retry };
-    const queue = provider.max_concurrency
-      ? new FairQueue({
-          name,
-          maxConcurrency: provider.max_concurrency,
-          maxSize: config.queue.max_size,
-          timeoutMs: config.queue.timeout,
-          onWait: (_key, waitedMs) => metrics.queueWait.observe({ provider: name }, waitedMs / 1000),
-        })
-      : undefined;
-    return { name, breaker, health, backoff: Backoff.fromConfig(retry), maxRetries: retry.max_retries, queue };
   }
+
+  private newQueue(name: string, maxConcurrency: number, config: HapaxConfig): FairQueue {
+    const metrics = this.metrics;
+    return new FairQueue({
+      name,
+      maxConcurrency,
+      maxSize: config.queue.max_size,
+      timeoutMs: config.queue.timeout,
+      onWait: (_key, waitedMs) => metrics.queueWait.observe({ provider: name }, waitedMs / 1000),
+    });
+  }
+}
+
+function breakerOptions(config: HapaxConfig) {
+  const cb = config.circuit_breaker;
+  return { failureThreshold: cb.failure_threshold, timeoutMs: cb.timeout, halfOpenMaxRequests: cb.max_requests, intervalMs: cb.interval };
 }

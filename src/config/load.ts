@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { expandEnv, type ExpandReport } from './env.ts';
 import { ConfigError, didYouMean, formatPath } from './errors.ts';
 import { canonicalizeKeys, keysAt, snake } from './schema-walk.ts';
-import { configSchema, normalizeRoutePath, PROVIDER_TYPES, type HapaxConfig, type ProviderType } from './schema.ts';
+import { configSchema, listedModels, normalizeRoutePath, PROVIDER_TYPES, type HapaxConfig, type ProviderType } from './schema.ts';
 
 export interface LoadedConfig {
   config: HapaxConfig;
@@ -83,8 +83,7 @@ export function parseConfig(text: string, source = '(inline)', env: NodeJS.Proce
   // The original's queue started at `initial_size` and never grew: that is our `max_size`.
   if (config.queue.initial_size !== undefined && !isSet(canonical, ['queue', 'max_size'])) config.queue.max_size = config.queue.initial_size;
   for (const provider of Object.values(config.providers)) {
-    const listed = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
-    provider.model ??= listed[0] ?? (provider.type === 'mock' ? 'mock' : undefined);
+    provider.model ??= listedModels(provider)[0]?.[0] ?? (provider.type === 'mock' ? 'mock' : undefined);
   }
   for (const key of NOT_APPLIED) {
     if (isSet(canonical, key.split('.'))) warnings.push(`${key}: accepted but not applied by this version of Hapax`);

@@ -10,7 +10,7 @@
  * Each tier of two or more providers gets one LoadBalancer per policy, built here once; candidates carry
  * the spans of such tiers so the dispatcher can reorder them per request.
  */
-import type { HapaxConfig, LoadBalancingConfig, PreferenceConfig } from '../config/schema.ts';
+import { listedModels, type HapaxConfig, type LoadBalancingConfig, type PreferenceConfig } from '../config/schema.ts';
 import type { ModelTarget } from '../providers/adapter.ts';
 import { validationError } from '../providers/errors.ts';
 import { LoadBalancer, preferenceTiers } from './load-balancer.ts';
@@ -77,8 +77,7 @@ export class ModelCatalog {
       const models = new Map<string, string | undefined>();
       const defaultModel = provider.model as string;
       models.set(defaultModel, undefined);
-      if (Array.isArray(provider.models)) for (const model of provider.models) models.set(model, undefined);
-      else for (const [model, entry] of Object.entries(provider.models ?? {})) models.set(model, entry?.api_key || undefined);
+      for (const [model, entry] of listedModels(provider)) models.set(model, entry?.api_key || undefined);
       this.providers.set(name, { defaultModel, models, apiKey: provider.api_key });
       this.weights.set(name, provider.weight);
       for (const model of models.keys()) {

@@ -4,7 +4,7 @@
  * they started with.
  */
 import type { LoadedConfig } from '../config/load.ts';
-import type { HapaxConfig, RouteConfig } from '../config/schema.ts';
+import { listedModels, type HapaxConfig, type RouteConfig } from '../config/schema.ts';
 import type { ProviderAdapter } from '../providers/adapter.ts';
 import type { RateLimitSettings } from '../state/keys.ts';
 import { PoolRegistry } from '../providers/http.ts';
@@ -248,8 +248,7 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog): Map<string, Ro
   routes.delete('/metrics');
   if (config.metrics.enabled) routes.set(config.metrics.path, make({ path: config.metrics.path, handler: 'metrics' }));
   for (const [name, provider] of Object.entries(config.providers)) {
-    if (Array.isArray(provider.models)) continue;
-    for (const [model, entry] of Object.entries(provider.models ?? {})) {
+    for (const [model, entry] of listedModels(provider)) {
       if (entry?.endpoint) routes.set(entry.endpoint, make({ path: entry.endpoint, handler: 'completion' }, `${name}/${model}`));
     }
   }

@@ -3,7 +3,7 @@
  * config's `pricing` table. Built once per config load; each target's answer is cached, so the hot
  * path does one WeakMap lookup.
  */
-import type { HapaxConfig, PriceConfig } from '../config/schema.ts';
+import { listedModels, type HapaxConfig, type PriceConfig } from '../config/schema.ts';
 
 /** One provider/model pair, as the catalog hands them out (stable objects per config). */
 export interface UsageTarget {
@@ -29,8 +29,7 @@ export class UsageMeter {
   constructor(config: Pick<HapaxConfig, 'providers' | 'pricing'>) {
     for (const [name, provider] of Object.entries(config.providers)) {
       if (provider.model) this.configured.add(`${name}/${provider.model}`);
-      const models = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
-      for (const model of models) this.configured.add(`${name}/${model}`);
+      for (const [model] of listedModels(provider)) this.configured.add(`${name}/${model}`);
     }
     this.prices = new Map(Object.entries(config.pricing ?? {}));
   }

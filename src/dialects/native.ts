@@ -3,8 +3,8 @@
  * `function_description` given to the model as system guidance, answers `{completion, request_id, ...}`.
  */
 import { z } from 'zod';
-import type { CanonicalMessage, CanonicalRequest, CanonicalResponse, StreamEvent, Usage } from '../providers/canonical.ts';
-import { EMPTY_USAGE } from '../providers/canonical.ts';
+import type { CanonicalMessage, CanonicalRequest, CanonicalResponse, StreamEvent } from '../providers/canonical.ts';
+import { AnswerCollector } from '../providers/answer-stream.ts';
 import { validationError } from '../providers/errors.ts';
 import { encodeUsage } from './openai.ts';
 import { parseBody } from './validate.ts';
@@ -62,35 +62,28 @@ export function encodeNativeResponse(res: CanonicalResponse, meta: NativeMeta) {
   };
 }
 
-/** Native streams: `data: {"type":"delta","text":...}` frames, then one `{"type":"done",...}` frame. */
+/** Native streams: `data: {"type":"delta","text":...}` frames, then one `{"type":"done",...}` frame with the whole text. */
 export class NativeStreamEncoder {
-  private text = '';
-  private usage: Usage = EMPTY_USAGE;
   private readonly meta: NativeMeta;
+  private readonly answer: AnswerCollector;
   constructor(meta: NativeMeta) {
     this.meta = meta;
+    this.answer = new AnswerCollector(meta.model);
   }
 
   encode(event: StreamEvent): string {
-    switch (event.type) {
-      case 'text':
-        this.text += event.text;
-        return `data: {"type":"delta","text":${JSON.stringify(event.text)}}\n\n`;
-      case 'usage':
-        this.usage = event.usage;
-        return '';
-      case 'finish':
-        return `data: ${JSON.stringify({
-          type: 'done',
-          completion: this.text,
-          request_id: this.meta.requestId,
-          provider: this.meta.provider,
-          model: this.meta.model,
-          finish_reason: event.reason,
-          usage: encodeUsage(this.usage),
-        })}\n\n`;
-      default:
-        return '';
-    }
+    this.answer.add(event);
+    if (event.type === 'text') return `data: {"type":"delta","text":${JSON.stringify(event.text)}}\n\n`;
+    if (event.type !== 'finish') return '';
+    const whole = this.answer.answer() as CanonicalResponse;
+    return `data: ${JSON.stringify({
+      type: 'done',
+      completion: whole.text,
+      request_id: this.meta.requestId,
+      provider: this.meta.provider,
+      model: this.meta.model,
+      finish_reason: event.reason,
+      usage: encodeUsage(whole.usage),
+    })}\n\n`;
   }
 }

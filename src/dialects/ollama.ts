@@ -20,8 +20,9 @@ import type {
   ToolCall,
   Usage,
 } from '../providers/canonical.ts';
-import { argumentsObject, contentText, EMPTY_USAGE } from '../providers/canonical.ts';
+import { argumentsObject, contentText } from '../providers/canonical.ts';
 import { validationError } from '../providers/errors.ts';
+import { AnswerCollector } from '../providers/answer-stream.ts';
 import { parseBody } from './validate.ts';
 
 export const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
@@ -204,11 +205,11 @@ export function encodeLoadResponse(model: string) {
  */
 export class NdjsonEncoder {
   private readonly model: string;
-  private readonly calls = new Map<number, { name: string; arguments: string }>();
-  private usage: Usage | undefined;
+  private readonly answer: AnswerCollector;
 
   constructor(model: string) {
     this.model = model;
+    this.answer = new AnswerCollector(model);
   }
 
   private line(message: Record<string, unknown>, tail: Record<string, unknown> | undefined): string {
@@ -217,28 +218,12 @@ export class NdjsonEncoder {
 
   /** The NDJSON text for one event, or '' when the event has no line of its own. */
   encode(event: StreamEvent): string {
-    switch (event.type) {
-      case 'start':
-        return '';
-      case 'text':
-        return this.line({ content: event.text }, undefined);
-      case 'tool_call_start':
-        this.calls.set(event.index, { name: event.name, arguments: '' });
-        return '';
-      case 'tool_call_delta': {
-        const call = this.calls.get(event.index);
-        if (call) call.arguments += event.arguments;
-        return '';
-      }
-      case 'usage':
-        this.usage = event.usage;
-        return '';
-      case 'finish': {
-        const calls = this.calls.size > 0 ? this.line({ content: '', tool_calls: encodeToolCalls(this.calls.values()) }, undefined) : '';
-        const counts = encodeCounts(this.usage ?? EMPTY_USAGE);
-        return calls + this.line({ content: '' }, { done_reason: encodeDoneReason(event.reason), done: true, ...counts });
-      }
-    }
+    this.answer.add(event);
+    if (event.type === 'text') return this.line({ content: event.text }, undefined);
+    if (event.type !== 'finish') return '';
+    const whole = this.answer.answer() as CanonicalResponse;
+    const calls = whole.toolCalls.length > 0 ? this.line({ content: '', tool_calls: encodeToolCalls(whole.toolCalls) }, undefined) : '';
+    return calls + this.line({ content: '' }, { done_reason: encodeDoneReason(event.reason), done: true, ...encodeCounts(whole.usage) });
   }
 }
 

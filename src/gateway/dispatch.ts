@@ -21,7 +21,7 @@ import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, Embeddings
 import { GatewayError, isDeadline, UpstreamError } from '../providers/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
 import type { Release } from './fair-queue.ts';
-import { AnswerCollector, answerEvents } from './answer-stream.ts';
+import { AnswerCollector, answerEvents } from '../providers/answer-stream.ts';
 import type { BalancedTier, Candidates } from './catalog.ts';
 import type { BalanceStats } from './load-balancer.ts';
 import type { ProviderState } from './provider-state.ts';

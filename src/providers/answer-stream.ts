@@ -3,8 +3,8 @@
  * streaming client as the events a provider would have sent, and a streamed answer is assembled into a
  * whole one so it can be cached.
  */
-import type { CanonicalResponse, FinishReason, StreamEvent, ToolCall, Usage } from '../providers/canonical.ts';
-import { EMPTY_USAGE } from '../providers/canonical.ts';
+import type { CanonicalResponse, FinishReason, StreamEvent, ToolCall, Usage } from './canonical.ts';
+import { EMPTY_USAGE } from './canonical.ts';
 
 /** The events of an answer, in the order adapters emit them: start, content, usage, finish. */
 export function answerEvents(response: CanonicalResponse): StreamEvent[] {

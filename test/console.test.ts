@@ -9,8 +9,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MASK, redactSecrets } from '../src/observability/redact.ts';
 import type { FakeProvider } from './fakes/common.ts';
-import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { fakeOpenAIs, useStarted } from './helpers/started.ts';
 
 const ADMIN_KEY = 'admin-0123456789abcdef';
 const CLIENT_KEY = 'hx-marketing-key-0001';
@@ -37,33 +37,23 @@ async function complete(gateway: TestGateway, path: string, body: unknown, key?:
 }
 
 describe('console access and snapshot (auth on, admin key set)', () => {
-  let primary: FakeProvider;
-  let backup: FakeProvider;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    primary = await startFakeOpenAI({ name: 'primary' });
-    backup = await startFakeOpenAI({ name: 'backup' });
-    gateway = await startTestGateway(
-      config(
-        primary,
-        backup,
-        `auth:
+  const setup = useStarted(fakeOpenAIs('primary', 'backup')).and({
+    gateway: ({ primary, backup }) =>
+      startTestGateway(
+        config(
+          primary,
+          backup,
+          `auth:
   enabled: true
   keys: [{name: marketing-team, key: ${CLIENT_KEY}}]
 admin: {key: ${ADMIN_KEY}}
 `,
+        ),
       ),
-    );
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await primary?.close();
-    await backup?.close();
   });
 
   it('asks for the admin key: sign-in form for the page, 401 for the API and the event stream', async () => {
-    const page = await fetch(`${gateway.url}/console`);
+    const page = await fetch(`${setup.gateway.url}/console`);
     expect(page.status).toBe(401);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
@@ -71,23 +61,23 @@ admin: {key: ${ADMIN_KEY}}
     expect(html).toContain('<form method="post" action="/console/login">');
 
     for (const path of ['/console/api/state', '/console/events']) {
-      const res = await fetch(`${gateway.url}${path}`);
+      const res = await fetch(`${setup.gateway.url}${path}`);
       expect(res.status).toBe(401);
       const body = (await res.json()) as { error: { type: string; request_id: string } };
       expect(body.error.type).toBe('AuthenticationError');
       expect(body.error.request_id).toBe(res.headers.get('x-request-id'));
     }
     // A client key is not the admin key.
-    expect((await fetch(`${gateway.url}/console/api/state`, { headers: { 'x-api-key': CLIENT_KEY } })).status).toBe(401);
+    expect((await fetch(`${setup.gateway.url}/console/api/state`, { headers: { 'x-api-key': CLIENT_KEY } })).status).toBe(401);
   });
 
   it('signs in once with ?key= (redirect and an HttpOnly cookie that is not the key) and refuses a wrong key', async () => {
-    const wrong = await fetch(`${gateway.url}/console?key=not-the-admin-key`, { redirect: 'manual' });
+    const wrong = await fetch(`${setup.gateway.url}/console?key=not-the-admin-key`, { redirect: 'manual' });
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get('set-cookie')).toBeNull();
     expect(await wrong.text()).toContain('That is not the admin key.');
 
-    const right = await fetch(`${gateway.url}/console?key=${ADMIN_KEY}`, { redirect: 'manual' });
+    const right = await fetch(`${setup.gateway.url}/console?key=${ADMIN_KEY}`, { redirect: 'manual' });
     expect(right.status).toBe(303);
     expect(right.headers.get('location')).toBe('/console');
     const cookie = right.headers.get('set-cookie') as string;
@@ -95,24 +85,24 @@ admin: {key: ${ADMIN_KEY}}
     expect(cookie).not.toContain(ADMIN_KEY);
 
     const session = cookie.split(';', 1)[0];
-    const page = await fetch(`${gateway.url}/console`, { headers: { cookie: session } });
+    const page = await fetch(`${setup.gateway.url}/console`, { headers: { cookie: session } });
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<script src="/console/assets/app.js"></script>');
-    expect((await fetch(`${gateway.url}/console/api/state`, { headers: { cookie: session } })).status).toBe(200);
+    expect((await fetch(`${setup.gateway.url}/console/api/state`, { headers: { cookie: session } })).status).toBe(200);
     // A forged or tampered cookie is refused.
     const forged = session.replace(/\.[\w-]+$/, '.AAAA');
-    expect((await fetch(`${gateway.url}/console/api/state`, { headers: { cookie: forged } })).status).toBe(401);
+    expect((await fetch(`${setup.gateway.url}/console/api/state`, { headers: { cookie: forged } })).status).toBe(401);
   });
 
   it('signs in with the form too, and signs out', async () => {
-    const wrong = await fetch(`${gateway.url}/console/login`, {
+    const wrong = await fetch(`${setup.gateway.url}/console/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: 'key=nope',
       redirect: 'manual',
     });
     expect(wrong.status).toBe(401);
-    const ok = await fetch(`${gateway.url}/console/login`, {
+    const ok = await fetch(`${setup.gateway.url}/console/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ key: ADMIN_KEY }).toString(),
@@ -120,7 +110,7 @@ admin: {key: ${ADMIN_KEY}}
     });
     expect(ok.status).toBe(303);
     expect(ok.headers.get('set-cookie')).toMatch(/^hapax_console=/);
-    const out = await fetch(`${gateway.url}/console/logout`, { method: 'POST', redirect: 'manual' });
+    const out = await fetch(`${setup.gateway.url}/console/logout`, { method: 'POST', redirect: 'manual' });
     expect(out.status).toBe(303);
     expect(out.headers.get('set-cookie')).toMatch(/^hapax_console=; Path=\/console; Max-Age=0/);
   });
@@ -133,16 +123,16 @@ admin: {key: ${ADMIN_KEY}}
       ['uPlot.min.css', 'text/css'],
       ['favicon.svg', 'image/svg+xml'],
     ]) {
-      const res = await fetch(`${gateway.url}/console/assets/${name}`);
+      const res = await fetch(`${setup.gateway.url}/console/assets/${name}`);
       expect(res.status, name).toBe(200);
       expect(res.headers.get('content-type')).toContain(type);
       const etag = res.headers.get('etag') as string;
       expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(100);
-      expect((await fetch(`${gateway.url}/console/assets/${name}`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+      expect((await fetch(`${setup.gateway.url}/console/assets/${name}`, { headers: { 'if-none-match': etag } })).status).toBe(304);
     }
-    expect(await (await fetch(`${gateway.url}/console/assets/uPlot.iife.min.js`)).text()).toContain('uPlot');
-    expect((await fetch(`${gateway.url}/console/assets/..%2Fpackage.json`)).status).toBe(404);
-    expect((await fetch(`${gateway.url}/console/assets/feed.ts`)).status).toBe(404);
+    expect(await (await fetch(`${setup.gateway.url}/console/assets/uPlot.iife.min.js`)).text()).toContain('uPlot');
+    expect((await fetch(`${setup.gateway.url}/console/assets/..%2Fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${setup.gateway.url}/console/assets/feed.ts`)).status).toBe(404);
   });
 
   it('reports tokens by key and by route label, and masks every secret of the running config', async () => {
@@ -151,10 +141,10 @@ admin: {key: ${ADMIN_KEY}}
       ['/v1/marketing/completions', 'four five'],
       ['/v1/support/completions', 'six'],
     ]) {
-      const res = await complete(gateway, path, { input }, CLIENT_KEY);
+      const res = await complete(setup.gateway, path, { input }, CLIENT_KEY);
       expect(res.status).toBe(200);
     }
-    const res = await fetch(`${gateway.url}/console/api/state`, { headers: { 'x-api-key': ADMIN_KEY } });
+    const res = await fetch(`${setup.gateway.url}/console/api/state`, { headers: { 'x-api-key': ADMIN_KEY } });
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('no-store');
     const text = await res.text();
@@ -181,7 +171,7 @@ admin: {key: ${ADMIN_KEY}}
     expect(state.config.values.auth.keys[0]).toMatchObject({ name: 'marketing-team', key: '********' });
     expect(state.config.values.admin.key).toBe('********');
     expect(state.config.values.circuit_breaker.failure_threshold).toBe(2);
-    expect(Date.parse(state.config.loaded_at)).toBe(gateway.holder.current.loadedAt.getTime());
+    expect(Date.parse(state.config.loaded_at)).toBe(setup.gateway.holder.current.loadedAt.getTime());
 
     expect(state.providers.map((p: { name: string }) => p.name)).toEqual(['primary', 'backup']);
     expect(state.providers[0]).toMatchObject({ healthy: true, breaker: 'closed', type: 'openai', model: 'gpt-4o-mini' });
@@ -191,20 +181,20 @@ admin: {key: ${ADMIN_KEY}}
   });
 
   it('counts the tokens and cost of a shared (deduplicated) answer once', async () => {
-    const before = primary.requests.length;
-    primary.queueFaults({ kind: 'delay', ms: 300 });
-    const answers = await Promise.all([1, 2].map(() => complete(gateway, '/v1/completions', { input: 'the same question' }, CLIENT_KEY)));
+    const before = setup.primary.requests.length;
+    setup.primary.queueFaults({ kind: 'delay', ms: 300 });
+    const answers = await Promise.all([1, 2].map(() => complete(setup.gateway, '/v1/completions', { input: 'the same question' }, CLIENT_KEY)));
     expect(answers.map((a) => a.status)).toEqual([200, 200]);
-    expect(primary.requests.length - before).toBe(1);
+    expect(setup.primary.requests.length - before).toBe(1);
     const usage = ((await answers[0].json()) as { usage: { total_tokens: number } }).usage;
-    const state = await (await fetch(`${gateway.url}/console/api/state`, { headers: { 'x-api-key': ADMIN_KEY } })).json();
+    const state = await (await fetch(`${setup.gateway.url}/console/api/state`, { headers: { 'x-api-key': ADMIN_KEY } })).json();
     const route = state.usage.by_route.find((row: { name: string }) => row.name === '/v1/completions');
     expect(route).toMatchObject({ requests: 2, total_tokens: usage.total_tokens });
   });
 
   it('streams snapshots as Server-Sent Events', async () => {
     const controller = new AbortController();
-    const res = await fetch(`${gateway.url}/console/events`, { headers: { 'x-api-key': ADMIN_KEY }, signal: controller.signal });
+    const res = await fetch(`${setup.gateway.url}/console/events`, { headers: { 'x-api-key': ADMIN_KEY }, signal: controller.signal });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
@@ -250,20 +240,10 @@ describe('config masking for the console', () => {
 });
 
 describe('console access without an admin key', () => {
-  let primary: FakeProvider;
-  let backup: FakeProvider;
-
-  beforeAll(async () => {
-    primary = await startFakeOpenAI({ name: 'primary' });
-    backup = await startFakeOpenAI({ name: 'backup' });
-  });
-  afterAll(async () => {
-    await primary?.close();
-    await backup?.close();
-  });
+  const fakes = useStarted(fakeOpenAIs('primary', 'backup'));
 
   it('is refused (403) while auth is on', async () => {
-    const gateway = await startTestGateway(config(primary, backup, `auth: {enabled: true, keys: [{name: a, key: ${CLIENT_KEY}}]}\n`));
+    const gateway = await startTestGateway(config(fakes.primary, fakes.backup, `auth: {enabled: true, keys: [{name: a, key: ${CLIENT_KEY}}]}\n`));
     try {
       const page = await fetch(`${gateway.url}/console`);
       expect(page.status).toBe(403);
@@ -277,7 +257,7 @@ describe('console access without an admin key', () => {
   });
 
   it('is open while auth is off (a local gateway), and closing the gateway ends open event streams', async () => {
-    const gateway = await startTestGateway(config(primary, backup));
+    const gateway = await startTestGateway(config(fakes.primary, fakes.backup));
     const page = await fetch(`${gateway.url}/console`);
     expect(page.status).toBe(200);
     expect(await page.text()).not.toContain('Sign out');
@@ -293,17 +273,15 @@ describe('console access without an admin key', () => {
 });
 
 describe('console in a real browser', () => {
-  let primary: FakeProvider;
-  let backup: FakeProvider;
-  let gateway: TestGateway;
+  const setup = useStarted(fakeOpenAIs('primary', 'backup')).and({
+    gateway: ({ primary, backup }) => startTestGateway(config(primary, backup, `admin: {key: ${ADMIN_KEY}}\n`)),
+  });
   let context: BrowserContext;
   let profile: string;
   const problems: string[] = [];
 
+  // The browser's own hooks run after the gateway has started and end before it closes.
   beforeAll(async () => {
-    primary = await startFakeOpenAI({ name: 'primary' });
-    backup = await startFakeOpenAI({ name: 'backup' });
-    gateway = await startTestGateway(config(primary, backup, `admin: {key: ${ADMIN_KEY}}\n`));
     profile = await mkdtemp(join(tmpdir(), 'hapax-console-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
@@ -314,9 +292,6 @@ describe('console in a real browser', () => {
   }, 60_000);
   afterAll(async () => {
     await context?.close();
-    await gateway?.close();
-    await primary?.close();
-    await backup?.close();
     if (profile) await rm(profile, { recursive: true, force: true });
   });
 
@@ -332,9 +307,9 @@ describe('console in a real browser', () => {
   it('shows a provider turning unhealthy and its breaker opening, live, with no console errors', async () => {
     const page = await open();
     // Signing in with ?key= lands on the console without the key in the address bar.
-    const response = await page.goto(`${gateway.url}/console?key=${ADMIN_KEY}`);
+    const response = await page.goto(`${setup.gateway.url}/console?key=${ADMIN_KEY}`);
     expect(response?.status()).toBe(200);
-    expect(page.url()).toBe(`${gateway.url}/console`);
+    expect(page.url()).toBe(`${setup.gateway.url}/console`);
 
     const primaryRow = page.locator('tr[data-provider="primary"]');
     await primaryRow.locator('.health .badge', { hasText: 'healthy' }).waitFor();
@@ -342,10 +317,10 @@ describe('console in a real browser', () => {
     await page.locator('#live', { hasText: 'live' }).waitFor();
 
     // Some good traffic, then the primary starts failing: requests that name it fail over to the backup.
-    for (let i = 0; i < 3; i++) expect((await complete(gateway, '/v1/marketing/completions', { input: `hello ${i}` })).status).toBe(200);
-    primary.fault = { kind: 'status', status: 500 };
+    for (let i = 0; i < 3; i++) expect((await complete(setup.gateway, '/v1/marketing/completions', { input: `hello ${i}` })).status).toBe(200);
+    setup.primary.fault = { kind: 'status', status: 500 };
     for (let i = 0; i < 4; i++) {
-      const res = await complete(gateway, '/v1/completions', { model: 'primary', input: `during the outage ${i}` });
+      const res = await complete(setup.gateway, '/v1/completions', { model: 'primary', input: `during the outage ${i}` });
       expect(res.status).toBe(200);
       expect(res.headers.get('x-hapax-provider')).toBe('backup');
     }

@@ -5,6 +5,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { ProviderStates } from '../src/gateway/provider-state.ts';
 import { Runtime } from '../src/gateway/runtime.ts';
 import { Metrics } from '../src/observability/metrics.ts';
+import { StateStores } from '../src/state/registry.ts';
 import { buildApp } from '../src/server/app.ts';
 import type { FastifyInstance } from 'fastify';
 
@@ -16,7 +17,7 @@ describe('a bug in a handler', () => {
 
   beforeAll(async () => {
     const metrics = new Metrics();
-    runtime = new Runtime(parseConfig('providers:\n  mock: {type: mock}\nhealth_check: {enabled: false}\n'), { metrics, states: new ProviderStates(metrics) });
+    runtime = new Runtime(parseConfig('providers:\n  mock: {type: mock}\nhealth_check: {enabled: false}\n'), { metrics, states: new ProviderStates(metrics), stores: new StateStores(metrics) });
     const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _e, cb) => (logs.push(String(chunk)), cb()) }));
     app = await buildApp({
       holder: { current: runtime },

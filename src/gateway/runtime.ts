@@ -9,7 +9,7 @@ import type { ProviderAdapter } from '../providers/adapter.ts';
 import type { RateLimitSettings } from '../state/keys.ts';
 import { PoolRegistry } from '../providers/http.ts';
 import { KeyService } from '../state/key-service.ts';
-import { StateStores, type StateLease } from '../state/registry.ts';
+import type { StateLease, StateStores } from '../state/registry.ts';
 import type { StateStore } from '../state/store.ts';
 import { createAdapter } from '../providers/index.ts';
 import { ModelCatalog, type RoutingPolicy } from './catalog.ts';
@@ -81,6 +81,15 @@ const DEFAULT_METHODS: Record<HandlerName, string[]> = {
   ollama_version: ['GET'],
 };
 
+/** What every Runtime of one gateway shares: made once at start, handed to the Runtime of each reload. */
+export interface GatewayShared {
+  metrics: Metrics;
+  /** Breaker, health and queue per provider, carried across reloads. */
+  states: ProviderStates;
+  /** State stores by `state` setting, kept while a Runtime holds them. */
+  stores: StateStores;
+}
+
 export class Runtime {
   readonly config: HapaxConfig;
   readonly warnings: readonly string[];
@@ -103,7 +112,7 @@ export class Runtime {
   /** Token and cost accounting for this config: bounded model labels and the pricing table. */
   readonly usageMeter: UsageMeter;
 
-  constructor(loaded: LoadedConfig, shared: { metrics: Metrics; states: ProviderStates }) {
+  constructor(loaded: LoadedConfig, shared: GatewayShared) {
     this.config = loaded.config;
     this.warnings = loaded.warnings;
     this.source = loaded.source;
@@ -115,7 +124,7 @@ export class Runtime {
     this.catalog = new ModelCatalog(this.config);
     this.providerStates = shared.states.build(this.config);
     // The same store as the previous Runtime when `state` did not change: counters survive a reload.
-    this.stateLease = StateStores.of(shared.metrics).acquire(this.config.state);
+    this.stateLease = shared.stores.acquire(this.config.state);
     this.store = this.stateLease.store;
     this.dispatcher = new Dispatcher({
       adapters,

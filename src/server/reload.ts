@@ -15,9 +15,8 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { HapaxConfig } from '../config/schema.ts';
-import type { ProviderStates } from '../gateway/provider-state.ts';
-import { Runtime } from '../gateway/runtime.ts';
-import { routeLabelNames, type Metrics } from '../observability/metrics.ts';
+import { Runtime, type GatewayShared } from '../gateway/runtime.ts';
+import { routeLabelNames } from '../observability/metrics.ts';
 import type { RuntimeHolder } from './app.ts';
 
 export type ReloadTrigger = 'file' | 'signal' | 'admin' | 'cluster';
@@ -41,8 +40,8 @@ export interface ReloaderOptions {
   /** The config file; undefined when serving the built-in default (nothing to reload). */
   file: string | undefined;
   holder: RuntimeHolder;
-  metrics: Metrics;
-  states: ProviderStates;
+  /** What every Runtime of the gateway shares (metrics, provider states, state stores). */
+  shared: GatewayShared;
   logger: Logger;
   /** Quiet time after the last file event before reading the file. */
   debounceMs?: number;
@@ -124,7 +123,8 @@ export class Reloader {
   }
 
   private async run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
-    const { logger, metrics, holder } = this.opts;
+    const { logger, holder } = this.opts;
+    const { metrics } = this.opts.shared;
     const file = this.file;
     if (!file) {
       logger.warn({ trigger }, 'config reload: serving the built-in default, there is no file to reload');
@@ -140,7 +140,7 @@ export class Reloader {
     try {
       const loaded = await loadConfigFile(file);
       for (const warning of loaded.warnings) logger.warn({ source: file }, warning);
-      next = new Runtime(loaded, { metrics, states: this.opts.states });
+      next = new Runtime(loaded, this.opts.shared);
       await next.start();
     } catch (error) {
       void next?.close().catch(() => undefined);
@@ -185,7 +185,7 @@ export class Reloader {
   }
 
   private newMetricLabels(config: HapaxConfig): string[] {
-    const known = new Set(this.opts.metrics.routeLabelNames);
+    const known = new Set(this.opts.shared.metrics.routeLabelNames);
     return routeLabelNames(config).filter((name) => !known.has(name));
   }
 }

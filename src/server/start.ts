@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
 import { ProviderStates } from '../gateway/provider-state.ts';
-import { Runtime } from '../gateway/runtime.ts';
+import { Runtime, type GatewayShared } from '../gateway/runtime.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Metrics, routeLabelNames } from '../observability/metrics.ts';
 import { StateStores } from '../state/registry.ts';
@@ -67,12 +67,11 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   // The OpenTelemetry packages load only when tracing is configured.
   const tracing = config.tracing?.otlp_endpoint ? await (await import('../observability/tracing.ts')).Tracing.create(config.tracing) : undefined;
   const metrics = new Metrics(routeLabelNames(config));
-  const states = new ProviderStates(metrics);
-  // Every Runtime of this gateway finds its state store here; outages of a shared store are logged.
-  StateStores.of(metrics, logger);
-  const holder: RuntimeHolder = { current: new Runtime(opts.loaded, { metrics, states }) };
+  // Breaker/health per provider and state stores outlive a reload: every Runtime of this gateway gets them.
+  const shared: GatewayShared = { metrics, states: new ProviderStates(metrics), stores: new StateStores(metrics, logger) };
+  const holder: RuntimeHolder = { current: new Runtime(opts.loaded, shared) };
   await holder.current.start();
-  const reloader = new Reloader({ file: opts.configFile, holder, metrics, states, logger });
+  const reloader = new Reloader({ file: opts.configFile, holder, shared, logger });
   const lifecycle: Lifecycle = { draining: false };
   const app = await buildApp({
     holder,

@@ -3,8 +3,8 @@
  * keeps `state` keeps the same store (its counters, its Redis connection); one that changes it gets a
  * new store, and the old one closes when the last Runtime holding it closes.
  *
- * A gateway's registry is found through its Metrics object, which every Runtime of that gateway (the
- * first one and every reload) is built with; several gateways in one process (tests) stay apart.
+ * One registry per gateway, made at start and handed to every Runtime of that gateway (the first one and
+ * every reload); several gateways in one process (tests) stay apart.
  */
 import type { Logger } from 'pino';
 import type { StateConfig } from '../config/schema.ts';
@@ -30,21 +30,14 @@ export function createStore(settings: StateConfig, deps: { logger?: Logger; metr
 }
 
 export class StateStores {
-  private static readonly byGateway = new WeakMap<Metrics, StateStores>();
   private readonly entries = new Map<string, Entry>();
   private readonly metrics: Metrics;
-  private logger?: Logger;
+  private readonly logger?: Logger;
 
-  private constructor(metrics: Metrics) {
+  /** `logger` gets the outage lines of shared (Redis) stores. */
+  constructor(metrics: Metrics, logger?: Logger) {
     this.metrics = metrics;
-  }
-
-  /** The registry of the gateway these metrics belong to; the logger (given once, at start) gets outage lines. */
-  static of(metrics: Metrics, logger?: Logger): StateStores {
-    let stores = StateStores.byGateway.get(metrics);
-    if (!stores) StateStores.byGateway.set(metrics, (stores = new StateStores(metrics)));
-    if (logger) stores.logger ??= logger;
-    return stores;
+    this.logger = logger;
   }
 
   acquire(settings: StateConfig): StateLease {

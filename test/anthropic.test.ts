@@ -1,10 +1,11 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { anthropicError, startFakeAnthropic } from './fakes/anthropic.ts';
-import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { sdk } from './helpers/openai.ts';
+import { useStarted } from './helpers/started.ts';
 
 /** Key-shaped on purpose, so the gateway's masking of provider messages is exercised too. */
 const UPSTREAM_KEY = 'sk-ant-api03-upstream-secret-0123456789';
@@ -16,29 +17,22 @@ function anthropicClient(gateway: TestGateway): Anthropic {
 }
 
 describe('Anthropic API against an Anthropic-format upstream', () => {
-  let upstream: FakeProvider;
-  let gateway: TestGateway;
-  let client: Anthropic;
-
-  beforeAll(async () => {
-    upstream = await startFakeAnthropic({ name: 'claude', apiKey: UPSTREAM_KEY });
-    gateway = await startTestGateway(`
+  const setup = useStarted({ upstream: () => startFakeAnthropic({ name: 'claude', apiKey: UPSTREAM_KEY }) })
+    .and({
+      gateway: ({ upstream }) =>
+        startTestGateway(`
 providers:
   claude: {type: anthropic, base_url: "${upstream.url}", api_key: "${UPSTREAM_KEY}", model: ${MODEL}}
 # These tests check how each upstream answer maps to the client; retries and breakers have their own tests.
 retry: {max_retries: 0}
 circuit_breaker: {failure_threshold: 1000}
-`);
-    client = anthropicClient(gateway);
-  });
-  afterEach(() => upstream.reset());
-  afterAll(async () => {
-    await gateway?.close();
-    await upstream?.close();
-  });
+`),
+    })
+    .and({ client: ({ gateway }) => anthropicClient(gateway) });
+  afterEach(() => setup.upstream.reset());
 
   it('answers a message and sends the system prompt upstream as top-level `system` with our key', async () => {
-    const { data, response } = await client.messages
+    const { data, response } = await setup.client.messages
       .create({ model: MODEL, max_tokens: 100, system: 'Be brief.', messages: [{ role: 'user', content: 'hello there' }] })
       .withResponse();
     expect(data).toMatchObject({ type: 'message', role: 'assistant', model: MODEL, stop_reason: 'end_turn', stop_sequence: null });
@@ -48,7 +42,7 @@ circuit_breaker: {failure_threshold: 1000}
     expect(data.usage.input_tokens).toBeGreaterThan(0);
     expect(response.headers.get('x-hapax-provider')).toBe('claude');
 
-    const sent = upstream.requests.at(-1);
+    const sent = setup.upstream.requests.at(-1);
     expect(sent?.body).toMatchObject({ model: MODEL, max_tokens: 100, system: 'Be brief.', messages: [{ role: 'user', content: 'hello there' }] });
     expect(sent?.headers['x-api-key']).toBe(UPSTREAM_KEY);
     expect(sent?.headers['anthropic-version']).toBe('2023-06-01');
@@ -57,7 +51,7 @@ circuit_breaker: {failure_threshold: 1000}
   });
 
   it('streams through .stream() with text events and a final message', async () => {
-    const stream = client.messages.stream({ model: MODEL, max_tokens: 100, messages: [{ role: 'user', content: 'one two three' }] });
+    const stream = setup.client.messages.stream({ model: MODEL, max_tokens: 100, messages: [{ role: 'user', content: 'one two three' }] });
     const deltas: string[] = [];
     stream.on('text', (text) => deltas.push(text));
     const final = await stream.finalMessage();
@@ -66,11 +60,11 @@ circuit_breaker: {failure_threshold: 1000}
     expect(final.stop_reason).toBe('end_turn');
     expect(final.usage.output_tokens).toBe(4);
     expect(final.usage.input_tokens).toBeGreaterThan(0);
-    expect(upstream.requests.at(-1)?.body.stream).toBe(true);
+    expect(setup.upstream.requests.at(-1)?.body.stream).toBe(true);
   });
 
   it('streams with stream: true in Anthropic event order', async () => {
-    const stream = await client.messages.create({ model: MODEL, max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'x y' }] });
+    const stream = await setup.client.messages.create({ model: MODEL, max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'x y' }] });
     const types: string[] = [];
     let text = '';
     for await (const event of stream) {
@@ -82,14 +76,14 @@ circuit_breaker: {failure_threshold: 1000}
   });
 
   it('round-trips tool_use and a tool_result follow-up', async () => {
-    const first = await client.messages.create({ model: MODEL, max_tokens: 100, tools: [weatherTool], messages: [{ role: 'user', content: 'weather in Paris' }] });
+    const first = await setup.client.messages.create({ model: MODEL, max_tokens: 100, tools: [weatherTool], messages: [{ role: 'user', content: 'weather in Paris' }] });
     expect(first.stop_reason).toBe('tool_use');
     const call = first.content[0];
     if (call.type !== 'tool_use') throw new Error(`expected tool_use, got ${call.type}`);
     expect(call).toMatchObject({ name: 'get_weather', input: { input: 'weather in Paris' } });
-    expect(upstream.requests.at(-1)?.body.tools).toEqual([weatherTool]);
+    expect(setup.upstream.requests.at(-1)?.body.tools).toEqual([weatherTool]);
 
-    const second = await client.messages.create({
+    const second = await setup.client.messages.create({
       model: MODEL,
       max_tokens: 100,
       tools: [weatherTool],
@@ -100,32 +94,32 @@ circuit_breaker: {failure_threshold: 1000}
       ],
     });
     expect(second.content).toEqual([{ type: 'text', text: 'tool said: sunny' }]);
-    const sent = upstream.requests.at(-1)?.body.messages;
+    const sent = setup.upstream.requests.at(-1)?.body.messages;
     expect(sent[1]).toEqual({ role: 'assistant', content: [{ type: 'tool_use', id: call.id, name: 'get_weather', input: { input: 'weather in Paris' } }] });
     expect(sent[2]).toEqual({ role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] });
   });
 
   it('streams tool_use with its input assembled from JSON deltas', async () => {
-    const final = await client.messages
+    const final = await setup.client.messages
       .stream({ model: MODEL, max_tokens: 100, tools: [weatherTool], tool_choice: { type: 'tool', name: 'get_weather' }, messages: [{ role: 'user', content: 'rain in Oslo' }] })
       .finalMessage();
     expect(final.stop_reason).toBe('tool_use');
     expect(final.content).toEqual([expect.objectContaining({ type: 'tool_use', name: 'get_weather', input: { input: 'rain in Oslo' } })]);
-    expect(upstream.requests.at(-1)?.body.tool_choice).toEqual({ type: 'tool', name: 'get_weather' });
+    expect(setup.upstream.requests.at(-1)?.body.tool_choice).toEqual({ type: 'tool', name: 'get_weather' });
   });
 
   it('requires max_tokens, like the real API', async () => {
-    const error = await client.messages
+    const error = await setup.client.messages
       .create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] } as unknown as Anthropic.MessageCreateParamsNonStreaming)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Anthropic.BadRequestError);
     expect((error as InstanceType<typeof Anthropic.BadRequestError>).error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('max_tokens') } });
-    expect(upstream.requests).toHaveLength(0);
+    expect(setup.upstream.requests).toHaveLength(0);
   });
 
   it('maps an upstream 400 to BadRequestError with the provider message', async () => {
-    upstream.queueFaults({ kind: 'status', status: 400 });
-    const error = await client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'bad' }] }).catch((e: unknown) => e);
+    setup.upstream.queueFaults({ kind: 'status', status: 400 });
+    const error = await setup.client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'bad' }] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Anthropic.BadRequestError);
     expect((error as InstanceType<typeof Anthropic.BadRequestError>).message).toContain('Invalid request.');
   });
@@ -134,17 +128,17 @@ circuit_breaker: {failure_threshold: 1000}
     [529, 'overloaded_error'],
     [500, 'api_error'],
   ])('maps an upstream %i on the only provider to a 5xx SDK error of type %s', async (status, type) => {
-    upstream.queueFaults({ kind: 'status', status });
-    const error = await client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    setup.upstream.queueFaults({ kind: 'status', status });
+    const error = await setup.client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Anthropic.InternalServerError);
     expect((error as InstanceType<typeof Anthropic.InternalServerError>).error).toMatchObject({ type: 'error', error: { type } });
   });
 
   it('never shows the upstream key to the client, whatever the provider says', async () => {
     const call = (body: unknown) =>
-      fetch(`${gateway.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${setup.gateway.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const plain = { model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
-    upstream.queueFaults(
+    setup.upstream.queueFaults(
       { kind: 'status', status: 400, body: anthropicError('invalid_request_error', `key ${UPSTREAM_KEY} is not allowed here`) },
       { kind: 'status', status: 401, body: anthropicError('authentication_error', `invalid x-api-key ${UPSTREAM_KEY}`) },
     );
@@ -159,38 +153,31 @@ circuit_breaker: {failure_threshold: 1000}
 
   // Last in this group: after a 429 the provider is avoided until its retry-after passes.
   it('maps an upstream 429 to RateLimitError and passes retry-after on', async () => {
-    upstream.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '7' } });
-    const error = await client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    setup.upstream.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '7' } });
+    const error = await setup.client.messages.create({ model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Anthropic.RateLimitError);
     expect((error as InstanceType<typeof Anthropic.RateLimitError>).headers?.get('retry-after')).toBe('7');
   });
 });
 
 describe('Anthropic API against an OpenAI-format upstream', () => {
-  let upstream: FakeProvider;
-  let gateway: TestGateway;
-  let client: Anthropic;
-
-  beforeAll(async () => {
-    upstream = await startFakeOpenAI({ name: 'gpt', apiKey: 'sk-openai-upstream' });
-    gateway = await startTestGateway(`
+  const setup = useStarted({ upstream: () => startFakeOpenAI({ name: 'gpt', apiKey: 'sk-openai-upstream' }) })
+    .and({
+      gateway: ({ upstream }) =>
+        startTestGateway(`
 providers:
   gpt: {type: openai, base_url: "${upstream.url}", api_key: sk-openai-upstream, model: gpt-4o-mini}
-`);
-    client = anthropicClient(gateway);
-  });
-  afterEach(() => upstream.reset());
-  afterAll(async () => {
-    await gateway?.close();
-    await upstream?.close();
-  });
+`),
+    })
+    .and({ client: ({ gateway }) => anthropicClient(gateway) });
+  afterEach(() => setup.upstream.reset());
 
   it('answers in Anthropic format and sends the system prompt as a system message', async () => {
-    const msg = await client.messages.create({ model: '', max_tokens: 50, system: [{ type: 'text', text: 'Be brief.' }], messages: [{ role: 'user', content: 'hello there' }] });
+    const msg = await setup.client.messages.create({ model: '', max_tokens: 50, system: [{ type: 'text', text: 'Be brief.' }], messages: [{ role: 'user', content: 'hello there' }] });
     expect(msg.id).toMatch(/^msg_/);
     expect(msg).toMatchObject({ type: 'message', role: 'assistant', model: 'gpt-4o-mini', stop_reason: 'end_turn', content: [{ type: 'text', text: '[gpt] hello there' }] });
     expect(msg.usage.output_tokens).toBe(3);
-    expect(upstream.requests.at(-1)?.body).toMatchObject({
+    expect(setup.upstream.requests.at(-1)?.body).toMatchObject({
       model: 'gpt-4o-mini',
       max_tokens: 50,
       messages: [
@@ -201,7 +188,7 @@ providers:
   });
 
   it('streams with text events, final usage and stop reason', async () => {
-    const stream = client.messages.stream({ model: 'gpt', max_tokens: 50, messages: [{ role: 'user', content: 'one two three' }] });
+    const stream = setup.client.messages.stream({ model: 'gpt', max_tokens: 50, messages: [{ role: 'user', content: 'one two three' }] });
     const deltas: string[] = [];
     stream.on('text', (text) => deltas.push(text));
     const final = await stream.finalMessage();
@@ -213,17 +200,17 @@ providers:
   });
 
   it('turns tool calls into tool_use blocks and tool_result blocks into tool messages', async () => {
-    const first = await client.messages.create({ model: '', max_tokens: 50, tools: [weatherTool], tool_choice: { type: 'any' }, messages: [{ role: 'user', content: 'weather in Paris' }] });
+    const first = await setup.client.messages.create({ model: '', max_tokens: 50, tools: [weatherTool], tool_choice: { type: 'any' }, messages: [{ role: 'user', content: 'weather in Paris' }] });
     expect(first.stop_reason).toBe('tool_use');
     const call = first.content[0];
     if (call.type !== 'tool_use') throw new Error(`expected tool_use, got ${call.type}`);
     expect(call).toMatchObject({ name: 'get_weather', input: { input: 'weather in Paris' } });
-    expect(upstream.requests.at(-1)?.body).toMatchObject({
+    expect(setup.upstream.requests.at(-1)?.body).toMatchObject({
       tools: [{ type: 'function', function: { name: 'get_weather', parameters: weatherTool.input_schema } }],
       tool_choice: 'required',
     });
 
-    const second = await client.messages.create({
+    const second = await setup.client.messages.create({
       model: '',
       max_tokens: 50,
       tools: [weatherTool],
@@ -234,14 +221,14 @@ providers:
       ],
     });
     expect(second.content).toEqual([{ type: 'text', text: 'tool said: sunny' }]);
-    const sent = upstream.requests.at(-1)?.body.messages;
+    const sent = setup.upstream.requests.at(-1)?.body.messages;
     expect(sent[1]).toMatchObject({ role: 'assistant', tool_calls: [{ id: call.id, function: { name: 'get_weather' } }] });
     expect(JSON.parse(sent[1].tool_calls[0].function.arguments)).toEqual({ input: 'weather in Paris' });
     expect(sent[2]).toMatchObject({ role: 'tool', tool_call_id: call.id, content: 'sunny' });
   });
 
   it('streams tool calls as tool_use blocks', async () => {
-    const final = await client.messages
+    const final = await setup.client.messages
       .stream({ model: '', max_tokens: 50, tools: [weatherTool], messages: [{ role: 'user', content: 'snow in Bern' }] })
       .finalMessage();
     expect(final.stop_reason).toBe('tool_use');
@@ -249,7 +236,7 @@ providers:
   });
 
   it('passes base64 images on as data: URLs', async () => {
-    await client.messages.create({
+    await setup.client.messages.create({
       model: '',
       max_tokens: 50,
       messages: [
@@ -262,7 +249,7 @@ providers:
         },
       ],
     });
-    expect(upstream.requests.at(-1)?.body.messages[0].content).toEqual([
+    expect(setup.upstream.requests.at(-1)?.body.messages[0].content).toEqual([
       { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
       { type: 'text', text: 'what is this' },
     ]);
@@ -270,26 +257,19 @@ providers:
 });
 
 describe('OpenAI API against an Anthropic-format upstream', () => {
-  let upstream: FakeProvider;
-  let gateway: TestGateway;
-  let client: OpenAI;
-
-  beforeAll(async () => {
-    upstream = await startFakeAnthropic({ name: 'claude', apiKey: UPSTREAM_KEY });
-    gateway = await startTestGateway(`
+  const setup = useStarted({ upstream: () => startFakeAnthropic({ name: 'claude', apiKey: UPSTREAM_KEY }) })
+    .and({
+      gateway: ({ upstream }) =>
+        startTestGateway(`
 providers:
   claude: {type: anthropic, base_url: "${upstream.url}", api_key: "${UPSTREAM_KEY}", model: ${MODEL}, max_tokens: 777}
-`);
-    client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-  });
-  afterEach(() => upstream.reset());
-  afterAll(async () => {
-    await gateway?.close();
-    await upstream?.close();
-  });
+`),
+    })
+    .and({ client: ({ gateway }) => sdk(gateway) });
+  afterEach(() => setup.upstream.reset());
 
   it('moves system messages to `system`, fills max_tokens from config and clamps temperature', async () => {
-    const res = await client.chat.completions.create({
+    const res = await setup.client.chat.completions.create({
       model: '',
       temperature: 1.5,
       messages: [
@@ -300,13 +280,13 @@ providers:
     expect(res.choices[0].message.content).toBe('[claude] hello there');
     expect(res.choices[0].finish_reason).toBe('stop');
     expect(res.usage?.completion_tokens).toBe(3);
-    const sent = upstream.requests.at(-1);
+    const sent = setup.upstream.requests.at(-1);
     expect(sent?.body).toEqual({ model: MODEL, max_tokens: 777, system: 'Be brief.', temperature: 1, messages: [{ role: 'user', content: 'hello there' }] });
     expect(sent?.headers['x-api-key']).toBe(UPSTREAM_KEY);
   });
 
   it('streams chunks with usage when asked', async () => {
-    const stream = await client.chat.completions.create({
+    const stream = await setup.client.chat.completions.create({
       model: MODEL,
       max_tokens: 20,
       messages: [{ role: 'user', content: 'one two three' }],
@@ -326,21 +306,21 @@ providers:
     expect(finish).toBe('stop');
     expect(usage?.completion_tokens).toBe(4);
     expect(usage?.prompt_tokens).toBeGreaterThan(0);
-    expect(upstream.requests.at(-1)?.body).toMatchObject({ stream: true, max_tokens: 20 });
+    expect(setup.upstream.requests.at(-1)?.body).toMatchObject({ stream: true, max_tokens: 20 });
   });
 
   it('round-trips tool calls through tool_use and tool_result', async () => {
     const tools: OpenAI.ChatCompletionTool[] = [
       { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { input: { type: 'string' } } } } },
     ];
-    const first = await client.chat.completions.create({ model: '', tools, messages: [{ role: 'user', content: 'weather in Paris' }] });
+    const first = await setup.client.chat.completions.create({ model: '', tools, messages: [{ role: 'user', content: 'weather in Paris' }] });
     expect(first.choices[0].finish_reason).toBe('tool_calls');
     const call = first.choices[0].message.tool_calls?.[0];
     if (call?.type !== 'function') throw new Error('expected a function tool call');
     expect(call.function.name).toBe('get_weather');
     expect(JSON.parse(call.function.arguments)).toEqual({ input: 'weather in Paris' });
 
-    const second = await client.chat.completions.create({
+    const second = await setup.client.chat.completions.create({
       model: '',
       tools,
       messages: [
@@ -350,7 +330,7 @@ providers:
       ],
     });
     expect(second.choices[0].message.content).toBe('tool said: sunny');
-    const sent = upstream.requests.at(-1)?.body.messages;
+    const sent = setup.upstream.requests.at(-1)?.body.messages;
     expect(sent).toEqual([
       { role: 'user', content: 'weather in Paris' },
       { role: 'assistant', content: [{ type: 'tool_use', id: call.id, name: 'get_weather', input: { input: 'weather in Paris' } }] },
@@ -359,7 +339,7 @@ providers:
   });
 
   it('streams tool calls as OpenAI tool_call deltas', async () => {
-    const stream = await client.chat.completions.create({
+    const stream = await setup.client.chat.completions.create({
       model: '',
       stream: true,
       tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: {} } } }],
@@ -380,54 +360,44 @@ providers:
   });
 
   it('asks for JSON through the system prompt when response_format is json_object', async () => {
-    await client.chat.completions.create({ model: '', response_format: { type: 'json_object' }, messages: [{ role: 'user', content: 'a json please' }] });
-    expect(upstream.requests.at(-1)?.body.system).toMatch(/JSON object/);
+    await setup.client.chat.completions.create({ model: '', response_format: { type: 'json_object' }, messages: [{ role: 'user', content: 'a json please' }] });
+    expect(setup.upstream.requests.at(-1)?.body.system).toMatch(/JSON object/);
   });
 });
 
 describe('Anthropic streams that fail', () => {
-  let primary: FakeProvider;
-  let backup: FakeProvider;
-  let gateway: TestGateway;
-  let client: Anthropic;
-
-  beforeAll(async () => {
-    primary = await startFakeAnthropic({ name: 'claude' });
-    backup = await startFakeOpenAI({ name: 'backup' });
-    gateway = await startTestGateway(`
+  const setup = useStarted({ primary: () => startFakeAnthropic({ name: 'claude' }), backup: () => startFakeOpenAI({ name: 'backup' }) })
+    .and({
+      gateway: ({ primary, backup }) =>
+        startTestGateway(`
 providers:
   claude: {type: anthropic, base_url: "${primary.url}", model: ${MODEL}}
   backup: {type: openai, base_url: "${backup.url}", model: gpt-4o-mini}
 provider_preference: [claude, backup]
-`);
-    client = anthropicClient(gateway);
-  });
+`),
+    })
+    .and({ client: ({ gateway }) => anthropicClient(gateway) });
   afterEach(() => {
-    primary.reset();
-    backup.reset();
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await primary?.close();
-    await backup?.close();
+    setup.primary.reset();
+    setup.backup.reset();
   });
 
   it('raises an error in the SDK stream when the upstream is cut after the first tokens', async () => {
     // message_start, content_block_start, ping, first text delta, then the connection drops
-    primary.queueFaults({ kind: 'cut', afterChunks: 4 });
-    const stream = client.messages.stream({ model: MODEL, max_tokens: 50, messages: [{ role: 'user', content: 'one two three four' }] });
+    setup.primary.queueFaults({ kind: 'cut', afterChunks: 4 });
+    const stream = setup.client.messages.stream({ model: MODEL, max_tokens: 50, messages: [{ role: 'user', content: 'one two three four' }] });
     const deltas: string[] = [];
     stream.on('text', (text) => deltas.push(text));
     const error = await stream.finalMessage().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Anthropic.APIError);
     expect((error as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: 'error', error: { type: 'api_error' } });
     expect(deltas).toEqual(['[claude]']);
-    expect(backup.requests).toHaveLength(0);
+    expect(setup.backup.requests).toHaveLength(0);
   });
 
   it('fails over when the upstream is cut right after message_start, before any output', async () => {
-    primary.queueFaults({ kind: 'cut', afterChunks: 1 });
-    const { data, response } = await client.messages
+    setup.primary.queueFaults({ kind: 'cut', afterChunks: 1 });
+    const { data, response } = await setup.client.messages
       .stream({ model: MODEL, max_tokens: 50, messages: [{ role: 'user', content: 'still there' }] })
       .withResponse();
     expect(response.headers.get('x-hapax-provider')).toBe('backup');

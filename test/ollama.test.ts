@@ -8,6 +8,8 @@ import { fakeEmbedding, type FakeProvider } from './fakes/common.ts';
 import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { sdk } from './helpers/openai.ts';
+import { useStarted } from './helpers/started.ts';
 
 /** A 1×1 PNG, as Ollama clients send images: bare base64. */
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
@@ -34,33 +36,24 @@ circuit_breaker: {failure_threshold: 1000}
 }
 
 describe('Ollama API and Ollama upstreams', () => {
-  let ollamaUpstream: FakeProvider;
-  let openaiUpstream: FakeProvider;
-  let gateway: TestGateway;
-  let ollama: Ollama;
-  let openai: OpenAI;
-
-  beforeAll(async () => {
-    ollamaUpstream = await startFakeOllama({ name: 'local' });
-    openaiUpstream = await startFakeOpenAI({ name: 'cloud', apiKey: 'sk-cloud-secret' });
-    gateway = await startTestGateway(`
+  const setup = useStarted({
+    ollamaUpstream: () => startFakeOllama({ name: 'local' }),
+    openaiUpstream: () => startFakeOpenAI({ name: 'cloud', apiKey: 'sk-cloud-secret' }),
+  })
+    .and({
+      gateway: ({ ollamaUpstream, openaiUpstream }) =>
+        startTestGateway(`
 providers:
   local: {type: ollama, base_url: "${ollamaUpstream.url}", model: "llama3:latest"}
   cloud: {type: openai, base_url: "${openaiUpstream.url}", api_key: sk-cloud-secret, model: gpt-4o-mini}
 provider_preference: [local, cloud]
-`);
-    ollama = new Ollama({ host: gateway.url });
-    openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await ollamaUpstream?.close();
-    await openaiUpstream?.close();
-  });
+`),
+    })
+    .and({ ollama: ({ gateway }) => new Ollama({ host: gateway.url }), openai: ({ gateway }) => sdk(gateway) });
 
   describe('ollama client → Hapax → Ollama upstream', () => {
     it('answers a chat and passes options upstream as Ollama options', async () => {
-      const res = await ollama.chat({
+      const res = await setup.ollama.chat({
         model: 'local/llama3:latest',
         messages: [{ role: 'user', content: 'hello there' }],
         options: { temperature: 0.2, num_predict: 64, stop: ['END'] },
@@ -68,21 +61,21 @@ provider_preference: [local, cloud]
       expect(res.message).toMatchObject({ role: 'assistant', content: '[local] hello there' });
       expect(res).toMatchObject({ done: true, done_reason: 'stop', eval_count: 3 });
       expect(res.prompt_eval_count).toBeGreaterThan(0);
-      const sent = ollamaUpstream.requests.at(-1)?.body;
+      const sent = setup.ollamaUpstream.requests.at(-1)?.body;
       expect(sent).toMatchObject({ model: 'llama3:latest', stream: false, options: { temperature: 0.2, num_predict: 64, stop: ['END'] } });
     });
 
     it('streams NDJSON line by line, ending with done and the counts', async () => {
-      const parts = await collect(await ollama.chat({ model: 'local', messages: [{ role: 'user', content: 'one two three' }], stream: true }));
+      const parts = await collect(await setup.ollama.chat({ model: 'local', messages: [{ role: 'user', content: 'one two three' }], stream: true }));
       const text = parts.map((p) => p.message.content).join('');
       expect(parts.length).toBeGreaterThan(2);
       expect(text).toBe('[local] one two three');
       expect(parts.at(-1)).toMatchObject({ done: true, done_reason: 'stop', eval_count: 4 });
-      expect(ollamaUpstream.requests.at(-1)?.body.stream).toBe(true);
+      expect(setup.ollamaUpstream.requests.at(-1)?.body.stream).toBe(true);
     });
 
     it('streams when the request does not say (Ollama streams by default)', async () => {
-      const res = await fetch(`${gateway.url}/api/chat`, {
+      const res = await fetch(`${setup.gateway.url}/api/chat`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ model: 'local', messages: [{ role: 'user', content: 'hi' }] }),
@@ -94,53 +87,53 @@ provider_preference: [local, cloud]
 
     it('calls a tool, then answers from the tool result', async () => {
       const question: Message = { role: 'user', content: 'weather in Paris' };
-      const first = await ollama.chat({ model: 'local', messages: [question], tools: [WEATHER_TOOL] });
+      const first = await setup.ollama.chat({ model: 'local', messages: [question], tools: [WEATHER_TOOL] });
       const calls = first.message.tool_calls ?? [];
       expect(calls).toEqual([{ function: { name: 'get_weather', arguments: { input: 'weather in Paris' } } }]);
 
-      const second = await ollama.chat({
+      const second = await setup.ollama.chat({
         model: 'local',
         messages: [question, first.message, { role: 'tool', content: 'sunny, 24°C', tool_name: 'get_weather' }],
         tools: [WEATHER_TOOL],
       });
       expect(second.message.content).toBe('tool said: sunny, 24°C');
-      const sent = ollamaUpstream.requests.at(-1)?.body.messages;
+      const sent = setup.ollamaUpstream.requests.at(-1)?.body.messages;
       expect(sent[1]).toMatchObject({ role: 'assistant', tool_calls: [{ function: { name: 'get_weather', arguments: { input: 'weather in Paris' } } }] });
       expect(sent[2]).toEqual({ role: 'tool', content: 'sunny, 24°C', tool_name: 'get_weather' });
     });
 
     it('streams a tool call whole, as Ollama does', async () => {
-      const parts = await collect(await ollama.chat({ model: 'local', messages: [{ role: 'user', content: 'weather in Oslo' }], tools: [WEATHER_TOOL], stream: true }));
+      const parts = await collect(await setup.ollama.chat({ model: 'local', messages: [{ role: 'user', content: 'weather in Oslo' }], tools: [WEATHER_TOOL], stream: true }));
       const calls = parts.flatMap((p) => p.message.tool_calls ?? []);
       expect(calls).toEqual([{ function: { name: 'get_weather', arguments: { input: 'weather in Oslo' } } }]);
       expect(parts.at(-1)?.done).toBe(true);
     });
 
     it('passes images through as base64', async () => {
-      await ollama.chat({ model: 'local', messages: [{ role: 'user', content: 'what is this', images: [PNG] }] });
-      expect(ollamaUpstream.requests.at(-1)?.body.messages[0]).toEqual({ role: 'user', content: 'what is this', images: [PNG] });
+      await setup.ollama.chat({ model: 'local', messages: [{ role: 'user', content: 'what is this', images: [PNG] }] });
+      expect(setup.ollamaUpstream.requests.at(-1)?.body.messages[0]).toEqual({ role: 'user', content: 'what is this', images: [PNG] });
     });
 
     it('lists the catalog as provider/model names', async () => {
-      const list = await ollama.list();
+      const list = await setup.ollama.list();
       expect(list.models.map((m) => m.name)).toEqual(['local/llama3:latest', 'cloud/gpt-4o-mini']);
     });
 
     it('embeds through /api/embed', async () => {
-      const res = await ollama.embed({ model: 'local', input: ['alpha', 'beta'] });
+      const res = await setup.ollama.embed({ model: 'local', input: ['alpha', 'beta'] });
       expect(res.embeddings).toEqual([fakeEmbedding('alpha'), fakeEmbedding('beta')]);
-      expect(ollamaUpstream.requests.at(-1)).toMatchObject({ path: '/api/embed', body: { model: 'llama3:latest', input: ['alpha', 'beta'] } });
+      expect(setup.ollamaUpstream.requests.at(-1)).toMatchObject({ path: '/api/embed', body: { model: 'llama3:latest', input: ['alpha', 'beta'] } });
     });
 
     it('reports a version and answers a chat without messages by "loading" the model', async () => {
-      expect((await ollama.version()).version).toMatch(/^\d+\.\d+\.\d+$/);
-      const before = ollamaUpstream.requests.length;
-      expect(await ollama.chat({ model: 'local', messages: [] })).toMatchObject({ done: true, done_reason: 'load' });
-      expect(ollamaUpstream.requests.length).toBe(before);
+      expect((await setup.ollama.version()).version).toMatch(/^\d+\.\d+\.\d+$/);
+      const before = setup.ollamaUpstream.requests.length;
+      expect(await setup.ollama.chat({ model: 'local', messages: [] })).toMatchObject({ done: true, done_reason: 'load' });
+      expect(setup.ollamaUpstream.requests.length).toBe(before);
     });
 
     it('shows errors as Ollama does, with a readable message', async () => {
-      await expect(ollama.chat({ model: 'llama9', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+      await expect(setup.ollama.chat({ model: 'llama9', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
         name: 'ResponseError',
         status_code: 400,
         message: expect.stringContaining('model "llama9" is not served'),
@@ -150,21 +143,21 @@ provider_preference: [local, cloud]
 
   describe('ollama client → Hapax → OpenAI upstream', () => {
     it('answers a chat', async () => {
-      const res = await ollama.chat({ model: 'cloud', messages: [{ role: 'user', content: 'hello cloud' }] });
+      const res = await setup.ollama.chat({ model: 'cloud', messages: [{ role: 'user', content: 'hello cloud' }] });
       expect(res.message.content).toBe('[cloud] hello cloud');
       expect(res).toMatchObject({ done: true, done_reason: 'stop', eval_count: 3 });
-      expect(openaiUpstream.requests.at(-1)?.body).toMatchObject({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello cloud' }] });
+      expect(setup.openaiUpstream.requests.at(-1)?.body).toMatchObject({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello cloud' }] });
     });
 
     it('streams', async () => {
-      const parts = await collect(await ollama.chat({ model: 'cloud/gpt-4o-mini', messages: [{ role: 'user', content: 'one two three' }], stream: true }));
+      const parts = await collect(await setup.ollama.chat({ model: 'cloud/gpt-4o-mini', messages: [{ role: 'user', content: 'one two three' }], stream: true }));
       expect(parts.map((p) => p.message.content).join('')).toBe('[cloud] one two three');
       expect(parts.at(-1)).toMatchObject({ done: true, eval_count: 4 });
     });
 
     it('sends images as data: URLs', async () => {
-      await ollama.chat({ model: 'cloud', messages: [{ role: 'user', content: 'look', images: [PNG] }] });
-      expect(openaiUpstream.requests.at(-1)?.body.messages[0].content).toEqual([
+      await setup.ollama.chat({ model: 'cloud', messages: [{ role: 'user', content: 'look', images: [PNG] }] });
+      expect(setup.openaiUpstream.requests.at(-1)?.body.messages[0].content).toEqual([
         { type: 'text', text: 'look' },
         { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } },
       ]);
@@ -173,15 +166,15 @@ provider_preference: [local, cloud]
 
   describe('openai SDK → Hapax → Ollama upstream', () => {
     it('answers a chat completion', async () => {
-      const res = await openai.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 32 });
+      const res = await setup.openai.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 32 });
       expect(res.choices[0].message.content).toBe('[local] hello there');
       expect(res.choices[0].finish_reason).toBe('stop');
       expect(res.usage?.completion_tokens).toBe(3);
-      expect(ollamaUpstream.requests.at(-1)?.body.options).toEqual({ num_predict: 32 });
+      expect(setup.ollamaUpstream.requests.at(-1)?.body.options).toEqual({ num_predict: 32 });
     });
 
     it('streams with usage when asked', async () => {
-      const stream = await openai.chat.completions.create({
+      const stream = await setup.openai.chat.completions.create({
         model: 'local',
         messages: [{ role: 'user', content: 'one two three' }],
         stream: true,
@@ -195,55 +188,55 @@ provider_preference: [local, cloud]
 
     it('returns tool calls with stable ids and sends tool results back by tool name', async () => {
       const question = { role: 'user' as const, content: 'weather in Rome' };
-      const first = await openai.chat.completions.create({ model: 'local', messages: [question], tools: [WEATHER_TOOL] });
+      const first = await setup.openai.chat.completions.create({ model: 'local', messages: [question], tools: [WEATHER_TOOL] });
       const message = first.choices[0].message;
       const call = message.tool_calls?.[0];
       expect(first.choices[0].finish_reason).toBe('tool_calls');
       expect(call?.id).toBe('call_0');
       expect(call?.type === 'function' && JSON.parse(call.function.arguments)).toEqual({ input: 'weather in Rome' });
 
-      const second = await openai.chat.completions.create({
+      const second = await setup.openai.chat.completions.create({
         model: 'local',
         messages: [question, message, { role: 'tool', tool_call_id: 'call_0', content: 'rainy' }],
         tools: [WEATHER_TOOL],
       });
       expect(second.choices[0].message.content).toBe('tool said: rainy');
-      expect(ollamaUpstream.requests.at(-1)?.body.messages[2]).toEqual({ role: 'tool', content: 'rainy', tool_name: 'get_weather' });
+      expect(setup.ollamaUpstream.requests.at(-1)?.body.messages[2]).toEqual({ role: 'tool', content: 'rainy', tool_name: 'get_weather' });
     });
 
     it('asks for structured output with a JSON schema as Ollama format', async () => {
       const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
-      await openai.chat.completions.create({
+      await setup.openai.chat.completions.create({
         model: 'local',
         messages: [{ role: 'user', content: 'city?' }],
         response_format: { type: 'json_schema', json_schema: { name: 'answer', schema } },
       });
-      expect(ollamaUpstream.requests.at(-1)?.body.format).toEqual(schema);
+      expect(setup.ollamaUpstream.requests.at(-1)?.body.format).toEqual(schema);
     });
 
     it('refuses an image given by URL with a 400, since Ollama takes only inline images', async () => {
-      const before = openaiUpstream.requests.length;
+      const before = setup.openaiUpstream.requests.length;
       await expect(
-        openai.chat.completions.create({
+        setup.openai.chat.completions.create({
           model: 'local',
           messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }],
         }),
       ).rejects.toMatchObject({ status: 400, error: expect.objectContaining({ message: expect.stringContaining('only inline') }) });
-      expect(openaiUpstream.requests.length).toBe(before);
+      expect(setup.openaiUpstream.requests.length).toBe(before);
     });
 
     it('embeds, including the SDK default base64 encoding', async () => {
-      const res = await openai.embeddings.create({ model: 'local', input: 'hello vectors' });
+      const res = await setup.openai.embeddings.create({ model: 'local', input: 'hello vectors' });
       const expected = fakeEmbedding('hello vectors');
       expect(res.data[0].embedding).toHaveLength(expected.length);
       res.data[0].embedding.forEach((value, i) => expect(value).toBeCloseTo(expected[i], 5));
-      const floats = await openai.embeddings.create({ model: 'local', input: ['a', 'b'], encoding_format: 'float' });
+      const floats = await setup.openai.embeddings.create({ model: 'local', input: ['a', 'b'], encoding_format: 'float' });
       expect(floats.data.map((d) => d.embedding)).toEqual([fakeEmbedding('a'), fakeEmbedding('b')]);
     });
   });
 
   it('native API (POST /v1/completions) → Ollama upstream', async () => {
-    const res = await fetch(`${gateway.url}/v1/completions`, {
+    const res = await fetch(`${setup.gateway.url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'local', input: 'hi native' }),
@@ -253,53 +246,43 @@ provider_preference: [local, cloud]
   });
 
   it('fails over to the backup when the Ollama upstream answers 500', async () => {
-    ollamaUpstream.fault = { kind: 'status', status: 500 };
+    setup.ollamaUpstream.fault = { kind: 'status', status: 500 };
     try {
-      const res = await ollama.chat({ model: 'local', messages: [{ role: 'user', content: 'are you there' }] });
+      const res = await setup.ollama.chat({ model: 'local', messages: [{ role: 'user', content: 'are you there' }] });
       expect(res.message.content).toBe('[cloud] are you there');
-      const { response } = await openai.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'x' }] }).withResponse();
+      const { response } = await setup.openai.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'x' }] }).withResponse();
       expect(response.headers.get('x-hapax-provider')).toBe('cloud');
       expect(response.headers.get('x-hapax-attempts')).toBe('2');
     } finally {
-      ollamaUpstream.fault = null;
+      setup.ollamaUpstream.fault = null;
     }
   });
 });
 
 describe('Ollama upstream failures with no provider to fail over to', () => {
-  let upstream: FakeProvider;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    upstream = await startFakeOllama({ name: 'solo' });
-    gateway = await soloGateway(upstream.url);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await upstream?.close();
-  });
+  const setup = useStarted({ upstream: () => startFakeOllama({ name: 'solo' }) }).and({ gateway: ({ upstream }) => soloGateway(upstream.url) });
 
   it('answers 502 ProcessingError when the connection is reset', async () => {
-    upstream.fault = { kind: 'reset' };
+    setup.upstream.fault = { kind: 'reset' };
     try {
-      const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const openai = sdk(setup.gateway);
       await expect(openai.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
         status: 502,
         error: expect.objectContaining({ type: 'ProcessingError' }),
       });
-      const ollama = new Ollama({ host: gateway.url });
+      const ollama = new Ollama({ host: setup.gateway.url });
       await expect(ollama.chat({ model: 'solo', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
         status_code: 502,
         message: expect.stringContaining('solo failed'),
       });
     } finally {
-      upstream.fault = null;
+      setup.upstream.fault = null;
     }
   });
 
   it('makes a stream cut after the first chunk throw in the openai SDK, not end quietly', async () => {
-    upstream.queueFaults({ kind: 'cut', afterChunks: 1 });
-    const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    setup.upstream.queueFaults({ kind: 'cut', afterChunks: 1 });
+    const openai = sdk(setup.gateway);
     const stream = await openai.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'one two three four' }], stream: true });
     const seen: OpenAI.ChatCompletionChunk[] = [];
     await expect(collect(stream, seen)).rejects.toThrow(/solo/);
@@ -307,8 +290,8 @@ describe('Ollama upstream failures with no provider to fail over to', () => {
   });
 
   it('makes a cut stream throw in the ollama client too', async () => {
-    upstream.queueFaults({ kind: 'cut', afterChunks: 2 });
-    const ollama = new Ollama({ host: gateway.url });
+    setup.upstream.queueFaults({ kind: 'cut', afterChunks: 2 });
+    const ollama = new Ollama({ host: setup.gateway.url });
     const stream = await ollama.chat({ model: 'solo', messages: [{ role: 'user', content: 'one two three four' }], stream: true });
     await expect(collect(stream)).rejects.toThrow(/solo failed/);
   });
@@ -327,7 +310,7 @@ describe('Ollama upstream stream protocol', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     gateway = await soloGateway(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    openai = sdk(gateway);
   });
   afterAll(async () => {
     await gateway?.close();

@@ -4,10 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { FakeProvider } from './fakes/common.ts';
-import { startFakeOpenAI } from './fakes/openai.ts';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { APP_KEY, useAuthGateway, useClientGateway } from './helpers/client-gateways.ts';
 
 const CLIENT_DIR = fileURLToPath(new URL('../clients/python/', import.meta.url));
 
@@ -40,28 +38,9 @@ def show(e):
 `;
 
 describe('Python client against a running Hapax', () => {
-  let upstream: FakeProvider;
-  let gateway: TestGateway;
-  let env: Record<string, string>;
-  const chatRequests = () => upstream.requests.filter((r) => r.path === '/v1/chat/completions');
-
-  beforeAll(async () => {
-    upstream = await startFakeOpenAI({ name: 'solo' });
-    gateway = await startTestGateway(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", api_key: sk-test, model: gpt-4o-mini}
-retry: {max_retries: 0}
-circuit_breaker: {failure_threshold: 50}
-routes:
-  - {path: /v1/limited/completions, handler: completion, rate_limit: {requests_per_minute: 1}}
-`);
-    env = { HAPAX_URL: gateway.url };
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await upstream?.close();
-  });
-  beforeEach(() => upstream.reset());
+  const setup = useClientGateway().and({ env: ({ gateway }): Record<string, string> => ({ HAPAX_URL: gateway.url }) });
+  const chatRequests = () => setup.upstream.requests.filter((r) => r.path === '/v1/chat/completions');
+  beforeEach(() => setup.upstream.reset());
 
   it('completes with messages, as the API document shows, sending X-Request-ID', async () => {
     const seen = await python(
@@ -71,7 +50,7 @@ r = client.completion(messages=[{"role": "user", "content": "What is the capital
 mine = client.completion(input="hi", request_id="py-order-1")
 print(json.dumps({"completion": r.completion, "request_id": r.request_id, "provider": r.provider, "usage": vars(r.usage),
                   "mine": mine.request_id, "mine_text": mine.completion}))`,
-      env,
+      setup.env,
     );
     expect(seen.completion).toBe('[solo] What is the capital of France?');
     expect(seen.provider).toBe('solo');
@@ -88,7 +67,7 @@ print(json.dumps({"completion": r.completion, "request_id": r.request_id, "provi
 events = list(hapax.Client(URL).stream(input="one two three four", request_id="py-stream"))
 print(json.dumps({"types": [e.type for e in events], "text": "".join(e.text for e in events if e.type == "delta"),
                   "done": events[-1].completion, "request_id": events[-1].request_id, "out": events[-1].usage.completion_tokens}))`,
-      env,
+      setup.env,
     );
     expect(seen.types.at(-1)).toBe('done');
     expect(seen.types.filter((t: string) => t === 'delta').length).toBeGreaterThan(1);
@@ -99,19 +78,19 @@ print(json.dumps({"types": [e.type for e in events], "text": "".join(e.text for 
   });
 
   it('reports health', async () => {
-    const seen = await python(`print(json.dumps(hapax.Client(URL).health()))`, env);
+    const seen = await python(`print(json.dumps(hapax.Client(URL).health()))`, setup.env);
     expect(seen.status.global).toBe(true);
     expect(seen.providers.solo).toMatchObject({ healthy: true, circuit_breaker: 'closed' });
   });
 
   it('retries a 429 after the Retry-After, with the same request id', async () => {
-    upstream.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '1' } });
+    setup.upstream.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '1' } });
     const seen = await python(
       `
 started = time.monotonic()
 r = hapax.Client(URL).completion(input="after a rate limit", request_id="py-429")
 print(json.dumps({"text": r.completion, "waited": time.monotonic() - started}))`,
-      env,
+      setup.env,
     );
     expect(seen.text).toBe('[solo] after a rate limit');
     expect(seen.waited).toBeGreaterThanOrEqual(0.95);
@@ -120,26 +99,26 @@ print(json.dumps({"text": r.completion, "waited": time.monotonic() - started}))`
 
   it('retries a 503 (streams too) and gives up after max_retries with a typed error', async () => {
     const overloaded = { kind: 'status' as const, status: 503, headers: { 'retry-after': '0' } };
-    upstream.queueFaults(overloaded);
-    const first = await python(`print(json.dumps(hapax.Client(URL).completion(input="after an overload").completion))`, env);
+    setup.upstream.queueFaults(overloaded);
+    const first = await python(`print(json.dumps(hapax.Client(URL).completion(input="after an overload").completion))`, setup.env);
     expect(first).toBe('[solo] after an overload');
     expect(chatRequests()).toHaveLength(2);
 
-    upstream.reset();
-    upstream.queueFaults(overloaded);
-    const streamed = await python(`print(json.dumps("".join(e.text for e in hapax.Client(URL).stream(input="streamed after an overload") if e.type == "delta")))`, env);
+    setup.upstream.reset();
+    setup.upstream.queueFaults(overloaded);
+    const streamed = await python(`print(json.dumps("".join(e.text for e in hapax.Client(URL).stream(input="streamed after an overload") if e.type == "delta")))`, setup.env);
     expect(streamed).toBe('[solo] streamed after an overload');
     expect(chatRequests()).toHaveLength(2);
 
-    upstream.reset();
-    upstream.queueFaults(overloaded, overloaded, overloaded);
+    setup.upstream.reset();
+    setup.upstream.queueFaults(overloaded, overloaded, overloaded);
     const failure = await python(
       `${SHOW_ERROR}
 try:
     hapax.Client(URL, initial_retry_delay=0.05).completion(input="never", request_id="py-gives-up")
 except hapax.ProcessingError as e:
     print(json.dumps(show(e)))`,
-      env,
+      setup.env,
     );
     expect(failure).toMatchObject({ class: 'ProcessingError', hapax: true, status: 503, type: 'ProcessingError', request_id: 'py-gives-up', retry_after: 0 });
     expect(chatRequests()).toHaveLength(3); // the first try and two retries
@@ -155,7 +134,7 @@ try:
     client.completion(input="second", request_id="py-limited")
 except hapax.RateLimitError as e:
     print(json.dumps({"error": show(e), "took": time.monotonic() - started}))`,
-      env,
+      setup.env,
     );
     expect(seen.took).toBeLessThan(1);
     expect(seen.error).toMatchObject({ class: 'RateLimitError', status: 429, type: 'RateLimitError', request_id: 'py-limited' });
@@ -163,7 +142,7 @@ except hapax.RateLimitError as e:
   });
 
   it('does not retry what the caller must fix, and reports the error event of a stream cut midway', async () => {
-    upstream.queueFaults({ kind: 'cut', afterChunks: 2 });
+    setup.upstream.queueFaults({ kind: 'cut', afterChunks: 2 });
     const seen = await python(
       `${SHOW_ERROR}
 client = hapax.Client(URL)
@@ -180,7 +159,7 @@ try:
 except hapax.HapaxError as e:
     cut = show(e)
 print(json.dumps({"bad": bad, "cut": cut, "deltas": len(texts)}))`,
-      env,
+      setup.env,
     );
     expect(seen.bad).toMatchObject({ class: 'ValidationError', status: 400, type: 'ValidationError', request_id: 'py-bad', details: { field: 'messages' } });
     expect(seen.deltas).toBeGreaterThan(0);
@@ -196,34 +175,24 @@ try:
     hapax.Client("http://127.0.0.1:9", max_retries=0).completion(input="x", request_id="py-dead")
 except hapax.APIConnectionError as e:
     print(json.dumps(show(e)))`,
-      env,
+      setup.env,
     );
     expect(seen).toMatchObject({ class: 'APIConnectionError', status: 0, type: 'ConnectionError', request_id: 'py-dead' });
   });
 });
 
 describe('Python client with auth on', () => {
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    gateway = await startTestGateway(`
-providers:
-  mock: {type: mock, reply: "hello from the mock"}
-auth:
-  enabled: true
-  keys: [{name: app, key: hx-app-key-000000001}]
-`);
-  });
-  afterAll(async () => gateway?.close());
+  const setup = useAuthGateway();
 
   it('sends the API key, and raises AuthenticationError without it', async () => {
     const seen = await python(
       `${SHOW_ERROR}
-ok = hapax.Client(URL, api_key="hx-app-key-000000001").completion(input="hi").completion
+ok = hapax.Client(URL, api_key="${APP_KEY}").completion(input="hi").completion
 try:
     hapax.Client(URL).completion(input="hi")
 except hapax.AuthenticationError as e:
     print(json.dumps({"ok": ok, "error": show(e)}))`,
-      { HAPAX_URL: gateway.url },
+      { HAPAX_URL: setup.gateway.url },
     );
     expect(seen.ok).toBe('hello from the mock');
     expect(seen.error).toMatchObject({ class: 'AuthenticationError', status: 401, type: 'AuthenticationError' });

@@ -2,7 +2,7 @@
  * The TypeScript client (clients/ts) against a running Hapax: completions, streams, health, request ids,
  * retries of 429/503 that honour Retry-After, and typed errors.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthenticationError,
   ConnectionError,
@@ -14,37 +14,15 @@ import {
   parseRetryAfter,
   type StreamEvent,
 } from '../clients/ts/src/index.ts';
-import type { FakeProvider } from './fakes/common.ts';
-import { startFakeOpenAI } from './fakes/openai.ts';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { APP_KEY, useAuthGateway, useClientGateway } from './helpers/client-gateways.ts';
 
 describe('TypeScript client against a running Hapax', () => {
-  let upstream: FakeProvider;
-  let gateway: TestGateway;
-  let client: HapaxClient;
-  const chatRequests = () => upstream.requests.filter((r) => r.path === '/v1/chat/completions');
-
-  beforeAll(async () => {
-    upstream = await startFakeOpenAI({ name: 'solo' });
-    // One provider and no gateway-side retries, so the client sees the 429s and 503s itself.
-    gateway = await startTestGateway(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", api_key: sk-test, model: gpt-4o-mini}
-retry: {max_retries: 0}
-circuit_breaker: {failure_threshold: 50}
-routes:
-  - {path: /v1/limited/completions, handler: completion, rate_limit: {requests_per_minute: 1}}
-`);
-    client = new HapaxClient({ baseURL: gateway.url, initialRetryDelayMs: 50 });
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await upstream?.close();
-  });
-  beforeEach(() => upstream.reset());
+  const setup = useClientGateway().and({ client: ({ gateway }) => new HapaxClient({ baseURL: gateway.url, initialRetryDelayMs: 50 }) });
+  const chatRequests = () => setup.upstream.requests.filter((r) => r.path === '/v1/chat/completions');
+  beforeEach(() => setup.upstream.reset());
 
   it('completes, sending X-Request-ID (its own UUID, or the one given)', async () => {
-    const answer = await client.completion({ input: 'What is the capital of France?' });
+    const answer = await setup.client.completion({ input: 'What is the capital of France?' });
     expect(answer.completion).toBe('[solo] What is the capital of France?');
     expect(answer.provider).toBe('solo');
     expect(answer.model).toBe('gpt-4o-mini');
@@ -53,14 +31,14 @@ routes:
     expect(answer.request_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(chatRequests()[0].headers['x-request-id']).toBe(answer.request_id);
 
-    const mine = await client.completion({ messages: [{ role: 'user', content: 'hi' }], model: 'solo' }, { requestId: 'order-12345' });
+    const mine = await setup.client.completion({ messages: [{ role: 'user', content: 'hi' }], model: 'solo' }, { requestId: 'order-12345' });
     expect(mine.request_id).toBe('order-12345');
     expect(mine.completion).toBe('[solo] hi');
   });
 
   it('streams deltas, then a done event with the whole completion and usage', async () => {
     const events: StreamEvent[] = [];
-    for await (const event of client.stream({ input: 'one two three four' }, { requestId: 'stream-1' })) events.push(event);
+    for await (const event of setup.client.stream({ input: 'one two three four' }, { requestId: 'stream-1' })) events.push(event);
     const deltas = events.filter((e) => e.type === 'delta');
     expect(deltas.length).toBeGreaterThan(1);
     const done = events.at(-1);
@@ -73,16 +51,16 @@ routes:
   });
 
   it('reports health', async () => {
-    const health = await client.health();
+    const health = await setup.client.health();
     expect(health.status.global).toBe(true);
     expect(health.providers.solo).toMatchObject({ healthy: true, circuit_breaker: 'closed' });
     expect(health.services['/v1/completions']).toBe('healthy');
   });
 
   it('retries a 429 after the Retry-After the gateway sent, with the same request id', async () => {
-    upstream.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '1' } });
+    setup.upstream.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '1' } });
     const started = Date.now();
-    const answer = await client.completion({ input: 'after a rate limit' }, { requestId: 'retry-429' });
+    const answer = await setup.client.completion({ input: 'after a rate limit' }, { requestId: 'retry-429' });
     expect(answer.completion).toBe('[solo] after a rate limit');
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
     const calls = chatRequests();
@@ -91,22 +69,22 @@ routes:
   });
 
   it('retries a 503 the same way, streams included', async () => {
-    upstream.queueFaults({ kind: 'status', status: 503, headers: { 'retry-after': '0' } });
-    const answer = await client.completion({ input: 'after an overload' });
+    setup.upstream.queueFaults({ kind: 'status', status: 503, headers: { 'retry-after': '0' } });
+    const answer = await setup.client.completion({ input: 'after an overload' });
     expect(answer.completion).toBe('[solo] after an overload');
     expect(chatRequests()).toHaveLength(2);
 
-    upstream.reset();
-    upstream.queueFaults({ kind: 'status', status: 503, headers: { 'retry-after': '0' } });
+    setup.upstream.reset();
+    setup.upstream.queueFaults({ kind: 'status', status: 503, headers: { 'retry-after': '0' } });
     let text = '';
-    for await (const event of client.stream({ input: 'streamed after an overload' })) if (event.type === 'delta') text += event.text;
+    for await (const event of setup.client.stream({ input: 'streamed after an overload' })) if (event.type === 'delta') text += event.text;
     expect(text).toBe('[solo] streamed after an overload');
     expect(chatRequests()).toHaveLength(2);
   });
 
   it('gives up after maxRetries with a typed error carrying status, type and request id', async () => {
-    upstream.queueFaults(...Array.from({ length: 3 }, () => ({ kind: 'status' as const, status: 503, headers: { 'retry-after': '0' } })));
-    const error = await client.completion({ input: 'never' }, { requestId: 'gives-up' }).catch((e: unknown) => e);
+    setup.upstream.queueFaults(...Array.from({ length: 3 }, () => ({ kind: 'status' as const, status: 503, headers: { 'retry-after': '0' } })));
+    const error = await setup.client.completion({ input: 'never' }, { requestId: 'gives-up' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProcessingError);
     expect(error).toBeInstanceOf(HapaxError);
     expect(error).toMatchObject({ status: 503, type: 'ProcessingError', requestId: 'gives-up', retryAfter: 0 });
@@ -114,9 +92,9 @@ routes:
   });
 
   it('does not wait out a Retry-After longer than maxRetryDelayMs: the RateLimitError says how long', async () => {
-    expect((await client.completion({ input: 'first' }, { path: '/v1/limited/completions' })).completion).toBe('[solo] first');
+    expect((await setup.client.completion({ input: 'first' }, { path: '/v1/limited/completions' })).completion).toBe('[solo] first');
     const started = Date.now();
-    const error = await client.completion({ input: 'second' }, { path: '/v1/limited/completions', requestId: 'limited' }).catch((e: unknown) => e);
+    const error = await setup.client.completion({ input: 'second' }, { path: '/v1/limited/completions', requestId: 'limited' }).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(1000);
     expect(error).toBeInstanceOf(RateLimitError);
     const limited = error as RateLimitError;
@@ -127,17 +105,17 @@ routes:
   });
 
   it('does not retry what the caller must fix: ValidationError with details', async () => {
-    const error = await client.completion({}, { requestId: 'bad-1' }).catch((e: unknown) => e);
+    const error = await setup.client.completion({}, { requestId: 'bad-1' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationError);
     expect(error).toMatchObject({ status: 400, type: 'ValidationError', requestId: 'bad-1', details: { field: 'messages' } });
     expect(chatRequests()).toHaveLength(0);
   });
 
   it('throws the error event of a stream that fails midway, after the text that did arrive', async () => {
-    upstream.queueFaults({ kind: 'cut', afterChunks: 2 });
+    setup.upstream.queueFaults({ kind: 'cut', afterChunks: 2 });
     const seen: string[] = [];
     const error = await (async () => {
-      for await (const event of client.stream({ input: 'this stream will be cut short by the provider' }, { requestId: 'cut-1' })) {
+      for await (const event of setup.client.stream({ input: 'this stream will be cut short by the provider' }, { requestId: 'cut-1' })) {
         if (event.type === 'delta') seen.push(event.text);
       }
     })().catch((e: unknown) => e);
@@ -163,22 +141,12 @@ routes:
 });
 
 describe('TypeScript client with auth on', () => {
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    gateway = await startTestGateway(`
-providers:
-  mock: {type: mock, reply: "hello from the mock"}
-auth:
-  enabled: true
-  keys: [{name: app, key: hx-app-key-000000001}]
-`);
-  });
-  afterAll(async () => gateway?.close());
+  const setup = useAuthGateway();
 
   it('sends the API key, and raises AuthenticationError without it', async () => {
-    const withKey = new HapaxClient({ baseURL: gateway.url, apiKey: 'hx-app-key-000000001' });
+    const withKey = new HapaxClient({ baseURL: setup.gateway.url, apiKey: APP_KEY });
     expect((await withKey.completion({ input: 'hi' })).completion).toBe('hello from the mock');
-    const error = await new HapaxClient({ baseURL: gateway.url }).completion({ input: 'hi' }).catch((e: unknown) => e);
+    const error = await new HapaxClient({ baseURL: setup.gateway.url }).completion({ input: 'hi' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AuthenticationError);
     expect(error).toMatchObject({ status: 401, type: 'AuthenticationError' });
     expect((error as AuthenticationError).requestId).toMatch(/^[0-9a-f-]{36}$/);

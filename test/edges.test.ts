@@ -1,33 +1,29 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { describe, expect, it } from 'vitest';
+import { useGateway } from './helpers/started.ts';
 
 describe('HTTP edges: CORS, compression, methods, bodies', () => {
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    gateway = await startTestGateway(`
+  const setup = useGateway(`
 providers:
   mock: {type: mock, reply: "${'long answer '.repeat(200)}"}
 cors: {origins: ["https://app.example"], credentials: true}
 routes:
   - {path: /v1/small, handler: completion, max_body_size: 100}
 `);
-  });
-  afterAll(async () => gateway?.close());
 
   const post = (path: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-    fetch(`${gateway.url}${path}`, { method: 'POST', headers, body });
+    fetch(`${setup.gateway.url}${path}`, { method: 'POST', headers, body });
 
   it('answers a CORS preflight allowing X-API-Key, and exposes the request id', async () => {
-    const res = await fetch(`${gateway.url}/v1/chat/completions`, {
+    const res = await fetch(`${setup.gateway.url}/v1/chat/completions`, {
       method: 'OPTIONS',
       headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key,content-type' },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(res.headers.get('access-control-allow-headers')).toContain('x-api-key');
-    const get = await fetch(`${gateway.url}/v1/models`, { headers: { origin: 'https://app.example' } });
+    const get = await fetch(`${setup.gateway.url}/v1/models`, { headers: { origin: 'https://app.example' } });
     expect(get.headers.get('access-control-expose-headers')).toContain('x-request-id');
-    const other = await fetch(`${gateway.url}/v1/models`, { headers: { origin: 'https://evil.example' } });
+    const other = await fetch(`${setup.gateway.url}/v1/models`, { headers: { origin: 'https://evil.example' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
 
@@ -59,10 +55,10 @@ routes:
   });
 
   it('answers 405 with Allow for a wrong method and 404 in the error format for an unknown path', async () => {
-    const wrong = await fetch(`${gateway.url}/v1/chat/completions`);
+    const wrong = await fetch(`${setup.gateway.url}/v1/chat/completions`);
     expect(wrong.status).toBe(405);
     expect(wrong.headers.get('allow')).toBe('POST');
-    const missing = await fetch(`${gateway.url}/nope`);
+    const missing = await fetch(`${setup.gateway.url}/nope`);
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { type: string } }).error.type).toBe('ValidationError');
   });
@@ -73,11 +69,11 @@ routes:
     const malformed = await post('/v1/completions', '{"input": "hi",}');
     expect(malformed.status).toBe(400);
     expect(((await malformed.json()) as { error: { message: string } }).error.message).toMatch(/malformed JSON.*position|column/i);
-    const badUtf8 = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]) });
+    const badUtf8 = await fetch(`${setup.gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]) });
     expect(badUtf8.status).toBe(400);
     expect(((await badUtf8.json()) as { error: { message: string } }).error.message).toContain('not valid UTF-8');
     // A UTF-8 byte-order mark in front of the JSON is accepted, and a charset parameter spelled in capitals too.
-    const withBom = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json; charset=UTF-8' }, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ input: 'hi' }))]) });
+    const withBom = await fetch(`${setup.gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json; charset=UTF-8' }, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ input: 'hi' }))]) });
     expect(withBom.status).toBe(200);
     const big = await post('/v1/small', JSON.stringify({ input: 'x'.repeat(200) }));
     expect(big.status).toBe(413);
@@ -95,14 +91,10 @@ routes:
 });
 
 describe('URLs that do not decode', () => {
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    gateway = await startTestGateway('providers:\n  mock: {type: mock}\n');
-  });
-  afterAll(async () => gateway?.close());
+  const setup = useGateway('providers:\n  mock: {type: mock}\n');
 
   it('are answered in the error format with a request id', async () => {
-    const res = await fetch(`${gateway.url}/%zz`, { headers: { 'x-request-id': 'bad-url-1' } });
+    const res = await fetch(`${setup.gateway.url}/%zz`, { headers: { 'x-request-id': 'bad-url-1' } });
     expect(res.status).toBe(400);
     expect(res.headers.get('x-request-id')).toBe('bad-url-1');
     expect(await res.json()).toMatchObject({ error: { type: 'ValidationError', code: 400, request_id: 'bad-url-1', details: { code: 'FST_ERR_BAD_URL' } } });
@@ -110,15 +102,11 @@ describe('URLs that do not decode', () => {
 });
 
 describe('a body sent with no content-type', () => {
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    gateway = await startTestGateway('providers:\n  mock: {type: mock}\n');
-  });
-  afterAll(async () => gateway?.close());
+  const setup = useGateway('providers:\n  mock: {type: mock}\n');
 
   it('is read as JSON (clients that cannot set headers), while other content-types stay refused', async () => {
     const { request } = await import('node:http');
-    const { port } = new URL(gateway.url);
+    const { port } = new URL(setup.gateway.url);
     const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, path: '/v1/completions', method: 'POST', headers: { 'content-length': '14' } }, (res) => {
         let body = '';
@@ -130,16 +118,14 @@ describe('a body sent with no content-type', () => {
     });
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body).completion).toContain('hi');
-    const plain = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"input":"hi"}' });
+    const plain = await fetch(`${setup.gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"input":"hi"}' });
     expect(plain.status).toBe(415);
   });
 });
 
 describe('the health of one route', () => {
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    // `down` listens nowhere; its model has its own endpoint, pinned to it.
-    gateway = await startTestGateway(`
+  // `down` listens nowhere; its model has its own endpoint, pinned to it.
+  const setup = useGateway(`
 providers:
   up: {type: mock}
   down:
@@ -151,20 +137,18 @@ provider_preference: [up, down]
 circuit_breaker: {failure_threshold: 1, timeout: 60s}
 retry: {max_retries: 0}
 `);
-  });
-  afterAll(async () => gateway?.close());
 
   it('follows the providers that route can use: a pinned route with its provider down is unhealthy, the others are not', async () => {
-    expect((await fetch(`${gateway.url}/health/v1/down-only`)).status).toBe(200);
+    expect((await fetch(`${setup.gateway.url}/health/v1/down-only`)).status).toBe(200);
     // The pinned provider is tried first and refuses the connection (its breaker opens); failover still answers.
-    const served = await fetch(`${gateway.url}/v1/down-only`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }) });
+    const served = await fetch(`${setup.gateway.url}/v1/down-only`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }) });
     expect(served.status).toBe(200);
     expect(served.headers.get('x-hapax-attempts')).toBe('2');
-    const pinned = await fetch(`${gateway.url}/health/v1/down-only`);
+    const pinned = await fetch(`${setup.gateway.url}/health/v1/down-only`);
     expect(pinned.status).toBe(503);
     expect(await pinned.json()).toEqual({ status: 'unhealthy' });
     // The chat route can still use `up`.
-    const chat = await fetch(`${gateway.url}/health/v1/chat/completions`);
+    const chat = await fetch(`${setup.gateway.url}/health/v1/chat/completions`);
     expect(chat.status).toBe(200);
     expect(await chat.json()).toEqual({ status: 'healthy' });
   });

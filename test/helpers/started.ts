@@ -12,6 +12,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import type { FakeProvider } from '../fakes/common.ts';
 import { startFakeOpenAI } from '../fakes/openai.ts';
+import { startTestGateway } from './gateway.ts';
 
 /** One start function per field; each sees the fields started before it. */
 export type Starters<Before, Added> = { [K in keyof Added]: (started: Before) => Added[K] | Promise<Added[K]> };
@@ -60,3 +61,6 @@ export function useStarted<T extends object>(starters: Starters<{}, T>, lifetime
 export function fakeOpenAIs<Name extends string>(...names: Name[]): Starters<{}, Record<Name, FakeProvider>> {
   return Object.fromEntries(names.map((name) => [name, () => startFakeOpenAI({ name })])) as Record<Name, () => Promise<FakeProvider>>;
 }
+
+/** A gateway on its own (mock providers, or upstreams the test does not fake), from fixed YAML. */
+export const useGateway = (yaml: string) => useStarted({ gateway: () => startTestGateway(yaml) });

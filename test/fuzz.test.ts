@@ -5,8 +5,8 @@
  */
 import fc from 'fast-check';
 import { request as httpRequest } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { describe, expect, it } from 'vitest';
+import { useGateway } from './helpers/started.ts';
 
 const ENDPOINTS = [
   ['POST', '/v1/completions'],
@@ -69,11 +69,7 @@ const nearMiss = fc.record(
 );
 
 describe('hostile input never breaks the gateway', () => {
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    gateway = await startTestGateway('providers:\n  mock: {type: mock}\n');
-  });
-  afterAll(async () => gateway?.close());
+  const setup = useGateway('providers:\n  mock: {type: mock}\n');
 
   const assertSane = (answer: RawAnswer) => {
     expect(answer.status, answer.body).toBeLessThan(500);
@@ -84,7 +80,7 @@ describe('hostile input never breaks the gateway', () => {
   };
 
   const stillWorks = async () => {
-    const ok = await raw(gateway.url, 'POST', '/v1/completions', { 'content-type': 'application/json' }, JSON.stringify({ input: 'still there?' }));
+    const ok = await raw(setup.gateway.url, 'POST', '/v1/completions', { 'content-type': 'application/json' }, JSON.stringify({ input: 'still there?' }));
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body).completion).toContain('still there?');
   };
@@ -92,7 +88,7 @@ describe('hostile input never breaks the gateway', () => {
   it('answers random JSON and near-miss bodies on every endpoint with a client error or an answer', async () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...ENDPOINTS), fc.oneof(jsonValue, nearMiss), async ([method, path], body) => {
-        const answer = await raw(gateway.url, method, path, { 'content-type': 'application/json' }, method === 'GET' ? undefined : JSON.stringify(body));
+        const answer = await raw(setup.gateway.url, method, path, { 'content-type': 'application/json' }, method === 'GET' ? undefined : JSON.stringify(body));
         assertSane(answer);
       }),
       { numRuns: 300 },
@@ -108,7 +104,7 @@ describe('hostile input never breaks the gateway', () => {
         fc.constantFrom('application/json', 'application/json; charset=utf-16', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', ''),
         async ([method, path], body, contentType) => {
           const headers: Record<string, string> = contentType ? { 'content-type': contentType } : {};
-          assertSane(await raw(gateway.url, method, path, headers, body));
+          assertSane(await raw(setup.gateway.url, method, path, headers, body));
         },
       ),
       { numRuns: 200 },
@@ -134,7 +130,7 @@ describe('hostile input never breaks the gateway', () => {
         async (path, method, headers) => {
           let answer: RawAnswer;
           try {
-            answer = await raw(gateway.url, method, path.startsWith('/') ? path : `/${path}`, headers, method === 'POST' ? '{}' : undefined);
+            answer = await raw(setup.gateway.url, method, path.startsWith('/') ? path : `/${path}`, headers, method === 'POST' ? '{}' : undefined);
           } catch (error) {
             // Node's client refuses some paths before sending; that is not the server's doing.
             if ((error as NodeJS.ErrnoException).code === 'ERR_UNESCAPED_CHARACTERS') return;
@@ -149,7 +145,7 @@ describe('hostile input never breaks the gateway', () => {
   });
 
   it('refuses headers larger than server.max_header_bytes with 431 and keeps serving', async () => {
-    const answer = await raw(gateway.url, 'GET', '/health', { 'x-filler': 'y'.repeat(40_000) }).catch((e: Error) => ({ status: 0, body: e.message }));
+    const answer = await raw(setup.gateway.url, 'GET', '/health', { 'x-filler': 'y'.repeat(40_000) }).catch((e: Error) => ({ status: 0, body: e.message }));
     expect(answer.status).toBe(431);
     await stillWorks();
   });

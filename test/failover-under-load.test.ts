@@ -3,12 +3,11 @@
  * middle of it, and no client sees an error; once the primary is back, traffic returns to it within
  * one health interval, by itself.
  */
-import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeProvider } from './fakes/common.ts';
-import { startFakeOpenAI } from './fakes/openai.ts';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { describe, expect, it } from 'vitest';
+import { startTestGateway } from './helpers/gateway.ts';
 import { startSwitch } from './helpers/network-switch.ts';
+import { sdk } from './helpers/openai.ts';
+import { fakeOpenAIs, useStarted } from './helpers/started.ts';
 
 const HEALTH_INTERVAL_MS = 1000;
 // Generous for a loaded CI machine: a probe starved past its timeout would send traffic to the backup early.
@@ -21,32 +20,21 @@ interface Outcome {
 }
 
 describe('primary killed under steady load', () => {
-  let primary: FakeProvider;
-  let backup: FakeProvider;
-  let line: Awaited<ReturnType<typeof startSwitch>>;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    primary = await startFakeOpenAI({ name: 'primary' });
-    backup = await startFakeOpenAI({ name: 'backup' });
-    line = await startSwitch(primary);
-    gateway = await startTestGateway(`
+  const setup = useStarted(fakeOpenAIs('primary', 'backup'))
+    .and({ line: ({ primary }) => startSwitch(primary) })
+    .and({
+      gateway: ({ line, backup }) =>
+        startTestGateway(`
 providers:
   primary: {type: openai, base_url: "${line.url}", model: gpt-4o-mini, timeout: 2s}
   backup: {type: openai, base_url: "${backup.url}", model: gpt-4o-mini}
 provider_preference: [primary, backup]
 health_check: {interval: ${HEALTH_INTERVAL_MS}ms, timeout: ${HEALTH_TIMEOUT_MS}ms, failure_threshold: 2}
-`);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await line?.close();
-    await primary?.close();
-    await backup?.close();
-  });
+`),
+    });
 
   it('answers every request while the primary dies and comes back, and returns to the primary within one health interval', async () => {
-    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const client = sdk(setup.gateway);
     const outcomes: Outcome[] = [];
     const started = performance.now();
     const LOAD_MS = 7000;
@@ -68,10 +56,10 @@ health_check: {interval: ${HEALTH_INTERVAL_MS}ms, timeout: ${HEALTH_TIMEOUT_MS}m
     const load = Promise.all(Array.from({ length: 10 }, worker));
     await new Promise((r) => setTimeout(r, 1500));
     const killedAt = performance.now() - started;
-    line.off(); // resets connections in flight too
+    setup.line.off(); // resets connections in flight too
     await new Promise((r) => setTimeout(r, 2000));
     const backAt = performance.now() - started;
-    line.on();
+    setup.line.on();
     await load;
 
     const errors = outcomes.filter((o) => o.error);

@@ -4,34 +4,28 @@
  * leaves exactly one log line, and the gateway keeps answering.
  */
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeProvider } from './fakes/common.ts';
+import { describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from './fakes/openai.ts';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { startTestGateway } from './helpers/gateway.ts';
 import { scrape, valueOf } from './helpers/prometheus.ts';
+import { useStarted } from './helpers/started.ts';
 
 const LEAVING = 24;
 const STAYING = 8;
 
 describe('streams abandoned by their clients', () => {
-  let upstream: FakeProvider;
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    upstream = await startFakeOpenAI({ name: 'slow', reply: (text) => `${text} ${'word '.repeat(12)}` });
-    gateway = await startTestGateway(`
+  const setup = useStarted({ upstream: () => startFakeOpenAI({ name: 'slow', reply: (text) => `${text} ${'word '.repeat(12)}` }) }).and({
+    gateway: ({ upstream }) =>
+      startTestGateway(`
 providers:
   slow: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
-`);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await upstream?.close();
+`),
   });
 
   /** Streams one request; leaves after `leaveAfter` chunks (or reads to the end). Resolves with its request id. */
   function stream(text: string, leaveAfter?: number): Promise<{ id: string; completed: boolean }> {
     return new Promise((resolve, reject) => {
-      const url = new URL(`${gateway.url}/v1/chat/completions`);
+      const url = new URL(`${setup.gateway.url}/v1/chat/completions`);
       const request = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json' } });
       request.once('error', reject);
       request.once('response', (response) => {
@@ -51,7 +45,7 @@ providers:
   }
 
   it('closes every abandoned upstream, logs every request once, and leaves nothing in flight', async () => {
-    upstream.fault = { kind: 'slowStream', chunkDelayMs: 15 };
+    setup.upstream.fault = { kind: 'slowStream', chunkDelayMs: 15 };
     const runs = [
       ...Array.from({ length: LEAVING }, (_, i) => stream(`leaving ${i}`, 1 + (i % 4))),
       ...Array.from({ length: STAYING }, (_, i) => stream(`staying ${i}`)),
@@ -59,21 +53,21 @@ providers:
     const outcomes = await Promise.all(runs);
     expect(outcomes.filter((o) => o.completed)).toHaveLength(STAYING);
 
-    await expect.poll(() => upstream.aborted, { timeout: 5000 }).toBe(LEAVING);
-    await expect.poll(() => upstream.inFlight, { timeout: 5000 }).toBe(0);
+    await expect.poll(() => setup.upstream.aborted, { timeout: 5000 }).toBe(LEAVING);
+    await expect.poll(() => setup.upstream.inFlight, { timeout: 5000 }).toBe(0);
     const ids = new Set(outcomes.map((o) => o.id));
     expect(ids.size).toBe(LEAVING + STAYING);
-    await expect.poll(() => gateway.logs.filter((l) => l.msg === 'request' && ids.has(l.request_id as string)).length, { timeout: 5000 }).toBe(LEAVING + STAYING);
-    const lines = gateway.logs.filter((l) => l.msg === 'request' && ids.has(l.request_id as string));
+    await expect.poll(() => setup.gateway.logs.filter((l) => l.msg === 'request' && ids.has(l.request_id as string)).length, { timeout: 5000 }).toBe(LEAVING + STAYING);
+    const lines = setup.gateway.logs.filter((l) => l.msg === 'request' && ids.has(l.request_id as string));
     expect(new Set(lines.map((l) => l.request_id)).size).toBe(LEAVING + STAYING);
     expect(lines.every((l) => l.status === 200 && l.provider === 'slow')).toBe(true);
 
-    const metrics = await scrape(`${gateway.url}/metrics`);
+    const metrics = await scrape(`${setup.gateway.url}/metrics`);
     expect(valueOf(metrics, 'hapax_http_active_requests', { endpoint: '/v1/chat/completions' })).toBe(0);
     expect(valueOf(metrics, 'hapax_http_requests_total', { endpoint: '/v1/chat/completions', status: '200' })).toBe(LEAVING + STAYING);
 
     // And the gateway still answers, plainly and streamed.
-    upstream.fault = null;
+    setup.upstream.fault = null;
     const last = await stream('after');
     expect(last.completed).toBe(true);
   }, 30_000);

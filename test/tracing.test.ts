@@ -1,11 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatTraceparent, parseTraceparent } from '../src/observability/tracing.ts';
-import type { FakeProvider } from './fakes/common.ts';
-import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway } from './helpers/gateway.ts';
+import { fakeOpenAIs, useStarted } from './helpers/started.ts';
 
 interface OtlpSpan {
   traceId: string;
@@ -86,35 +85,22 @@ describe('W3C traceparent', () => {
 });
 
 describe('OpenTelemetry export over OTLP/HTTP', () => {
-  let primary: FakeProvider;
-  let backup: FakeProvider;
-  let collector: Awaited<ReturnType<typeof startCollector>>;
-
-  beforeAll(async () => {
-    primary = await startFakeOpenAI({ name: 'primary' });
-    backup = await startFakeOpenAI({ name: 'backup' });
-    collector = await startCollector();
-  });
-  afterAll(async () => {
-    await primary?.close();
-    await backup?.close();
-    await collector?.close();
-  });
+  const setup = useStarted({ ...fakeOpenAIs('primary', 'backup'), collector: () => startCollector() });
 
   it('sends a server span per request, in the client trace, with a client span per upstream attempt', async () => {
     const gateway = await startTestGateway(`
 providers:
-  primary: {type: openai, base_url: "${primary.url}", model: gpt-4o-mini}
-  backup: {type: openai, base_url: "${backup.url}", model: gpt-4o}
+  primary: {type: openai, base_url: "${setup.primary.url}", model: gpt-4o-mini}
+  backup: {type: openai, base_url: "${setup.backup.url}", model: gpt-4o}
 provider_preference: [primary, backup]
 retry: {max_retries: 0}
 tracing:
-  otlp_endpoint: ${collector.url}
+  otlp_endpoint: ${setup.collector.url}
   service_name: hapax-under-test
   headers: {x-collector-token: collector-secret-1}
 `);
     const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
-    primary.queueFaults({ kind: 'status', status: 502 });
+    setup.primary.queueFaults({ kind: 'status', status: 502 });
     const { response } = await client.chat.completions
       .create({ model: '', messages: [{ role: 'user', content: 'trace me' }] }, { headers: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` } })
       .withResponse();
@@ -125,10 +111,10 @@ tracing:
     // Closing the gateway flushes the batch.
     await gateway.close();
 
-    expect(collector.headers.at(-1)?.['x-collector-token']).toBe('collector-secret-1');
-    expect(new Set(collector.services)).toEqual(new Set(['hapax-under-test']));
-    const servers = collector.spans.filter((s) => s.kind === 2);
-    const clients = collector.spans.filter((s) => s.kind === 3);
+    expect(setup.collector.headers.at(-1)?.['x-collector-token']).toBe('collector-secret-1');
+    expect(new Set(setup.collector.services)).toEqual(new Set(['hapax-under-test']));
+    const servers = setup.collector.spans.filter((s) => s.kind === 2);
+    const clients = setup.collector.spans.filter((s) => s.kind === 3);
     expect(servers).toHaveLength(2);
     expect(clients).toHaveLength(3);
 
@@ -151,12 +137,12 @@ tracing:
     expect(BigInt(attempts[1].endTimeUnixNano)).toBeLessThanOrEqual(BigInt(traced?.endTimeUnixNano ?? 0));
 
     // Upstream calls carry Hapax's span as their parent, in the client's trace.
-    expect(primary.requests.at(-1)?.headers.traceparent).toBe(`00-${CLIENT_TRACE}-${traced?.spanId}-01`);
-    expect(backup.requests.at(-2)?.headers.traceparent).toBe(`00-${CLIENT_TRACE}-${traced?.spanId}-01`);
+    expect(setup.primary.requests.at(-1)?.headers.traceparent).toBe(`00-${CLIENT_TRACE}-${traced?.spanId}-01`);
+    expect(setup.backup.requests.at(-2)?.headers.traceparent).toBe(`00-${CLIENT_TRACE}-${traced?.spanId}-01`);
 
     const fresh = servers.find((s) => s.traceId !== CLIENT_TRACE);
     expect(fresh?.parentSpanId ?? '').toBe('');
-    expect(backup.requests.at(-1)?.headers.traceparent).toBe(`00-${fresh?.traceId}-${fresh?.spanId}-01`);
+    expect(setup.backup.requests.at(-1)?.headers.traceparent).toBe(`00-${fresh?.traceId}-${fresh?.spanId}-01`);
 
     // The log lines name the spans.
     expect(requestLog.map((line) => line.trace_id)).toEqual([CLIENT_TRACE, fresh?.traceId]);
@@ -164,18 +150,18 @@ tracing:
   });
 
   it('keeps a client trace that is not sampled out of the export, and still propagates it', async () => {
-    collector.spans.length = 0;
+    setup.collector.spans.length = 0;
     const gateway = await startTestGateway(`
 providers:
-  primary: {type: openai, base_url: "${primary.url}", model: gpt-4o-mini}
-tracing: {otlp_endpoint: ${collector.url}}
+  primary: {type: openai, base_url: "${setup.primary.url}", model: gpt-4o-mini}
+tracing: {otlp_endpoint: ${setup.collector.url}}
 `);
     await new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }).chat.completions.create(
       { model: '', messages: [{ role: 'user', content: 'unsampled' }] },
       { headers: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-00` } },
     );
     await gateway.close();
-    expect(collector.spans).toEqual([]);
-    expect(primary.requests.at(-1)?.headers.traceparent).toMatch(new RegExp(`^00-${CLIENT_TRACE}-[0-9a-f]{16}-00$`));
+    expect(setup.collector.spans).toEqual([]);
+    expect(setup.primary.requests.at(-1)?.headers.traceparent).toMatch(new RegExp(`^00-${CLIENT_TRACE}-[0-9a-f]{16}-00$`));
   });
 });

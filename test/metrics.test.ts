@@ -10,6 +10,7 @@ import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseExposition, scrape, seriesOf, sumOf, valueOf, type Exposition } from './helpers/prometheus.ts';
+import { useStarted } from './helpers/started.ts';
 
 const ALPHA_MODEL = 'gpt-4o-mini';
 const BETA_MODEL = 'claude-3-5-haiku-latest';
@@ -213,64 +214,55 @@ routes:
 });
 
 describe('dispatcher metrics: retries, queue, dedup, health checks', () => {
-  let upstream: FakeProvider;
-  beforeAll(async () => {
-    upstream = await startFakeOpenAI({ name: 'solo' });
-  });
-  afterAll(() => upstream?.close());
+  const setup = useStarted({ upstream: () => startFakeOpenAI({ name: 'solo' }) });
 
-  it('counts a retry of the same provider and its two outcomes', async () => {
-    upstream.reset();
+  /**
+   * Runs `test` against a gateway of its own whose one provider, `solo`, is the shared fake: the fake is reset
+   * first and its fault cleared after, so each test counts only its own requests.
+   */
+  async function withSoloGateway(yaml: { provider?: string; rest?: string }, test: (gateway: TestGateway, client: OpenAI) => Promise<void>) {
+    setup.upstream.reset();
     const gateway = await startTestGateway(`
 providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: ${ALPHA_MODEL}}
-retry: {max_retries: 1, initial_delay: 1ms, max_delay: 1ms}
-`);
+  solo: {type: openai, base_url: "${setup.upstream.url}", model: ${ALPHA_MODEL}${yaml.provider ?? ''}}
+${yaml.rest ?? ''}`);
     try {
-      upstream.queueFaults({ kind: 'status', status: 500 });
-      const { response } = await new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }).chat.completions.create(ask('again')).withResponse();
+      await test(gateway, new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }));
+    } finally {
+      setup.upstream.fault = null;
+      await gateway.close();
+    }
+  }
+
+  it('counts a retry of the same provider and its two outcomes', async () => {
+    await withSoloGateway({ rest: 'retry: {max_retries: 1, initial_delay: 1ms, max_delay: 1ms}' }, async (gateway, client) => {
+      setup.upstream.queueFaults({ kind: 'status', status: 500 });
+      const { response } = await client.chat.completions.create(ask('again')).withResponse();
       expect(response.headers.get('x-hapax-attempts')).toBe('2');
       const m = await scrape(`${gateway.url}/metrics`);
       expect(valueOf(m, 'hapax_retries_total', { provider: 'solo' })).toBe(1);
       expect(valueOf(m, 'hapax_provider_requests_total', { provider: 'solo', outcome: 'server' })).toBe(1);
       expect(valueOf(m, 'hapax_provider_requests_total', { provider: 'solo', outcome: 'success' })).toBe(1);
       expect(sumOf(m, 'hapax_failovers_total')).toBe(0);
-    } finally {
-      await gateway.close();
-    }
+    });
   });
 
   it('records queue waits for a provider at its max_concurrency', async () => {
-    upstream.reset();
-    const gateway = await startTestGateway(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: ${ALPHA_MODEL}, max_concurrency: 1}
-`);
-    try {
-      upstream.fault = { kind: 'delay', ms: 100 };
-      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    await withSoloGateway({ provider: ', max_concurrency: 1' }, async (gateway, client) => {
+      setup.upstream.fault = { kind: 'delay', ms: 100 };
       await Promise.all(['first', 'second', 'third'].map((text) => client.chat.completions.create(ask(text))));
       const m = await scrape(`${gateway.url}/metrics`);
       expect(valueOf(m, 'hapax_queue_wait_seconds_count', { provider: 'solo' })).toBe(3);
       expect(valueOf(m, 'hapax_queue_depth', { provider: 'solo' })).toBe(0);
-      expect(upstream.requests).toHaveLength(3);
-    } finally {
-      upstream.fault = null;
-      await gateway.close();
-    }
+      expect(setup.upstream.requests).toHaveLength(3);
+    });
   });
 
   it('counts deduplicated requests, and their tokens once', async () => {
-    upstream.reset();
-    const gateway = await startTestGateway(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: ${ALPHA_MODEL}}
-`);
-    try {
-      upstream.fault = { kind: 'delay', ms: 200 };
-      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    await withSoloGateway({}, async (gateway, client) => {
+      setup.upstream.fault = { kind: 'delay', ms: 200 };
       const answers = await Promise.all([1, 2].map(() => client.chat.completions.create(ask('the same question')).withResponse()));
-      expect(upstream.requests).toHaveLength(1);
+      expect(setup.upstream.requests).toHaveLength(1);
       // Only the request that called upstream has an overhead of its own.
       expect(answers.map((a) => a.response.headers.get('x-hapax-overhead-ms') !== null).sort()).toEqual([false, true]);
       const usage = answers[0].data.usage;
@@ -280,55 +272,35 @@ providers:
       expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', type: 'prompt' })).toBe(usage?.prompt_tokens);
       expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', type: 'completion' })).toBe(usage?.completion_tokens);
       expect(valueOf(m, 'hapax_gateway_overhead_seconds_count')).toBe(1);
-    } finally {
-      upstream.fault = null;
-      await gateway.close();
-    }
+    });
   });
 
   it('counts cache hits, and the tokens of a cached answer only once', async () => {
-    upstream.reset();
-    const gateway = await startTestGateway(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: ${ALPHA_MODEL}}
-cache: {enabled: true}
-`);
-    try {
-      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    await withSoloGateway({ rest: 'cache: {enabled: true}' }, async (gateway, client) => {
       const first = await client.chat.completions.create(ask('remember me')).withResponse();
       const second = await client.chat.completions.create(ask('remember me')).withResponse();
-      expect(upstream.requests).toHaveLength(1);
+      expect(setup.upstream.requests).toHaveLength(1);
       expect(second.response.headers.get('x-hapax-overhead-ms')).toBeNull();
       const m = await scrape(`${gateway.url}/metrics`);
       expect(valueOf(m, 'hapax_cache_hits_total')).toBe(1);
       expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', type: 'completion' })).toBe(first.data.usage?.completion_tokens);
       expect(valueOf(m, 'hapax_gateway_overhead_seconds_count')).toBe(1);
-    } finally {
-      await gateway.close();
-    }
+    });
   });
 
   it('labels a model the config does not name as "other"', async () => {
-    upstream.reset();
-    const gateway = await startTestGateway(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: ${ALPHA_MODEL}}
-`);
-    try {
-      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    await withSoloGateway({}, async (gateway, client) => {
       await client.chat.completions.create({ ...ask('hi'), model: 'solo/some-model-of-the-day' });
       const m = await scrape(`${gateway.url}/metrics`);
       expect(seriesOf(m, 'hapax_tokens_total').map((s) => s.labels.model)).toEqual(['other', 'other']);
       expect(seriesOf(m, 'hapax_cost_usd_total')).toHaveLength(0);
-    } finally {
-      await gateway.close();
-    }
+    });
   });
 
   it('times health checks and counts their failures', async () => {
     const gateway = await startTestGateway(`
 providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: ${ALPHA_MODEL}}
+  solo: {type: openai, base_url: "${setup.upstream.url}", model: ${ALPHA_MODEL}}
   gone: {type: openai, base_url: "http://127.0.0.1:1/v1", model: ${ALPHA_MODEL}}
 health_check: {enabled: true, interval: 50ms, timeout: 1s}
 `);

@@ -11,6 +11,7 @@ import { startGateway, type Gateway } from '../src/server/start.ts';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
 import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
+import { useStarted } from './helpers/started.ts';
 
 /** A gateway whose log output is kept as raw text, exactly as it would reach stdout. */
 async function startLogged(yaml: string): Promise<Gateway & { raw: string[]; lines: () => Record<string, any>[] }> {
@@ -175,20 +176,23 @@ describe('redactSecrets', () => {
 });
 
 describe('logging settings', () => {
-  let upstream: FakeProvider;
-  beforeAll(async () => {
-    upstream = await startFakeOpenAI({ name: 'solo' });
-  });
-  afterAll(() => upstream?.close());
+  const setup = useStarted({ upstream: () => startFakeOpenAI({ name: 'solo' }) });
 
-  it('logs prompts and completions with log_bodies: true, whole answers and streams', async () => {
+  /** Runs `test` against a logged gateway of its own whose one provider, `solo`, is the shared fake; `rest` is more YAML. */
+  async function withSoloGateway(rest: string, test: (gateway: Awaited<ReturnType<typeof startLogged>>, openai: OpenAI) => Promise<void>) {
     const gateway = await startLogged(`
 providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
-logging: {log_bodies: true}
-`);
+  solo: {type: openai, base_url: "${setup.upstream.url}", model: gpt-4o-mini}
+${rest}`);
     try {
-      const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+      await test(gateway, new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }));
+    } finally {
+      await gateway.close();
+    }
+  }
+
+  it('logs prompts and completions with log_bodies: true, whole answers and streams', async () => {
+    await withSoloGateway('logging: {log_bodies: true}\n', async (gateway, openai) => {
       await openai.chat.completions.create(ask('tell me about walruses'));
       const stream = await openai.chat.completions.create({ ...ask('stream about otters'), stream: true });
       let streamed = '';
@@ -200,62 +204,38 @@ logging: {log_bodies: true}
       expect(streamed).toBe('[solo] stream about otters');
       for (const word of ['[solo]', 'stream', 'about', 'otters']) expect(sse.response_body).toContain(word);
       expect(sse.response_body).toContain('data: [DONE]');
-    } finally {
-      await gateway.close();
-    }
+    });
   });
 
   it('honours logging.level: no request lines at warn', async () => {
-    const gateway = await startLogged(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
-logging: {level: warn}
-queue: {state_path: /tmp/hapax-queue}
-`);
-    try {
-      await new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }).chat.completions.create(ask('quiet'));
+    await withSoloGateway('logging: {level: warn}\nqueue: {state_path: /tmp/hapax-queue}\n', async (gateway, openai) => {
+      await openai.chat.completions.create(ask('quiet'));
       expect(gateway.raw.filter((line) => line.includes('request'))).toEqual([]);
       // Warnings still go out (here: a config key Hapax accepts but does not act on).
       expect(gateway.raw.some((line) => line.includes('"level":40') && line.includes('queue.state_path'))).toBe(true);
-    } finally {
-      await gateway.close();
-    }
+    });
   });
 
   it('writes text for people with logging.format: text', async () => {
-    const gateway = await startLogged(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
-logging: {format: text}
-`);
-    try {
-      const { response } = await new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }).chat.completions.create(ask('pretty')).withResponse();
+    await withSoloGateway('logging: {format: text}\n', async (gateway, openai) => {
+      const { response } = await openai.chat.completions.create(ask('pretty')).withResponse();
       const text = gateway.raw.join('\n');
       expect(text).toMatch(/INFO.*: request/);
       expect(text).toContain(`request_id: "${response.headers.get('x-request-id')}"`);
       expect(text).toContain('provider: "solo"');
       expect(() => JSON.parse(gateway.raw[0])).toThrow();
-    } finally {
-      await gateway.close();
-    }
+    });
   });
 
   it('passes only a valid traceparent upstream', async () => {
-    const gateway = await startLogged(`
-providers:
-  solo: {type: openai, base_url: "${upstream.url}", model: gpt-4o-mini}
-`);
-    try {
-      const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    await withSoloGateway('', async (gateway, openai) => {
       await openai.chat.completions.create(ask('traced'), { headers: { traceparent: TRACEPARENT } });
-      expect(upstream.requests.at(-1)?.headers.traceparent).toBe(TRACEPARENT);
+      expect(setup.upstream.requests.at(-1)?.headers.traceparent).toBe(TRACEPARENT);
       await openai.chat.completions.create(ask('bad trace'), { headers: { traceparent: '00-not-a-trace-01' } });
-      expect(upstream.requests.at(-1)?.headers.traceparent).toBeUndefined();
+      expect(setup.upstream.requests.at(-1)?.headers.traceparent).toBeUndefined();
       const [good, bad] = requestLines(gateway);
       expect(good.traceparent).toBe(TRACEPARENT);
       expect(bad.traceparent).toBeUndefined();
-    } finally {
-      await gateway.close();
-    }
+    });
   });
 });

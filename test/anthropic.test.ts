@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { anthropicError, startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { sdk } from './helpers/openai.ts';
+import { sdk, streamText } from './helpers/openai.ts';
 import { useStarted } from './helpers/started.ts';
 
 /** Key-shaped on purpose, so the gateway's masking of provider messages is exercised too. */
@@ -286,21 +286,7 @@ providers:
   });
 
   it('streams chunks with usage when asked', async () => {
-    const stream = await setup.client.chat.completions.create({
-      model: MODEL,
-      max_tokens: 20,
-      messages: [{ role: 'user', content: 'one two three' }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    const pieces: string[] = [];
-    let finish: string | null = null;
-    let usage: OpenAI.CompletionUsage | null | undefined;
-    for await (const chunk of stream) {
-      if (chunk.choices[0]?.delta.content) pieces.push(chunk.choices[0].delta.content);
-      if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
-      if (chunk.usage) usage = chunk.usage;
-    }
+    const { pieces, finish, usage } = await streamText(setup.client, 'one two three', { model: MODEL, max_tokens: 20, stream_options: { include_usage: true } });
     expect(pieces.length).toBeGreaterThan(1);
     expect(pieces.join('')).toBe('[claude] one two three');
     expect(finish).toBe('stop');

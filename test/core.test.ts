@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway } from './helpers/gateway.ts';
-import { sdk } from './helpers/openai.ts';
+import { sdk, streamText } from './helpers/openai.ts';
 import { useStarted } from './helpers/started.ts';
 
 describe('OpenAI API against an OpenAI-format upstream', () => {
@@ -33,20 +33,7 @@ provider_preference: [primary, backup]
   });
 
   it('streams chunk by chunk with usage when asked', async () => {
-    const stream = await setup.client.chat.completions.create({
-      model: 'primary',
-      messages: [{ role: 'user', content: 'one two three' }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    const pieces: string[] = [];
-    let usage: OpenAI.CompletionUsage | undefined | null;
-    let finish: string | null = null;
-    for await (const chunk of stream) {
-      if (chunk.choices[0]?.delta.content) pieces.push(chunk.choices[0].delta.content);
-      if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
-      if (chunk.usage) usage = chunk.usage;
-    }
+    const { pieces, finish, usage } = await streamText(setup.client, 'one two three', { model: 'primary', stream_options: { include_usage: true } });
     expect(pieces.length).toBeGreaterThan(1);
     expect(pieces.join('')).toBe('[primary] one two three');
     expect(finish).toBe('stop');

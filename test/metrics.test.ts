@@ -321,46 +321,41 @@ health_check: {enabled: true, interval: 50ms, timeout: 1s}
 });
 
 describe('the /metrics endpoint', () => {
-  it('asks for a client key when metrics.auth is on', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'hapax-metrics-auth-'));
+  /** Runs `test` against a mock gateway that requires the one client key `hk-ops-secret-000001`; `rest` is more YAML. */
+  async function withOpsKeyGateway(rest: string, test: (gateway: TestGateway) => Promise<void>) {
+    // The key file of runtime-issued keys goes to a directory of the test's own.
+    const dir = await mkdtemp(join(tmpdir(), 'hapax-metrics-keys-'));
     const gateway = await startTestGateway(`
 providers:
   mock: {type: mock}
-metrics: {auth: true}
 auth:
   enabled: true
   key_file: ${join(dir, 'keys.json')}
   keys: [{name: ops, key: hk-ops-secret-000001}]
-`);
+${rest}`);
     try {
+      await test(gateway);
+    } finally {
+      await gateway.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('asks for a client key when metrics.auth is on', async () => {
+    await withOpsKeyGateway('metrics: {auth: true}\n', async (gateway) => {
       expect((await fetch(`${gateway.url}/metrics`)).status).toBe(401);
       expect((await fetch(`${gateway.url}/metrics`, { headers: { authorization: 'Bearer hk-wrong-0000000000' } })).status).toBe(401);
       const m = await scrape(`${gateway.url}/metrics`, { authorization: 'Bearer hk-ops-secret-000001' });
       expect(valueOf(m, 'hapax_errors_total', { type: 'AuthenticationError' })).toBe(2);
-    } finally {
-      await gateway.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('is open without metrics.auth even when client keys are required', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'hapax-metrics-open-'));
-    const gateway = await startTestGateway(`
-providers:
-  mock: {type: mock}
-auth:
-  enabled: true
-  key_file: ${join(dir, 'keys.json')}
-  keys: [{name: ops, key: hk-ops-secret-000001}]
-`);
-    try {
+    await withOpsKeyGateway('', async (gateway) => {
       const response = await fetch(`${gateway.url}/metrics`);
       expect(response.status).toBe(200);
       expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-    } finally {
-      await gateway.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('moves to metrics.path, or goes away with metrics.enabled: false', async () => {

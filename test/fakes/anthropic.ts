@@ -15,6 +15,7 @@ import {
   countWords,
   makeId,
   promptTokens,
+  replyTo,
   sseEvent,
   startFakeServer,
   textOf,
@@ -162,7 +163,7 @@ function answer(body: any, name: string, opts: FakeOptions): Answer {
     };
   }
 
-  const text = opts.reply ? opts.reply(lastUserText, body) : `[${name}] ${lastUserText}`;
+  const text = replyTo(lastUserText, body, name, opts);
   return { text, toolUse: null, inputTokens, outputTokens: countWords(text) };
 }
 

@@ -362,6 +362,23 @@ export function textOf(content: unknown): string {
   return '';
 }
 
+/**
+ * What the fake model reads from a list of role-tagged messages whose content is a string or text parts
+ * (OpenAI's and Ollama's chat requests): the prompt's token count, the last message, and the text of the last
+ * user message.
+ */
+export function readMessages(messages: any[]): { promptTokenCount: number; last: any; lastUserText: string } {
+  let chars = 0;
+  for (const m of messages) chars += textOf(m?.content).length;
+  const lastUser = [...messages].reverse().find((m) => m?.role === 'user');
+  return { promptTokenCount: promptTokens(chars), last: messages[messages.length - 1], lastUserText: textOf(lastUser?.content) };
+}
+
+/** The fake model's plain answer to the last user text: the test's own `reply`, or the text echoed as "[name] text". */
+export function replyTo(lastUserText: string, body: unknown, name: string, opts: FakeOptions): string {
+  return opts.reply ? opts.reply(lastUserText, body) : `[${name}] ${lastUserText}`;
+}
+
 export function unixSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }

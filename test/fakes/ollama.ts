@@ -17,6 +17,8 @@ import {
   fakeEmbedding,
   ndjson,
   promptTokens,
+  readMessages,
+  replyTo,
   startFakeServer,
   textOf,
   wordChunks,
@@ -109,12 +111,7 @@ interface Answer {
 }
 
 function answer(body: any, name: string, opts: FakeOptions): Answer {
-  const msgs: any[] = body.messages;
-  let chars = 0;
-  for (const m of msgs) chars += textOf(m?.content).length;
-  const last = msgs[msgs.length - 1];
-  const lastUser = [...msgs].reverse().find((m) => m?.role === 'user');
-  const lastUserText = textOf(lastUser?.content);
+  const { promptTokenCount, last, lastUserText } = readMessages(body.messages);
 
   const tools: any[] = Array.isArray(body.tools) ? body.tools : [];
   if (tools.length > 0 && last?.role === 'user') {
@@ -122,17 +119,13 @@ function answer(body: any, name: string, opts: FakeOptions): Answer {
     return {
       text: '',
       toolCall: { name: tools[0]?.function?.name ?? 'tool', arguments: args },
-      promptTokens: promptTokens(chars),
+      promptTokens: promptTokenCount,
       completionTokens: countWords(JSON.stringify(args)),
     };
   }
-  const text =
-    last?.role === 'tool'
-      ? `tool said: ${textOf(last.content)}`
-      : opts.reply
-        ? opts.reply(lastUserText, body)
-        : `[${name}] ${lastUserText}`;
-  return { text, toolCall: null, promptTokens: promptTokens(chars), completionTokens: countWords(text) };
+  // A `tool` message carries a tool's result: the model says it back.
+  const text = last?.role === 'tool' ? `tool said: ${textOf(last.content)}` : replyTo(lastUserText, body, name, opts);
+  return { text, toolCall: null, promptTokens: promptTokenCount, completionTokens: countWords(text) };
 }
 
 async function chat(ctx: Ctx, name: string, opts: FakeOptions) {

@@ -14,6 +14,8 @@ import {
   fakeEmbedding,
   makeId,
   promptTokens,
+  readMessages,
+  replyTo,
   sseData,
   startFakeServer,
   textOf,
@@ -117,12 +119,7 @@ interface Answer {
 }
 
 function answer(body: any, name: string, opts: FakeOptions): Answer {
-  const messages: any[] = body.messages;
-  let chars = 0;
-  for (const m of messages) chars += textOf(m?.content).length;
-  const last = messages[messages.length - 1];
-  const lastUser = [...messages].reverse().find((m) => m?.role === 'user');
-  const lastUserText = textOf(lastUser?.content);
+  const { promptTokenCount, last, lastUserText } = readMessages(body.messages);
 
   const tools: any[] = Array.isArray(body.tools) ? body.tools : [];
   if (tools.length > 0 && last?.role === 'user' && body.tool_choice !== 'none') {
@@ -132,18 +129,14 @@ function answer(body: any, name: string, opts: FakeOptions): Answer {
     return {
       text: null,
       toolCall: { id: makeId('call_'), name: fn, arguments: args },
-      promptTokens: promptTokens(chars),
+      promptTokens: promptTokenCount,
       completionTokens: countWords(args),
     };
   }
 
-  const text =
-    last?.role === 'tool'
-      ? `tool said: ${textOf(last.content)}`
-      : opts.reply
-        ? opts.reply(lastUserText, body)
-        : `[${name}] ${lastUserText}`;
-  return { text, toolCall: null, promptTokens: promptTokens(chars), completionTokens: countWords(text) };
+  // A `tool` message carries a tool's result: the model says it back.
+  const text = last?.role === 'tool' ? `tool said: ${textOf(last.content)}` : replyTo(lastUserText, body, name, opts);
+  return { text, toolCall: null, promptTokens: promptTokenCount, completionTokens: countWords(text) };
 }
 
 function usageOf(a: Answer) {
@@ -235,13 +228,9 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
   // Streaming: every chunk carries the same id/created/model; with include_usage every
   // chunk has `usage: null` and one extra chunk with empty choices carries the totals.
   const includeUsage = body.stream_options?.include_usage === true;
+  const chunkHead = { id, object: 'chat.completion.chunk', created, model, service_tier: 'default', system_fingerprint: 'fp_fake0001' };
   const chunk = (delta: object, finish: string | null) => ({
-    id,
-    object: 'chat.completion.chunk',
-    created,
-    model,
-    service_tier: 'default',
-    system_fingerprint: 'fp_fake0001',
+    ...chunkHead,
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
     ...(includeUsage ? { usage: null } : {}),
   });
@@ -272,18 +261,7 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
   }
   events.push(sseData(chunk({}, finishReason)));
   if (includeUsage) {
-    events.push(
-      sseData({
-        id,
-        object: 'chat.completion.chunk',
-        created,
-        model,
-        service_tier: 'default',
-        system_fingerprint: 'fp_fake0001',
-        choices: [],
-        usage: usageOf(a),
-      }),
-    );
+    events.push(sseData({ ...chunkHead, choices: [], usage: usageOf(a) }));
   }
   events.push(sseData('[DONE]'));
   return ctx.stream('text/event-stream; charset=utf-8', events);

@@ -2,14 +2,14 @@
  * Self-test for the fake upstreams: drive each with its OFFICIAL SDK (no gateway in between)
  * to prove the fakes speak the real wire formats, plus raw-fetch checks of the fault machinery.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { Ollama } from 'ollama';
-import type { FakeProvider } from './common.ts';
 import { startFakeOpenAI } from './openai.ts';
 import { startFakeAnthropic } from './anthropic.ts';
 import { startFakeOllama } from './ollama.ts';
+import { useStarted } from '../helpers/started.ts';
 
 const until = async (cond: () => boolean, ms = 2000) => {
   const end = Date.now() + ms;
@@ -20,17 +20,13 @@ const until = async (cond: () => boolean, ms = 2000) => {
 };
 
 describe('fake OpenAI via openai SDK', () => {
-  let fake: FakeProvider;
-  let client: OpenAI;
-  beforeAll(async () => {
-    fake = await startFakeOpenAI({ apiKey: 'sk-test', models: ['gpt-4o-mini', 'gpt-4o'] });
-    client = new OpenAI({ apiKey: 'sk-test', baseURL: fake.url, maxRetries: 0 });
+  const setup = useStarted({ fake: () => startFakeOpenAI({ apiKey: 'sk-test', models: ['gpt-4o-mini', 'gpt-4o'] }) }).and({
+    client: ({ fake }) => new OpenAI({ apiKey: 'sk-test', baseURL: fake.url, maxRetries: 0 }),
   });
-  afterEach(() => fake.reset());
-  afterAll(() => fake.close());
+  afterEach(() => setup.fake.reset());
 
   it('plain chat completion', async () => {
-    const res = await client.chat.completions.create({
+    const res = await setup.client.chat.completions.create({
       model: 'gpt-4o-mini',
       messages: [
         { role: 'system', content: 'be brief' },
@@ -43,13 +39,13 @@ describe('fake OpenAI via openai SDK', () => {
     expect(res.choices[0].finish_reason).toBe('stop');
     // (8 + 11) chars / 4 → 5 ; reply has 3 words
     expect(res.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
-    expect(fake.requests).toHaveLength(1);
-    expect(fake.requests[0]).toMatchObject({ method: 'POST', path: '/v1/chat/completions' });
-    expect(fake.requests[0].headers.authorization).toBe('Bearer sk-test');
+    expect(setup.fake.requests).toHaveLength(1);
+    expect(setup.fake.requests[0]).toMatchObject({ method: 'POST', path: '/v1/chat/completions' });
+    expect(setup.fake.requests[0].headers.authorization).toBe('Bearer sk-test');
   });
 
   it('content parts and opts.reply-free text concatenation', async () => {
-    const res = await client.chat.completions.create({
+    const res = await setup.client.chat.completions.create({
       model: 'gpt-4o-mini',
       messages: [{ role: 'user', content: [{ type: 'text', text: 'a ' }, { type: 'text', text: 'b' }] }],
     });
@@ -57,7 +53,7 @@ describe('fake OpenAI via openai SDK', () => {
   });
 
   it('streamed chat with include_usage', async () => {
-    const stream = await client.chat.completions.create({
+    const stream = await setup.client.chat.completions.create({
       model: 'gpt-4o-mini',
       messages: [{ role: 'user', content: 'one two three' }],
       stream: true,
@@ -79,7 +75,7 @@ describe('fake OpenAI via openai SDK', () => {
   });
 
   it('stream helper assembles tool calls', async () => {
-    const runner = client.chat.completions.stream({
+    const runner = setup.client.chat.completions.stream({
       model: 'gpt-4o-mini',
       messages: [{ role: 'user', content: 'weather in Paris' }],
       tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: {} } } }],
@@ -94,7 +90,7 @@ describe('fake OpenAI via openai SDK', () => {
 
   it('tools: tool call, then tool result answered with text', async () => {
     const tools = [{ type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object', properties: {} } } }];
-    const first = await client.chat.completions.create({
+    const first = await setup.client.chat.completions.create({
       model: 'gpt-4o-mini',
       messages: [{ role: 'user', content: 'find x' }],
       tools,
@@ -104,7 +100,7 @@ describe('fake OpenAI via openai SDK', () => {
     expect(first.choices[0].message.content).toBeNull();
     expect(call.type === 'function' && call.function).toEqual({ name: 'lookup', arguments: '{"input":"find x"}' });
 
-    const second = await client.chat.completions.create({
+    const second = await setup.client.chat.completions.create({
       model: 'gpt-4o-mini',
       tools,
       messages: [
@@ -115,7 +111,7 @@ describe('fake OpenAI via openai SDK', () => {
     });
     expect(second.choices[0].message.content).toBe('tool said: 42');
 
-    const none = await client.chat.completions.create({
+    const none = await setup.client.chat.completions.create({
       model: 'gpt-4o-mini',
       messages: [{ role: 'user', content: 'find x' }],
       tools,
@@ -125,10 +121,10 @@ describe('fake OpenAI via openai SDK', () => {
   });
 
   it('embeddings (SDK default base64 and explicit float)', async () => {
-    const b64 = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['a', 'b'] });
+    const b64 = await setup.client.embeddings.create({ model: 'text-embedding-3-small', input: ['a', 'b'] });
     expect(b64.data).toHaveLength(2);
     expect(b64.data[0].embedding).toHaveLength(8);
-    const floats = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'a', encoding_format: 'float' });
+    const floats = await setup.client.embeddings.create({ model: 'text-embedding-3-small', input: 'a', encoding_format: 'float' });
     expect(floats.data[0].embedding).toHaveLength(8);
     for (let i = 0; i < 8; i++) expect(b64.data[0].embedding[i]).toBeCloseTo(floats.data[0].embedding[i], 5);
     expect(b64.data[1].embedding).not.toEqual(b64.data[0].embedding);
@@ -136,49 +132,45 @@ describe('fake OpenAI via openai SDK', () => {
 
   it('models list and retrieve', async () => {
     const ids = [];
-    for await (const m of client.models.list()) ids.push(m.id);
+    for await (const m of setup.client.models.list()) ids.push(m.id);
     expect(ids).toEqual(['gpt-4o-mini', 'gpt-4o']);
-    expect((await client.models.retrieve('gpt-4o')).id).toBe('gpt-4o');
-    await expect(client.models.retrieve('nope')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    expect((await setup.client.models.retrieve('gpt-4o')).id).toBe('gpt-4o');
+    await expect(setup.client.models.retrieve('nope')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
 
   it('429 fault surfaces as RateLimitError with retry-after; queued faults are one-shot', async () => {
-    fake.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '2' } });
-    const err = await client.chat.completions
+    setup.fake.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '2' } });
+    const err = await setup.client.chat.completions
       .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
       .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(err.status).toBe(429);
     expect(err.headers.get('retry-after')).toBe('2');
     expect(err.error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded' });
-    const ok = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const ok = await setup.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
     expect(ok.choices[0].message.content).toBe('[openai] hi');
   });
 
   it('auth and validation errors', async () => {
-    const bad = new OpenAI({ apiKey: 'wrong', baseURL: fake.url, maxRetries: 0 });
+    const bad = new OpenAI({ apiKey: 'wrong', baseURL: setup.fake.url, maxRetries: 0 });
     await expect(bad.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
-    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [] })).rejects.toBeInstanceOf(
+    await expect(setup.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [] })).rejects.toBeInstanceOf(
       OpenAI.BadRequestError,
     );
-    const res = await fetch(`${fake.url}/nope`, { headers: { authorization: 'Bearer sk-test' } });
+    const res = await fetch(`${setup.fake.url}/nope`, { headers: { authorization: 'Bearer sk-test' } });
     expect(res.status).toBe(404);
     expect((await res.json()).error.type).toBe('invalid_request_error');
   });
 });
 
 describe('fake Anthropic via @anthropic-ai/sdk', () => {
-  let fake: FakeProvider;
-  let client: Anthropic;
-  beforeAll(async () => {
-    fake = await startFakeAnthropic({ apiKey: 'ak-test' });
-    client = new Anthropic({ apiKey: 'ak-test', baseURL: fake.url, maxRetries: 0 });
+  const setup = useStarted({ fake: () => startFakeAnthropic({ apiKey: 'ak-test' }) }).and({
+    client: ({ fake }) => new Anthropic({ apiKey: 'ak-test', baseURL: fake.url, maxRetries: 0 }),
   });
-  afterEach(() => fake.reset());
-  afterAll(() => fake.close());
+  afterEach(() => setup.fake.reset());
 
   it('plain messages.create', async () => {
-    const msg = await client.messages.create({
+    const msg = await setup.client.messages.create({
       model: 'claude-3-5-haiku-latest',
       max_tokens: 100,
       system: 'be brief',
@@ -190,12 +182,12 @@ describe('fake Anthropic via @anthropic-ai/sdk', () => {
     expect(msg.stop_reason).toBe('end_turn');
     expect(msg.usage).toMatchObject({ input_tokens: 5, output_tokens: 3 });
     // @anthropic-ai/sdk 1.x sends the API key as a bearer token, not x-api-key
-    expect(fake.requests[0].headers.authorization).toBe('Bearer ak-test');
-    expect(fake.requests[0].headers['anthropic-version']).toBeTruthy();
+    expect(setup.fake.requests[0].headers.authorization).toBe('Bearer ak-test');
+    expect(setup.fake.requests[0].headers['anthropic-version']).toBeTruthy();
   });
 
   it('.stream() helper and raw stream:true events', async () => {
-    const stream = client.messages.stream({
+    const stream = setup.client.messages.stream({
       model: 'claude-3-5-haiku-latest',
       max_tokens: 100,
       messages: [{ role: 'user', content: [{ type: 'text', text: 'one two' }] }],
@@ -208,7 +200,7 @@ describe('fake Anthropic via @anthropic-ai/sdk', () => {
     expect(final.stop_reason).toBe('end_turn');
     expect(final.usage.output_tokens).toBe(3);
 
-    const raw = await client.messages.create({
+    const raw = await setup.client.messages.create({
       model: 'claude-3-5-haiku-latest',
       max_tokens: 100,
       stream: true,
@@ -229,7 +221,7 @@ describe('fake Anthropic via @anthropic-ai/sdk', () => {
 
   it('tool_use (plain and streamed) and tool_result', async () => {
     const tools = [{ name: 'lookup', input_schema: { type: 'object' as const, properties: {} } }];
-    const msg = await client.messages.create({
+    const msg = await setup.client.messages.create({
       model: 'claude-3-5-haiku-latest',
       max_tokens: 100,
       tools,
@@ -242,13 +234,13 @@ describe('fake Anthropic via @anthropic-ai/sdk', () => {
     expect(block.id).toMatch(/^toolu_/);
     expect(block).toMatchObject({ name: 'lookup', input: { input: 'find x' } });
 
-    const streamed = await client.messages
+    const streamed = await setup.client.messages
       .stream({ model: 'claude-3-5-haiku-latest', max_tokens: 100, tools, messages: [{ role: 'user', content: 'find y' }] })
       .finalMessage();
     expect(streamed.stop_reason).toBe('tool_use');
     expect(streamed.content[0]).toMatchObject({ type: 'tool_use', name: 'lookup', input: { input: 'find y' } });
 
-    const after = await client.messages.create({
+    const after = await setup.client.messages.create({
       model: 'claude-3-5-haiku-latest',
       max_tokens: 100,
       tools,
@@ -262,33 +254,33 @@ describe('fake Anthropic via @anthropic-ai/sdk', () => {
   });
 
   it('529 fault → OverloadedError; 500 → InternalServerError', async () => {
-    fake.queueFaults({ kind: 'status', status: 529 }, { kind: 'status', status: 500 });
+    setup.fake.queueFaults({ kind: 'status', status: 529 }, { kind: 'status', status: 500 });
     const params = { model: 'claude-3-5-haiku-latest', max_tokens: 10, messages: [{ role: 'user' as const, content: 'hi' }] };
-    const e1 = await client.messages.create(params).catch((e) => e);
+    const e1 = await setup.client.messages.create(params).catch((e) => e);
     expect(e1).toBeInstanceOf(Anthropic.OverloadedError);
     expect(e1.error).toMatchObject({ type: 'error', error: { type: 'overloaded_error' } });
-    const e2 = await client.messages.create(params).catch((e) => e);
+    const e2 = await setup.client.messages.create(params).catch((e) => e);
     expect(e2).toBeInstanceOf(Anthropic.InternalServerError);
     expect(e2.error.error.type).toBe('api_error');
   });
 
   it('validation, auth and models', async () => {
     await expect(
-      client.messages.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] } as any),
+      setup.client.messages.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] } as any),
     ).rejects.toBeInstanceOf(Anthropic.BadRequestError);
     await expect(
-      client.messages.create({ model: 'm', max_tokens: 5, messages: [{ role: 'system', content: 'hi' }] } as any),
+      setup.client.messages.create({ model: 'm', max_tokens: 5, messages: [{ role: 'system', content: 'hi' }] } as any),
     ).rejects.toThrow(/system/);
-    const bad = new Anthropic({ apiKey: 'wrong', baseURL: fake.url, maxRetries: 0 });
+    const bad = new Anthropic({ apiKey: 'wrong', baseURL: setup.fake.url, maxRetries: 0 });
     await expect(bad.models.list()).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
-    const noVersion = await fetch(`${fake.url}/v1/messages`, {
+    const noVersion = await fetch(`${setup.fake.url}/v1/messages`, {
       method: 'POST',
       headers: { 'x-api-key': 'ak-test', 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
     });
     expect(noVersion.status).toBe(400);
     expect((await noVersion.json()).error.type).toBe('invalid_request_error');
-    const viaXApiKey = await fetch(`${fake.url}/v1/messages`, {
+    const viaXApiKey = await fetch(`${setup.fake.url}/v1/messages`, {
       method: 'POST',
       headers: { 'x-api-key': 'ak-test', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
@@ -297,34 +289,30 @@ describe('fake Anthropic via @anthropic-ai/sdk', () => {
     expect(viaXApiKey.headers.get('request-id')).toMatch(/^req_/);
 
     const ids = [];
-    for await (const m of client.models.list()) ids.push(m.id);
+    for await (const m of setup.client.models.list()) ids.push(m.id);
     expect(ids).toEqual(['claude-3-5-haiku-latest']);
   });
 });
 
 describe('fake Ollama via ollama npm client', () => {
-  let fake: FakeProvider;
-  let client: Ollama;
-  beforeAll(async () => {
-    fake = await startFakeOllama({ reply: (t) => `echo: ${t}` });
-    client = new Ollama({ host: fake.url });
+  const setup = useStarted({ fake: () => startFakeOllama({ reply: (t) => `echo: ${t}` }) }).and({
+    client: ({ fake }) => new Ollama({ host: fake.url }),
   });
-  afterEach(() => fake.reset());
-  afterAll(() => fake.close());
+  afterEach(() => setup.fake.reset());
 
   it('plain chat (opts.reply) with counts', async () => {
-    const res = await client.chat({ model: 'llama3', messages: [{ role: 'user', content: 'hello there' }] });
+    const res = await setup.client.chat({ model: 'llama3', messages: [{ role: 'user', content: 'hello there' }] });
     expect(res.message).toMatchObject({ role: 'assistant', content: 'echo: hello there' });
     expect(res.done).toBe(true);
     expect(res.done_reason).toBe('stop');
     expect(res.prompt_eval_count).toBe(3);
     expect(res.eval_count).toBe(3);
     expect(res.total_duration).toBeGreaterThan(0);
-    expect(fake.requests[0].body.stream).toBe(false);
+    expect(setup.fake.requests[0].body.stream).toBe(false);
   });
 
   it('streamed chat', async () => {
-    const stream = await client.chat({ model: 'llama3', messages: [{ role: 'user', content: 'a b' }], stream: true });
+    const stream = await setup.client.chat({ model: 'llama3', messages: [{ role: 'user', content: 'a b' }], stream: true });
     const parts = [];
     for await (const p of stream) parts.push(p);
     expect(parts.filter((p) => !p.done).map((p) => p.message.content)).toEqual(['echo:', ' a', ' b']);
@@ -333,7 +321,7 @@ describe('fake Ollama via ollama npm client', () => {
   });
 
   it('streams by default when `stream` is absent (raw fetch)', async () => {
-    const res = await fetch(`${fake.url}/api/chat`, {
+    const res = await fetch(`${setup.fake.url}/api/chat`, {
       method: 'POST',
       body: JSON.stringify({ model: 'llama3', messages: [{ role: 'user', content: 'x y' }] }),
     });
@@ -345,9 +333,9 @@ describe('fake Ollama via ollama npm client', () => {
 
   it('tool calls with object arguments, then tool result', async () => {
     const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: {} } } }];
-    const res = await client.chat({ model: 'llama3', tools, messages: [{ role: 'user', content: 'find x' }] });
+    const res = await setup.client.chat({ model: 'llama3', tools, messages: [{ role: 'user', content: 'find x' }] });
     expect(res.message.tool_calls).toEqual([{ function: { name: 'lookup', arguments: { input: 'find x' } } }]);
-    const after = await client.chat({
+    const after = await setup.client.chat({
       model: 'llama3',
       tools,
       messages: [
@@ -360,31 +348,27 @@ describe('fake Ollama via ollama npm client', () => {
   });
 
   it('list() and embed()', async () => {
-    const list = await client.list();
+    const list = await setup.client.list();
     expect(list.models.map((m) => m.name)).toEqual(['llama3:latest']);
-    const emb = await client.embed({ model: 'all-minilm', input: ['a', 'b'] });
+    const emb = await setup.client.embed({ model: 'all-minilm', input: ['a', 'b'] });
     expect(emb.embeddings).toHaveLength(2);
     expect(emb.embeddings[0]).toHaveLength(8);
   });
 
   it('status fault surfaces as ResponseError with the native message', async () => {
-    fake.queueFaults({ kind: 'status', status: 500 });
-    const err = await client.chat({ model: 'llama3', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    setup.fake.queueFaults({ kind: 'status', status: 500 });
+    const err = await setup.client.chat({ model: 'llama3', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(err.status_code).toBe(500);
     expect(err.error).toMatch(/llama runner/);
   });
 });
 
 describe('fault machinery (raw fetch)', () => {
-  let fake: FakeProvider;
-  beforeAll(async () => {
-    fake = await startFakeOpenAI();
-  });
-  afterEach(() => fake.reset());
-  afterAll(() => fake.close());
+  const setup = useStarted({ fake: () => startFakeOpenAI() });
+  afterEach(() => setup.fake.reset());
 
   const chat = (stream: boolean, signal?: AbortSignal) =>
-    fetch(`${fake.url}/chat/completions`, {
+    fetch(`${setup.fake.url}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'm', stream, messages: [{ role: 'user', content: 'one two three four' }] }),
@@ -392,7 +376,7 @@ describe('fault machinery (raw fetch)', () => {
     });
 
   it('cut truncates a stream after N events', async () => {
-    fake.fault = { kind: 'cut', afterChunks: 2 };
+    setup.fake.fault = { kind: 'cut', afterChunks: 2 };
     const res = await chat(true);
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
@@ -409,23 +393,23 @@ describe('fault machinery (raw fetch)', () => {
     ).rejects.toThrow();
     expect(text.match(/^data: /gm)).toHaveLength(2);
     expect(text).not.toContain('[DONE]');
-    expect(fake.aborted).toBe(0); // our own cut is not a client abort
+    expect(setup.fake.aborted).toBe(0); // our own cut is not a client abort
   });
 
   it('cut truncates a non-stream body', async () => {
-    fake.queueFaults({ kind: 'cut', afterChunks: 0 });
+    setup.fake.queueFaults({ kind: 'cut', afterChunks: 0 });
     const res = await chat(false);
     await expect(res.json()).rejects.toThrow();
   });
 
   it('reset fails the request', async () => {
-    fake.queueFaults({ kind: 'reset' });
+    setup.fake.queueFaults({ kind: 'reset' });
     await expect(chat(false)).rejects.toThrow();
     expect((await chat(false)).status).toBe(200);
   });
 
   it('delay and slowStream', async () => {
-    fake.queueFaults({ kind: 'delay', ms: 150 }, { kind: 'slowStream', chunkDelayMs: 40 });
+    setup.fake.queueFaults({ kind: 'delay', ms: 150 }, { kind: 'slowStream', chunkDelayMs: 40 });
     let t = Date.now();
     expect((await chat(false)).status).toBe(200);
     expect(Date.now() - t).toBeGreaterThanOrEqual(140);
@@ -436,27 +420,27 @@ describe('fault machinery (raw fetch)', () => {
   });
 
   it('hang + client abort counts as aborted, inFlight tracks concurrency', async () => {
-    fake.fault = { kind: 'hang' };
+    setup.fake.fault = { kind: 'hang' };
     const ac = new AbortController();
     const pending = [chat(false, ac.signal), chat(false, ac.signal)];
-    await until(() => fake.inFlight === 2);
+    await until(() => setup.fake.inFlight === 2);
     ac.abort();
     await Promise.allSettled(pending);
-    await until(() => fake.aborted === 2 && fake.inFlight === 0);
+    await until(() => setup.fake.aborted === 2 && setup.fake.inFlight === 0);
   });
 
   it('client disconnect mid-stream counts as aborted', async () => {
-    fake.fault = { kind: 'slowStream', chunkDelayMs: 50 };
+    setup.fake.fault = { kind: 'slowStream', chunkDelayMs: 50 };
     const ac = new AbortController();
     const res = await chat(true, ac.signal);
     const reader = res.body!.getReader();
     await reader.read();
     ac.abort();
-    await until(() => fake.aborted === 1 && fake.inFlight === 0);
+    await until(() => setup.fake.aborted === 1 && setup.fake.inFlight === 0);
     // health probes are recorded but never faulted
-    fake.fault = { kind: 'status', status: 500 };
-    expect((await fetch(`${fake.url}/models`)).status).toBe(200);
-    fake.fault = null;
-    expect(fake.requests.map((r) => r.path)).toEqual(['/v1/chat/completions', '/v1/models']);
+    setup.fake.fault = { kind: 'status', status: 500 };
+    expect((await fetch(`${setup.fake.url}/models`)).status).toBe(200);
+    setup.fake.fault = null;
+    expect(setup.fake.requests.map((r) => r.path)).toEqual(['/v1/chat/completions', '/v1/models']);
   });
 });

@@ -1,26 +1,23 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashKey, KeyFile } from '../src/state/keys.ts';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { startTestGateway } from './helpers/gateway.ts';
+import { tempDir, useStarted } from './helpers/started.ts';
 
 const chat = { model: '', messages: [{ role: 'user' as const, content: 'hi' }] };
 
 describe('API keys and rate limits', () => {
-  let dir: string;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hapax-auth-'));
-    gateway = await startTestGateway(`
+  const setup = useStarted({ dir: () => tempDir('hapax-auth-') }).and({
+    gateway: ({ dir }) =>
+      startTestGateway(
+        `
 providers:
   mock: {type: mock}
 auth:
   enabled: true
-  key_file: ${join(dir, 'keys.json')}
+  key_file: ${join(dir.path, 'keys.json')}
   keys:
     - {name: team-a, key: "\${TEAM_A_KEY}"}
     - {name: hashed, key_sha256: ${hashKey('hashed-secret-key')}}
@@ -29,21 +26,19 @@ auth:
     - {name: scoped, key: scoped-key-12345, routes: [/v1/completions]}
     - {name: tokens, key: tokens-key-12345, rate_limit: {tokens_per_minute: 15}}
 admin: {key: admin-secret-0123456789}
-`, { TEAM_A_KEY: 'team-a-secret-key' });
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await rm(dir, { recursive: true, force: true });
+`,
+        { TEAM_A_KEY: 'team-a-secret-key' },
+      ),
   });
 
-  const openai = (apiKey: string) => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
+  const openai = (apiKey: string) => new OpenAI({ baseURL: `${setup.gateway.url}/v1`, apiKey, maxRetries: 0 });
 
   it('accepts a key as Bearer (openai SDK), x-api-key (Anthropic SDK) and X-API-Key', async () => {
     await expect(openai('team-a-secret-key').chat.completions.create(chat)).resolves.toBeTruthy();
-    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: 'hashed-secret-key', maxRetries: 0 });
+    const anthropic = new Anthropic({ baseURL: setup.gateway.url, apiKey: 'hashed-secret-key', maxRetries: 0 });
     const message = await anthropic.messages.create({ model: '', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
     expect(message.content[0]).toMatchObject({ type: 'text', text: expect.stringContaining('hi') });
-    const res = await fetch(`${gateway.url}/v1/completions`, {
+    const res = await fetch(`${setup.gateway.url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'X-API-Key': 'team-a-secret-key' },
       body: JSON.stringify({ input: 'hello' }),
@@ -53,7 +48,7 @@ admin: {key: admin-secret-0123456789}
 
   it('refuses missing, wrong and expired keys with 401 AuthenticationError and never echoes the key', async () => {
     for (const key of [undefined, 'wrong-key-999', 'old-key-123456']) {
-      const res = await fetch(`${gateway.url}/v1/completions`, {
+      const res = await fetch(`${setup.gateway.url}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(key ? { 'x-api-key': key } : {}) },
         body: JSON.stringify({ input: 'x' }),
@@ -66,7 +61,7 @@ admin: {key: admin-secret-0123456789}
   });
 
   it('keeps health endpoints open', async () => {
-    expect((await fetch(`${gateway.url}/health`)).status).toBe(200);
+    expect((await fetch(`${setup.gateway.url}/health`)).status).toBe(200);
   });
 
   it('limits a key to its routes', async () => {
@@ -102,24 +97,24 @@ admin: {key: admin-secret-0123456789}
 
   it('manages keys through the admin API: created keys work at once, revoked ones are refused within a second', async () => {
     const admin = { 'content-type': 'application/json', 'x-api-key': 'admin-secret-0123456789' };
-    expect((await fetch(`${gateway.url}/admin/keys`, { headers: { 'x-api-key': 'nope' } })).status).toBe(401);
-    const created = await fetch(`${gateway.url}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'marketing', requests_per_minute: 60 }) });
+    expect((await fetch(`${setup.gateway.url}/admin/keys`, { headers: { 'x-api-key': 'nope' } })).status).toBe(401);
+    const created = await fetch(`${setup.gateway.url}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'marketing', requests_per_minute: 60 }) });
     expect(created.status).toBe(201);
     const { key, rate_limit } = (await created.json()) as { key: string; rate_limit: unknown };
     expect(rate_limit).toEqual({ requests_per_minute: 60 }); // no empty tokens_per_minute stored beside it
     await expect(openai(key).chat.completions.create(chat)).resolves.toBeTruthy();
-    const badExpiry = await fetch(`${gateway.url}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'later', expires: 'someday' }) });
+    const badExpiry = await fetch(`${setup.gateway.url}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'later', expires: 'someday' }) });
     expect(badExpiry.status).toBe(400);
     expect(await badExpiry.json()).toMatchObject({ error: { type: 'ValidationError', details: { field: 'expires' } } });
-    const listed = (await (await fetch(`${gateway.url}/admin/keys`, { headers: admin })).json()) as { keys: { name: string }[] };
+    const listed = (await (await fetch(`${setup.gateway.url}/admin/keys`, { headers: admin })).json()) as { keys: { name: string }[] };
     expect(listed.keys.map((k) => k.name)).toContain('marketing');
     expect(JSON.stringify(listed)).not.toContain(key);
-    expect((await fetch(`${gateway.url}/admin/keys/marketing`, { method: 'DELETE', headers: admin })).status).toBe(200);
+    expect((await fetch(`${setup.gateway.url}/admin/keys/marketing`, { method: 'DELETE', headers: admin })).status).toBe(200);
     await expect(openai(key).chat.completions.create(chat)).rejects.toMatchObject({ status: 401 });
   });
 
   it('notices a key revoked by another process (the CLI) within a second', async () => {
-    const file = new KeyFile(join(dir, 'keys.json'));
+    const file = new KeyFile(join(setup.dir.path, 'keys.json'));
     const { key } = await file.create({ name: 'cli-made' });
     await new Promise((r) => setTimeout(r, 600));
     await expect(openai(key).chat.completions.create(chat)).resolves.toBeTruthy();

@@ -9,6 +9,9 @@
  *
  * Read the fields inside hooks and tests only: while the describe callback runs, nothing has started yet.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import type { FakeProvider } from '../fakes/common.ts';
 import { startFakeOpenAI } from '../fakes/openai.ts';
@@ -64,3 +67,9 @@ export function fakeOpenAIs<Name extends string>(...names: Name[]): Starters<{},
 
 /** A gateway on its own (mock providers, or upstreams the test does not fake), from fixed YAML. */
 export const useGateway = (yaml: string) => useStarted({ gateway: () => startTestGateway(yaml) });
+
+/** A fresh directory under the system's temp directory (for key files and the like), removed with its contents on close. */
+export async function tempDir(prefix: string): Promise<{ path: string; close(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, close: () => rm(path, { recursive: true, force: true }) };
+}

@@ -4,11 +4,10 @@
  * event by event), refuse a missing key and a malformed body the documented way; every built-in route
  * must be in the document.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway } from './helpers/gateway.ts';
+import { tempDir, useStarted } from './helpers/started.ts';
 
 const ADMIN_KEY = 'admin-0123456789abcdef';
 const CLIENT_KEY = 'hx-docs-client-000001';
@@ -87,9 +86,19 @@ function mediaType(contentType: string | null): string {
 }
 
 describe('the OpenAPI document against the real routes', () => {
-  let gateway: TestGateway;
+  const setup = useStarted({ keyDir: () => tempDir('hapax-openapi-') }).and({
+    gateway: ({ keyDir }) =>
+      startTestGateway(`
+providers:
+  mock: {type: mock}
+auth:
+  enabled: true
+  keys: [{name: docs, key: ${CLIENT_KEY}}]
+  key_file: ${join(keyDir.path, 'keys.json')}
+admin: {key: ${ADMIN_KEY}}
+`),
+  });
   let doc: Schema;
-  let keyDir: string;
 
   async function call(operation: Operation, opts: { key?: string | null; body?: unknown; raw?: string } = {}): Promise<Response> {
     const headers: Record<string, string> = {};
@@ -100,7 +109,7 @@ describe('the OpenAPI document against the real routes', () => {
       headers['content-type'] = 'application/json';
       body = opts.raw ?? JSON.stringify(opts.body ?? operation.op.requestBody?.content['application/json'].example ?? {});
     }
-    return fetch(`${gateway.url}${urlFor(operation)}`, { method: operation.method.toUpperCase(), headers, body });
+    return fetch(`${setup.gateway.url}${urlFor(operation)}`, { method: operation.method.toUpperCase(), headers, body });
   }
 
   /** Checks status and body against the document; returns the problems found. */
@@ -125,25 +134,12 @@ describe('the OpenAPI document against the real routes', () => {
     return text.length > 0 ? [] : [`${where}: empty body`];
   }
 
+  // After the gateway has started (hooks run in the order they are registered).
   beforeAll(async () => {
-    keyDir = await mkdtemp(join(tmpdir(), 'hapax-openapi-'));
-    gateway = await startTestGateway(`
-providers:
-  mock: {type: mock}
-auth:
-  enabled: true
-  keys: [{name: docs, key: ${CLIENT_KEY}}]
-  key_file: ${join(keyDir, 'keys.json')}
-admin: {key: ${ADMIN_KEY}}
-`);
-    const res = await fetch(`${gateway.url}/openapi.json`);
+    const res = await fetch(`${setup.gateway.url}/openapi.json`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     doc = (await res.json()) as Schema;
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    if (keyDir) await rm(keyDir, { recursive: true, force: true });
   });
 
   it('is an OpenAPI 3.1 document whose references all resolve', () => {
@@ -176,7 +172,7 @@ admin: {key: ${ADMIN_KEY}}
 
   it('describes every built-in route with its methods', () => {
     // This config adds no routes, so the route table is exactly the built-in one.
-    const routes = [...gateway.holder.current.routes.values()];
+    const routes = [...setup.gateway.holder.current.routes.values()];
     expect(routes.length).toBeGreaterThanOrEqual(13);
     for (const route of routes) {
       for (const method of route.methods) {
@@ -246,11 +242,11 @@ admin: {key: ${ADMIN_KEY}}
 
   it('unknown providers and routes answer the documented 404', async () => {
     const provider = { path: '/health/provider/{provider}', method: 'get' as const, op: doc.paths['/health/provider/{provider}'].get };
-    const res = await fetch(`${gateway.url}/health/provider/no-such-provider`);
+    const res = await fetch(`${setup.gateway.url}/health/provider/no-such-provider`);
     expect(res.status).toBe(404);
     expect(await conforms(provider, res)).toEqual([]);
     const route = { path: '/health/{route}', method: 'get' as const, op: doc.paths['/health/{route}'].get };
-    const missing = await fetch(`${gateway.url}/health/no/such/route`);
+    const missing = await fetch(`${setup.gateway.url}/health/no/such/route`);
     expect(missing.status).toBe(404);
     expect(await conforms(route, missing)).toEqual([]);
   });

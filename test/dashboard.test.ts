@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway } from './helpers/gateway.ts';
 import { scrape, type Exposition } from './helpers/prometheus.ts';
+import { tempDir, useStarted } from './helpers/started.ts';
 
 interface Panel {
   type: string;
@@ -71,29 +71,25 @@ function groupings(expr: string): Array<{ labels: string[]; inner: string }> {
 }
 
 describe('the Grafana dashboard', () => {
-  let gateway: TestGateway;
-  let exposition: Exposition;
-  let dir: string;
-
-  beforeAll(async () => {
+  const setup = useStarted({
     // A config with route labels, so the `department` label exists as it would in production.
-    gateway = await startTestGateway(`
+    gateway: () =>
+      startTestGateway(`
 providers:
   mock: {type: mock}
 routes:
   - {path: /v1/marketing/completions, handler: completion, metrics_labels: {department: marketing}}
-`);
-    exposition = await scrape(`${gateway.url}/metrics`);
-    dir = await mkdtemp(join(tmpdir(), 'hapax-dashboard-'));
+`),
+    dir: () => tempDir('hapax-dashboard-'),
   });
-  afterAll(async () => {
-    await gateway?.close();
-    await rm(dir, { recursive: true, force: true });
+  let exposition: Exposition;
+  beforeAll(async () => {
+    exposition = await scrape(`${setup.gateway.url}/metrics`);
   });
 
   /** Label names a family can carry: its own (from the registry), `le` for histograms, and the scrape's. */
   const labelsOf = (family: string): Set<string> => {
-    const metric = gateway.metrics.registry.getSingleMetric(family) as unknown as { labelNames?: string[] } | undefined;
+    const metric = setup.gateway.metrics.registry.getSingleMetric(family) as unknown as { labelNames?: string[] } | undefined;
     const extra = exposition.types.get(family) === 'histogram' ? ['le'] : [];
     return new Set([...(metric?.labelNames ?? []), ...extra, 'instance', 'job']);
   };
@@ -174,7 +170,7 @@ routes:
 
   it('has PromQL that Prometheus parses (promtool check rules)', async () => {
     const rules = queries.map((q, i) => `      - record: hapax:dashboard:${i}\n        expr: ${JSON.stringify(substitute(q.expr))}`).join('\n');
-    const file = join(dir, 'dashboard-rules.yml');
+    const file = join(setup.dir.path, 'dashboard-rules.yml');
     await writeFile(file, `groups:\n  - name: dashboard\n    rules:\n${rules}\n`);
     const run = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
     if (run.error) throw new Error(`promtool is required (Debian package prometheus): ${run.error.message}`);

@@ -1,17 +1,14 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
 import { redactSecrets } from '../src/observability/redact.ts';
 import { startGateway, type Gateway } from '../src/server/start.ts';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
-import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
-import { useStarted } from './helpers/started.ts';
+import { tempDir, useStarted } from './helpers/started.ts';
 
 /** A gateway whose log output is kept as raw text, exactly as it would reach stdout. */
 async function startLogged(yaml: string): Promise<Gateway & { raw: string[]; lines: () => Record<string, any>[] }> {
@@ -37,16 +34,13 @@ const ADMIN_KEY = 'admin-secret-key-0123456789';
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
 describe('one JSON log line per request', () => {
-  let alpha: FakeProvider;
-  let beta: FakeProvider;
-  let dir: string;
-  let gateway: Awaited<ReturnType<typeof startLogged>>;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hapax-logging-'));
-    alpha = await startFakeOpenAI({ name: 'alpha', apiKey: UPSTREAM_KEY });
-    beta = await startFakeAnthropic({ name: 'beta', apiKey: BETA_KEY });
-    gateway = await startLogged(`
+  const setup = useStarted({
+    dir: () => tempDir('hapax-logging-'),
+    alpha: () => startFakeOpenAI({ name: 'alpha', apiKey: UPSTREAM_KEY }),
+    beta: () => startFakeAnthropic({ name: 'beta', apiKey: BETA_KEY }),
+  }).and({
+    gateway: ({ dir, alpha, beta }) =>
+      startLogged(`
 providers:
   alpha: {type: openai, base_url: "${alpha.url}", api_key: "${UPSTREAM_KEY}", model: gpt-4o-mini}
   beta: {type: anthropic, base_url: "${beta.url}", api_key: "${BETA_KEY}", model: claude-3-5-haiku-latest, headers: {x-extra-token: extra-header-secret-42}}
@@ -56,7 +50,7 @@ circuit_breaker: {failure_threshold: 100}
 logging: {level: debug}
 auth:
   enabled: true
-  key_file: ${join(dir, 'keys.json')}
+  key_file: ${join(dir.path, 'keys.json')}
   keys: [{name: team-a, key: "${CLIENT_KEY}"}]
 admin: {key: "${ADMIN_KEY}"}
 pricing:
@@ -64,24 +58,18 @@ pricing:
   claude-3-5-haiku-latest: {input: 0.8, output: 4}
 routes:
   - {path: /v1/marketing/chat/completions, handler: chat, metrics_labels: {department: marketing}}
-`);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await alpha?.close();
-    await beta?.close();
-    await rm(dir, { recursive: true, force: true });
+`),
   });
 
-  const client = (base = '/v1') => new OpenAI({ baseURL: `${gateway.url}${base}`, apiKey: CLIENT_KEY, maxRetries: 0 });
+  const client = (base = '/v1') => new OpenAI({ baseURL: `${setup.gateway.url}${base}`, apiKey: CLIENT_KEY, maxRetries: 0 });
 
   it('says who asked, who answered, what it took and what it cost, with the request id once', async () => {
-    const before = gateway.raw.length;
+    const before = setup.gateway.raw.length;
     const { data, response } = await client('/v1/marketing')
       .chat.completions.create(ask('what is new'), { headers: { traceparent: TRACEPARENT } })
       .withResponse();
     const id = response.headers.get('x-request-id');
-    const raw = gateway.raw.slice(before).filter((line) => line.includes('"msg":"request"'));
+    const raw = setup.gateway.raw.slice(before).filter((line) => line.includes('"msg":"request"'));
     expect(raw).toHaveLength(1);
     expect(raw[0].match(/"request_id":/g)).toHaveLength(1);
     const line = JSON.parse(raw[0]);
@@ -109,25 +97,25 @@ routes:
     expect(Number(response.headers.get('x-hapax-overhead-ms'))).toBeLessThanOrEqual(line.overhead_ms);
     expect(line.failover).toBeUndefined();
     // The client's trace context went upstream unchanged.
-    expect(alpha.requests.at(-1)?.headers.traceparent).toBe(TRACEPARENT);
+    expect(setup.alpha.requests.at(-1)?.headers.traceparent).toBe(TRACEPARENT);
   });
 
   it('records the failover path: which providers failed, and how', async () => {
-    alpha.queueFaults({ kind: 'status', status: 500 });
-    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: CLIENT_KEY, maxRetries: 0 });
+    setup.alpha.queueFaults({ kind: 'status', status: 500 });
+    const anthropic = new Anthropic({ baseURL: setup.gateway.url, apiKey: CLIENT_KEY, maxRetries: 0 });
     const { response } = await anthropic.messages.create({ model: 'alpha', max_tokens: 20, messages: [{ role: 'user', content: 'fail over please' }] }).withResponse();
-    const line = requestLines(gateway).find((l) => l.request_id === response.headers.get('x-request-id'));
+    const line = requestLines(setup.gateway).find((l) => l.request_id === response.headers.get('x-request-id'));
     expect(line).toMatchObject({ route: '/v1/messages', status: 200, provider: 'beta', attempts: 2, failover: [{ provider: 'alpha', kind: 'server', status: 500 }] });
   });
 
   it('logs a failed request with its error type and every failed provider', async () => {
-    alpha.queueFaults({ kind: 'status', status: 503 });
-    beta.queueFaults({ kind: 'reset' });
+    setup.alpha.queueFaults({ kind: 'status', status: 503 });
+    setup.beta.queueFaults({ kind: 'reset' });
     const error = await client()
       .chat.completions.create(ask('nobody home'))
       .then(() => undefined, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
     expect(error?.status).toBe(503);
-    const line = requestLines(gateway).find((l) => l.request_id === error?.headers?.get('x-request-id'));
+    const line = requestLines(setup.gateway).find((l) => l.request_id === error?.headers?.get('x-request-id'));
     expect(line).toMatchObject({ status: 503, error: 'ProcessingError', attempts: 2, key: 'team-a' });
     expect(line?.failover.map((f: { provider: string; kind: string }) => `${f.provider}:${f.kind}`)).toEqual(['alpha:overloaded', 'beta:connect']);
     expect(line?.tokens).toBeUndefined();
@@ -136,11 +124,11 @@ routes:
   it('never shows a client key, a provider key or an Authorization header, and no prompt by default', async () => {
     await client().chat.completions.create(ask('a very private prompt about penguins'));
     // A wrong provider key: the provider's 401 message is about our credentials.
-    alpha.queueFaults({ kind: 'status', status: 401, body: { error: { message: `Incorrect API key provided: ${UPSTREAM_KEY}`, type: 'invalid_request_error' } } });
+    setup.alpha.queueFaults({ kind: 'status', status: 401, body: { error: { message: `Incorrect API key provided: ${UPSTREAM_KEY}`, type: 'invalid_request_error' } } });
     await client().chat.completions.create(ask('again'));
-    await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer hk-wrong-but-secret-key-777', 'content-type': 'application/json' }, body: '{}' });
-    await fetch(`${gateway.url}/admin/keys`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
-    const all = gateway.raw.join('\n');
+    await fetch(`${setup.gateway.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer hk-wrong-but-secret-key-777', 'content-type': 'application/json' }, body: '{}' });
+    await fetch(`${setup.gateway.url}/admin/keys`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    const all = setup.gateway.raw.join('\n');
     for (const secret of [CLIENT_KEY, UPSTREAM_KEY, BETA_KEY, ADMIN_KEY, 'hk-wrong-but-secret-key-777', 'extra-header-secret-42', 'Bearer']) {
       expect(all, secret).not.toContain(secret);
     }
@@ -149,7 +137,7 @@ routes:
   });
 
   it('dumps the config at debug level with every secret masked', () => {
-    const dump = gateway.lines().find((line) => line.msg === 'config loaded');
+    const dump = setup.gateway.lines().find((line) => line.msg === 'config loaded');
     expect(dump?.level).toBe(20);
     expect(dump?.config.providers.alpha).toMatchObject({ type: 'openai', api_key: '[redacted]', model: 'gpt-4o-mini' });
     expect(dump?.config.providers.beta.headers).toEqual({ 'x-extra-token': '[redacted]' });

@@ -1,16 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
-import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseExposition, scrape, seriesOf, sumOf, valueOf, type Exposition } from './helpers/prometheus.ts';
-import { useStarted } from './helpers/started.ts';
+import { tempDir, useStarted } from './helpers/started.ts';
 
 const ALPHA_MODEL = 'gpt-4o-mini';
 const BETA_MODEL = 'claude-3-5-haiku-latest';
@@ -38,22 +35,13 @@ function promtoolCheck(text: string): { status: number | null; output: string } 
 }
 
 describe('metrics after a scripted workload over routes, keys, providers and failures', () => {
-  let alpha: FakeProvider;
-  let beta: FakeProvider;
-  let gateway: TestGateway;
-  let dir: string;
-  let metricsText: string;
-  let m: Exposition;
-  const ledger = new Ledger();
-  const overheadHeaders: (string | null)[] = [];
-
-  const openai = (key: string, base = '/v1') => new OpenAI({ baseURL: `${gateway.url}${base}`, apiKey: key, maxRetries: 0 });
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hapax-metrics-'));
-    alpha = await startFakeOpenAI({ name: 'alpha', apiKey: 'sk-alpha-upstream-secret' });
-    beta = await startFakeAnthropic({ name: 'beta', apiKey: 'sk-ant-beta-upstream-secret' });
-    gateway = await startTestGateway(`
+  const setup = useStarted({
+    dir: () => tempDir('hapax-metrics-'),
+    alpha: () => startFakeOpenAI({ name: 'alpha', apiKey: 'sk-alpha-upstream-secret' }),
+    beta: () => startFakeAnthropic({ name: 'beta', apiKey: 'sk-ant-beta-upstream-secret' }),
+  }).and({
+    gateway: ({ dir, alpha, beta }) =>
+      startTestGateway(`
 providers:
   alpha: {type: openai, base_url: "${alpha.url}", api_key: sk-alpha-upstream-secret, model: ${ALPHA_MODEL}}
   beta: {type: anthropic, base_url: "${beta.url}", api_key: sk-ant-beta-upstream-secret, model: ${BETA_MODEL}}
@@ -65,7 +53,7 @@ health_check: {enabled: false, failure_threshold: 5}
 dedup: {enabled: false}
 auth:
   enabled: true
-  key_file: ${join(dir, 'keys.json')}
+  key_file: ${join(dir.path, 'keys.json')}
   keys:
     - {name: team-a, key: ${KEYS.a}}
     - {name: team-b, key: ${KEYS.b}}
@@ -75,8 +63,17 @@ pricing:
   beta/${BETA_MODEL}: {input: ${PRICES.beta.input}, output: ${PRICES.beta.output}}
 routes:
   - {path: /v1/marketing/chat/completions, handler: chat, metrics_labels: {department: marketing}}
-`);
+`),
+  });
+  let metricsText: string;
+  let m: Exposition;
+  const ledger = new Ledger();
+  const overheadHeaders: (string | null)[] = [];
 
+  const openai = (key: string, base = '/v1') => new OpenAI({ baseURL: `${setup.gateway.url}${base}`, apiKey: key, maxRetries: 0 });
+
+  // The workload runs once, after the gateway has started (hooks run in the order they are registered).
+  beforeAll(async () => {
     // 1. team-a: three answers from alpha on the standard route.
     for (const text of ['one', 'one two', 'one two three']) {
       const { data, response } = await openai(KEYS.a).chat.completions.create(ask(text)).withResponse();
@@ -90,7 +87,7 @@ routes:
       overheadHeaders.push(response.headers.get('x-hapax-overhead-ms'));
     }
     // 3. team-b: Anthropic's API, pinned to beta.
-    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: KEYS.b, maxRetries: 0 });
+    const anthropic = new Anthropic({ baseURL: setup.gateway.url, apiKey: KEYS.b, maxRetries: 0 });
     const message = await anthropic.messages.create({ model: BETA_MODEL, max_tokens: 50, messages: [{ role: 'user', content: 'hello beta' }] });
     ledger.add('beta', 'team-b', undefined, message.usage.input_tokens, message.usage.output_tokens);
     // 4. team-a: a stream on the marketing route, usage in the last chunk.
@@ -103,24 +100,18 @@ routes:
     // 6. a key nobody issued.
     await expect(openai('hk-nobody-0000000000').chat.completions.create(ask('let me in'))).rejects.toMatchObject({ status: 401 });
     // 7. alpha fails (500): the answer comes from beta.
-    alpha.queueFaults({ kind: 'status', status: 500 });
+    setup.alpha.queueFaults({ kind: 'status', status: 500 });
     const { data: failedOver, response } = await openai(KEYS.a).chat.completions.create(ask('are you there')).withResponse();
     expect(response.headers.get('x-hapax-provider')).toBe('beta');
     ledger.add('beta', 'team-a', undefined, failedOver.usage?.prompt_tokens ?? NaN, failedOver.usage?.completion_tokens ?? NaN);
     overheadHeaders.push(response.headers.get('x-hapax-overhead-ms'));
     // 8. both fail: the client gets a 503.
-    alpha.queueFaults({ kind: 'status', status: 500 });
-    beta.queueFaults({ kind: 'status', status: 500 });
+    setup.alpha.queueFaults({ kind: 'status', status: 500 });
+    setup.beta.queueFaults({ kind: 'status', status: 500 });
     await expect(openai(KEYS.a).chat.completions.create(ask('anyone'))).rejects.toMatchObject({ status: 503 });
 
-    metricsText = await (await fetch(`${gateway.url}/metrics`)).text();
+    metricsText = await (await fetch(`${setup.gateway.url}/metrics`)).text();
     m = parseExposition(metricsText);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await alpha?.close();
-    await beta?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('passes promtool check metrics on the real exposition', () => {
@@ -324,20 +315,20 @@ describe('the /metrics endpoint', () => {
   /** Runs `test` against a mock gateway that requires the one client key `hk-ops-secret-000001`; `rest` is more YAML. */
   async function withOpsKeyGateway(rest: string, test: (gateway: TestGateway) => Promise<void>) {
     // The key file of runtime-issued keys goes to a directory of the test's own.
-    const dir = await mkdtemp(join(tmpdir(), 'hapax-metrics-keys-'));
+    const dir = await tempDir('hapax-metrics-keys-');
     const gateway = await startTestGateway(`
 providers:
   mock: {type: mock}
 auth:
   enabled: true
-  key_file: ${join(dir, 'keys.json')}
+  key_file: ${join(dir.path, 'keys.json')}
   keys: [{name: ops, key: hk-ops-secret-000001}]
 ${rest}`);
     try {
       await test(gateway);
     } finally {
       await gateway.close();
-      await rm(dir, { recursive: true, force: true });
+      await dir.close();
     }
   }
 

@@ -4,7 +4,7 @@ import { Ollama, type Message } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeChatRequest, NdjsonEncoder } from '../src/dialects/ollama.ts';
-import { fakeEmbedding, type FakeProvider } from './fakes/common.ts';
+import { fakeEmbedding } from './fakes/common.ts';
 import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';

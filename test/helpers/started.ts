@@ -2,12 +2,13 @@
  * The servers and clients a describe block (or a file) starts before its tests and closes after them, held in
  * one object whose fields are filled when vitest runs the hooks:
  *
- *   const fx = useStarted(fakeOpenAIs('primary', 'backup')).and({
+ *   const setup = useStarted(fakeOpenAIs('primary', 'backup')).and({
  *     gateway: ({ primary, backup }) => startTestGateway(`...${primary.url}...${backup.url}...`),
  *   });
- *   it('...', () => { fx.primary.fault = ...; ... fx.gateway.url ... });
+ *   it('...', () => { setup.primary.fault = ...; ... setup.gateway.url ... });
  *
- * Read the fields inside hooks and tests only: while the describe callback runs, nothing has started yet.
+ * Call it (and `.and`) in the describe callback, where hooks are registered; read the fields inside hooks and
+ * tests only: while the describe callback runs, nothing has started yet.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,10 +53,18 @@ export function useStarted<T extends object>(starters: Starters<{}, T>, lifetime
     }
   });
   after(async () => {
+    // One close that fails does not leave the others running; its error is reported once all are closed.
+    const failures: unknown[] = [];
     for (let key = running.pop(); key !== undefined; key = running.pop()) {
       const value = holder[key] as { close?: () => unknown } | undefined;
-      if (typeof value?.close === 'function') await value.close();
+      if (typeof value?.close !== 'function') continue;
+      try {
+        await value.close();
+      } catch (error) {
+        failures.push(error);
+      }
     }
+    if (failures.length > 0) throw failures[0];
   });
   return holder as Started<T>;
 }

@@ -315,17 +315,6 @@ export const configSchema = z.strictObject({
 export type HapaxConfig = z.infer<typeof configSchema>;
 export type ProviderConfig = z.infer<typeof provider>;
 export type ModelEntry = z.infer<typeof modelEntry>;
-
-/**
- * A provider's listed models, whichever way `models` was written (a list of names, or a map of names to
- * per-model settings): [name, settings] pairs in the file's order.
- */
-export function listedModels(provider: Pick<ProviderConfig, 'models'>): Array<[string, ModelEntry | undefined]> {
-  const { models } = provider;
-  if (!models) return [];
-  if (Array.isArray(models)) return models.map((name) => [name, undefined]);
-  return Object.entries(models).map(([name, entry]) => [name, entry ?? undefined]);
-}
 export type RouteConfig = z.infer<typeof route>;
 export type RetryConfig = z.infer<typeof retry>;
 export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>;
@@ -337,3 +326,14 @@ export type StateConfig = HapaxConfig['state'];
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 export type TracingConfig = z.infer<typeof tracing>;
 export type PriceConfig = z.infer<typeof price>;
+
+/**
+ * A provider's listed models, whichever way `models` was written (a list of names, or a map of names to
+ * per-model settings): [name, settings] pairs in the file's order.
+ */
+export function listedModels(provider: Pick<ProviderConfig, 'models'>): Array<[string, ModelEntry | undefined]> {
+  const { models } = provider;
+  if (!models) return [];
+  if (Array.isArray(models)) return models.map((name) => [name, undefined]);
+  return Object.entries(models).map(([name, entry]) => [name, entry ?? undefined]);
+}

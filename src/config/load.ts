@@ -223,6 +223,7 @@ function foldLegacyLlmBlock(config: HapaxConfig, canonical: Data, warnings: stri
       api_key: (entry.api_key as string | undefined) || undefined,
       base_url: (entry.endpoint as string | undefined) || undefined,
       weight: 1,
+      lossless: true,
     };
   }
   if (canonical.provider_preference === undefined && entries.length > 0) {

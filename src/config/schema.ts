@@ -70,8 +70,16 @@ const provider = z.strictObject({
   weight: z.number().min(0).default(1),
   max_concurrency: z.number().int().positive().optional(),
   retry: retry.partial().optional(),
+  /**
+   * Same-dialect clients (Anthropic Messages to anthropic, Chat Completions to openai/openai_compatible) are
+   * passed through unchanged (the lossless lane); false translates them like any other client.
+   */
+  lossless: z.boolean().default(true),
+  /** Which beta names a client's anthropic-beta / openai-beta header may bring upstream (globs; default: all). */
+  betas: z.strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() }).optional(),
   /** Anthropic: sent when the client gave no max_tokens (Anthropic requires one). */
   max_tokens: z.number().int().positive().optional(),
+  /** Anthropic: the anthropic-version sent; when set, it also replaces the one a lossless-lane client sent. */
   anthropic_version: z.string().optional(),
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),

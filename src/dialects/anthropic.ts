@@ -379,9 +379,9 @@ const FINISH: Record<string, FinishReason> = {
   tool_use: 'tool_calls',
   refusal: 'content_filter',
 };
-const decodeStopReason = (reason: string | null | undefined): FinishReason => FINISH[reason ?? 'end_turn'] ?? 'stop';
+export const decodeStopReason = (reason: string | null | undefined): FinishReason => FINISH[reason ?? 'end_turn'] ?? 'stop';
 
-interface AnthropicUsage {
+export interface AnthropicUsage {
   input_tokens?: number | null;
   output_tokens?: number | null;
   cache_creation_input_tokens?: number | null;
@@ -404,7 +404,7 @@ export interface AnthropicMessageJson {
 }
 
 /** Cached prompt tokens are prompt tokens too: the canonical input count is all three together. */
-function promptTokens(usage: AnthropicUsage): number {
+export function promptTokens(usage: AnthropicUsage): number {
   return (usage.input_tokens ?? 0) + (usage.cache_creation_input_tokens ?? 0) + (usage.cache_read_input_tokens ?? 0);
 }
 

@@ -17,7 +17,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../observability/metrics.ts';
 import type { AttemptContext, ModelTarget, ProviderAdapter } from '../providers/adapter.ts';
-import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../providers/canonical.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse } from '../providers/canonical.ts';
+import { laneOf, type ChatStreamEvent } from '../providers/lossless.ts';
+import { relayDialect } from '../providers/relay-dialects.ts';
 import { GatewayError, isDeadline, UpstreamError } from '../providers/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
 import type { Release } from './fair-queue.ts';
@@ -40,8 +42,8 @@ export interface DispatchResult<T> {
 
 /** An upstream stream whose first event has already arrived. */
 export interface OpenStream {
-  first: StreamEvent;
-  rest: AsyncIterator<StreamEvent>;
+  first: ChatStreamEvent;
+  rest: AsyncIterator<ChatStreamEvent>;
 }
 
 export interface DispatchContext extends AttemptContext {
@@ -96,7 +98,7 @@ export class Dispatcher {
   private readonly demotesUnhealthy: boolean;
   private readonly cache: ResponseCache | undefined;
   private readonly unary: SingleFlight<DispatchResult<CanonicalResponse>>;
-  private readonly streams: StreamFlight<StreamEvent | DispatchResult<null>>;
+  private readonly streams: StreamFlight<ChatStreamEvent | DispatchResult<null>>;
 
   constructor(opts: {
     adapters: ReadonlyMap<string, ProviderAdapter>;
@@ -122,7 +124,7 @@ export class Dispatcher {
     const cacheKey = this.cache?.key(ctx.client, request);
     if (cacheKey !== undefined && ctx.cache !== false) {
       const hit = await (this.cache as ResponseCache).get(cacheKey);
-      if (hit) return this.fromCache(hit, hit.response);
+      if (hit) return this.fromCache(hit, replayable(hit.response, request));
     }
     const attempt = wholeAnswer((adapter, target, c) => adapter.chat(request, target, c));
     const run = async (c: DispatchContext) => {
@@ -133,7 +135,7 @@ export class Dispatcher {
     try {
       if (!ctx.dedup) return await run(ctx);
       let mine = false;
-      const result = await this.unary.do(cacheKey ?? flightKey(ctx.client, request), (signal) => ((mine = true), run({ ...ctx, signal })), ctx.signal);
+      const result = await this.unary.do(this.flightKeyOf(ctx.client, request, cacheKey), (signal) => ((mine = true), run({ ...ctx, signal })), ctx.signal);
       return mine ? result : { ...result, shared: true };
     } catch (error) {
       throw stoppedIfAborted(error, ctx.signal);
@@ -145,7 +147,7 @@ export class Dispatcher {
     if (cacheKey !== undefined && ctx.cache !== false) {
       const hit = await (this.cache as ResponseCache).get(cacheKey);
       if (hit) {
-        const events = answerEvents(hit.response);
+        const events = answerEvents(replayable(hit.response, request));
         return this.fromCache(hit, { first: events[0], rest: replay(events) });
       }
     }
@@ -165,7 +167,7 @@ export class Dispatcher {
     let mine = false;
     const events = this.streams.join(
       // The cache key, when there is one, already names this client's request: no second serialization.
-      cacheKey ?? flightKey(ctx.client, request),
+      this.flightKeyOf(ctx.client, request, cacheKey),
       (signal) => ((mine = true), this.flightSource(request, candidates, { ...ctx, signal }, cacheKey)),
       ctx.signal,
     );
@@ -173,7 +175,7 @@ export class Dispatcher {
     const meta = head.value as DispatchResult<null>;
     const first = await events.next();
     if (first.done) throw new UpstreamError(meta.target.provider, 'protocol', `${meta.target.provider} sent an empty stream`);
-    return { target: meta.target, attempts: meta.attempts, shared: !mine, value: { first: first.value as StreamEvent, rest: events as AsyncIterator<StreamEvent> } };
+    return { target: meta.target, attempts: meta.attempts, shared: !mine, value: { first: first.value as ChatStreamEvent, rest: events as AsyncIterator<ChatStreamEvent> } };
   }
 
   private fromCache<T>(hit: CachedAnswer, value: T): DispatchResult<T> {
@@ -181,13 +183,34 @@ export class Dispatcher {
     return { value, target: { provider: hit.provider, model: hit.model }, attempts: 0, cached: true };
   }
 
-  /** Keeps an answer for identical requests to come; the target's own key is not part of it. */
+  /**
+   * What identical requests in flight share. The cache key, when there is one, already names this client's
+   * request (no second serialization); on the lossless lane the whole body is the key, delivery fields included,
+   * since a relayed stream is the provider's own frames for that exact request.
+   */
+  private flightKeyOf(client: string, request: CanonicalRequest, cacheKey: string | undefined): string {
+    if (request.lossless) return flightKey(client, request.lossless);
+    return cacheKey ?? flightKey(client, request);
+  }
+
+  /**
+   * Keeps an answer for identical requests to come; the target's own key is not part of it. A relayed answer
+   * is also read into text and tool calls, so a request that asks another way can be answered from it.
+   */
   private keep(cacheKey: string, response: CanonicalResponse, target: ModelTarget): void {
-    (this.cache as ResponseCache).set(cacheKey, { response, provider: target.provider, model: target.model });
+    let kept = response;
+    if (response.relayed) {
+      try {
+        kept = relayDialect(response.relayed.dialect).canonical(response, response.relayed);
+      } catch {
+        return; // an answer that cannot be read back is not worth keeping
+      }
+    }
+    (this.cache as ResponseCache).set(cacheKey, { response: kept, provider: target.provider, model: target.model });
   }
 
   /** Passes a stream through and keeps the answer it adds up to, once it has ended cleanly. */
-  private async *keepAtEnd(first: StreamEvent, rest: AsyncIterator<StreamEvent>, cacheKey: string, target: ModelTarget): AsyncGenerator<StreamEvent> {
+  private async *keepAtEnd(first: ChatStreamEvent, rest: AsyncIterator<ChatStreamEvent>, cacheKey: string, target: ModelTarget): AsyncGenerator<ChatStreamEvent> {
     const collector = new AnswerCollector(target.model);
     collector.add(first);
     try {
@@ -208,7 +231,7 @@ export class Dispatcher {
     candidates: readonly ModelTarget[],
     ctx: DispatchContext,
     cacheKey: string | undefined,
-  ): AsyncIterable<StreamEvent | DispatchResult<null>> {
+  ): AsyncIterable<ChatStreamEvent | DispatchResult<null>> {
     const opening = this.openStream(request, candidates, ctx, cacheKey);
     // Its failure reaches whoever reads the flight; never an unhandled rejection if nobody does.
     opening.catch(() => undefined);
@@ -466,8 +489,8 @@ export class Dispatcher {
  * Passes a stream through, settling the attempt when it ends: completed, failed mid-way, or abandoned.
  * A plain iterator rather than a generator: it adds no promise of its own to each event.
  */
-function settleAtEnd(upstream: AsyncIterator<StreamEvent>, target: ModelTarget, settlement: Settlement, firstTokenMs: number): AsyncIterator<StreamEvent> {
-  const ended = (result: IteratorResult<StreamEvent>) => {
+function settleAtEnd(upstream: AsyncIterator<ChatStreamEvent>, target: ModelTarget, settlement: Settlement, firstTokenMs: number): AsyncIterator<ChatStreamEvent> {
+  const ended = (result: IteratorResult<ChatStreamEvent>) => {
     if (result.done) settlement.success(firstTokenMs);
     return result;
   };
@@ -489,7 +512,7 @@ function settleAtEnd(upstream: AsyncIterator<StreamEvent>, target: ModelTarget, 
  * Who serves the stream (for every caller's headers), its first event, then the upstream's own iterator
  * as is: no generator in between, so no promise of ours per event.
  */
-function headThenRest(opening: Promise<DispatchResult<OpenStream>>): AsyncIterator<StreamEvent | DispatchResult<null>> {
+function headThenRest(opening: Promise<DispatchResult<OpenStream>>): AsyncIterator<ChatStreamEvent | DispatchResult<null>> {
   let opened: DispatchResult<OpenStream> | undefined;
   let firstSent = false;
   return {
@@ -561,7 +584,22 @@ class StreamLifetime {
   }
 }
 
-async function* replay(events: readonly StreamEvent[]): AsyncGenerator<StreamEvent> {
+/**
+ * A cached answer as this request may get it: the provider's own relayed text only for a request of the same
+ * lane that asked for it the same way (whole or streamed, the same stream options); else the answer it was read
+ * into, for the client's own encoder.
+ */
+function replayable(response: CanonicalResponse, request: CanonicalRequest): CanonicalResponse {
+  const relayed = response.relayed;
+  if (!relayed) return response;
+  const lossless = request.lossless;
+  const kept = request.stream ? relayed.frames : relayed.body;
+  if (kept !== undefined && lossless?.dialect === relayed.dialect && laneOf(lossless).delivery === relayed.delivery) return response;
+  const { relayed: _relayed, ...read } = response;
+  return read;
+}
+
+async function* replay(events: readonly ChatStreamEvent[]): AsyncGenerator<ChatStreamEvent> {
   for (let i = 1; i < events.length; i++) yield events[i];
 }
 

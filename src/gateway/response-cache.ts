@@ -36,8 +36,16 @@ export class ResponseCache {
     this.store = options.store;
   }
 
-  /** The key for this client's request, the same whether it streams or not. */
+  /**
+   * The key for this client's request, the same whether it streams or not: on the lossless lane, the client's
+   * body (without stream and stream_options), protocol headers and query; otherwise the canonical request.
+   */
   key(client: string, request: CanonicalRequest): string {
+    const lossless = request.lossless;
+    if (lossless) {
+      const { stream: _stream, stream_options: _options, ...body } = lossless.body;
+      return stableKey([client, lossless.dialect, body, lossless.headers, lossless.query]);
+    }
     return stableKey([client, { ...request, ...DELIVERY_ONLY }]);
   }
 

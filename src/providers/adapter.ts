@@ -2,6 +2,7 @@
 import type { ProviderConfig, ProviderType } from '../config/schema.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import type { PoolRegistry } from './http.ts';
+import type { ChatStreamEvent } from './lossless.ts';
 
 /** One concrete place to send a request: a provider, the model it should run, and that model's key. */
 export interface ModelTarget {
@@ -22,8 +23,11 @@ export interface ProviderAdapter {
   readonly name: string;
   readonly type: ProviderType;
   chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse>;
-  /** Yields canonical events; throws UpstreamError from the iteration when the upstream fails. */
-  chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<StreamEvent>;
+  /**
+   * Yields canonical events (and, on the lossless lane, the provider's own frames with the usage and finish
+   * events read from them); throws UpstreamError from the iteration when the upstream fails.
+   */
+  chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<ChatStreamEvent>;
   embeddings?(request: EmbeddingsRequest, target: ModelTarget, ctx: AttemptContext): Promise<EmbeddingsResponse>;
   /** The cheap health probe: the provider's list-models endpoint. */
   listModels(ctx: AttemptContext): Promise<string[]>;

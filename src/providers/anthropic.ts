@@ -6,25 +6,17 @@ import {
   encodeMessagesRequest,
   MessagesStreamDecoder,
 } from '../dialects/anthropic.ts';
+import { ANTHROPIC_RELAY, STREAM_ERROR_KINDS } from '../dialects/anthropic-relay.ts';
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
-import { upstreamErrorMessage, UpstreamError, type UpstreamFailureKind } from './errors.ts';
+import { upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
+import type { ChatStreamEvent } from './lossless.ts';
 
 const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
 const ANTHROPIC_VERSION = '2023-06-01';
 /** Anthropic requires max_tokens; used when neither the client nor the provider config gives one. */
 const DEFAULT_MAX_TOKENS = 4096;
-
-/** Error types of an `event: error` frame, which arrives with a 200 status already sent. */
-const STREAM_ERROR_KINDS: Record<string, UpstreamFailureKind> = {
-  overloaded_error: 'overloaded',
-  rate_limit_error: 'rate_limited',
-  timeout_error: 'timeout',
-  invalid_request_error: 'client',
-  authentication_error: 'auth',
-  permission_error: 'auth',
-};
 
 export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
   private readonly maxTokens: number;
@@ -36,17 +28,25 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
       protocolHeaders: { 'anthropic-version': init.config.anthropic_version ?? ANTHROPIC_VERSION },
       // Paths carry the /v1 (as in Anthropic's SDKs); a base_url written with /v1 would double it.
       normalizeBaseUrl: (url) => url.replace(/\/v1\/?$/, ''),
+      relay: { dialect: ANTHROPIC_RELAY, clientHeaders: ['anthropic-version', 'anthropic-beta'] },
     });
     this.maxTokens = init.config.max_tokens ?? DEFAULT_MAX_TOKENS;
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
+    const lossless = this.losslessOf(request);
+    if (lossless) return this.relayComplete(lossless, target, ctx);
     const json = await this.client.json<AnthropicMessageJson>(this.post('/v1/messages', encodeMessagesRequest({ ...request, stream: false }, target.model, this.maxTokens), target, ctx));
     if (!Array.isArray(json?.content)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without content`);
     return decodeMessagesResponse(json, target.model);
   }
 
-  async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
+  chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<ChatStreamEvent> {
+    const lossless = this.losslessOf(request);
+    return lossless ? this.relayStream(lossless, target, ctx) : this.translatedStream(request, target, ctx);
+  }
+
+  private async *translatedStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
     const response = await this.client.send(this.post('/v1/messages', encodeMessagesRequest({ ...request, stream: true }, target.model, this.maxTokens), target, ctx));
     const decoder = new MessagesStreamDecoder();
     const events: StreamEvent[] = [];

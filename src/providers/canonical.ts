@@ -2,6 +2,7 @@
  * The canonical model every dialect translates to and from (N + M, never N × M).
  * Client APIs decode into these types; provider adapters encode them upstream and decode answers back.
  */
+import type { LosslessRequest, RelayedAnswer } from './lossless.ts';
 export type Role = 'system' | 'user' | 'assistant' | 'tool';
 
 export interface TextPart {
@@ -65,6 +66,8 @@ export interface CanonicalRequest {
   responseFormat?: ResponseFormat;
   /** Ask the provider for usage in streams; the gateway always does, for metrics. */
   user?: string;
+  /** The client's own request, for a provider of its dialect (the lossless lane); others use the fields above. */
+  lossless?: LosslessRequest;
 }
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter';
@@ -82,6 +85,11 @@ export interface CanonicalResponse {
   finishReason: FinishReason;
   usage: Usage;
   created: number;
+  /**
+   * Lossless lane: the provider's answer as it sent it. text and toolCalls stay empty unless the answer was
+   * also read into them (for the cache, so that a request asking another way can be answered from it).
+   */
+  relayed?: RelayedAnswer;
 }
 
 /** The canonical stream: what every upstream stream decodes into and every client stream encodes from. */

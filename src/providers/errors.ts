@@ -55,11 +55,13 @@ export class UpstreamError extends Error {
   readonly retryAfterSeconds?: number;
   /** The provider's own message, safe to show (never contains our key). */
   readonly upstreamMessage?: string;
+  /** The provider's own error event already reached the client (lossless streams): the client needs no second one. */
+  readonly reportedToClient: boolean;
   constructor(
     provider: string,
     kind: UpstreamFailureKind,
     message: string,
-    opts: { status?: number; retryAfterSeconds?: number; upstreamMessage?: string; cause?: unknown } = {},
+    opts: { status?: number; retryAfterSeconds?: number; upstreamMessage?: string; cause?: unknown; reportedToClient?: boolean } = {},
   ) {
     super(message, { cause: opts.cause });
     this.name = 'UpstreamError';
@@ -68,6 +70,7 @@ export class UpstreamError extends Error {
     this.status = opts.status;
     this.retryAfterSeconds = opts.retryAfterSeconds;
     this.upstreamMessage = opts.upstreamMessage;
+    this.reportedToClient = opts.reportedToClient ?? false;
   }
 
   /** Another attempt (same or other provider) may succeed. */

@@ -5,7 +5,9 @@
  */
 import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
+import type { CanonicalRequest, CanonicalResponse } from './canonical.ts';
 import { UpstreamClient, type UpstreamRequest } from './http.ts';
+import { BetaPolicy, Relay, type ChatStreamEvent, type LosslessRequest, type RelayDialect } from './lossless.ts';
 
 export interface HttpAdapterOptions {
   defaultBaseUrl: string;
@@ -15,6 +17,8 @@ export interface HttpAdapterOptions {
   protocolHeaders?: Record<string, string>;
   /** Adjusts the configured base URL (e.g. Anthropic paths already carry /v1). */
   normalizeBaseUrl?: (url: string) => string;
+  /** The lossless lane for clients of this provider's dialect, and the client headers that travel with it. */
+  relay?: { dialect: RelayDialect; clientHeaders: readonly string[] };
 }
 
 export abstract class HttpAdapter {
@@ -24,6 +28,10 @@ export abstract class HttpAdapter {
   private readonly keyHeader: HttpAdapterOptions['keyHeader'];
   /** The provider key as its header carries it, made once. */
   private readonly keyValue?: string;
+  private readonly relay?: Relay;
+  /** Client protocol headers forwarded on the lossless lane, minus those the config pins. */
+  private readonly clientHeaders: readonly string[] = [];
+  private readonly betas: BetaPolicy;
 
   constructor({ name, config, pools }: AdapterInit, opts: HttpAdapterOptions) {
     this.name = name;
@@ -38,6 +46,41 @@ export abstract class HttpAdapter {
       headers: { ...opts.protocolHeaders, ...config.headers },
       timeoutMs: config.timeout ?? 60_000,
     });
+    if (opts.relay && config.lossless) {
+      this.relay = new Relay(this.client, opts.relay.dialect);
+      // A header the config sets (anthropic_version, `headers`) is pinned: the client's is not forwarded.
+      const pinned = new Set(Object.keys({ ...config.headers, ...(config.anthropic_version ? { 'anthropic-version': '' } : {}) }).map((n) => n.toLowerCase()));
+      this.clientHeaders = opts.relay.clientHeaders.filter((name) => !pinned.has(name));
+    }
+    this.betas = new BetaPolicy(config.betas);
+  }
+
+  /** The client's own request when this provider speaks its dialect and the lane is on; else undefined. */
+  protected losslessOf(request: CanonicalRequest): LosslessRequest | undefined {
+    const lossless = request.lossless;
+    return lossless && this.relay && lossless.dialect === this.relay.dialect ? lossless : undefined;
+  }
+
+  /** A whole answer on the lossless lane. */
+  protected relayComplete(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
+    return (this.relay as Relay).complete({ request: lossless, target, ctx, headers: this.relayHeaders(lossless, target, ctx) });
+  }
+
+  /** A stream on the lossless lane. */
+  protected relayStream(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<ChatStreamEvent> {
+    return (this.relay as Relay).stream({ request: lossless, target, ctx, headers: this.relayHeaders(lossless, target, ctx) });
+  }
+
+  /** This attempt's headers plus the client's protocol headers (betas filtered by the provider's policy). */
+  private relayHeaders(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): string[] {
+    const headers = this.headers(target, ctx);
+    for (const name of this.clientHeaders) {
+      const value = lossless.headers[name];
+      if (value === undefined) continue;
+      const kept = name.endsWith('-beta') ? this.betas.filter(value) : value;
+      if (kept !== undefined) headers.push(name, kept);
+    }
+    return headers;
   }
 
   /** A POST of `body` to `path` for this attempt: its headers (key, request id, trace) and signal. */

@@ -113,8 +113,8 @@ export class UpstreamClient {
     throw this.statusError(response.statusCode, response.headers, Buffer.concat(chunks).toString('utf8'));
   }
 
-  /** Sends a request and parses its JSON answer; non-2xx answers throw UpstreamError. */
-  async json<T>(req: UpstreamRequest): Promise<T> {
+  /** Sends a request and returns its answer's text as sent; non-2xx answers throw UpstreamError. */
+  async text(req: UpstreamRequest): Promise<string> {
     let response: CollectedResponse;
     try {
       response = await collect(this.pool, this.options(req), req.signal);
@@ -123,6 +123,12 @@ export class UpstreamClient {
     }
     const text = response.body.toString('utf8');
     if (response.statusCode < 200 || response.statusCode >= 300) throw this.statusError(response.statusCode, response.headers, text);
+    return text;
+  }
+
+  /** Sends a request and parses its JSON answer; non-2xx answers throw UpstreamError. */
+  async json<T>(req: UpstreamRequest): Promise<T> {
+    const text = await this.text(req);
     try {
       return JSON.parse(text) as T;
     } catch (error) {

@@ -4,25 +4,34 @@ import {
   decodeChunk,
   encodeChatRequest,
 } from '../dialects/openai.ts';
+import { OPENAI_CHAT_RELAY } from '../dialects/openai-relay.ts';
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import { upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
+import type { ChatStreamEvent } from './lossless.ts';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
 export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
   constructor(init: AdapterInit) {
-    super(init, { defaultBaseUrl: OPENAI_BASE_URL, keyHeader: 'authorization' });
+    super(init, { defaultBaseUrl: OPENAI_BASE_URL, keyHeader: 'authorization', relay: { dialect: OPENAI_CHAT_RELAY, clientHeaders: ['openai-beta'] } });
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
+    const lossless = this.losslessOf(request);
+    if (lossless) return this.relayComplete(lossless, target, ctx);
     const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>(this.post('/chat/completions', encodeChatRequest({ ...request, stream: false }, target.model), target, ctx));
     if (!Array.isArray(json?.choices)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without choices`);
     return decodeChatResponse(json, target.model);
   }
 
-  async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
+  chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<ChatStreamEvent> {
+    const lossless = this.losslessOf(request);
+    return lossless ? this.relayStream(lossless, target, ctx) : this.translatedStream(request, target, ctx);
+  }
+
+  private async *translatedStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
     const response = await this.client.send(this.post('/chat/completions', encodeChatRequest({ ...request, stream: true }, target.model), target, ctx));
     const events: StreamEvent[] = [];
     let started = false;

@@ -4,6 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CanonicalRequest, CanonicalResponse } from '../providers/canonical.ts';
+import type { LosslessRequest, WireDialect } from '../providers/lossless.ts';
 import { attemptContext, candidatesFor, setServedBy, type RequestState } from './context.ts';
 import { sendEventStream, type StreamEncoding } from './stream.ts';
 
@@ -31,12 +32,29 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
   if (!chat.stream) {
     const result = await dispatcher.complete(chat, candidates, ctx);
     setServedBy(reply, state, result, result.value.model, result.value.usage);
+    // The lossless lane: the provider's JSON as it sent it (Fastify sends a JSON-typed string unserialized).
+    const relayed = result.value.relayed?.body;
+    if (relayed !== undefined) return reply.type('application/json').send(relayed);
     return wire.answer(result.value, { requestId: request.id, provider: result.target.provider, model: result.value.model || result.target.model, id: result.value.id });
   }
   const result = await dispatcher.stream(chat, candidates, ctx);
   const first = result.value.first;
-  const start = first.type === 'start' ? first : undefined;
+  const start = first.type === 'start' ? first : first.type === 'relayed' ? first.start : undefined;
   const model = start?.model || result.target.model;
   setServedBy(reply, state, result, model);
   return sendEventStream(reply, result.value, wire.stream({ requestId: request.id, provider: result.target.provider, model, id: start?.id }));
+}
+
+/**
+ * The client's request as it came, for providers of its dialect (the lossless lane): the parsed body, the
+ * protocol headers named (anthropic-version, anthropic-beta, openai-beta) and the query string.
+ */
+export function losslessRequest(request: FastifyRequest, dialect: WireDialect, headerNames: readonly string[]): LosslessRequest {
+  const headers: Record<string, string> = {};
+  for (const name of headerNames) {
+    const value = request.headers[name];
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const query = request.url.indexOf('?');
+  return { dialect, body: request.body as Record<string, unknown>, headers, query: query < 0 ? '' : request.url.slice(query) };
 }

@@ -11,6 +11,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import type { OpenStream } from '../gateway/dispatch.ts';
 import type { StreamEvent } from '../providers/canonical.ts';
+import type { ChatStreamEvent } from '../providers/lossless.ts';
 import type { RequestState } from './context.ts';
 import { clientFacingError } from '../gateway/dispatch.ts';
 import { GatewayError, UpstreamError } from '../providers/errors.ts';
@@ -59,21 +60,30 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
     keep?.(frame);
     return sink.write(frame) ? undefined : drained(sink, state);
   };
+  // A lossless-lane stream is the provider's own frames: the canonical events beside them are for accounting only.
+  const relayed = stream.first.type === 'relayed';
+  const frameOf = (event: ChatStreamEvent): string => (event.type === 'relayed' ? event.text : relayed ? '' : encoding.encode(event));
   try {
-    const first = encoding.encode(stream.first);
+    const first = frameOf(stream.first);
     // Awaited only when the client is slow to take frames: an `await` of nothing still costs a tick.
     let full = first ? send(first) : undefined;
     if (full) await full;
     for (let next = await rest.next(); !next.done; next = await rest.next()) {
       if (state.clientGone) return; // the client went away: `finally` stops the upstream
       if (next.value.type === 'usage') state.usage = next.value.usage;
-      const frame = encoding.encode(next.value);
+      const frame = frameOf(next.value);
       full = frame ? send(frame) : undefined;
       if (full) await full;
     }
     finished = true;
   } catch (error) {
     if (error instanceof UpstreamError && error.kind === 'aborted') return;
+    if (error instanceof UpstreamError && error.reportedToClient) {
+      // The provider's own error event already went out in the client's dialect.
+      state.errorType = clientFacingError([error]).type;
+      state.streamFailed = true;
+      return;
+    }
     const failure = error instanceof GatewayError ? error : error instanceof UpstreamError ? clientFacingError([error]) : new GatewayError('stream failed', { status: 500, type: 'InternalError' });
     // The status (200) has gone out already: the log line and hapax_errors_total still record the failure.
     state.errorType = failure.type;

@@ -2,7 +2,10 @@
 import { decodeMessagesRequest, encodeMessagesResponse, MessageStreamEncoder } from '../../dialects/anthropic.ts';
 import type { Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
-import { serveChat, type ChatWire } from '../serve-chat.ts';
+import { losslessRequest, serveChat, type ChatWire } from '../serve-chat.ts';
+
+/** Anthropic's protocol headers: they travel with the body to Anthropic-type providers. */
+const PROTOCOL_HEADERS = ['anthropic-version', 'anthropic-beta'];
 
 const ANTHROPIC_WIRE: ChatWire = {
   answer: (response) => encodeMessagesResponse(response),
@@ -15,5 +18,8 @@ const ANTHROPIC_WIRE: ChatWire = {
   },
 };
 
-export const messagesHandler: Handler = async (request, reply, state) =>
-  serveChat(request, reply, state, decodeMessagesRequest(request.body), ANTHROPIC_WIRE);
+export const messagesHandler: Handler = async (request, reply, state) => {
+  const chat = decodeMessagesRequest(request.body);
+  chat.lossless = losslessRequest(request, 'anthropic_messages', PROTOCOL_HEADERS);
+  return serveChat(request, reply, state, chat, ANTHROPIC_WIRE);
+};

@@ -4,7 +4,10 @@ import { ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../diale
 import { parseBody } from '../../dialects/validate.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
-import { serveChat, type ChatWire } from '../serve-chat.ts';
+import { losslessRequest, serveChat, type ChatWire } from '../serve-chat.ts';
+
+/** OpenAI's protocol header: it travels with the body to OpenAI-type providers. */
+const PROTOCOL_HEADERS = ['openai-beta'];
 
 const openAIWire = (includeUsage: boolean): ChatWire => ({
   answer: (response) => encodeChatResponse(response),
@@ -22,6 +25,7 @@ const WITHOUT_USAGE = openAIWire(false);
 
 export const chatHandler: Handler = async (request, reply, state) => {
   const chat = decodeChatRequest(request.body);
+  chat.lossless = losslessRequest(request, 'openai_chat', PROTOCOL_HEADERS);
   return serveChat(request, reply, state, chat, chat.includeUsage ? WITH_USAGE : WITHOUT_USAGE);
 };
 

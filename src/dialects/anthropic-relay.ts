@@ -1,0 +1,121 @@
+/**
+ * The Anthropic Messages lossless lane, upstream side: the body an attempt sends and how its answers are read
+ * on the side (usage, stop reason, errors) while they pass through unchanged.
+ */
+import type { EventSourceMessage } from 'eventsource-parser';
+import { AnswerCollector } from '../providers/answer-stream.ts';
+import type { CanonicalResponse, FinishReason, StreamEvent } from '../providers/canonical.ts';
+import type { UpstreamFailureKind } from '../providers/errors.ts';
+import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../providers/lossless.ts';
+import { decodeMessagesResponse, decodeStopReason, MessagesStreamDecoder, promptTokens, type AnthropicMessageJson, type AnthropicUsage } from './anthropic.ts';
+
+/** Error types of an `event: error` frame, which arrives with a 200 status already sent. */
+export const STREAM_ERROR_KINDS: Record<string, UpstreamFailureKind> = {
+  overloaded_error: 'overloaded',
+  rate_limit_error: 'rate_limited',
+  timeout_error: 'timeout',
+  invalid_request_error: 'client',
+  authentication_error: 'auth',
+  permission_error: 'auth',
+};
+
+interface MessageFacts {
+  id?: string;
+  type?: string;
+  model?: string;
+  content?: unknown;
+  stop_reason?: string | null;
+  usage?: AnthropicUsage;
+}
+
+interface StreamedEvent {
+  type?: string;
+  message?: MessageFacts;
+  delta?: { stop_reason?: string | null };
+  usage?: AnthropicUsage;
+  error?: { type?: string; message?: string };
+}
+
+export const ANTHROPIC_RELAY: RelayDialect = {
+  dialect: 'anthropic_messages',
+  path: '/v1/messages',
+  upstreamBody: (request, model) => (request.body.model === model ? { ...request.body } : { ...request.body, model }),
+  readAnswer(json, fallbackModel): AnswerFacts | undefined {
+    const message = json as MessageFacts | null;
+    if (!message || !Array.isArray(message.content)) return undefined;
+    const usage = message.usage ?? {};
+    return {
+      id: message.id ?? '',
+      model: message.model ?? fallbackModel,
+      usage: { inputTokens: promptTokens(usage), outputTokens: usage.output_tokens ?? 0 },
+      finishReason: decodeStopReason(message.stop_reason),
+    };
+  },
+  streamReader: (_request: LosslessRequest, model: string) => new MessagesStreamReader(model),
+  canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse {
+    if (relayed.body !== undefined) {
+      const { text, toolCalls } = decodeMessagesResponse(JSON.parse(relayed.body) as AnthropicMessageJson, answer.model);
+      return { ...answer, text, toolCalls };
+    }
+    const decoder = new MessagesStreamDecoder();
+    const collector = new AnswerCollector(answer.model);
+    const events: StreamEvent[] = [];
+    for (const message of relayedEvents(relayed.frames ?? '')) decoder.decode(JSON.parse(message.data), events);
+    for (const event of events) collector.add(event);
+    const read = collector.answer();
+    return read ? { ...answer, text: read.text, toolCalls: read.toolCalls } : answer;
+  },
+};
+
+/**
+ * message_start and pings are held (an overload can still follow them, and the gateway fails over only before
+ * the client has seen a byte); everything from the first content block on goes straight through.
+ */
+class MessagesStreamReader implements StreamReader {
+  start?: { id: string; model: string };
+  failure?: { kind: UpstreamFailureKind; message?: string };
+  complete = false;
+  private inputTokens = 0;
+  private reason: FinishReason = 'stop';
+  private readonly model: string;
+
+  constructor(model: string) {
+    this.model = model;
+  }
+
+  read(message: EventSourceMessage, out: StreamEvent[]): FrameVerdict {
+    const type = message.event;
+    if (type === 'ping') return 'hold';
+    if (type !== 'message_start' && type !== 'message_delta' && type !== 'message_stop' && type !== 'error') return 'forward';
+    let event: StreamedEvent;
+    try {
+      event = JSON.parse(message.data);
+    } catch {
+      this.failure = { kind: 'protocol', message: `a ${type} event that is not JSON` };
+      return 'fail';
+    }
+    switch (type) {
+      case 'message_start': {
+        const head = event.message ?? {};
+        this.start = { id: head.id ?? '', model: head.model ?? this.model };
+        this.inputTokens = promptTokens(head.usage ?? {});
+        return 'hold';
+      }
+      case 'message_delta': {
+        if (event.delta?.stop_reason) this.reason = decodeStopReason(event.delta.stop_reason);
+        const usage = event.usage ?? {};
+        // Newer API versions repeat the (cumulative) input counts here; older ones only send output_tokens.
+        const inputTokens = usage.input_tokens == null ? this.inputTokens : promptTokens(usage);
+        out.push({ type: 'usage', usage: { inputTokens, outputTokens: usage.output_tokens ?? 0 } });
+        return 'forward';
+      }
+      case 'message_stop':
+        this.complete = true;
+        out.push({ type: 'finish', reason: this.reason });
+        return 'forward';
+      default:
+        this.failure = { kind: STREAM_ERROR_KINDS[event.error?.type ?? ''] ?? 'server', message: event.error?.message };
+        return 'fail';
+    }
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The OpenAI Chat Completions lossless lane, upstream side: the body an attempt sends and how its answers are
+ * read on the side (usage, finish reason, errors) while they pass through unchanged.
+ */
+import type { EventSourceMessage } from 'eventsource-parser';
+import { AnswerCollector } from '../providers/answer-stream.ts';
+import type { CanonicalResponse, FinishReason, StreamEvent } from '../providers/canonical.ts';
+import type { UpstreamFailureKind } from '../providers/errors.ts';
+import { upstreamErrorMessage } from '../providers/errors.ts';
+import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../providers/lossless.ts';
+import { decodeChatResponse, decodeChunk, decodeFinishReason, decodeUsage } from './openai.ts';
+
+interface Completion {
+  id?: string;
+  model?: string;
+  choices?: { finish_reason?: string | null }[];
+  usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+  error?: unknown;
+}
+
+type StreamOptions = { include_usage?: boolean } | null | undefined;
+
+/** The client asked for the usage chunk itself; otherwise the gateway asks for it and keeps it. */
+const clientWantsUsage = (request: LosslessRequest) => (request.body.stream_options as StreamOptions)?.include_usage === true;
+
+export const OPENAI_CHAT_RELAY: RelayDialect = {
+  dialect: 'openai_chat',
+  path: '/chat/completions',
+  upstreamBody(request, model) {
+    const body: Record<string, unknown> = { ...request.body, model };
+    // Usage arrives in streams only when asked for; metrics, limits and cost need it.
+    if (body.stream === true && !clientWantsUsage(request)) body.stream_options = { ...(body.stream_options as object | null), include_usage: true };
+    return body;
+  },
+  readAnswer(json, fallbackModel): AnswerFacts | undefined {
+    const completion = json as Completion | null;
+    if (!completion || !Array.isArray(completion.choices)) return undefined;
+    return {
+      id: completion.id ?? '',
+      model: completion.model ?? fallbackModel,
+      usage: decodeUsage(completion.usage),
+      finishReason: decodeFinishReason(completion.choices[0]?.finish_reason),
+    };
+  },
+  streamReader: (request, model) => new ChunkReader(clientWantsUsage(request), model),
+  canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse {
+    if (relayed.body !== undefined) {
+      const { text, toolCalls } = decodeChatResponse(JSON.parse(relayed.body), answer.model);
+      return { ...answer, text, toolCalls };
+    }
+    const collector = new AnswerCollector(answer.model);
+    const events: StreamEvent[] = [];
+    for (const message of relayedEvents(relayed.frames ?? '')) {
+      if (message.data === '[DONE]') continue;
+      const reason = decodeChunk(JSON.parse(message.data), events);
+      if (reason) events.push({ type: 'finish', reason });
+    }
+    for (const event of events) collector.add(event);
+    const read = collector.answer();
+    return read ? { ...answer, text: read.text, toolCalls: read.toolCalls } : answer;
+  },
+};
+
+/** Chunks go through as they come (the first one already is the answer's start); the usage chunk only if asked for. */
+class ChunkReader implements StreamReader {
+  start?: { id: string; model: string };
+  failure?: { kind: UpstreamFailureKind; message?: string };
+  complete = false;
+  private finish: FinishReason | undefined;
+  private readonly keepUsageChunk: boolean;
+  private readonly model: string;
+
+  constructor(keepUsageChunk: boolean, model: string) {
+    this.keepUsageChunk = keepUsageChunk;
+    this.model = model;
+  }
+
+  read(message: EventSourceMessage, out: StreamEvent[]): FrameVerdict {
+    if (message.data === '[DONE]') {
+      if (this.finish === undefined) {
+        this.failure = { kind: 'protocol', message: 'the stream ended before a finish reason' };
+        return 'fail';
+      }
+      this.complete = true;
+      out.push({ type: 'finish', reason: this.finish });
+      return 'forward';
+    }
+    let chunk: Completion;
+    try {
+      chunk = JSON.parse(message.data);
+    } catch {
+      this.failure = { kind: 'protocol', message: 'a stream chunk that is not JSON' };
+      return 'fail';
+    }
+    if (chunk.error) {
+      this.failure = { kind: 'server', message: upstreamErrorMessage(chunk) };
+      return 'fail';
+    }
+    this.start ??= { id: chunk.id ?? '', model: chunk.model ?? this.model };
+    const reason = chunk.choices?.[0]?.finish_reason;
+    if (reason) {
+      this.finish = decodeFinishReason(reason);
+      // Some OpenAI-compatible servers end without [DONE]: a finish reason is enough.
+      this.complete = true;
+    }
+    if (chunk.usage) {
+      out.push({ type: 'usage', usage: decodeUsage(chunk.usage) });
+      if (!this.keepUsageChunk && chunk.choices?.length === 0) return 'drop';
+    }
+    return 'forward';
+  }
+}

@@ -1,7 +1,8 @@
 /**
  * Fake Anthropic Messages API, from the public API reference.
  *
- *   POST /v1/messages        plain JSON or SSE (`event: X\ndata: {...}\n\n`)
+ *   POST /v1/messages        plain JSON or SSE (`event: X\ndata: {...}\n\n`); a query string such as
+ *                            `?beta=true` (what the SDK's beta client and Claude Code send) is accepted
  *   GET  /v1/models[/{id}]
  *   anything else            404 {"type":"error","error":{"type":"not_found_error",...}}
  *
@@ -12,6 +13,7 @@ import {
   type Ctx,
   type FakeOptions,
   type FakeProvider,
+  type ScriptedTurn,
   countWords,
   makeId,
   promptTokens,
@@ -118,7 +120,7 @@ function modelObject(id: string) {
 
 interface Answer {
   text: string | null;
-  toolUse: { id: string; name: string; input: { input: string } } | null;
+  toolUse: { id: string; name: string; input: Record<string, unknown> } | null;
   inputTokens: number;
   outputTokens: number;
 }
@@ -135,11 +137,36 @@ function contentChars(content: unknown): number {
   return n;
 }
 
+/**
+ * The test's scripted turn, if it has one for this request. Beta `role: "system"` messages carry instructions
+ * between turns, not a turn of their own, so the conversation "ends with" the last user or assistant message.
+ */
+function scriptedTurn(body: any, opts: FakeOptions): ScriptedTurn | undefined {
+  if (!opts.turn) return undefined;
+  const msgs: any[] = body.messages;
+  const last = [...msgs].reverse().find((m) => m?.role !== 'system');
+  const lastUser = [...msgs].reverse().find((m) => m?.role === 'user');
+  const results = last?.role === 'user' && Array.isArray(last.content) ? last.content.filter((b: any) => b?.type === 'tool_result') : [];
+  return opts.turn({
+    toolResult: results.length > 0 ? results.map((b: any) => textOf(b.content)).join('\n') : undefined,
+    lastUserText: textOf(lastUser?.content),
+    tools: Array.isArray(body.tools) ? body.tools.map((t: any) => t?.name).filter((n: unknown) => typeof n === 'string') : [],
+    body,
+  });
+}
+
 function answer(body: any, name: string, opts: FakeOptions): Answer {
   const msgs: any[] = body.messages;
   let chars = textOf(body.system).length;
   for (const m of msgs) chars += contentChars(m?.content);
   const inputTokens = promptTokens(chars);
+
+  const scripted = scriptedTurn(body, opts);
+  if (scripted && 'tool' in scripted) {
+    const toolUse = { id: scripted.id ?? makeId('toolu_'), name: scripted.tool, input: scripted.input };
+    return { text: null, toolUse, inputTokens, outputTokens: countWords(JSON.stringify(scripted.input)) };
+  }
+  if (scripted) return { text: scripted.text, toolUse: null, inputTokens, outputTokens: countWords(scripted.text) };
 
   const last = msgs[msgs.length - 1];
   const lastUser = [...msgs].reverse().find((m) => m?.role === 'user');
@@ -167,7 +194,13 @@ function answer(body: any, name: string, opts: FakeOptions): Answer {
   return { text, toolUse: null, inputTokens, outputTokens: countWords(text) };
 }
 
-function validate(body: any): string | null {
+/**
+ * Betas under which the API takes `role: "system"` input messages (instructions placed between turns, with a
+ * per-message `output_config`), as Claude Code sends them; without one of them that role is refused.
+ */
+const SYSTEM_MESSAGE_BETAS = /(^|,)\s*(mid-conversation-system-|per-turn-control-)/;
+
+function validate(body: any, betas: string): string | null {
   if (body === undefined || typeof body !== 'object') return 'There was an error parsing the body of your request.';
   if (typeof body.model !== 'string') return 'model: Field required';
   if (body.max_tokens === undefined) return 'max_tokens: Field required';
@@ -176,6 +209,7 @@ function validate(body: any): string | null {
   if (body.messages.length === 0) return 'messages: at least one message is required';
   for (let i = 0; i < body.messages.length; i++) {
     const role = body.messages[i]?.role;
+    if (role === 'system' && SYSTEM_MESSAGE_BETAS.test(betas)) continue;
     if (role === 'system') {
       return `messages: Unexpected role "system". The Messages API accepts a top-level \`system\` parameter, not "system" as an input message role.`;
     }
@@ -188,7 +222,8 @@ function validate(body: any): string | null {
 
 async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Record<string, string>) {
   const body = ctx.body;
-  const invalid = validate(body);
+  const beta = ctx.req.headers['anthropic-beta'];
+  const invalid = validate(body, Array.isArray(beta) ? beta.join(',') : (beta ?? ''));
   if (invalid) return ctx.json(400, anthropicError('invalid_request_error', invalid), headers);
 
   const a = answer(body, name, opts);

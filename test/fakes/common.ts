@@ -26,6 +26,8 @@ export interface RecordedRequest {
   method: string;
   /** pathname only (no query string) */
   path: string;
+  /** the query string as sent, without the '?' ('' when there was none), e.g. 'beta=true' */
+  query?: string;
   headers: Record<string, string | string[] | undefined>;
   /** parsed JSON body, or undefined when there was none / it was not JSON */
   body: any;
@@ -49,7 +51,28 @@ export interface FakeOptions {
   apiKey?: string;
   models?: string[];
   reply?: (lastUserText: string, req: any) => string;
+  /**
+   * Scripts the model's turn on the chat endpoint, for clients that drive a tool loop (coding agents): called
+   * with what the request asks for; the turn it returns is played in the provider's own wire format, streamed
+   * or not. `undefined` leaves the turn to the fake's default behaviour.
+   */
+  turn?: (view: TurnView) => ScriptedTurn | undefined;
 }
+
+/** What a scripted turn sees of a chat request, the same for every provider's dialect. */
+export interface TurnView {
+  /** Text of the tool result(s) the conversation ends with (Anthropic `tool_result` blocks, OpenAI `tool` messages); undefined when it ends with anything else. */
+  toolResult?: string;
+  /** Text of the last user message. */
+  lastUserText: string;
+  /** Names of the tools the request offers. */
+  tools: string[];
+  /** The request body as received. */
+  body: any;
+}
+
+/** One model turn: call a tool with this input (the id is made up when not given), or answer with text. */
+export type ScriptedTurn = { tool: string; input: Record<string, unknown>; id?: string } | { text: string };
 
 // ---------------------------------------------------------------------------
 // Per-request context handed to provider handlers
@@ -178,7 +201,7 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
     }
     const method = req.method ?? 'GET';
     const path = url.pathname;
-    provider.requests.push({ method, path, headers: { ...req.headers }, body });
+    provider.requests.push({ method, path, query: url.search.slice(1), headers: { ...req.headers }, body });
 
     let fault: Fault | null = null;
     if (spec.isChat(method, path)) fault = queue.shift() ?? provider.fault;

@@ -444,3 +444,81 @@ describe('fault machinery (raw fetch)', () => {
     expect(setup.fake.requests.map((r) => r.path)).toEqual(['/v1/chat/completions', '/v1/models']);
   });
 });
+
+describe('scripted turns (FakeOptions.turn), as coding agents need them', () => {
+  const seen: Array<{ toolResult?: string; lastUserText: string; tools: string[] }> = [];
+  const turn = ({ toolResult, lastUserText, tools }: { toolResult?: string; lastUserText: string; tools: string[] }) => {
+    seen.push({ toolResult, lastUserText, tools });
+    return toolResult === undefined ? { tool: 'Read', input: { file_path: '/work/note.txt' }, id: 'call_1' } : { text: `read: ${toolResult}` };
+  };
+  const setup = useStarted({
+    anthropic: () => startFakeAnthropic({ apiKey: 'ak-test', turn }),
+    openai: () => startFakeOpenAI({ apiKey: 'sk-test', turn }),
+  }).and({
+    claude: ({ anthropic }) => new Anthropic({ apiKey: 'ak-test', baseURL: anthropic.url, maxRetries: 0 }),
+    gpt: ({ openai }) => new OpenAI({ apiKey: 'sk-test', baseURL: openai.url, maxRetries: 0 }),
+  });
+  afterEach(() => {
+    seen.length = 0;
+    setup.anthropic.reset();
+    setup.openai.reset();
+  });
+  const readTool = { name: 'Read', description: 'Read a file', input_schema: { type: 'object' as const, properties: { file_path: { type: 'string' } } } };
+
+  it('Anthropic beta client: a streamed tool_use with the scripted input, then text from the tool_result; system-role messages under their beta', async () => {
+    const user = { role: 'user' as const, content: 'read the note' };
+    // A role "system" message between turns, as Claude Code sends it under per-turn-control.
+    const between = { role: 'system' as const, content: 'Working directory: /work', output_config: { effort: 'low' as const } };
+    const first = await setup.claude.beta.messages
+      .stream({ model: 'm', max_tokens: 50, betas: ['per-turn-control-2026-07-01'], tools: [readTool], messages: [user, between] })
+      .finalMessage();
+    expect(first.stop_reason).toBe('tool_use');
+    expect(first.content).toEqual([expect.objectContaining({ type: 'tool_use', id: 'call_1', name: 'Read', input: { file_path: '/work/note.txt' } })]);
+    expect(setup.anthropic.requests[0]).toMatchObject({ path: '/v1/messages', query: '' });
+    expect(setup.anthropic.requests[0].headers['anthropic-beta']).toBe('per-turn-control-2026-07-01');
+
+    const second = await setup.claude.beta.messages.create({
+      model: 'm',
+      max_tokens: 50,
+      betas: ['per-turn-control-2026-07-01'],
+      tools: [readTool],
+      messages: [user, between, { role: 'assistant', content: first.content as any }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: 'pineapple' }] }],
+    });
+    expect(second.content).toEqual([expect.objectContaining({ type: 'text', text: 'read: pineapple' })]);
+    expect(seen).toEqual([
+      { toolResult: undefined, lastUserText: 'read the note', tools: ['Read'] },
+      { toolResult: 'pineapple', lastUserText: '', tools: ['Read'] },
+    ]);
+
+    // Without the beta the role stays refused, as before.
+    await expect(setup.claude.messages.create({ model: 'm', max_tokens: 5, messages: [user, between] } as any)).rejects.toThrow(/system/);
+
+    // The `?beta=true` query Claude Code's SDK adds is accepted and recorded.
+    const withQuery = await fetch(`${setup.anthropic.url}/v1/messages?beta=true`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'ak-test', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(withQuery.status).toBe(200);
+    expect(setup.anthropic.requests.at(-1)).toMatchObject({ path: '/v1/messages', query: 'beta=true' });
+  });
+
+  it('OpenAI: a streamed tool call with the scripted arguments, then text from the tool message', async () => {
+    const tools = [{ type: 'function' as const, function: { name: 'Read', parameters: { type: 'object', properties: { file_path: { type: 'string' } } } } }];
+    const user = { role: 'user' as const, content: 'read the note' };
+    const first = await setup.gpt.chat.completions.stream({ model: 'gpt-4o-mini', tools, messages: [user] }).finalChatCompletion();
+    const call = first.choices[0].message.tool_calls?.[0];
+    expect(first.choices[0].finish_reason).toBe('tool_calls');
+    expect(call).toMatchObject({ id: 'call_1', type: 'function', function: { name: 'Read' } });
+    expect(JSON.parse(call?.type === 'function' ? call.function.arguments : '')).toEqual({ file_path: '/work/note.txt' });
+
+    const second = await setup.gpt.chat.completions.create({
+      model: 'gpt-4o-mini',
+      tools,
+      messages: [user, first.choices[0].message, { role: 'tool', tool_call_id: 'call_1', content: 'pineapple' }],
+    });
+    expect(second.choices[0].message.content).toBe('read: pineapple');
+    expect(seen.map((s) => s.toolResult)).toEqual([undefined, 'pineapple']);
+    expect(seen[0].tools).toEqual(['Read']);
+  });
+});

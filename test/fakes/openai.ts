@@ -121,6 +121,19 @@ interface Answer {
 function answer(body: any, name: string, opts: FakeOptions): Answer {
   const { promptTokenCount, last, lastUserText } = readMessages(body.messages);
 
+  const scripted = opts.turn?.({
+    toolResult: toolResults(body.messages),
+    lastUserText,
+    tools: Array.isArray(body.tools) ? body.tools.map((t: any) => t?.function?.name).filter((n: unknown) => typeof n === 'string') : [],
+    body,
+  });
+  if (scripted && 'tool' in scripted) {
+    const args = JSON.stringify(scripted.input);
+    const toolCall = { id: scripted.id ?? makeId('call_'), name: scripted.tool, arguments: args };
+    return { text: null, toolCall, promptTokens: promptTokenCount, completionTokens: countWords(args) };
+  }
+  if (scripted) return { text: scripted.text, toolCall: null, promptTokens: promptTokenCount, completionTokens: countWords(scripted.text) };
+
   const tools: any[] = Array.isArray(body.tools) ? body.tools : [];
   if (tools.length > 0 && last?.role === 'user' && body.tool_choice !== 'none') {
     const named = body.tool_choice?.type === 'function' ? body.tool_choice.function?.name : undefined;
@@ -137,6 +150,14 @@ function answer(body: any, name: string, opts: FakeOptions): Answer {
   // A `tool` message carries a tool's result: the model says it back.
   const text = last?.role === 'tool' ? `tool said: ${textOf(last.content)}` : replyTo(lastUserText, body, name, opts);
   return { text, toolCall: null, promptTokens: promptTokenCount, completionTokens: countWords(text) };
+}
+
+/** Text of the `tool` messages the conversation ends with (one per tool call of the last assistant turn), if it does. */
+function toolResults(messages: any[]): string | undefined {
+  let start = messages.length;
+  while (start > 0 && messages[start - 1]?.role === 'tool') start--;
+  if (start === messages.length) return undefined;
+  return messages.slice(start).map((m) => textOf(m.content)).join('\n');
 }
 
 function usageOf(a: Answer) {

@@ -30,6 +30,8 @@ import type { LoadResult, LoadSpec } from './loadgen.ts';
 import { compareMarkdown, profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
 
 const CHAT_PATH = '/v1/chat/completions';
+/** hapax-bench.yaml's route to the same upstream with `lossless: false`: the translated lane's rows. */
+const TRANSLATED_PATH = '/translated/v1/chat/completions';
 const MB = 1024 * 1024;
 
 const { values: args } = parseArgs({
@@ -39,7 +41,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     connections: { type: 'string', default: '1,10,100' },
     modes: { type: 'string', default: 'json,stream' },
-    targets: { type: 'string', default: 'direct,bare,hapax' },
+    targets: { type: 'string', default: 'direct,bare,hapax,hapax-translated' },
     'cold-starts': { type: 'string' },
     soak: { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -197,9 +199,9 @@ async function load(spec: LoadSpec): Promise<LoadResult> {
 }
 
 /** One request of each kind through a target: the answer must be a real completion. */
-async function sanityCheck(name: string, origin: string, extraHeaders: Record<string, string> = {}): Promise<void> {
+async function sanityCheck(name: string, origin: string, extraHeaders: Record<string, string> = {}, path = CHAT_PATH): Promise<void> {
   for (const stream of modes.map((mode) => mode === 'stream')) {
-    const res = await request(`${origin}${CHAT_PATH}`, {
+    const res = await request(`${origin}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, ...extraHeaders },
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `sanity ${name} ${stream}` }], stream }),
@@ -476,6 +478,16 @@ function evaluate(scenarios: Scenario[], peakRssMB: number | null, coldStartMs: 
     const r = s?.vsBare.hapax?.rps ?? null;
     targets.push({ name: `throughput at 10 connections, ${mode}`, goal: '≥ 80% of the bare proxy', measured: r == null ? 'not measured' : `${(r * 100).toFixed(0)}%`, pass: r == null ? null : r >= 0.8 });
   }
+  for (const [name, lane] of [['hapax', 'lossless lane'], ['hapax-translated', 'translated lane']]) {
+    const cpu = find('json', 10)?.vsBare[name]?.cpuMsPerRequest ?? null;
+    const goal = name === 'hapax' ? 2 : null;
+    targets.push({
+      name: `CPU per JSON request at 10 connections, ${lane}`,
+      goal: goal ? `≤ ${goal}× the bare proxy` : '(reported)',
+      measured: cpu == null ? 'not measured' : `${cpu.toFixed(2)}× the bare proxy`,
+      pass: cpu == null || goal == null ? null : cpu <= goal,
+    });
+  }
   const one = find('json', 1)?.addedOverDirect.hapax;
   const bareOne = find('json', 1)?.addedOverDirect.bare;
   const extra = (v: number | null | undefined, b: number | null | undefined) => (v == null ? '' : ` (bare proxy adds ${b ?? '?'} ms; Hapax over bare ${minus(v, b) ?? '?'} ms)`);
@@ -617,16 +629,19 @@ async function main(): Promise<void> {
   const coldMedian = sortedCold.length ? quantile(sortedCold, 0.5) : null;
   log(`cold start: ${coldRuns.join(', ')} ms`);
 
-  const origins: Record<string, { origin: string; pid?: number; headers?: Record<string, string> }> = {
+  // `hapax` is a client of the provider's own dialect (the lossless lane); `hapax-translated` the same traffic
+  // through the canonical model (a provider with `lossless: false`).
+  const origins: Record<string, { origin: string; pid?: number; headers?: Record<string, string>; path?: string }> = {
     direct: { origin: `http://127.0.0.1:${upstream.port}` },
     bare: { origin: `http://127.0.0.1:${bare.port}`, pid: bare.child.pid },
     hapax: { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid },
+    'hapax-translated': { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid, path: TRANSLATED_PATH },
   };
   const portkey = PORTKEY_DIR ? await startPortkey(PORTKEY_DIR, upstream.port) : undefined;
   if (portkey) origins.portkey = portkey;
   for (const name of targetNames) {
     if (!origins[name]) throw new Error(`unknown target ${name}${name === 'portkey' ? ' (pass --portkey DIR)' : ''}`);
-    await sanityCheck(name, origins[name].origin, origins[name].headers);
+    await sanityCheck(name, origins[name].origin, origins[name].headers, origins[name].path);
   }
 
   const scenarios: Scenario[] = [];
@@ -634,13 +649,13 @@ async function main(): Promise<void> {
     for (const connections of connectionCounts) {
       const results: Record<string, TargetFigures> = {};
       for (const name of targetNames) {
-        const { origin, pid, headers } = origins[name];
+        const { origin, pid, headers, path } = origins[name];
         const watch: Record<string, number> = { upstream: upstream.child.pid as number };
         if (pid) watch[name] = pid;
         const before = await upstreamConnections(upstream.child);
-        const result = await load({ origin, path: CHAT_PATH, apiKey: API_KEY, headers, stream: mode === 'stream', connections, warmupMs: warmupS * 1000, durationMs: durationS * 1000, watch });
+        const result = await load({ origin, path: path ?? CHAT_PATH, apiKey: API_KEY, headers, stream: mode === 'stream', connections, warmupMs: warmupS * 1000, durationMs: durationS * 1000, watch });
         // A dead gateway fails the run (and, by throwing, keeps the temp log for its last lines).
-        if (name === 'hapax') assertAlive(gateway, logFile, `${mode} at ${connections} connections`);
+        if (name.startsWith('hapax')) assertAlive(gateway, logFile, `${mode} at ${connections} connections`);
         results[name] = { ...figures(result, pid ? name : undefined), upstreamConnections: (await upstreamConnections(upstream.child)) - before };
         if (name === 'hapax') results[name].memory = await memoryBreakdown(gateway.port);
         const r = results[name];

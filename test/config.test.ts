@@ -239,9 +239,9 @@ processing:
     const { config } = parseConfig(GO_CONFIG, 'go.yaml', ENV);
     expect(config.server).toMatchObject({ port: 9090, read_timeout: 45_000, write_timeout: 60_000, shutdown_timeout: 20_000, max_header_bytes: 2_097_152 });
     expect(config.providers).toEqual({
-      openai: { type: 'openai', model: 'gpt-4o-mini', api_key: 'sk-oai-go', base_url: 'https://llm-proxy.internal.example/v1', weight: 1 },
-      anthropic: { type: 'anthropic', model: 'claude-3-5-haiku-latest', api_key: 'sk-ant-go', weight: 1 },
-      ollama: { type: 'ollama', model: 'qwen2.5:7b', weight: 1 },
+      openai: { type: 'openai', model: 'gpt-4o-mini', api_key: 'sk-oai-go', base_url: 'https://llm-proxy.internal.example/v1', weight: 1, lossless: true },
+      anthropic: { type: 'anthropic', model: 'claude-3-5-haiku-latest', api_key: 'sk-ant-go', weight: 1, lossless: true },
+      ollama: { type: 'ollama', model: 'qwen2.5:7b', weight: 1, lossless: true },
     });
     expect(config.provider_preference).toEqual(['openai', 'anthropic', 'ollama']);
     expect(config.retry).toMatchObject({ max_retries: 4, initial_delay: 250, max_delay: 8_000, multiplier: 1.5 });
@@ -285,7 +285,7 @@ routes:
 
   it('loads the minimal llm-only file, with an empty endpoint meaning the default', () => {
     const { config } = parseConfig('server:\n  port: 8080\nllm:\n  provider: ollama\n  model: llama2\n  endpoint: ""\nmetrics:\n  enabled: true\n');
-    expect(config.providers).toEqual({ ollama: { type: 'ollama', model: 'llama2', weight: 1 } });
+    expect(config.providers).toEqual({ ollama: { type: 'ollama', model: 'llama2', weight: 1, lossless: true } });
     expect(config.provider_preference).toEqual(['ollama']);
   });
 

@@ -180,7 +180,7 @@ describe('docs/api.md and links', () => {
 
   it("has no broken relative links in the docs this project's getting-started path goes through", () => {
     const broken: string[] = [];
-    for (const file of ['README.md', 'docs/getting-started.md', 'docs/configuration.md', 'docs/api.md', 'docs/security.md', 'clients/ts/README.md', 'clients/python/README.md']) {
+    for (const file of ['README.md', 'docs/getting-started.md', 'docs/configuration.md', 'docs/api.md', 'docs/security.md', 'docs/coding-agents.md', 'clients/ts/README.md', 'clients/python/README.md']) {
       for (const [, target] of read(file).matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
         if (/^[a-z]+:/.test(target)) continue;
         if (!existsSync(join(ROOT, dirname(file), target))) broken.push(`${file} → ${target}`);

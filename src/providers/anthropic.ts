@@ -6,6 +6,7 @@ import {
   encodeMessagesRequest,
   MessagesStreamDecoder,
 } from '../dialects/anthropic.ts';
+import type { CountTokensAnswer, CountTokensRequest } from '../dialects/anthropic-count-tokens.ts';
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
 import { upstreamErrorMessage, UpstreamError, type UpstreamFailureKind } from './errors.ts';
@@ -66,6 +67,18 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
       events.length = 0;
     }
     if (!decoder.done) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before message_stop`);
+  }
+
+  /**
+   * Anthropic's own count (POST /v1/messages/count_tokens) of the client's request as it sent it, with the
+   * target's model and the client's `anthropic-beta` (betas change what is counted, e.g. context management).
+   */
+  async countTokens(request: CountTokensRequest, target: ModelTarget, ctx: AttemptContext, beta?: string): Promise<CountTokensAnswer> {
+    const upstream = this.post('/v1/messages/count_tokens', { ...request, model: target.model }, target, ctx);
+    if (beta) upstream.headers = [...(upstream.headers as string[]), 'anthropic-beta', beta];
+    const json = await this.client.json<CountTokensAnswer>(upstream);
+    if (typeof json?.input_tokens !== 'number') throw new UpstreamError(this.name, 'protocol', `${this.name} answered a token count without input_tokens`);
+    return json;
   }
 
   async listModels(ctx: AttemptContext): Promise<string[]> {

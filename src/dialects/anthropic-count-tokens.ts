@@ -13,7 +13,7 @@ import { parseBody } from './validate.ts';
 const block = z.looseObject({ type: z.string() });
 const content = z.union([z.string(), z.array(block)]);
 
-const countTokensRequestSchema = z.looseObject({
+export const countTokensRequestSchema = z.looseObject({
   model: z.string().optional(),
   messages: z
     .array(

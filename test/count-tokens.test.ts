@@ -7,6 +7,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { afterEach, describe, expect, it } from 'vitest';
+import { countLocally } from '../src/gateway/token-count.ts';
 import { fakeInputTokens, startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway } from './helpers/gateway.ts';
@@ -236,4 +237,29 @@ describe('count_tokens without providers that count (mock provider, auth off)', 
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('no-such-model') } });
   });
+});
+
+describe('local counts for a Claude model against the counts Anthropic publishes', () => {
+  // The examples of Anthropic's token-counting guide, with the input_tokens it shows for each (docs/api.md).
+  const weather = {
+    name: 'get_weather',
+    description: 'Get the current weather in a given location',
+    input_schema: { type: 'object', properties: { location: { type: 'string', description: 'The city and state, e.g. San Francisco, CA' } }, required: ['location'] },
+  };
+  const examples = [
+    { name: 'system and greeting', published: 14, request: { system: 'You are a scientist', messages: [{ role: 'user' as const, content: 'Hello, Claude' }] } },
+    { name: 'a tool', published: 403, request: { tools: [weather], messages: [{ role: 'user' as const, content: "What's the weather like in San Francisco?" }] } },
+    {
+      name: 'an image',
+      published: 1551,
+      request: { messages: [{ role: 'user' as const, content: [{ type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: '/9j/' } }, { type: 'text', text: 'Describe this image' }] }] },
+    },
+  ];
+
+  for (const { name, published, request } of examples) {
+    it(`${name}: within 2 tokens or 5% of ${published}`, async () => {
+      const local = await countLocally(request, { claude: true });
+      expect(Math.abs(local - published)).toBeLessThanOrEqual(Math.max(2, published * 0.05));
+    });
+  }
 });

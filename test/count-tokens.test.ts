@@ -42,6 +42,7 @@ auth:
     - {name: messages-only, key: hx-messages-only-0001, routes: [/v1/messages]}
     - {name: chat-only, key: hx-chat-only-000001, routes: [/v1/chat/completions]}
     - {name: frugal, key: hx-frugal-key-000001, rate_limit: {tokens_per_minute: 30}}
+    - {name: hasty, key: hx-hasty-key-0000001, rate_limit: {requests_per_minute: 2}}
 admin: {key: ${ADMIN_KEY}}
 retry: {max_retries: 0}
 circuit_breaker: {failure_threshold: 1000}
@@ -193,6 +194,16 @@ circuit_breaker: {failure_threshold: 1000}
     expect(allowed.input_tokens).toBeGreaterThan(0);
   });
 
+  it('counts against requests_per_minute like any request: 429 in Anthropic shape once spent', async () => {
+    const hasty = client('hx-hasty-key-0000001');
+    const params = { model: 'gpt', messages: [{ role: 'user' as const, content: 'hi' }] };
+    await hasty.messages.countTokens(params);
+    await hasty.messages.countTokens(params);
+    const error = await hasty.messages.countTokens(params).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Anthropic.RateLimitError);
+    expect((error as InstanceType<typeof Anthropic.RateLimitError>).error).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } });
+  });
+
   it('charges no tokens: counts far over tokens_per_minute leave the budget untouched, and count as requests only', async () => {
     const frugal = client('hx-frugal-key-000001');
     const long = 'word '.repeat(200);
@@ -218,7 +229,7 @@ circuit_breaker: {failure_threshold: 1000}
 });
 
 describe('count_tokens without providers that count (mock provider, auth off)', () => {
-  const setup = useStarted({ gateway: () => startTestGateway('providers:\n  mock: {type: mock}\n') });
+  const setup = useStarted({ gateway: () => startTestGateway('providers:\n  mock: {type: mock}\nserver: {max_body_size: 4096}\n') });
 
   it('counts locally and answers the Anthropic SDK', async () => {
     const anthropic = new Anthropic({ baseURL: setup.gateway.url, apiKey: 'unused', maxRetries: 0 });
@@ -226,6 +237,14 @@ describe('count_tokens without providers that count (mock provider, auth off)', 
     const { data, response } = await anthropic.messages.countTokens({ model: 'mock', messages: [{ role: 'user', content: text }] }).withResponse();
     expect(data).toEqual({ input_tokens: countTokens(text) + FRAMING_PER_MESSAGE + REPLY_PRIMING });
     expect(response.headers.get('x-hapax-token-count')).toBe('local');
+  });
+
+  it('refuses a body over the route limit with 413 in Anthropic shape', async () => {
+    const anthropic = new Anthropic({ baseURL: setup.gateway.url, apiKey: 'unused', maxRetries: 0 });
+    const error = await anthropic.messages.countTokens({ model: 'mock', messages: [{ role: 'user', content: 'x'.repeat(8192) }] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Anthropic.APIError);
+    expect((error as InstanceType<typeof Anthropic.APIError>).status).toBe(413);
+    expect((error as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
   });
 
   it('answers an unknown model like /v1/messages does: 400 in Anthropic shape', async () => {

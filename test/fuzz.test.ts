@@ -13,6 +13,7 @@ const ENDPOINTS = [
   ['POST', '/v1/completion'],
   ['POST', '/v1/chat/completions'],
   ['POST', '/v1/messages'],
+  ['POST', '/v1/messages/count_tokens'],
   ['POST', '/v1/embeddings'],
   ['POST', '/api/chat'],
   ['POST', '/api/embed'],

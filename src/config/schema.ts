@@ -94,7 +94,7 @@ const circuitBreaker = z.strictObject({
   test_mode: z.boolean().optional(),
 });
 
-const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version'] as const;
+const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version', 'count_tokens'] as const;
 
 /** The original Hapax per-route health check. */
 const routeHealthCheck = z.strictObject({

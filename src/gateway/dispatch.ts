@@ -261,6 +261,14 @@ export class Dispatcher {
     return this.run(able, ctx, wholeAnswer((adapter, target, c) => (adapter.embeddings as NonNullable<ProviderAdapter['embeddings']>)(request, target, c)));
   }
 
+  /**
+   * One whole-answer call that is neither a completion nor embeddings (e.g. counting tokens): the same walk,
+   * breakers, retries and failover; no cache and no dedup. `candidates` are the ones that can take the call.
+   */
+  call<T>(candidates: readonly ModelTarget[], ctx: DispatchContext, call: (adapter: ProviderAdapter, target: ModelTarget, ctx: AttemptContext) => Promise<T>): Promise<DispatchResult<T>> {
+    return this.run(candidates, ctx, wholeAnswer(call));
+  }
+
   private async run<T>(candidates: readonly ModelTarget[], ctx: DispatchContext, attempt: Attempt<T>): Promise<DispatchResult<T>> {
     if (ctx.signal.aborted) throw stoppedBy(ctx.signal, []);
     // What the client named comes first; balanced tiers are ordered once per request, not once per round.

@@ -55,6 +55,7 @@ const STANDARD_ROUTES: ReadonlyArray<{ path: string; handler: HandlerName }> = [
   { path: '/v1/completion', handler: 'completion' },
   { path: '/v1/chat/completions', handler: 'chat' },
   { path: '/v1/messages', handler: 'messages' },
+  { path: '/v1/messages/count_tokens', handler: 'count_tokens' },
   { path: '/v1/models', handler: 'models' },
   { path: '/v1/embeddings', handler: 'embeddings' },
   { path: '/health', handler: 'health' },
@@ -79,6 +80,7 @@ const DEFAULT_METHODS: Record<HandlerName, string[]> = {
   ollama_tags: ['GET'],
   ollama_embed: ['POST'],
   ollama_version: ['GET'],
+  count_tokens: ['POST'],
 };
 
 /** What every Runtime of one gateway shares: made once at start, handed to the Runtime of each reload. */

@@ -1,8 +1,9 @@
 /** What every provider adapter offers the gateway. An adapter knows one upstream dialect and nothing of routes. */
 import type { ProviderConfig, ProviderType } from '../config/schema.ts';
+import type { CountTokensAnswer } from '../dialects/anthropic-count-tokens.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import type { PoolRegistry } from './http.ts';
-import type { ChatStreamEvent } from './lossless.ts';
+import type { ChatStreamEvent, LosslessRequest } from './lossless.ts';
 
 /** One concrete place to send a request: a provider, the model it should run, and that model's key. */
 export interface ModelTarget {
@@ -29,6 +30,11 @@ export interface ProviderAdapter {
    */
   chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<ChatStreamEvent>;
   embeddings?(request: EmbeddingsRequest, target: ModelTarget, ctx: AttemptContext): Promise<EmbeddingsResponse>;
+  /**
+   * The provider's own count of an Anthropic Messages request's input tokens (count_tokens), where it has one:
+   * the client's body and protocol headers, under the same header policy as the lossless lane.
+   */
+  countTokens?(request: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CountTokensAnswer>;
   /** The cheap health probe: the provider's list-models endpoint. */
   listModels(ctx: AttemptContext): Promise<string[]>;
 }

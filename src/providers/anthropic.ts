@@ -7,11 +7,12 @@ import {
   MessagesStreamDecoder,
 } from '../dialects/anthropic.ts';
 import { ANTHROPIC_RELAY, STREAM_ERROR_KINDS } from '../dialects/anthropic-relay.ts';
+import type { CountTokensAnswer } from '../dialects/anthropic-count-tokens.ts';
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
 import { upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
-import type { ChatStreamEvent } from './lossless.ts';
+import type { ChatStreamEvent, LosslessRequest } from './lossless.ts';
 
 const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
 const ANTHROPIC_VERSION = '2023-06-01';
@@ -66,6 +67,23 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
       events.length = 0;
     }
     if (!decoder.done) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before message_stop`);
+  }
+
+  /**
+   * Anthropic's own count (POST /v1/messages/count_tokens) of the client's request as it sent it, with the
+   * target's model and the client's `anthropic-beta` (betas change what is counted, e.g. context management).
+   */
+  /** The provider's own count (count_tokens), sent like a lossless-lane request: the client's body and headers. */
+  async countTokens(request: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CountTokensAnswer> {
+    const json = await this.client.json<CountTokensAnswer>({
+      method: 'POST',
+      path: '/v1/messages/count_tokens' + request.query,
+      body: { ...request.body, model: target.model },
+      headers: this.protocolHeaders(request, target, ctx),
+      signal: ctx.signal,
+    });
+    if (typeof json?.input_tokens !== 'number') throw new UpstreamError(this.name, 'protocol', `${this.name} answered a token count without input_tokens`);
+    return json;
   }
 
   async listModels(ctx: AttemptContext): Promise<string[]> {

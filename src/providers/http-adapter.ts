@@ -63,16 +63,16 @@ export abstract class HttpAdapter {
 
   /** A whole answer on the lossless lane. */
   protected relayComplete(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    return (this.relay as Relay).complete({ request: lossless, target, ctx, headers: this.relayHeaders(lossless, target, ctx) });
+    return (this.relay as Relay).complete({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx) });
   }
 
   /** A stream on the lossless lane. */
   protected relayStream(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<ChatStreamEvent> {
-    return (this.relay as Relay).stream({ request: lossless, target, ctx, headers: this.relayHeaders(lossless, target, ctx) });
+    return (this.relay as Relay).stream({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx) });
   }
 
   /** This attempt's headers plus the client's protocol headers (betas filtered by the provider's policy). */
-  private relayHeaders(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): string[] {
+  protected protocolHeaders(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): string[] {
     const headers = this.headers(target, ctx);
     for (const name of this.clientHeaders) {
       const value = lossless.headers[name];

@@ -24,6 +24,7 @@ import { consoleRecord, registerConsole } from './routes/console.ts';
 import { registerOpenApi } from './routes/openapi.ts';
 import { healthHandler } from './routes/health.ts';
 import { completionHandler } from './routes/native.ts';
+import { countTokensHandler } from './routes/count-tokens.ts';
 import { chatHandler, embeddingsHandler, modelsHandler } from './routes/openai.ts';
 
 export interface RuntimeHolder {
@@ -80,6 +81,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     chat: chatHandler,
     models: modelsHandler,
     embeddings: embeddingsHandler,
+    count_tokens: countTokensHandler,
     health: healthHandler,
     metrics: async (_request, reply) => {
       reply.header('content-type', metrics.registry.contentType);
@@ -245,6 +247,6 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayE
   if (error.status >= 500 && error.type === 'InternalError') request.log.error({ err: error.cause ?? error }, 'internal error');
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   const handler = request.hapax?.route?.handler;
-  const dialect = handler === 'messages' ? 'anthropic' : handler?.startsWith('ollama_') ? 'ollama' : 'hapax';
+  const dialect = handler === 'messages' || handler === 'count_tokens' ? 'anthropic' : handler?.startsWith('ollama_') ? 'ollama' : 'hapax';
   return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, request.id, dialect));
 }

@@ -16,9 +16,12 @@ export function presentedKey(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** Routes a key may use when it may use another: counting a request's tokens goes with sending it. */
+const IMPLIED_BY: Readonly<Record<string, string>> = { '/v1/messages/count_tokens': '/v1/messages' };
+
 /** A key limited to some routes or models may use only those. */
 export function checkKeyScope(record: ApiKeyRecord, routePath: string): void {
-  if (record.routes && !record.routes.includes(routePath)) {
+  if (record.routes && !record.routes.includes(routePath) && !record.routes.includes(IMPLIED_BY[routePath])) {
     throw new GatewayError(`API key ${record.name} may not use ${routePath}`, { status: 403, type: 'AuthenticationError' });
   }
 }

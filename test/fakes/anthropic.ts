@@ -3,6 +3,7 @@
  *
  *   POST /v1/messages        plain JSON or SSE (`event: X\ndata: {...}\n\n`); a query string such as
  *                            `?beta=true` (what the SDK's beta client and Claude Code send) is accepted
+ *   POST /v1/messages/count_tokens   {"input_tokens": N} for a Messages request without max_tokens
  *   GET  /v1/models[/{id}]
  *   anything else            404 {"type":"error","error":{"type":"not_found_error",...}}
  *
@@ -25,6 +26,7 @@ import {
 } from './common.ts';
 
 const MESSAGES_PATH = '/v1/messages';
+const COUNT_TOKENS_PATH = '/v1/messages/count_tokens';
 
 export function anthropicError(type: string, message: string) {
   return { type: 'error', error: { type, message }, request_id: makeId('req_') };
@@ -62,7 +64,8 @@ export function startFakeAnthropic(opts: FakeOptions = {}): Promise<FakeProvider
   return startFakeServer({
     name,
     basePath: '',
-    isChat: (method, path) => method === 'POST' && path === MESSAGES_PATH,
+    // Faults apply to token counts too: both are model calls a gateway fails over.
+    isChat: (method, path) => method === 'POST' && (path === MESSAGES_PATH || path === COUNT_TOKENS_PATH),
     errorBody: errorForStatus,
     async handle(ctx) {
       const { method, path } = ctx;
@@ -92,6 +95,7 @@ export function startFakeAnthropic(opts: FakeOptions = {}): Promise<FakeProvider
       }
 
       if (method === 'POST' && path === MESSAGES_PATH) return messages(ctx, name, opts, requestId);
+      if (method === 'POST' && path === COUNT_TOKENS_PATH) return countTokens(ctx, requestId);
       if (method === 'GET' && path === '/v1/models') {
         const data = models.map(modelObject);
         return ctx.json(
@@ -313,4 +317,38 @@ async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Reco
   );
   events.push(sseEvent('message_stop', { type: 'message_stop' }));
   return ctx.stream('text/event-stream; charset=utf-8', events, headers);
+}
+
+// ---------------------------------------------------------------------------
+// Token counting
+// ---------------------------------------------------------------------------
+
+/**
+ * The fake's count: the same deterministic estimate its answers report as input_tokens, plus the tools' JSON
+ * (the real API counts tool definitions too).
+ */
+export function fakeInputTokens(body: any): number {
+  let chars = textOf(body.system).length;
+  for (const m of body.messages) chars += contentChars(m?.content);
+  if (Array.isArray(body.tools)) chars += JSON.stringify(body.tools).length;
+  return promptTokens(chars);
+}
+
+/** Like a Messages request, except that there is no max_tokens to give (nor stream). */
+function validateCount(body: any): string | null {
+  if (body === undefined || typeof body !== 'object') return 'There was an error parsing the body of your request.';
+  if (typeof body.model !== 'string') return 'model: Field required';
+  if (!Array.isArray(body.messages)) return 'messages: Field required';
+  if (body.messages.length === 0) return 'messages: at least one message is required';
+  for (let i = 0; i < body.messages.length; i++) {
+    const role = body.messages[i]?.role;
+    if (role !== 'user' && role !== 'assistant') return `messages.${i}.role: Input should be 'user' or 'assistant'`;
+  }
+  return null;
+}
+
+async function countTokens(ctx: Ctx, headers: Record<string, string>) {
+  const invalid = validateCount(ctx.body);
+  if (invalid) return ctx.json(400, anthropicError('invalid_request_error', invalid), headers);
+  return ctx.json(200, { input_tokens: fakeInputTokens(ctx.body) }, headers);
 }

@@ -253,6 +253,19 @@ describe('fake Anthropic via @anthropic-ai/sdk', () => {
     expect(after.content).toEqual([{ type: 'text', text: 'tool said: 42' }]);
   });
 
+  it('messages.countTokens: input_tokens without max_tokens, validated like messages, faults apply', async () => {
+    const params = { model: 'claude-3-5-haiku-latest', system: 'be brief', messages: [{ role: 'user' as const, content: 'hello there' }] };
+    const counted = await setup.client.messages.countTokens(params);
+    // The same estimate the fake reports as a message's input_tokens.
+    expect(counted).toEqual({ input_tokens: 5 });
+    expect(setup.fake.requests.at(-1)?.path).toBe('/v1/messages/count_tokens');
+    const withTools = await setup.client.messages.countTokens({ ...params, tools: [{ name: 'lookup', input_schema: { type: 'object', properties: {} } }] });
+    expect(withTools.input_tokens).toBeGreaterThan(counted.input_tokens);
+    await expect(setup.client.messages.countTokens({ model: 'm', messages: [] })).rejects.toBeInstanceOf(Anthropic.BadRequestError);
+    setup.fake.queueFaults({ kind: 'status', status: 529 });
+    await expect(setup.client.messages.countTokens(params)).rejects.toBeInstanceOf(Anthropic.OverloadedError);
+  });
+
   it('529 fault → OverloadedError; 500 → InternalServerError', async () => {
     setup.fake.queueFaults({ kind: 'status', status: 529 }, { kind: 'status', status: 500 });
     const params = { model: 'claude-3-5-haiku-latest', max_tokens: 10, messages: [{ role: 'user' as const, content: 'hi' }] };

@@ -5,7 +5,7 @@ import { errorBody } from '../errors.ts';
 import { losslessRequest, serveChat, type ChatWire } from '../serve-chat.ts';
 
 /** Anthropic's protocol headers: they travel with the body to Anthropic-type providers. */
-const PROTOCOL_HEADERS = ['anthropic-version', 'anthropic-beta'];
+export const ANTHROPIC_PROTOCOL_HEADERS = ['anthropic-version', 'anthropic-beta'];
 
 const ANTHROPIC_WIRE: ChatWire = {
   answer: (response) => encodeMessagesResponse(response),
@@ -20,6 +20,6 @@ const ANTHROPIC_WIRE: ChatWire = {
 
 export const messagesHandler: Handler = async (request, reply, state) => {
   const chat = decodeMessagesRequest(request.body);
-  chat.lossless = losslessRequest(request, 'anthropic_messages', PROTOCOL_HEADERS);
+  chat.lossless = losslessRequest(request, 'anthropic_messages', ANTHROPIC_PROTOCOL_HEADERS);
   return serveChat(request, reply, state, chat, ANTHROPIC_WIRE);
 };

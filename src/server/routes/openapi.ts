@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { KEY_NAME } from '../../state/keys.ts';
 import { VERSION } from '../../version.ts';
 import { ERROR_TYPES } from '../../providers/errors.ts';
+import { countTokensRequestSchema } from '../../dialects/anthropic-count-tokens.ts';
 
 const registry = z.registry<{ id: string }>();
 function component<T extends z.ZodType>(id: string, schema: T, description?: string): T {
@@ -173,6 +174,9 @@ component(
   }),
   'Anthropic Messages answer',
 );
+// The validating schema itself: the document cannot drift from what the route accepts.
+component('CountTokensRequest', countTokensRequestSchema, 'Anthropic token count request: a Messages request without max_tokens');
+component('MessageTokensCount', z.looseObject({ input_tokens: z.number().int() }), 'Anthropic token count answer');
 component('MessageStreamEvent', z.looseObject({ type: z.string() }), 'One event of an Anthropic stream (message_start, content_block_delta, message_stop, ...)');
 
 // ---------- Ollama-compatible ----------
@@ -387,6 +391,21 @@ export function openapiDocument(version = VERSION) {
           requestBody: { required: true, content: json('MessagesRequest', { model: '', max_tokens: 256, messages: [{ role: 'user', content: 'Hello!' }] }) },
           responses: {
             200: response('the message', { ...json('Message'), 'text/event-stream': { schema: { type: 'string' }, 'x-item-schema': ref('MessageStreamEvent') } }),
+            ...errors([400, 401, 403, 413, 429, 502, 503, 504], 'AnthropicError'),
+          },
+        },
+      },
+      '/v1/messages/count_tokens': {
+        post: {
+          tags: ['Anthropic'],
+          summary: 'Count input tokens (Anthropic Token Counting API)',
+          description:
+            'Forwarded to an Anthropic-type provider when the request resolves to one (with failover among them), else counted by the gateway; `X-Hapax-Token-Count` says `provider` or `local`. Counts as a request for limits and usage; charges no tokens. `?beta=true` is accepted.',
+          security: CLIENT_AUTH,
+          parameters: [REQUEST_ID],
+          requestBody: { required: true, content: json('CountTokensRequest', { model: '', messages: [{ role: 'user', content: 'Hello!' }] }) },
+          responses: {
+            200: response('the count', json('MessageTokensCount')),
             ...errors([400, 401, 403, 413, 429, 502, 503, 504], 'AnthropicError'),
           },
         },

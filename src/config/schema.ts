@@ -102,7 +102,7 @@ const providerModels = z
     }
   });
 
-const provider = z.strictObject({
+const providerFields = z.strictObject({
   type: z.enum(PROVIDER_TYPES),
   base_url: z.url({ protocol: /^https?$/ }).optional(),
   api_key: z.string().optional(),
@@ -120,7 +120,9 @@ const provider = z.strictObject({
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),
-}).superRefine((provider, ctx) => {
+});
+
+const provider = providerFields.superRefine((provider, ctx) => {
   // The default model comes from `model`, else the first listed name; a pattern cannot be sent upstream.
   const names = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
   if (provider.type !== 'mock' && provider.model === undefined && names.length > 0 && names.every(isModelPattern)) {

@@ -9,6 +9,8 @@ import { defaultConfig } from './config/default.ts';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './config/load.ts';
 import { runPrimary, runWorker, workerCount } from './cluster.ts';
+import { ModelCatalog, type ExplainedTarget, type MatchKind } from './gateway/catalog.ts';
+import { GatewayError } from './providers/errors.ts';
 import { registerKeyCommands } from './keys-cli.ts';
 import { applyServeFlags } from './server/tls.ts';
 import { createLogger } from './observability/logger.ts';
@@ -98,13 +100,47 @@ program
   .description('check a config file and list every problem by key path (exit 2 when invalid)')
   .argument('[file]', 'config file to check (same default as serve)')
   .option('-c, --config <file>', 'config file to check')
-  .action(async (file: string | undefined, opts: { config?: string }) => {
+  .option('--resolve <model>', 'also show where a request for this model name goes, in failover order')
+  .action(async (file: string | undefined, opts: { config?: string; resolve?: string }) => {
     const loaded = await resolveConfig(opts.config ?? file).catch(exitOnError);
     for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
     // Names only: never print a value from the config, which may hold keys.
     const providers = Object.keys(loaded.config.providers);
     process.stdout.write(`${loaded.source}: valid (${providers.length} provider${providers.length === 1 ? '' : 's'}: ${providers.join(', ')})\n`);
+    if (opts.resolve !== undefined) printResolution(loaded, opts.resolve);
   });
+
+/**
+ * What `model: <name>` resolves to under the top-level preference: the candidates in failover order and
+ * how each was chosen, or the 400 a client would get (exit 1).
+ */
+function printResolution(loaded: LoadedConfig, name: string): void {
+  const catalog = new ModelCatalog(loaded.config);
+  let candidates: ExplainedTarget[];
+  try {
+    candidates = catalog.explain(name === '' ? undefined : name);
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    const { known_models: known, model_patterns: patterns } = (error.details ?? {}) as { known_models?: string[]; model_patterns?: string[] };
+    const lines = [`${error.status}: ${error.message}`];
+    if (known?.length) lines.push(`  listed models: ${known.join(', ')}`);
+    if (patterns?.length) lines.push(`  patterns: ${patterns.join(', ')}`);
+    process.stderr.write(`${lines.join('\n')}\n`);
+    process.exit(EXIT_FAILURE);
+  }
+  const width = Math.max(...candidates.map((c) => c.provider.length));
+  const lines = candidates.map((c, i) => `  ${i + 1}. ${c.provider.padEnd(width)}  ${c.model}  (${c.pattern ? `pattern ${c.pattern}` : MATCH_WORDS[c.match]})`);
+  process.stdout.write(`${name === '' ? 'a request without a model' : `model "${name}"`} resolves to:\n${lines.join('\n')}\n`);
+}
+
+const MATCH_WORDS: Record<MatchKind, string> = {
+  provider: 'provider name, its default model',
+  'provider/model': 'provider/model',
+  exact: 'exact',
+  alias: 'alias',
+  pattern: 'pattern',
+  default: 'its default model',
+};
 
 registerKeyCommands(program, resolveConfig);
 

@@ -181,6 +181,58 @@ provider_preference: [openai, bakup]
   });
 });
 
+describe('hapax validate --resolve', () => {
+  const config = `
+providers:
+  anthropic: {type: anthropic, model: claude-sonnet-4-5, api_key: sk-ant-in-the-file, models: ["claude-*"]}
+  openai:
+    type: openai
+    model: gpt-4o
+    api_key: sk-live-in-the-file
+    models:
+      claude-opus-5-5: gpt-5
+      fast: {model: gpt-4o-mini, api_key: sk-live-model-key}
+      "gpt-*": {}
+provider_preference: [openai, anthropic]
+`;
+  const resolve = async (name: string) => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), config);
+    return run(['validate', '--resolve', name], { cwd: dir });
+  };
+
+  it('prints the candidates for a name in failover order, with how each matched, and no secret', async () => {
+    const alias = await resolve('claude-opus-5-5');
+    expect(alias.code).toBe(0);
+    expect(alias.stdout.split('\n')).toEqual([
+      'hapax.yaml: valid (2 providers: anthropic, openai)',
+      'model "claude-opus-5-5" resolves to:',
+      '  1. openai     gpt-5  (alias)',
+      '  2. anthropic  claude-opus-5-5  (pattern claude-*)',
+      '',
+    ]);
+    const pattern = await resolve('gpt-5.5');
+    expect(pattern.stdout).toContain('  1. openai     gpt-5.5  (pattern gpt-*)\n  2. anthropic  claude-sonnet-4-5  (its default model)\n');
+    const exact = await resolve('anthropic');
+    expect(exact.stdout).toContain('  1. anthropic  claude-sonnet-4-5  (provider name, its default model)\n  2. openai     gpt-4o  (its default model)\n');
+    expect((await resolve('openai/fast')).stdout).toContain('  1. openai     gpt-4o-mini  (alias)\n');
+    expect((await resolve('')).stdout).toContain('a request without a model resolves to:\n  1. openai     gpt-4o  (its default model)\n');
+    for (const result of [alias, pattern, exact]) expect(result.stdout + result.stderr).not.toContain('sk-');
+  });
+
+  it('prints the 400 a client would get when nothing serves the name, and exits 1', async () => {
+    const { code, stdout, stderr } = await resolve('llama-4');
+    expect(code).toBe(1);
+    expect(stdout).toBe('hapax.yaml: valid (2 providers: anthropic, openai)\n');
+    expect(stderr.split('\n')).toEqual([
+      '400: model "llama-4" is not served by any configured provider',
+      '  listed models: anthropic/claude-sonnet-4-5, openai/gpt-4o, openai/claude-opus-5-5, openai/fast',
+      '  patterns: anthropic/claude-*, openai/gpt-*',
+      '',
+    ]);
+  });
+});
+
 describe('hapax serve', () => {
   it('serves the built-in mock with no config at all, answers the OpenAI SDK, and exits 0 on SIGTERM', async () => {
     const served = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: tempDir() });

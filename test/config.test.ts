@@ -662,3 +662,77 @@ describe('the built-in default config', () => {
     expect(defaultConfig({ OPENAI_API_KEY: '', ANTHROPIC_API_KEY: 'sk-ant' }).config.provider_preference).toEqual(['anthropic', 'mock']);
   });
 });
+
+describe('model patterns and aliases', () => {
+  it('loads patterns in either form and aliases as plain strings or `model` in an entry', () => {
+    const { config, warnings } = parseConfig(
+      `
+providers:
+  anthropic: {type: anthropic, model: claude-sonnet-4-5, models: ["claude-*", "claude-?-haiku"]}
+  openai:
+    type: openai
+    models:
+      claude-opus-5-5: gpt-5
+      claude-haiku-9: {model: gpt-5-mini, api_key: sk-model-key, endpoint: /v1/haiku}
+      "gpt-4o*": {api_key: sk-pattern-key}
+      "*": null
+`,
+      'test.yaml',
+      NO_ENV,
+    );
+    expect(warnings).toEqual([]);
+    expect(config.providers.anthropic.models).toEqual(['claude-*', 'claude-?-haiku']);
+    expect(config.providers.openai.models).toEqual({
+      'claude-opus-5-5': 'gpt-5',
+      'claude-haiku-9': { model: 'gpt-5-mini', api_key: 'sk-model-key', endpoint: '/v1/haiku' },
+      'gpt-4o*': { api_key: 'sk-pattern-key' },
+      '*': null,
+    });
+    // The default model is the first listed name; patterns are not names.
+    expect(config.providers.openai.model).toBe('claude-opus-5-5');
+  });
+
+  it('refuses bad patterns and bad values with the path of the offending key', () => {
+    expect(
+      problemsOf(`
+providers:
+  a:
+    type: openai
+    model: gpt-4o
+    models: [gpt-4o, "claude-[0-9]*", ""]
+  b:
+    type: openai
+    model: "gpt-*"
+    models:
+      "claude-{opus,sonnet}": gpt-5
+      fast: "gpt-4o*"
+      slow: ""
+      deep: {model: 7x*, api_key: k}
+      "claude-*": {endpoint: /v1/claude}
+  c:
+    type: anthropic
+    models: ["claude-*"]
+`),
+    ).toEqual([
+      'providers.a.models[1]: only * and ? are wildcards in a model name; [ ] { } \\ are not allowed',
+      'providers.a.models[2]: too small: expected string to have >=1 characters',
+      'providers.b.model: the model sent upstream must be a plain name, not a pattern',
+      'providers.b.models.fast: the model sent upstream must be a plain name, not a pattern',
+      'providers.b.models.slow: too small: expected string to have >=1 characters',
+      'providers.b.models.deep.model: the model sent upstream must be a plain name, not a pattern',
+      'providers.b.models.claude-{opus,sonnet}: only * and ? are wildcards in a model name; [ ] { } \\ are not allowed',
+      'providers.b.models.claude-*.endpoint: a pattern serves many models, so it cannot have an endpoint; list the model by name',
+      "providers.c.model: required when models lists only patterns (the provider's default model)",
+    ]);
+  });
+
+  it('keeps the original shapes: a list of names, and a map to {api_key, endpoint} or nothing', () => {
+    const { config } = parseConfig(
+      'providers:\n  a: {type: openai, models: [gpt-4o, gpt-4o-mini]}\n  b: {type: anthropic, models: {claude-3-5-haiku: {api_key: k, endpoint: /v1/h}, claude-3-opus: }}\n',
+      'test.yaml',
+      NO_ENV,
+    );
+    expect(config.providers.a).toMatchObject({ model: 'gpt-4o', models: ['gpt-4o', 'gpt-4o-mini'] });
+    expect(config.providers.b).toMatchObject({ model: 'claude-3-5-haiku', models: { 'claude-3-5-haiku': { api_key: 'k', endpoint: '/v1/h' }, 'claude-3-opus': null } });
+  });
+});

@@ -53,18 +53,62 @@ const rateLimit = z.strictObject({
   burst: z.number().int().positive().optional(),
 });
 
-/** The shape the product documents use: `models: {name: {api_key, endpoint}}`. */
+/**
+ * A model name in `models` is a glob pattern when it has a wildcard: `*` matches any run of characters
+ * (`/` included: model names are not paths), `?` one character. Other glob syntax is refused rather than
+ * taken literally, so `claude-[0-9]*` cannot silently match nothing.
+ */
+export const isModelPattern = (name: string): boolean => name.includes('*') || name.includes('?');
+const UNSUPPORTED_GLOB = /[[\]{}\\]/;
+const UNSUPPORTED_GLOB_MESSAGE = 'only * and ? are wildcards in a model name; [ ] { } \\ are not allowed';
+const modelName = z
+  .string()
+  .min(1)
+  .refine((name) => !UNSUPPORTED_GLOB.test(name), { message: UNSUPPORTED_GLOB_MESSAGE });
+
+/** The upstream name a model is sent as: a concrete name, never a pattern. */
+const upstreamModel = z
+  .string()
+  .min(1)
+  .refine((name) => !isModelPattern(name) && !UNSUPPORTED_GLOB.test(name), { message: 'the model sent upstream must be a plain name, not a pattern' });
+
+/**
+ * The shape the product documents use: `models: {name: {api_key, endpoint}}`; `model` renames (the
+ * upstream model a request for this name is sent as).
+ */
 const modelEntry = z.strictObject({
+  model: upstreamModel.optional(),
   api_key: z.string().optional(),
   endpoint: routePath.optional(),
 });
 
-const provider = z.strictObject({
+/**
+ * `models`: a list of names and patterns, or a map of them to settings. In the map a plain string value is
+ * an alias (`claude-opus-5-5: gpt-5`): the upstream model the name is sent as.
+ */
+const providerModels = z
+  // Map keys are checked below, not by the record: a key that fails inside the record makes zod report the
+  // whole map as "expected a list" instead of naming the key.
+  .union([z.array(modelName), z.record(z.string(), z.union([upstreamModel, modelEntry.nullable()]))])
+  .superRefine((models, ctx) => {
+    if (Array.isArray(models)) return;
+    for (const [name, entry] of Object.entries(models)) {
+      if (name === '') ctx.addIssue({ code: 'custom', path: [name], message: 'a model name cannot be empty' });
+      if (UNSUPPORTED_GLOB.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: UNSUPPORTED_GLOB_MESSAGE });
+      // An endpoint route always serves one model; a pattern names many.
+      if (isModelPattern(name) && entry !== null && typeof entry === 'object' && entry.endpoint !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [name, 'endpoint'], message: 'a pattern serves many models, so it cannot have an endpoint; list the model by name' });
+      }
+    }
+  });
+
+const providerFields = z.strictObject({
   type: z.enum(PROVIDER_TYPES),
   base_url: z.url({ protocol: /^https?$/ }).optional(),
   api_key: z.string().optional(),
-  model: z.string().min(1).optional(),
-  models: z.union([z.array(z.string().min(1)), z.record(z.string(), modelEntry.nullable())]).optional(),
+  /** The default model: sent upstream as-is, so never a pattern. */
+  model: upstreamModel.optional(),
+  models: providerModels.optional(),
   timeout: duration.optional(),
   headers: z.record(z.string(), z.string()).optional(),
   weight: z.number().min(0).default(1),
@@ -84,6 +128,14 @@ const provider = z.strictObject({
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),
+});
+
+const provider = providerFields.superRefine((provider, ctx) => {
+  // The default model comes from `model`, else the first listed name; a pattern cannot be sent upstream.
+  const names = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
+  if (provider.type !== 'mock' && provider.model === undefined && names.length > 0 && names.every(isModelPattern)) {
+    ctx.addIssue({ code: 'custom', path: ['model'], message: "required when models lists only patterns (the provider's default model)" });
+  }
 });
 
 const circuitBreaker = z.strictObject({
@@ -335,13 +387,25 @@ export type ProviderType = (typeof PROVIDER_TYPES)[number];
 export type TracingConfig = z.infer<typeof tracing>;
 export type PriceConfig = z.infer<typeof price>;
 
-/**
- * A provider's listed models, whichever way `models` was written (a list of names, or a map of names to
- * per-model settings): [name, settings] pairs in the file's order.
- */
-export function listedModels(provider: Pick<ProviderConfig, 'models'>): Array<[string, ModelEntry | undefined]> {
+/** Every `models` entry, whichever way it was written, as [name or pattern, settings] in the file's order. */
+function modelEntries(provider: Pick<ProviderConfig, 'models'>): Array<[string, ModelEntry | undefined]> {
   const { models } = provider;
   if (!models) return [];
   if (Array.isArray(models)) return models.map((name) => [name, undefined]);
-  return Object.entries(models).map(([name, entry]) => [name, entry ?? undefined]);
+  // A plain string value is an alias: the upstream model name.
+  return Object.entries(models).map(([name, entry]) => [name, typeof entry === 'string' ? { model: entry } : (entry ?? undefined)]);
+}
+
+/**
+ * A provider's listed models (names and aliases, not patterns), whichever way `models` was written (a
+ * list of names, or a map of names to per-model settings): [name, settings] pairs in the file's order.
+ * `settings.model`, when set, is the upstream name the listed name is sent as.
+ */
+export function listedModels(provider: Pick<ProviderConfig, 'models'>): Array<[string, ModelEntry | undefined]> {
+  return modelEntries(provider).filter(([name]) => !isModelPattern(name));
+}
+
+/** A provider's model patterns (`claude-*`), with their settings, in the file's order. */
+export function modelPatterns(provider: Pick<ProviderConfig, 'models'>): Array<[string, ModelEntry | undefined]> {
+  return modelEntries(provider).filter(([name]) => isModelPattern(name));
 }

@@ -255,6 +255,14 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog): Map<string, Ro
     };
   };
   for (const route of STANDARD_ROUTES) routes.set(route.path, make(route));
+  // GET /v1/models/{id}: the table has exact paths only, so one per listed model; each is the models route
+  // (same auth scope, limits and metrics label) pinned to the model it shows.
+  const shown = new Map<string, RouteSpec>();
+  for (const [path, id] of catalog.retrievePaths()) {
+    let spec = shown.get(id);
+    if (!spec) shown.set(id, (spec = make({ path: '/v1/models', handler: 'models' }, id)));
+    routes.set(path, spec);
+  }
   // metrics.enabled / metrics.path move or drop the Prometheus endpoint.
   routes.delete('/metrics');
   if (config.metrics.enabled) routes.set(config.metrics.path, make({ path: config.metrics.path, handler: 'metrics' }));

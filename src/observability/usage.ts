@@ -29,7 +29,11 @@ export class UsageMeter {
   constructor(config: Pick<HapaxConfig, 'providers' | 'pricing'>) {
     for (const [name, provider] of Object.entries(config.providers)) {
       if (provider.model) this.configured.add(`${name}/${provider.model}`);
-      for (const [model] of listedModels(provider)) this.configured.add(`${name}/${model}`);
+      for (const [model, entry] of listedModels(provider)) {
+        this.configured.add(`${name}/${model}`);
+        // An alias is served (and labelled) as its upstream model, which the config names too.
+        if (entry?.model) this.configured.add(`${name}/${entry.model}`);
+      }
     }
     this.prices = new Map(Object.entries(config.pricing ?? {}));
   }

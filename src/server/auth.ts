@@ -26,16 +26,24 @@ export function checkKeyScope(record: ApiKeyRecord, routePath: string): void {
   }
 }
 
-/** Whether a key's `models` scope lets it use this provider and model (or the name the client asked for). */
-export function keyAllowsModel(record: ApiKeyRecord | undefined, provider: string, model: string, requested?: string): boolean {
+/**
+ * Whether a key's `models` scope lets it use this provider and model. The scope names what is served:
+ * the provider, the upstream model or `provider/model` as sent upstream, never the name the client asked
+ * for; so an alias or a pattern (`claude-*: gpt-5`) never widens what a key may use.
+ */
+export function keyAllowsModel(record: ApiKeyRecord | undefined, provider: string, model: string): boolean {
   const allowed = record?.models;
-  return !allowed || allowed.includes(provider) || allowed.includes(model) || allowed.includes(`${provider}/${model}`) || (requested !== undefined && allowed.includes(requested));
+  return !allowed || allowed.includes(provider) || allowed.includes(model) || allowed.includes(`${provider}/${model}`);
 }
 
+/** Refuses a target the key's scope does not allow, naming the requested model and what serves it. */
 export function checkKeyModel(record: ApiKeyRecord | undefined, provider: string, model: string, requested: string | undefined): void {
-  if (!record?.models || keyAllowsModel(record, provider, model, requested)) return;
+  if (!record?.models || keyAllowsModel(record, provider, model)) return;
   const allowed = record.models;
-  throw new GatewayError(`API key ${record.name} may not use model ${requested ?? `${provider}/${model}`}`, {
+  const served = `${provider}/${model}`;
+  // A renamed model says what it is served as: the scope has to name that.
+  const asked = !requested ? served : requested === model || requested === served ? requested : `${requested} (served as ${served})`;
+  throw new GatewayError(`API key ${record.name} may not use model ${asked}`, {
     status: 403,
     type: 'AuthenticationError',
     details: { field: 'model', allowed_models: allowed },

@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../dialects/openai.ts';
 import { parseBody } from '../../dialects/validate.ts';
+import type { CatalogEntry, ModelCatalog } from '../../gateway/catalog.ts';
+import { validationError } from '../../providers/errors.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
 import { losslessRequest, serveChat, type ChatWire } from '../serve-chat.ts';
@@ -29,10 +31,75 @@ export const chatHandler: Handler = async (request, reply, state) => {
   return serveChat(request, reply, state, chat, chat.includeUsage ? WITH_USAGE : WITHOUT_USAGE);
 };
 
-export const modelsHandler: Handler = async (_request, _reply, state) => ({
-  object: 'list',
-  data: state.runtime.catalog.list().map((entry) => ({ id: entry.id, object: 'model', created: 0, owned_by: entry.provider })),
+// ---------------------------------------------------------------------------------------------------
+// GET /v1/models and /v1/models/{id}: OpenAI's shape, or Anthropic's for a client that sends
+// `anthropic-version` (the Anthropic SDK always does). Aliases are listed; patterns are not models.
+
+/** Neither API's client needs a real date and Hapax does not know one: the epoch, in each API's format. */
+const UNKNOWN_DATE = '1970-01-01T00:00:00Z';
+
+const openAIModel = (entry: CatalogEntry) => ({ id: entry.id, object: 'model', created: 0, owned_by: entry.provider });
+
+const anthropicModel = (entry: CatalogEntry) => ({
+  type: 'model',
+  id: entry.id,
+  // An alias says what it is sent as.
+  display_name: entry.upstream === entry.model ? `${entry.model} (${entry.provider})` : `${entry.model} (${entry.provider}, as ${entry.upstream})`,
+  created_at: UNKNOWN_DATE,
 });
+
+/** Anthropic's list query: a page of 1-1000 (20 by default) after or before a cursor id. */
+const anthropicListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(20),
+  after_id: z.string().min(1).optional(),
+  before_id: z.string().min(1).optional(),
+});
+
+/** Both lists are the same for every request of one config: made once per catalog. */
+const listsOf = new WeakMap<ModelCatalog, { openai: unknown; anthropic: ReturnType<typeof anthropicModel>[] }>();
+
+function lists(catalog: ModelCatalog) {
+  let made = listsOf.get(catalog);
+  if (!made) {
+    const entries = catalog.list();
+    made = { openai: { object: 'list', data: entries.map(openAIModel) }, anthropic: entries.map(anthropicModel) };
+    listsOf.set(catalog, made);
+  }
+  return made;
+}
+
+export const modelsHandler: Handler = async (request, _reply, state) => {
+  const { catalog } = state.runtime;
+  const anthropic = request.headers['anthropic-version'] !== undefined;
+  const shown = state.route?.pinnedModel;
+  if (shown) {
+    const entry = catalog.entry(shown) as CatalogEntry;
+    return anthropic ? anthropicModel(entry) : openAIModel(entry);
+  }
+  if (!anthropic) return lists(catalog).openai;
+  return anthropicPage(lists(catalog).anthropic, parseBody(anthropicListQuery, request.query ?? {}));
+};
+
+function anthropicPage<T extends { id: string }>(all: readonly T[], query: z.infer<typeof anthropicListQuery>) {
+  const indexOf = (id: string, field: string) => {
+    const index = all.findIndex((model) => model.id === id);
+    if (index < 0) throw validationError(`${field} "${id}" is not a listed model id`, field);
+    return index;
+  };
+  let start = 0;
+  let end = all.length;
+  if (query.before_id !== undefined) {
+    end = indexOf(query.before_id, 'before_id');
+    start = Math.max(0, end - query.limit);
+  } else {
+    if (query.after_id !== undefined) start = indexOf(query.after_id, 'after_id') + 1;
+    end = Math.min(all.length, start + query.limit);
+  }
+  const data = all.slice(start, end);
+  // Paging backwards, "more" lies before the page; forwards, after it.
+  const hasMore = query.before_id !== undefined ? start > 0 : end < all.length;
+  return { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
+}
 
 const embeddingsSchema = z.looseObject({
   model: z.string().optional(),

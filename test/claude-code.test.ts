@@ -183,6 +183,7 @@ function expectSameRequests(got: { fake: FakeProvider; run: ClaudeCodeRun }, wan
     const w = comparable(sentWant[i], want.run.home);
     const g = comparable(sentGot[i], got.run.home);
     const where = `request ${i + 1} of ${sentWant.length}`;
+    expect.soft(sentGot[i].query, `${where}: query`).toBe(sentWant[i].query);
     expect.soft(g['anthropic-beta'], `${where}: anthropic-beta`).toBe(w['anthropic-beta']);
     expect.soft(g['anthropic-version'], `${where}: anthropic-version`).toBe(w['anthropic-version']);
     for (const field of new Set([...Object.keys(w.body), ...Object.keys(g.body ?? {})])) {

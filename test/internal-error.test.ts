@@ -3,6 +3,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
 import { ProviderStates } from '../src/gateway/provider-state.ts';
+import { ROUTE_DECLARATIONS } from '../src/server/client-apis.ts';
 import { Runtime } from '../src/gateway/runtime.ts';
 import { Metrics } from '../src/observability/metrics.ts';
 import { StateStores } from '../src/state/registry.ts';
@@ -17,7 +18,7 @@ describe('a bug in a handler', () => {
 
   beforeAll(async () => {
     const metrics = new Metrics();
-    runtime = new Runtime(parseConfig('providers:\n  mock: {type: mock}\nhealth_check: {enabled: false}\n'), { metrics, states: new ProviderStates(metrics), stores: new StateStores(metrics) });
+    runtime = new Runtime(parseConfig('providers:\n  mock: {type: mock}\nhealth_check: {enabled: false}\n'), { metrics, states: new ProviderStates(metrics), stores: new StateStores(metrics), routes: ROUTE_DECLARATIONS });
     const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _e, cb) => (logs.push(String(chunk)), cb()) }));
     app = await buildApp({
       holder: { current: runtime },

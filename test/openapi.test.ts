@@ -6,6 +6,8 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import { CLIENT_APIS } from '../src/server/client-apis.ts';
 import { startTestGateway } from './helpers/gateway.ts';
 import { tempDir, useStarted } from './helpers/started.ts';
 
@@ -237,6 +239,42 @@ admin: {key: ${ADMIN_KEY}}
       problems.push(...(await conforms(operation, res)));
     }
     expect(checked).toBeGreaterThanOrEqual(8);
+    expect(problems).toEqual([]);
+  });
+
+  it("documents each route's request body with the very schema that validates it", async () => {
+    // The same schema objects the handlers parse with, for every client route with a body.
+    const declared = new Map<string, z.ZodType>();
+    for (const api of CLIENT_APIS) {
+      for (const route of api.routes) {
+        const request = api.handlers[route.handler]?.openapi?.request;
+        if (request) declared.set(route.path, request.schema);
+      }
+    }
+    expect(declared.size).toBeGreaterThanOrEqual(8);
+    const problems: string[] = [];
+    for (const [path, validating] of declared) {
+      const op = doc.paths[path].post;
+      const id = String(op.requestBody.content['application/json'].schema.$ref).replace('#/components/schemas/', '');
+      const documented = doc.components.schemas[id];
+      const example = op.requestBody.content['application/json'].example;
+      // The document's example is valid for both the document and the validator.
+      if (!validating.safeParse(example).success) problems.push(`${path}: the validator refuses the example`);
+      if (validate(documented, example, doc).length > 0) problems.push(`${path}: the document refuses the example`);
+      // Every field the document requires, the validator requires: without it the route answers 400.
+      for (const field of documented.required ?? []) {
+        const { [field]: _dropped, ...without } = example;
+        const res = await call({ path, method: 'post', op }, { body: without });
+        if (res.status !== 400) problems.push(`${path}: without ${field}, the document says 400, the route answered ${res.status}`);
+        await res.body?.cancel();
+      }
+      // And the other way round: what the validator requires, the document says is required.
+      for (const field of Object.keys(example)) {
+        const { [field]: _dropped, ...without } = example;
+        const refused = !validating.safeParse(without).success;
+        if (refused !== (documented.required ?? []).includes(field)) problems.push(`${path}: ${field} is ${refused ? '' : 'not '}required by the validator but ${refused ? 'not ' : ''}by the document`);
+      }
+    }
     expect(problems).toEqual([]);
   });
 

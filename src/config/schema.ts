@@ -146,6 +146,7 @@ const circuitBreaker = z.strictObject({
   test_mode: z.boolean().optional(),
 });
 
+/** The handler names a route may use; src/server/client-apis.ts declares each one exactly once (type-checked). */
 const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version', 'count_tokens'] as const;
 
 /** The original Hapax per-route health check. */
@@ -376,6 +377,7 @@ export type HapaxConfig = z.infer<typeof configSchema>;
 export type ProviderConfig = z.infer<typeof provider>;
 export type ModelEntry = z.infer<typeof modelEntry>;
 export type RouteConfig = z.infer<typeof route>;
+export type HandlerName = (typeof HANDLERS)[number];
 export type RetryConfig = z.infer<typeof retry>;
 export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>;
 export type HealthCheckConfig = z.infer<typeof healthCheck>;

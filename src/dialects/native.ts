@@ -9,7 +9,7 @@ import { validationError } from '../providers/errors.ts';
 import { encodeUsage } from './openai.ts';
 import { parseBody } from './validate.ts';
 
-const nativeRequestSchema = z.looseObject({
+export const nativeRequestSchema = z.looseObject({
   messages: z
     .array(
       z.looseObject({

@@ -227,7 +227,7 @@ export class NdjsonEncoder {
   }
 }
 
-const embedRequestSchema = z.looseObject({
+export const embedRequestSchema = z.looseObject({
   model: z.string().optional(),
   input: z.union([z.string(), z.array(z.string()).min(1, 'input must not be empty')]),
   truncate: z.boolean().optional(),

@@ -4,7 +4,7 @@
  * they started with.
  */
 import type { LoadedConfig } from '../config/load.ts';
-import { listedModels, type HapaxConfig, type RouteConfig } from '../config/schema.ts';
+import { listedModels, type HandlerName, type HapaxConfig, type RouteConfig } from '../config/schema.ts';
 import type { ProviderAdapter } from '../providers/adapter.ts';
 import type { RateLimitSettings } from '../state/keys.ts';
 import { PoolRegistry } from '../providers/http.ts';
@@ -20,7 +20,9 @@ import { Dispatcher } from './dispatch.ts';
 import { ResponseCache, type CachedAnswer } from './response-cache.ts';
 import type { ProviderState, ProviderStates } from './provider-state.ts';
 
-export type HandlerName = RouteConfig['handler'];
+export type { HandlerName };
+/** The error body formats of the client APIs. */
+export type ErrorDialect = 'hapax' | 'anthropic' | 'ollama';
 
 export interface RouteSpec {
   path: string;
@@ -45,43 +47,32 @@ export interface RouteSpec {
    * traced, or shown in the console.
    */
   operational: boolean;
+  /** Healthy only while a provider it can use is. */
+  usesProviders: boolean;
+  /** The error body format of the route's client API. */
+  errorDialect: ErrorDialect;
   dedup: boolean;
   /** Routes made from a provider's `models.<name>.endpoint`: always this provider/model. */
   pinnedModel?: string;
 }
 
-const STANDARD_ROUTES: ReadonlyArray<{ path: string; handler: HandlerName }> = [
-  { path: '/v1/completions', handler: 'completion' },
-  { path: '/v1/completion', handler: 'completion' },
-  { path: '/v1/chat/completions', handler: 'chat' },
-  { path: '/v1/messages', handler: 'messages' },
-  { path: '/v1/messages/count_tokens', handler: 'count_tokens' },
-  { path: '/v1/models', handler: 'models' },
-  { path: '/v1/embeddings', handler: 'embeddings' },
-  { path: '/health', handler: 'health' },
-  { path: '/v1/health', handler: 'health' },
-  { path: '/metrics', handler: 'metrics' },
-  { path: '/api/chat', handler: 'ollama_chat' },
-  { path: '/api/tags', handler: 'ollama_tags' },
-  { path: '/api/embed', handler: 'ollama_embed' },
-  { path: '/api/version', handler: 'ollama_version' },
-];
+/** Who presents a client key on a handler's routes when auth is on. */
+export type KeyPolicy = 'required' | 'never' | 'metrics';
 
-const DEFAULT_METHODS: Record<HandlerName, string[]> = {
-  completion: ['POST'],
-  advanced_completion: ['POST'],
-  chat: ['POST'],
-  messages: ['POST'],
-  embeddings: ['POST'],
-  models: ['GET'],
-  health: ['GET'],
-  metrics: ['GET'],
-  ollama_chat: ['POST'],
-  ollama_tags: ['GET'],
-  ollama_embed: ['POST'],
-  ollama_version: ['GET'],
-  count_tokens: ['POST'],
-};
+/** What the route table needs to know of a handler; declared once per handler by the client APIs (server/client-apis.ts). */
+export interface RouteKind {
+  methods: readonly string[];
+  key: KeyPolicy;
+  operational: boolean;
+  usesProviders: boolean;
+  errorDialect: ErrorDialect;
+}
+
+/** The client APIs' declarations as the route table reads them: the standard paths and every handler's kind. */
+export interface RouteDeclarations {
+  standard: ReadonlyArray<{ path: string; handler: HandlerName }>;
+  kinds: Readonly<Record<HandlerName, RouteKind>>;
+}
 
 /** What every Runtime of one gateway shares: made once at start, handed to the Runtime of each reload. */
 export interface GatewayShared {
@@ -90,6 +81,8 @@ export interface GatewayShared {
   states: ProviderStates;
   /** State stores by `state` setting, kept while a Runtime holds them. */
   stores: StateStores;
+  /** The client APIs' routes and handler kinds (server/client-apis.ts). */
+  routes: RouteDeclarations;
 }
 
 export class Runtime {
@@ -113,9 +106,12 @@ export class Runtime {
   readonly cors: CorsSettings;
   /** Token and cost accounting for this config: bounded model labels and the pricing table. */
   readonly usageMeter: UsageMeter;
+  /** The gateway's metrics (shared by every Runtime). */
+  readonly metrics: Metrics;
 
   constructor(loaded: LoadedConfig, shared: GatewayShared) {
     this.config = loaded.config;
+    this.metrics = shared.metrics;
     this.warnings = loaded.warnings;
     this.source = loaded.source;
     const adapters = new Map<string, ProviderAdapter>();
@@ -136,7 +132,7 @@ export class Runtime {
       cache: this.responseCache(),
     });
     this.healthChecker = this.createHealthChecker(shared.metrics);
-    this.routes = buildRoutes(this.config, this.catalog);
+    this.routes = buildRoutes(this.config, this.catalog, shared.routes);
     this.cors = corsSettings(this.config);
     this.usageMeter = new UsageMeter(this.config);
     this.keys = new KeyService(this.config.auth.keys, this.store.keys(this.config.auth.key_file), this.store);
@@ -227,10 +223,11 @@ export class Runtime {
   }
 }
 
-function buildRoutes(config: HapaxConfig, catalog: ModelCatalog): Map<string, RouteSpec> {
+function buildRoutes(config: HapaxConfig, catalog: ModelCatalog, declared: RouteDeclarations): Map<string, RouteSpec> {
   const routes = new Map<string, RouteSpec>();
   const make = (route: Partial<RouteConfig> & { path: string; handler: HandlerName }, pinnedModel?: string): RouteSpec => {
-    const methods = route.methods?.length ? route.methods : DEFAULT_METHODS[route.handler];
+    const kind = declared.kinds[route.handler];
+    const methods = route.methods?.length ? route.methods : [...kind.methods];
     // Routes without a preference or balancing of their own share the default policy (one rotation).
     const routing =
       route.provider_preference || route.load_balancing
@@ -248,13 +245,15 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog): Map<string, Ro
       metricsLabels: Object.freeze({ ...route.metrics_labels }),
       rateLimit: route.rate_limit,
       rateLimitScope: `route:${route.path}`,
-      auth: route.handler === 'health' ? false : route.handler === 'metrics' ? config.metrics.auth && (route.auth ?? true) : (route.auth ?? true),
-      operational: route.handler === 'health' || route.handler === 'metrics',
+      auth: kind.key === 'never' ? false : kind.key === 'metrics' ? config.metrics.auth && (route.auth ?? true) : (route.auth ?? true),
+      operational: kind.operational,
+      usesProviders: kind.usesProviders,
+      errorDialect: kind.errorDialect,
       dedup: route.dedup ?? config.dedup.enabled,
       pinnedModel,
     };
   };
-  for (const route of STANDARD_ROUTES) routes.set(route.path, make(route));
+  for (const route of declared.standard) routes.set(route.path, make(route));
   // GET /v1/models/{id}: the table has exact paths only, so one per listed model; each is the models route
   // (same auth scope, limits and metrics label) pinned to the model it shows.
   const shown = new Map<string, RouteSpec>();

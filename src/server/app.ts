@@ -7,7 +7,7 @@ import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Runtime } from '../gateway/runtime.ts';
+import type { HandlerName, Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { LazyChildLogger } from '../observability/logger.ts';
@@ -23,9 +23,7 @@ import { adminHandler } from './routes/admin.ts';
 import { consoleRecord, registerConsole } from './routes/console.ts';
 import { registerOpenApi } from './routes/openapi.ts';
 import { healthHandler } from './routes/health.ts';
-import { completionHandler } from './routes/native.ts';
-import { countTokensHandler } from './routes/count-tokens.ts';
-import { chatHandler, embeddingsHandler, modelsHandler } from './routes/openai.ts';
+import { HANDLER_DECLARATIONS } from './client-apis.ts';
 
 export interface RuntimeHolder {
   current: Runtime;
@@ -37,8 +35,8 @@ export interface AppOptions {
   metrics: Metrics;
   /** Rate-limit counters; kept across reloads. */
   rateLimits?: RateLimits;
-  /** Extra handlers (e.g. Anthropic's /v1/messages) by handler name. */
-  handlers?: Partial<Record<string, Handler>>;
+  /** Handlers that replace the declared ones, by handler name (the cluster's fleet-wide metrics). */
+  handlers?: Partial<Record<HandlerName, Handler>>;
   /** OpenTelemetry export, when `tracing.otlp_endpoint` is configured. */
   tracing?: Tracing;
 }
@@ -75,20 +73,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   registerTransports(app);
 
-  const handlers: Record<string, Handler> = {
-    completion: completionHandler,
-    advanced_completion: completionHandler,
-    chat: chatHandler,
-    models: modelsHandler,
-    embeddings: embeddingsHandler,
-    count_tokens: countTokensHandler,
-    health: healthHandler,
-    metrics: async (_request, reply) => {
-      reply.header('content-type', metrics.registry.contentType);
-      return metrics.registry.metrics();
-    },
-    ...(opts.handlers as Record<string, Handler>),
-  };
+  // Each handler as its client API declares it; `opts.handlers` replaces some (the cluster's fleet-wide metrics).
+  const serve = (name: HandlerName): Handler => opts.handlers?.[name] ?? HANDLER_DECLARATIONS[name].serve;
 
   app.decorateRequest('hapax', null as unknown as RequestState);
   // CORS settings come from the live config, so a reload can change them.
@@ -217,9 +203,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         reply.header('allow', route.allow);
         throw new GatewayError(`method ${request.method} is not allowed on ${route.path}; allowed: ${route.allow}`, { status: 405, type: 'ValidationError' });
       }
-      const handler = handlers[route.handler];
-      if (!handler) throw new GatewayError(`handler ${route.handler} is not available`, { status: 501, type: 'InternalError' });
-      return handler(request, reply, state);
+      return serve(route.handler)(request, reply, state);
     },
   });
 
@@ -246,7 +230,6 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayE
   // request.log already carries request_id.
   if (error.status >= 500 && error.type === 'InternalError') request.log.error({ err: error.cause ?? error }, 'internal error');
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
-  const handler = request.hapax?.route?.handler;
-  const dialect = handler === 'messages' || handler === 'count_tokens' ? 'anthropic' : handler?.startsWith('ollama_') ? 'ollama' : 'hapax';
+  const dialect = request.hapax?.route?.errorDialect ?? 'hapax';
   return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, request.id, dialect));
 }

@@ -4,9 +4,10 @@
  * raises the right error classes.
  */
 import { randomUUID } from 'node:crypto';
+import type { ErrorDialect } from '../gateway/runtime.ts';
 import { GatewayError, type ErrorType } from '../providers/errors.ts';
 
-export type ErrorDialect = 'hapax' | 'anthropic' | 'ollama';
+export type { ErrorDialect };
 
 const SANE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 

@@ -45,13 +45,19 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
   return sendEventStream(reply, result.value, wire.stream({ requestId: request.id, provider: result.target.provider, model, id: start?.id }));
 }
 
+/** Each dialect's protocol headers: they travel with the body to providers of that dialect. */
+const PROTOCOL_HEADERS: Record<WireDialect, readonly string[]> = {
+  anthropic_messages: ['anthropic-version', 'anthropic-beta'],
+  openai_chat: ['openai-beta'],
+};
+
 /**
  * The client's request as it came, for providers of its dialect (the lossless lane): the parsed body, the
- * protocol headers named (anthropic-version, anthropic-beta, openai-beta) and the query string.
+ * dialect's protocol headers and the query string.
  */
-export function losslessRequest(request: FastifyRequest, dialect: WireDialect, headerNames: readonly string[]): LosslessRequest {
+export function losslessRequest(request: FastifyRequest, dialect: WireDialect): LosslessRequest {
   const headers: Record<string, string> = {};
-  for (const name of headerNames) {
+  for (const name of PROTOCOL_HEADERS[dialect]) {
     const value = request.headers[name];
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
   }

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
 import { ProviderStates } from '../gateway/provider-state.ts';
-import { Runtime, type GatewayShared } from '../gateway/runtime.ts';
+import { Runtime, type GatewayShared, type HandlerName } from '../gateway/runtime.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Metrics, routeLabelNames } from '../observability/metrics.ts';
 import { StateStores } from '../state/registry.ts';
@@ -14,8 +14,7 @@ import { listenHttp3 } from './http3/index.ts';
 import type { Handler } from './context.ts';
 import type { RateLimits } from './rate-limit.ts';
 import { Reloader, type ReloadOutcome, type ReloadTrigger } from './reload.ts';
-import { messagesHandler } from './routes/anthropic.ts';
-import { ollamaHandlers } from './routes/ollama.ts';
+import { ROUTE_DECLARATIONS } from './client-apis.ts';
 import { registerOpsRoutes, type Lifecycle } from './routes/ops.ts';
 import { drainServer, type DrainResult } from './shutdown.ts';
 
@@ -52,7 +51,7 @@ export interface StartOptions {
   /** Rate-limit counters; by default in this process (a cluster worker passes counters kept by the primary). */
   rateLimits?: RateLimits;
   /** Handlers that replace the built-in ones by name (e.g. `metrics` answering for a whole cluster). */
-  handlers?: Partial<Record<string, Handler>>;
+  handlers?: Partial<Record<HandlerName, Handler>>;
   /** Called after POST /admin/reload reloaded this process (a cluster worker tells its siblings). */
   onAdminReload?: (outcome: ReloadOutcome) => void;
 }
@@ -68,7 +67,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const tracing = config.tracing?.otlp_endpoint ? await (await import('../observability/tracing.ts')).Tracing.create(config.tracing) : undefined;
   const metrics = new Metrics(routeLabelNames(config));
   // Breaker/health per provider and state stores outlive a reload: every Runtime of this gateway gets them.
-  const shared: GatewayShared = { metrics, states: new ProviderStates(metrics), stores: new StateStores(metrics, logger) };
+  const shared: GatewayShared = { metrics, states: new ProviderStates(metrics), stores: new StateStores(metrics, logger), routes: ROUTE_DECLARATIONS };
   const holder: RuntimeHolder = { current: new Runtime(opts.loaded, shared) };
   await holder.current.start();
   const reloader = new Reloader({ file: opts.configFile, holder, shared, logger });
@@ -79,7 +78,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     metrics,
     tracing,
     rateLimits: opts.rateLimits,
-    handlers: { messages: messagesHandler, ...ollamaHandlers, ...opts.handlers },
+    handlers: opts.handlers,
   });
   registerOpsRoutes(app, {
     lifecycle,

@@ -13,7 +13,6 @@ import { GatewayError } from '../../providers/errors.ts';
 import { countLocally } from '../../gateway/token-count.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { losslessRequest } from '../serve-chat.ts';
-import { ANTHROPIC_PROTOCOL_HEADERS } from './anthropic.ts';
 
 export const TOKEN_COUNT_HEADER = 'x-hapax-token-count';
 
@@ -25,7 +24,7 @@ export const countTokensHandler: Handler = async (request, reply, state) => {
   const forClaude = candidates.length > 0 && canCount(candidates[0]);
   if (forClaude) {
     // The client's own body and headers, as the lossless lane sends them (the provider's header policy applies).
-    const asSent = losslessRequest(request, 'anthropic_messages', ANTHROPIC_PROTOCOL_HEADERS);
+    const asSent = losslessRequest(request, 'anthropic_messages');
     try {
       const result = await dispatcher.call(candidates.filter(canCount), attemptContext(request), (adapter, target, ctx) =>
         (adapter.countTokens as NonNullable<ProviderAdapter['countTokens']>)(asSent, target, ctx),

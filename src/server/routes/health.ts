@@ -7,9 +7,8 @@
  */
 import type { RouteSpec, Runtime } from '../../gateway/runtime.ts';
 import { GatewayError } from '../../providers/errors.ts';
+import { defineApi } from '../client-api.ts';
 import type { Handler } from '../context.ts';
-
-const USES_PROVIDERS = new Set(['completion', 'advanced_completion', 'chat', 'messages', 'embeddings', 'ollama_chat', 'ollama_embed']);
 
 function providerHealthy(runtime: Runtime, name: string): boolean {
   const state = runtime.providerStates.get(name);
@@ -17,7 +16,7 @@ function providerHealthy(runtime: Runtime, name: string): boolean {
 }
 
 function routeHealthy(runtime: Runtime, route: RouteSpec): boolean {
-  if (!USES_PROVIDERS.has(route.handler)) return true;
+  if (!route.usesProviders) return true;
   return route.providers.some((name) => providerHealthy(runtime, name));
 }
 
@@ -57,3 +56,50 @@ export const healthHandler: Handler = async (request, reply, state) => {
   reply.code(global ? 200 : 503);
   return { status: { global }, services, providers };
 };
+
+/** Prometheus' exposition of this process (the cluster primary serves the whole fleet's instead). */
+const metricsHandler: Handler = async (_request, reply, state) => {
+  const { registry } = state.runtime.metrics;
+  reply.header('content-type', registry.contentType);
+  return registry.metrics();
+};
+
+/** The operations endpoints that live in the route table (a config can move or add them): health and metrics. */
+export const operationsApi = defineApi({
+  name: 'operations',
+  errorDialect: 'hapax',
+  routes: [
+    { path: '/health', handler: 'health' },
+    { path: '/v1/health', handler: 'health', summary: 'Health of every route and provider (versioned path)' },
+    { path: '/metrics', handler: 'metrics' },
+  ],
+  handlers: {
+    health: {
+      methods: ['GET'],
+      key: 'never',
+      operational: true,
+      usesProviders: false,
+      serve: healthHandler,
+      openapi: {
+        tag: 'Operations',
+        summary: 'Health of every route and provider',
+        responses: { 200: { description: 'every route and provider is available', json: 'HealthReport' }, 503: { description: 'some route or provider is not', json: 'HealthReport' } },
+        errors: [],
+      },
+    },
+    metrics: {
+      methods: ['GET'],
+      key: 'metrics',
+      operational: true,
+      usesProviders: false,
+      serve: metricsHandler,
+      openapi: {
+        tag: 'Operations',
+        summary: 'Prometheus metrics',
+        description: 'The path is `metrics.path`; it needs a client key only when `metrics.auth` is true.',
+        responses: { 200: { description: 'Prometheus text exposition format', text: 'text/plain' } },
+        errors: [],
+      },
+    },
+  },
+});

@@ -1,5 +1,6 @@
 /** Hapax's native completion API: /v1/completions and /v1/completion. */
-import { decodeNativeRequest, encodeNativeResponse, NativeStreamEncoder } from '../../dialects/native.ts';
+import { decodeNativeRequest, encodeNativeResponse, nativeRequestSchema, NativeStreamEncoder } from '../../dialects/native.ts';
+import { defineApi, type DocumentedOperation } from '../client-api.ts';
 import type { Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
 import { serveChat, type ChatWire } from '../serve-chat.ts';
@@ -24,3 +25,31 @@ export const completionHandler: Handler = async (request, reply, state) => {
   }
   return serveChat(request, reply, state, completion, NATIVE_WIRE);
 };
+
+const COMPLETION_DOC: DocumentedOperation = {
+  tag: 'Native',
+  summary: 'Native completion',
+  description: 'Give `messages` or `input`. With `stream: true` the answer is Server-Sent Events: `delta` events, then one `done` event.',
+  request: {
+    id: 'CompletionRequest',
+    schema: nativeRequestSchema,
+    description: 'Native completion request: `messages` (the conversation) or `input` (one user message)',
+    example: { messages: [{ role: 'user', content: 'What is the capital of France?' }] },
+  },
+  responses: { 200: { description: 'the completion', json: 'Completion', sse: 'CompletionStreamEvent' } },
+  errors: [400, 401, 403, 413, 415, 429, 502, 503, 504],
+};
+
+/** Hapax's own API. `advanced_completion` is the original Hapax's name for the same handler. */
+export const nativeApi = defineApi({
+  name: 'native',
+  errorDialect: 'hapax',
+  routes: [
+    { path: '/v1/completions', handler: 'completion' },
+    { path: '/v1/completion', handler: 'completion', summary: 'Native completion (the original path)' },
+  ],
+  handlers: {
+    completion: { methods: ['POST'], key: 'required', operational: false, usesProviders: true, serve: completionHandler, openapi: COMPLETION_DOC },
+    advanced_completion: { methods: ['POST'], key: 'required', operational: false, usesProviders: true, serve: completionHandler, openapi: COMPLETION_DOC },
+  },
+});

@@ -3,8 +3,10 @@
  * Hapax as their host: /api/chat, /api/tags, /api/embed, /api/version.
  */
 import {
+  chatRequestSchema,
   decodeChatRequest,
   decodeEmbedRequest,
+  embedRequestSchema,
   encodeChatResponse,
   encodeEmbedResponse,
   encodeLoadResponse,
@@ -13,6 +15,7 @@ import {
   NdjsonEncoder,
   OLLAMA_API_VERSION,
 } from '../../dialects/ollama.ts';
+import { defineApi } from '../client-api.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
 import { serveChat, type ChatWire } from '../serve-chat.ts';
@@ -54,10 +57,60 @@ export const ollamaEmbedHandler: Handler = async (request, reply, state) => {
 
 export const ollamaVersionHandler: Handler = async () => ({ version: OLLAMA_API_VERSION });
 
-/** By handler name, for buildApp. */
-export const ollamaHandlers = {
-  ollama_chat: ollamaChatHandler,
-  ollama_tags: ollamaTagsHandler,
-  ollama_embed: ollamaEmbedHandler,
-  ollama_version: ollamaVersionHandler,
-} satisfies Record<string, Handler>;
+/** The Ollama-compatible API (the `ollama` client libraries and Open WebUI with their host set to Hapax). */
+export const ollamaApi = defineApi({
+  name: 'ollama',
+  errorDialect: 'ollama',
+  routes: [
+    { path: '/api/chat', handler: 'ollama_chat' },
+    { path: '/api/tags', handler: 'ollama_tags' },
+    { path: '/api/embed', handler: 'ollama_embed' },
+    { path: '/api/version', handler: 'ollama_version' },
+  ],
+  handlers: {
+    ollama_chat: {
+      methods: ['POST'],
+      key: 'required',
+      operational: false,
+      usesProviders: true,
+      serve: ollamaChatHandler,
+      openapi: {
+        tag: 'Ollama',
+        summary: 'Chat (Ollama API)',
+        request: { id: 'OllamaChatRequest', schema: chatRequestSchema, description: 'Ollama chat request (streams NDJSON unless `stream` is false)', example: { model: '', stream: false, messages: [{ role: 'user', content: 'Hello!' }] } },
+        responses: { 200: { description: 'the answer; NDJSON lines unless stream is false', json: 'OllamaChatResponse', ndjson: 'OllamaChatResponse' } },
+        errors: [400, 401, 403, 429, 502, 503, 504],
+      },
+    },
+    ollama_tags: {
+      methods: ['GET'],
+      key: 'required',
+      operational: false,
+      usesProviders: false,
+      serve: ollamaTagsHandler,
+      openapi: { tag: 'Ollama', summary: 'Models (Ollama API)', responses: { 200: { description: 'the models', json: 'OllamaTags' } }, errors: [401] },
+    },
+    ollama_embed: {
+      methods: ['POST'],
+      key: 'required',
+      operational: false,
+      usesProviders: true,
+      serve: ollamaEmbedHandler,
+      openapi: {
+        tag: 'Ollama',
+        summary: 'Embeddings (Ollama API)',
+        request: { id: 'OllamaEmbedRequest', schema: embedRequestSchema, description: 'Ollama embed request', example: { model: '', input: 'The quick brown fox' } },
+        responses: { 200: { description: 'the vectors', json: 'OllamaEmbedResponse' } },
+        errors: [400, 401, 403, 429, 502, 503, 504],
+      },
+    },
+    ollama_version: {
+      methods: ['GET'],
+      key: 'required',
+      operational: false,
+      usesProviders: false,
+      serve: ollamaVersionHandler,
+      openapi: { tag: 'Ollama', summary: 'Ollama API version', responses: { 200: { description: 'the version', json: 'OllamaVersion' } }, errors: [401] },
+    },
+  },
+});

@@ -1,15 +1,14 @@
 /** The OpenAI-compatible API: /v1/chat/completions, /v1/models, /v1/embeddings. */
 import { z } from 'zod';
-import { ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../dialects/openai.ts';
+import { chatRequestSchema, ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../dialects/openai.ts';
 import { parseBody } from '../../dialects/validate.ts';
 import type { CatalogEntry, ModelCatalog } from '../../gateway/catalog.ts';
 import { validationError } from '../../providers/errors.ts';
+import { defineApi } from '../client-api.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';
 import { losslessRequest, serveChat, type ChatWire } from '../serve-chat.ts';
 
-/** OpenAI's protocol header: it travels with the body to OpenAI-type providers. */
-const PROTOCOL_HEADERS = ['openai-beta'];
 
 const openAIWire = (includeUsage: boolean): ChatWire => ({
   answer: (response) => encodeChatResponse(response),
@@ -27,7 +26,7 @@ const WITHOUT_USAGE = openAIWire(false);
 
 export const chatHandler: Handler = async (request, reply, state) => {
   const chat = decodeChatRequest(request.body);
-  chat.lossless = losslessRequest(request, 'openai_chat', PROTOCOL_HEADERS);
+  chat.lossless = losslessRequest(request, 'openai_chat');
   return serveChat(request, reply, state, chat, chat.includeUsage ? WITH_USAGE : WITHOUT_USAGE);
 };
 
@@ -128,3 +127,61 @@ export const embeddingsHandler: Handler = async (request, reply, state) => {
     usage: { prompt_tokens: result.value.usage.inputTokens, total_tokens: result.value.usage.inputTokens },
   };
 };
+
+const API_ERRORS = [400, 401, 403, 413, 415, 429, 502, 503, 504] as const;
+
+/** The OpenAI-compatible API (the `openai` SDKs with their base URL set to Hapax /v1). */
+export const openaiApi = defineApi({
+  name: 'openai',
+  errorDialect: 'hapax',
+  routes: [
+    { path: '/v1/chat/completions', handler: 'chat' },
+    { path: '/v1/models', handler: 'models' },
+    { path: '/v1/embeddings', handler: 'embeddings' },
+  ],
+  handlers: {
+    chat: {
+      methods: ['POST'],
+      key: 'required',
+      operational: false,
+      usesProviders: true,
+      serve: chatHandler,
+      openapi: {
+        tag: 'OpenAI',
+        summary: 'Chat completion (OpenAI Chat Completions API)',
+        description: 'To an OpenAI-type provider the body passes through unchanged (the lossless lane); to others it is translated.',
+        request: { id: 'ChatCompletionRequest', schema: chatRequestSchema, description: 'OpenAI Chat Completions request (fields the API adds later are accepted and passed on)', example: { model: '', messages: [{ role: 'user', content: 'Hello!' }] } },
+        responses: { 200: { description: 'the completion', json: 'ChatCompletion', sse: 'ChatCompletionChunk' } },
+        errors: API_ERRORS,
+      },
+    },
+    models: {
+      methods: ['GET'],
+      key: 'required',
+      operational: false,
+      usesProviders: false,
+      serve: modelsHandler,
+      openapi: {
+        tag: 'OpenAI',
+        summary: 'Models a client can ask for',
+        description: "OpenAI's list; Anthropic's (`data`, `has_more`, `first_id`, `last_id`) when the request carries `anthropic-version`.",
+        responses: { 200: { description: 'the models', json: 'ModelList' } },
+        errors: [401],
+      },
+    },
+    embeddings: {
+      methods: ['POST'],
+      key: 'required',
+      operational: false,
+      usesProviders: true,
+      serve: embeddingsHandler,
+      openapi: {
+        tag: 'OpenAI',
+        summary: 'Embeddings (OpenAI API)',
+        request: { id: 'EmbeddingsRequest', schema: embeddingsSchema, description: 'OpenAI embeddings request', example: { model: '', input: 'The quick brown fox' } },
+        responses: { 200: { description: 'the vectors', json: 'Embeddings' } },
+        errors: [400, 401, 403, 429, 502, 503, 504],
+      },
+    },
+  },
+});

@@ -11,9 +11,10 @@ import { z } from 'zod';
 import { KEY_NAME } from '../../state/keys.ts';
 import { VERSION } from '../../version.ts';
 import { ERROR_TYPES } from '../../providers/errors.ts';
-import { countTokensRequestSchema } from '../../dialects/anthropic-count-tokens.ts';
+import type { DeclaredApi, DocumentedOperation, HandlerDeclaration } from '../client-api.ts';
+import { CLIENT_APIS, HANDLER_DECLARATIONS } from '../client-apis.ts';
 
-const registry = z.registry<{ id: string }>();
+const registry = z.registry<{ id: string; description?: string }>();
 function component<T extends z.ZodType>(id: string, schema: T, description?: string): T {
   const described = (description ? schema.describe(description) : schema) as T;
   registry.add(described, { id });
@@ -52,21 +53,6 @@ const Usage = component(
 
 // ---------- native ----------
 
-const NativeMessage = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() });
-component(
-  'CompletionRequest',
-  z.looseObject({
-    messages: z.array(NativeMessage).min(1).optional().describe('the conversation; required unless `input` is given'),
-    input: z.string().min(1).optional().describe('a single user message; required unless `messages` is given'),
-    function_description: z.string().optional().describe('guidance passed to the model as a system message'),
-    model: z.string().optional().describe('empty: provider preference; a provider name, a model, or provider/model'),
-    stream: z.boolean().optional().describe('true: answer as Server-Sent Events'),
-    max_tokens: z.number().int().positive().optional(),
-    temperature: z.number().min(0).max(2).optional(),
-    top_p: z.number().min(0).max(1).optional(),
-  }),
-  'Native completion request',
-);
 const Completion = component(
   'Completion',
   z.looseObject({
@@ -91,19 +77,6 @@ component(
 
 // ---------- OpenAI-compatible ----------
 
-const Content = z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]);
-component(
-  'ChatCompletionRequest',
-  z.looseObject({
-    model: z.string().optional().describe('empty: provider preference; else a provider, a model or provider/model'),
-    messages: z.array(z.looseObject({ role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']), content: Content.nullish() })).min(1),
-    stream: z.boolean().nullish(),
-    max_tokens: z.number().int().positive().nullish(),
-    temperature: z.number().min(0).max(2).nullish(),
-    tools: z.array(z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string() }) })).optional(),
-  }),
-  'OpenAI Chat Completions request (the usual fields; others are accepted as the API defines them)',
-);
 component(
   'ChatCompletion',
   z.looseObject({
@@ -133,11 +106,6 @@ component(
   'Every model a client can ask for',
 );
 component(
-  'EmbeddingsRequest',
-  z.looseObject({ model: z.string().optional(), input: z.union([z.string(), z.array(z.string())]), encoding_format: z.enum(['float', 'base64']).optional() }),
-  'OpenAI embeddings request',
-);
-component(
   'Embeddings',
   z.looseObject({
     object: z.literal('list'),
@@ -151,17 +119,6 @@ component(
 // ---------- Anthropic-compatible ----------
 
 component(
-  'MessagesRequest',
-  z.looseObject({
-    model: z.string(),
-    max_tokens: z.number().int().positive(),
-    messages: z.array(z.looseObject({ role: z.enum(['user', 'assistant']), content: Content })).min(1),
-    system: Content.optional(),
-    stream: z.boolean().optional(),
-  }),
-  'Anthropic Messages request',
-);
-component(
   'Message',
   z.looseObject({
     id: z.string(),
@@ -174,22 +131,11 @@ component(
   }),
   'Anthropic Messages answer',
 );
-// The validating schema itself: the document cannot drift from what the route accepts.
-component('CountTokensRequest', countTokensRequestSchema, 'Anthropic token count request: a Messages request without max_tokens');
 component('MessageTokensCount', z.looseObject({ input_tokens: z.number().int() }), 'Anthropic token count answer');
 component('MessageStreamEvent', z.looseObject({ type: z.string() }), 'One event of an Anthropic stream (message_start, content_block_delta, message_stop, ...)');
 
 // ---------- Ollama-compatible ----------
 
-component(
-  'OllamaChatRequest',
-  z.looseObject({
-    model: z.string(),
-    messages: z.array(z.looseObject({ role: z.string(), content: z.string() })),
-    stream: z.boolean().optional().describe('Ollama streams NDJSON unless this is false'),
-  }),
-  'Ollama chat request',
-);
 component(
   'OllamaChatResponse',
   z.looseObject({ model: z.string(), created_at: z.string(), message: z.looseObject({ role: z.string(), content: z.string() }), done: z.boolean() }),
@@ -200,7 +146,6 @@ component(
   z.looseObject({ models: z.array(z.looseObject({ name: z.string(), model: z.string(), modified_at: z.string(), size: z.number().int() })) }),
   'Ollama model list',
 );
-component('OllamaEmbedRequest', z.looseObject({ model: z.string(), input: z.union([z.string(), z.array(z.string())]) }), 'Ollama embed request');
 component('OllamaEmbedResponse', z.looseObject({ model: z.string(), embeddings: z.array(z.array(z.number())) }), 'Ollama embed answer');
 component('OllamaVersion', z.object({ version: z.string() }), 'Ollama API version Hapax speaks');
 
@@ -300,33 +245,65 @@ const REQUEST_ID = { $ref: '#/components/parameters/RequestId' };
 const CLIENT_AUTH = [{}, { ApiKey: [] }, { Bearer: [] }];
 const ADMIN_AUTH = [{ AdminKey: [] }, { AdminBearer: [] }];
 
-const completion = (summary: string) => ({
-  post: {
-    tags: ['Native'],
-    summary,
-    description: 'Give `messages` or `input`. With `stream: true` the answer is Server-Sent Events: `delta` events, then one `done` event.',
-    security: CLIENT_AUTH,
-    parameters: [REQUEST_ID],
-    requestBody: { required: true, content: json('CompletionRequest', { messages: [{ role: 'user', content: 'What is the capital of France?' }] }) },
-    responses: {
-      200: response('the completion', {
-        ...json('Completion'),
-        'text/event-stream': { schema: { type: 'string' }, 'x-item-schema': ref('CompletionStreamEvent') },
-      }),
-      ...errors([400, 401, 403, 413, 415, 429, 502, 503, 504]),
-    },
-  },
-});
+const ERROR_SCHEMA = { hapax: 'Error', anthropic: 'AnthropicError', ollama: 'OllamaError' } as const;
 
-const health = (summary: string) => ({
-  get: {
-    tags: ['Operations'],
-    summary,
-    responses: { 200: response('every route and provider is available', json('HealthReport')), 503: response('some route or provider is not', json('HealthReport')) },
-  },
-});
+/**
+ * Request bodies are the schemas the handlers validate with, registered as they are (not copies), so the
+ * document cannot drift from what the routes accept. Once, on the first document.
+ */
+let requestsRegistered = false;
+function registerRequestSchemas(): void {
+  if (requestsRegistered) return;
+  requestsRegistered = true;
+  const seen = new Set<string>();
+  for (const declared of Object.values(HANDLER_DECLARATIONS) as HandlerDeclaration[]) {
+    const request = declared.openapi?.request;
+    if (!request || seen.has(request.id)) continue;
+    seen.add(request.id);
+    registry.add(request.schema, { id: request.id, description: request.description });
+  }
+}
+
+/** One operation of a client API's route, from its declaration. */
+function operation(api: DeclaredApi, doc: DocumentedOperation, summary: string | undefined, key: HandlerDeclaration['key']): Json {
+  const responses: Json = {};
+  for (const [status, answer] of Object.entries(doc.responses)) {
+    const content: Json = {};
+    if (answer.json) Object.assign(content, json(answer.json));
+    if (answer.sse) content['text/event-stream'] = { schema: { type: 'string' }, 'x-item-schema': ref(answer.sse) };
+    if (answer.ndjson) content['application/x-ndjson'] = { schema: { type: 'string' }, 'x-item-schema': ref(answer.ndjson) };
+    if (answer.text) content[answer.text] = { schema: { type: 'string' } };
+    responses[status] = response(answer.description, Object.keys(content).length > 0 ? content : undefined);
+  }
+  return {
+    tags: [doc.tag],
+    summary: summary ?? doc.summary,
+    ...(doc.description ? { description: doc.description } : {}),
+    // Health never asks for a key; metrics only with metrics.auth (documented in its description).
+    ...(key === 'required' ? { security: CLIENT_AUTH } : {}),
+    ...(key === 'required' ? { parameters: [REQUEST_ID] } : {}),
+    ...(doc.request ? { requestBody: { required: true, content: json(doc.request.id, doc.request.example) } } : {}),
+    responses: { ...responses, ...errors([...doc.errors], ERROR_SCHEMA[api.errorDialect]) },
+  };
+}
+
+/** Every standard route of every client API, as its declaration describes it. */
+function clientPaths(): Json {
+  const paths: Json = {};
+  for (const api of CLIENT_APIS) {
+    for (const route of api.routes) {
+      const declared = api.handlers[route.handler] as HandlerDeclaration;
+      if (!declared.openapi) continue;
+      const item: Json = {};
+      for (const method of declared.methods) item[method.toLowerCase()] = operation(api, declared.openapi, route.summary, declared.key);
+      paths[route.path] = item;
+    }
+  }
+  return paths;
+}
 
 export function openapiDocument(version = VERSION) {
+  registerRequestSchemas();
   const schemas = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, unrepresentable: 'any' }).schemas as Record<string, Json>;
   for (const schema of Object.values(schemas)) {
     delete schema.$schema;
@@ -351,90 +328,7 @@ export function openapiDocument(version = VERSION) {
       { name: 'Admin', description: 'Needs admin.key; answers 404 while no admin key is configured' },
     ],
     paths: {
-      '/v1/completions': completion('Native completion'),
-      '/v1/completion': completion('Native completion (the original path)'),
-      '/v1/chat/completions': {
-        post: {
-          tags: ['OpenAI'],
-          summary: 'Chat completion (OpenAI Chat Completions API)',
-          security: CLIENT_AUTH,
-          parameters: [REQUEST_ID],
-          requestBody: { required: true, content: json('ChatCompletionRequest', { model: '', messages: [{ role: 'user', content: 'Hello!' }] }) },
-          responses: {
-            200: response('the completion', {
-              ...json('ChatCompletion'),
-              'text/event-stream': { schema: { type: 'string' }, 'x-item-schema': ref('ChatCompletionChunk') },
-            }),
-            ...errors([400, 401, 403, 413, 415, 429, 502, 503, 504]),
-          },
-        },
-      },
-      '/v1/models': {
-        get: { tags: ['OpenAI'], summary: 'Models a client can ask for', security: CLIENT_AUTH, responses: { 200: response('the models', json('ModelList')), ...errors([401]) } },
-      },
-      '/v1/embeddings': {
-        post: {
-          tags: ['OpenAI'],
-          summary: 'Embeddings (OpenAI API)',
-          security: CLIENT_AUTH,
-          parameters: [REQUEST_ID],
-          requestBody: { required: true, content: json('EmbeddingsRequest', { model: '', input: 'The quick brown fox' }) },
-          responses: { 200: response('the vectors', json('Embeddings')), ...errors([400, 401, 403, 429, 502, 503, 504]) },
-        },
-      },
-      '/v1/messages': {
-        post: {
-          tags: ['Anthropic'],
-          summary: 'Messages (Anthropic Messages API)',
-          security: CLIENT_AUTH,
-          parameters: [REQUEST_ID],
-          requestBody: { required: true, content: json('MessagesRequest', { model: '', max_tokens: 256, messages: [{ role: 'user', content: 'Hello!' }] }) },
-          responses: {
-            200: response('the message', { ...json('Message'), 'text/event-stream': { schema: { type: 'string' }, 'x-item-schema': ref('MessageStreamEvent') } }),
-            ...errors([400, 401, 403, 413, 429, 502, 503, 504], 'AnthropicError'),
-          },
-        },
-      },
-      '/v1/messages/count_tokens': {
-        post: {
-          tags: ['Anthropic'],
-          summary: 'Count input tokens (Anthropic Token Counting API)',
-          description:
-            'Forwarded to an Anthropic-type provider when the request resolves to one (with failover among them), else counted by the gateway; `X-Hapax-Token-Count` says `provider` or `local`. Counts as a request for limits and usage; charges no tokens. `?beta=true` is accepted.',
-          security: CLIENT_AUTH,
-          parameters: [REQUEST_ID],
-          requestBody: { required: true, content: json('CountTokensRequest', { model: '', messages: [{ role: 'user', content: 'Hello!' }] }) },
-          responses: {
-            200: response('the count', json('MessageTokensCount')),
-            ...errors([400, 401, 403, 413, 429, 502, 503, 504], 'AnthropicError'),
-          },
-        },
-      },
-      '/api/chat': {
-        post: {
-          tags: ['Ollama'],
-          summary: 'Chat (Ollama API)',
-          security: CLIENT_AUTH,
-          requestBody: { required: true, content: json('OllamaChatRequest', { model: '', stream: false, messages: [{ role: 'user', content: 'Hello!' }] }) },
-          responses: {
-            200: response('the answer; NDJSON lines unless stream is false', { ...json('OllamaChatResponse'), 'application/x-ndjson': { schema: { type: 'string' }, 'x-item-schema': ref('OllamaChatResponse') } }),
-            ...errors([400, 401, 403, 429, 502, 503, 504], 'OllamaError'),
-          },
-        },
-      },
-      '/api/tags': { get: { tags: ['Ollama'], summary: 'Models (Ollama API)', security: CLIENT_AUTH, responses: { 200: response('the models', json('OllamaTags')), ...errors([401], 'OllamaError') } } },
-      '/api/embed': {
-        post: {
-          tags: ['Ollama'],
-          summary: 'Embeddings (Ollama API)',
-          security: CLIENT_AUTH,
-          requestBody: { required: true, content: json('OllamaEmbedRequest', { model: '', input: 'The quick brown fox' }) },
-          responses: { 200: response('the vectors', json('OllamaEmbedResponse')), ...errors([400, 401, 403, 429, 502, 503, 504], 'OllamaError') },
-        },
-      },
-      '/api/version': { get: { tags: ['Ollama'], summary: 'Ollama API version', security: CLIENT_AUTH, responses: { 200: response('the version', json('OllamaVersion')), ...errors([401], 'OllamaError') } } },
-      '/health': health('Health of every route and provider'),
-      '/v1/health': health('Health of every route and provider (versioned path)'),
+      ...clientPaths(),
       '/health/{route}': {
         get: {
           tags: ['Operations'],
@@ -456,14 +350,6 @@ export function openapiDocument(version = VERSION) {
         get: { tags: ['Operations'], summary: 'Readiness (for load balancers)', responses: { 200: response('serving', json('Readiness')), 503: response('draining for shutdown', json('Readiness')) } },
       },
       '/health/live': { get: { tags: ['Operations'], summary: 'Liveness', responses: { 200: response('the process answers', json('Liveness')) } } },
-      '/metrics': {
-        get: {
-          tags: ['Operations'],
-          summary: 'Prometheus metrics',
-          description: 'The path is `metrics.path`; it needs a client key only when `metrics.auth` is true.',
-          responses: { 200: response('Prometheus text exposition format', { 'text/plain': { schema: { type: 'string' } } }) },
-        },
-      },
       '/openapi.json': { get: { tags: ['Operations'], summary: 'This document', responses: { 200: response('OpenAPI 3.1', { 'application/json': { schema: { type: 'object' } } }) } } },
       '/admin/keys': {
         get: { tags: ['Admin'], summary: 'List managed keys', security: ADMIN_AUTH, responses: { 200: response('the keys', json('KeyList')), ...errors([401, 404]) } },

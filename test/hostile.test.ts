@@ -145,7 +145,7 @@ async function streamedBomb(compressor: NodeJS.ReadWriteStream, size: number): P
 }
 
 async function metricValue(gateway: TestGateway, phase: string): Promise<number> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
+  const text = gateway.url.startsWith('https:') ? await gateway.metrics.registry.metrics() : await (await fetch(`${gateway.url}/metrics`)).text();
   const line = text.split('\n').find((row) => row.startsWith(`hapax_client_timeouts_total{phase="${phase}"}`));
   return line ? Number(line.split(' ').pop()) : 0;
 }
@@ -187,6 +187,13 @@ retry: {max_retries: 0}
       expect(key.json.name).toBe(`key-${encoding}`);
     });
   }
+
+  it('answers a compressed console sign-in form at once (not decoded: browsers never compress forms)', async () => {
+    const form = gzipSync(`key=${ADMIN_KEY}`);
+    const answer = await post(setup.gateway, '/console/login', form, { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' });
+    expect(answer.status).toBe(401);
+    expect(answer.ms).toBeLessThan(2_000);
+  });
 
   it('undoes several codings in the reverse of the order they are listed', async () => {
     const body = brotliCompressSync(gzipSync(Buffer.from(chatBody('twice packed'))));
@@ -407,6 +414,13 @@ retry: {max_retries: 0}
     expect(ending.ms).toBeLessThan(4_000);
     expect(ending.status).toBe(408);
     expect(ending.json.error).toMatchObject({ code: 408, details: { phase: 'headers' } });
+  });
+
+  it('cuts a TLS handshake that never starts, and counts it', async () => {
+    const before = await metricValue(setup.gateway, 'headers');
+    const ending = await dripClient(setup.gateway.port, '', '', 0);
+    expect(ending.ms).toBeLessThan(4_000);
+    expect(await metricValue(setup.gateway, 'headers')).toBe(before + 1);
   });
 
   it('closes an HTTP/2 connection that sends no request', async () => {

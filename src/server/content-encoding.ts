@@ -23,8 +23,10 @@ export const SUPPORTED_ENCODINGS = 'gzip, deflate, br, zstd';
  * in the order the sender applied them, so the last is undone first). Empty for none or `identity`.
  * Throws a 415 GatewayError for a coding it does not know.
  */
+const NONE: Array<() => Transform> = [];
+
 export function decodersFor(header: string | undefined): Array<() => Transform> {
-  if (header === undefined || header === '' || header === 'identity') return [];
+  if (header === undefined || header === '' || header === 'identity') return NONE;
   const codings = header.toLowerCase().split(',').map((coding) => coding.trim()).filter((coding) => coding !== '' && coding !== 'identity');
   const decoders: Array<() => Transform> = [];
   for (let i = codings.length - 1; i >= 0; i--) {

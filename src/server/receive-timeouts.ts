@@ -85,6 +85,10 @@ type TimedSocket = TLSSocket & { [firstRequestTimer]?: NodeJS.Timeout };
  */
 export function boundFirstRequest(server: Server, ms: number, metrics: Metrics): void {
   if (ms <= 0) return;
+  // tls.ts sets the same bound as the handshake timeout; a handshake cut by it counts as slow headers.
+  server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') metrics.clientTimeouts.inc({ phase: 'headers' });
+  });
   server.on('secureConnection', (socket: TimedSocket) => {
     const timer = setTimeout(() => {
       metrics.clientTimeouts.inc({ phase: 'headers' });

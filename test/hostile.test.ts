@@ -14,6 +14,8 @@ import { Readable } from 'node:stream';
 import { brotliCompressSync, constants, deflateSync, gzipSync, zstdCompressSync, createBrotliCompress, createZstdCompress } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/load.ts';
+import { receiveTimeouts } from '../src/server/receive-timeouts.ts';
 import { ensureSelfSigned } from '../src/server/tls.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -175,6 +177,27 @@ async function normalClients(client: OpenAI, ms: number) {
   const summary = `${latencies.length} requests, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`;
   return { latencies, failures, p99, summary };
 }
+
+describe('receive timeouts from the config', () => {
+  const server = (yaml: string) => parseConfig(`providers: {mock: {type: mock}}\n${yaml}`).config.server;
+
+  it('defaults to 10 s for headers and 30 s for the body, with Node checking every second', () => {
+    expect(server('')).toMatchObject({ read_header_timeout: 10_000, read_timeout: 30_000 });
+    // Node's whole-request timer is a backstop past the body's own bound (kept by body.ts).
+    expect(receiveTimeouts(server(''))).toEqual({ headersTimeout: 10_000, requestTimeout: 41_000, connectionsCheckingInterval: 1_000 });
+  });
+
+  it('turns a bound off with 0, and checks short bounds more often', () => {
+    expect(receiveTimeouts(server('server: {read_header_timeout: 0, read_timeout: 0}'))).toEqual({ headersTimeout: 0, requestTimeout: 0, connectionsCheckingInterval: 1_000 });
+    expect(receiveTimeouts(server('server: {read_header_timeout: 1s, read_timeout: 0}'))).toMatchObject({ headersTimeout: 1_000, requestTimeout: 0, connectionsCheckingInterval: 250 });
+  });
+
+  it('still applies the original Hapax read_timeout, without the "not applied" warning', () => {
+    const loaded = parseConfig('providers: {mock: {type: mock}}\nserver: {read_timeout: 45s}\n');
+    expect(loaded.config.server.read_timeout).toBe(45_000);
+    expect(loaded.warnings.join('\n')).not.toContain('read_timeout');
+  });
+});
 
 describe('compressed request bodies', () => {
   const setup = useStarted({ keyDir: () => tempDir('hapax-hostile-'), upstream: () => startFakeOpenAI({ name: 'gpt' }) }).and({

@@ -48,6 +48,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { holder, logger, metrics } = opts;
   const rateLimits = opts.rateLimits ?? new RateLimits();
   const config = holder.current.config;
+  const receiving = receiveTimeouts(config.server);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One log line per request comes from our onResponse hook, with provider, model and attempts.
@@ -56,9 +57,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     requestIdHeader: false,
     bodyLimit: 64 * 1024 * 1024, // hard ceiling; each route's own limit is enforced by the JSON parser
-    // Bounds on receiving a request (headers, then body) on HTTP/1.1; the TLS listener's in tls.ts.
-    http: { maxHeaderSize: config.server.max_header_bytes, ...receiveTimeouts(config.server) },
-    requestTimeout: receiveTimeouts(config.server).requestTimeout,
+    // Bounds on receiving a request on plain HTTP/1.1 (Fastify sets requestTimeout on the server itself);
+    // the TLS listener's are set up below (boundFirstRequest) and in tls.ts, the body's in body.ts.
+    http: { maxHeaderSize: config.server.max_header_bytes, ...receiving },
+    requestTimeout: receiving.requestTimeout,
     clientErrorHandler: clientErrorAnswer(metrics),
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,

@@ -257,7 +257,6 @@ processing:
     const { warnings } = parseConfig(GO_CONFIG, 'go.yaml', ENV);
     expect(warnings).toEqual(
       [
-        'server.read_timeout',
         'server.write_timeout',
         'llm.max_context_tokens',
         'llm.options',

@@ -23,7 +23,6 @@ export interface LoadedConfig {
  * the file sets them. `[]` means "in any element of the list".
  */
 const NOT_APPLIED: readonly string[] = [
-  'server.read_timeout',
   'server.write_timeout',
   // HTTP/3 (src/server/http3): quiche fixes the 0-RTT size limit itself.
   'server.http3.max_0rtt_size',

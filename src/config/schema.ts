@@ -305,6 +305,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default('0.0.0.0'),
       port: z.number().int().min(0).max(65535).default(8080),
+      /** How long a client may take to send its request headers (0: no bound). */
+      read_header_timeout: duration.default(10_000),
+      /** How long the request body may take to arrive once the headers are in (0: no bound). */
       read_timeout: duration.default(30_000),
       write_timeout: duration.optional(),
       max_header_bytes: z.number().int().positive().default(16_384),

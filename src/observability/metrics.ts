@@ -42,6 +42,12 @@ export class Metrics {
     labelNames: ['type'] as const,
     registers: [this.registry],
   });
+  readonly clientTimeouts = new Counter({
+    name: 'hapax_client_timeouts_total',
+    help: 'Requests cut because the client did not send them in time (server.read_header_timeout, server.read_timeout), by phase',
+    labelNames: ['phase'] as const,
+    registers: [this.registry],
+  });
   readonly rateLimitHits = new Counter({
     name: 'hapax_rate_limit_hits_total',
     help: 'Requests refused by a rate limit, by client (key name or IP)',

@@ -13,11 +13,12 @@ import type { Tracing } from '../observability/tracing.ts';
 import { LazyChildLogger } from '../observability/logger.ts';
 import { GatewayError } from '../providers/errors.ts';
 import { checkKeyScope, presentedKey } from './auth.ts';
-import { registerJsonParser } from './body.ts';
+import { closeAfterAnswer, registerJsonParser } from './body.ts';
 import { RateLimits, type LimitVerdict } from './rate-limit.ts';
 import type { Handler, RequestState } from './context.ts';
 import { errorBody, requestIdFrom, toGatewayError } from './errors.ts';
 import { RequestObserver } from './observe.ts';
+import { boundFirstRequest, clientErrorAnswer, receiveTimeouts } from './receive-timeouts.ts';
 import { registerTransports, tcpServerOptions } from './tls.ts';
 import { adminHandler } from './routes/admin.ts';
 import { consoleRecord, registerConsole } from './routes/console.ts';
@@ -46,6 +47,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { holder, logger, metrics } = opts;
   const rateLimits = opts.rateLimits ?? new RateLimits();
   const config = holder.current.config;
+  const receiving = receiveTimeouts(config.server);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One log line per request comes from our onResponse hook, with provider, model and attempts.
@@ -54,7 +56,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     requestIdHeader: false,
     bodyLimit: 64 * 1024 * 1024, // hard ceiling; each route's own limit is enforced by the JSON parser
-    http: { maxHeaderSize: config.server.max_header_bytes },
+    // Bounds on receiving a request on plain HTTP/1.1 (Fastify sets requestTimeout on the server itself);
+    // the TLS listener's are set up below (boundFirstRequest) and in tls.ts, the body's in body.ts.
+    http: { maxHeaderSize: config.server.max_header_bytes, ...receiving },
+    requestTimeout: receiving.requestTimeout,
+    clientErrorHandler: clientErrorAnswer(metrics),
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
@@ -72,6 +78,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...(tcpServerOptions(config.server) as object),
   });
   registerTransports(app);
+  if (config.server.tls) boundFirstRequest(app.server, config.server.read_header_timeout, metrics);
 
   // Each handler as its client API declares it; `opts.handlers` replaces some (the cluster's fleet-wide metrics).
   const serve = (name: HandlerName): Handler => opts.handlers?.[name] ?? HANDLER_DECLARATIONS[name].serve;
@@ -80,8 +87,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // CORS settings come from the live config, so a reload can change them.
   await app.register(cors, { delegator: (_request, callback) => callback(null, holder.current.cors) });
   // Only whole JSON bodies are compressed: compressing SSE would hold back tokens.
-  await app.register(compress, { global: true, threshold: 1024, encodings: ['br', 'gzip'], customTypes: /^application\/json/ });
-  registerJsonParser(app, (request) => request.hapax.route?.maxBodySize ?? request.hapax.runtime.config.server.max_body_size);
+  // Request bodies are decoded by our JSON parser (body.ts), which limits the decoded size; the plugin's
+  // own decoding hands the parser a paused stream, and every compressed body hung (issue 19).
+  await app.register(compress, { global: true, globalDecompression: false, threshold: 1024, encodings: ['br', 'gzip'], customTypes: /^application\/json/ });
+  registerJsonParser(app, {
+    limitFor: (request) => request.hapax.route?.maxBodySize ?? request.hapax.runtime.config.server.max_body_size,
+    readTimeoutMs: config.server.read_timeout,
+    onReadTimeout: () => metrics.clientTimeouts.inc({ phase: 'body' }),
+  });
   const observer = new RequestObserver(metrics, opts.tracing, logger);
   app.addHook('onSend', observer.onSend);
 
@@ -230,6 +243,9 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayE
   // request.log already carries request_id.
   if (error.status >= 500 && error.type === 'InternalError') request.log.error({ err: error.cause ?? error }, 'internal error');
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  if (error.status === 408) closeAfterAnswer(request);
+  // Fastify marks body errors `Connection: close`; HTTP/2 forbids that header (Node warns and drops it).
+  if (request.raw.httpVersionMajor !== 1) reply.removeHeader('connection');
   const dialect = request.hapax?.route?.errorDialect ?? 'hapax';
   return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, request.id, dialect));
 }

@@ -49,6 +49,8 @@ export function tcpServerOptions(server: ServerConfig): Record<string, unknown> 
       cert: tls.cert,
       key: tls.key,
       minVersion: 'TLSv1.2',
+      // A handshake trickled byte by byte is cut like slow headers (Node's default waits 120 s).
+      ...(server.read_header_timeout > 0 ? { handshakeTimeout: server.read_header_timeout } : {}),
       settings: { maxHeaderListSize: server.max_header_bytes },
       maxHeaderSize: server.max_header_bytes,
     },

@@ -222,10 +222,15 @@ const apiKey = z
   })
   .refine((k) => k.key !== undefined || k.key_sha256 !== undefined, { message: 'a key needs `key` or `key_sha256`' });
 
-/** Prices in US dollars per million tokens, for the hapax_cost_usd_total metric and request logs. */
+/**
+ * Prices in US dollars per million tokens, for the hapax_cost_usd_total metric and request logs. Prompt tokens
+ * read from or written to the provider's prompt cache have prices of their own; without one they cost `input`.
+ */
 const price = z.strictObject({
   input: z.number().min(0),
   output: z.number().min(0),
+  cached_input: z.number().min(0).optional(),
+  cache_write: z.number().min(0).optional(),
 });
 
 /** OpenTelemetry export: one span per request and one per upstream attempt, over OTLP/HTTP (JSON). */

@@ -59,6 +59,7 @@ export function encodeNativeResponse(res: CanonicalResponse, meta: NativeMeta) {
     model: res.model || meta.model,
     finish_reason: res.finishReason,
     usage: encodeUsage(res.usage),
+    ...(res.reasoning?.length ? { reasoning: res.reasoning.map((b) => b.text).join('') } : {}),
   };
 }
 
@@ -74,6 +75,7 @@ export class NativeStreamEncoder {
   encode(event: StreamEvent): string {
     this.answer.add(event);
     if (event.type === 'text') return `data: {"type":"delta","text":${JSON.stringify(event.text)}}\n\n`;
+    if (event.type === 'reasoning') return `data: {"type":"reasoning","text":${JSON.stringify(event.text)}}\n\n`;
     if (event.type !== 'finish') return '';
     const whole = this.answer.answer() as CanonicalResponse;
     return `data: ${JSON.stringify({

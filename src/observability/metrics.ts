@@ -173,7 +173,7 @@ export class Metrics {
     });
     this.tokens = new Counter({
       name: 'hapax_tokens_total',
-      help: 'Tokens processed by provider, model and type (prompt or completion)',
+      help: 'Tokens processed by provider, model and type (prompt, completion; cache_read and cache_write are part of prompt, reasoning part of completion)',
       labelNames: ['provider', 'model', 'type', 'client', ...extra],
       registers: [this.registry],
     });

@@ -6,7 +6,7 @@ import {
   encodeMessagesRequest,
   MessagesStreamDecoder,
 } from '../dialects/anthropic.ts';
-import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
+import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
 import { upstreamErrorMessage, UpstreamError, type UpstreamFailureKind } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
@@ -41,13 +41,19 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    const json = await this.client.json<AnthropicMessageJson>(this.post('/v1/messages', encodeMessagesRequest({ ...request, stream: false }, target.model, this.maxTokens), target, ctx));
+    const dropped = new Set<string>();
+    const body = encodeMessagesRequest({ ...request, stream: false }, target.model, this.maxTokens, dropped);
+    const json = await this.client.json<AnthropicMessageJson>(this.post('/v1/messages', body, target, ctx));
+    reportDropped(ctx, dropped);
     if (!Array.isArray(json?.content)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without content`);
     return decodeMessagesResponse(json, target.model);
   }
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
-    const response = await this.client.send(this.post('/v1/messages', encodeMessagesRequest({ ...request, stream: true }, target.model, this.maxTokens), target, ctx));
+    const dropped = new Set<string>();
+    const body = encodeMessagesRequest({ ...request, stream: true }, target.model, this.maxTokens, dropped);
+    const response = await this.client.send(this.post('/v1/messages', body, target, ctx));
+    reportDropped(ctx, dropped);
     const decoder = new MessagesStreamDecoder();
     const events: StreamEvent[] = [];
     for await (const message of this.client.sse(response.body, ctx.signal)) {

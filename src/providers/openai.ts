@@ -4,7 +4,7 @@ import {
   decodeChunk,
   encodeChatRequest,
 } from '../dialects/openai.ts';
-import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
+import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import { upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
@@ -17,13 +17,19 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>(this.post('/chat/completions', encodeChatRequest({ ...request, stream: false }, target.model), target, ctx));
+    const dropped = new Set<string>();
+    const body = encodeChatRequest({ ...request, stream: false }, target.model, dropped);
+    const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>(this.post('/chat/completions', body, target, ctx));
+    reportDropped(ctx, dropped);
     if (!Array.isArray(json?.choices)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without choices`);
     return decodeChatResponse(json, target.model);
   }
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
-    const response = await this.client.send(this.post('/chat/completions', encodeChatRequest({ ...request, stream: true }, target.model), target, ctx));
+    const dropped = new Set<string>();
+    const body = encodeChatRequest({ ...request, stream: true }, target.model, dropped);
+    const response = await this.client.send(this.post('/chat/completions', body, target, ctx));
+    reportDropped(ctx, dropped);
     const events: StreamEvent[] = [];
     let started = false;
     let finish: StreamEvent | undefined;
@@ -50,11 +56,11 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
         started = true;
         yield { type: 'start', id: json.id ?? `chatcmpl-${ctx.requestId}`, model: json.model ?? target.model };
       }
-      const reason = decodeChunk(json, events);
+      const finished = decodeChunk(json, events);
       for (const event of events) yield event;
       events.length = 0;
       // Usage arrives in a chunk after the finish reason; hold the finish until the stream ends.
-      if (reason) finish = { type: 'finish', reason };
+      if (finished) finish = finished;
     }
     if (done) return;
     if (!finish) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before it finished`);

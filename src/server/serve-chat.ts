@@ -4,7 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CanonicalRequest, CanonicalResponse } from '../providers/canonical.ts';
-import { attemptContext, candidatesFor, setServedBy, type RequestState } from './context.ts';
+import { attemptContext, candidatesFor, setDropped, setServedBy, type RequestState } from './context.ts';
 import { sendEventStream, type StreamEncoding } from './stream.ts';
 
 /** Who answered, as the encoders need it. */
@@ -31,6 +31,7 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
   if (!chat.stream) {
     const result = await dispatcher.complete(chat, candidates, ctx);
     setServedBy(reply, state, result, result.value.model, result.value.usage);
+    setDropped(reply, state, chat.unsupported, ctx.dropped);
     return wire.answer(result.value, { requestId: request.id, provider: result.target.provider, model: result.value.model || result.target.model, id: result.value.id });
   }
   const result = await dispatcher.stream(chat, candidates, ctx);
@@ -38,5 +39,6 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
   const start = first.type === 'start' ? first : undefined;
   const model = start?.model || result.target.model;
   setServedBy(reply, state, result, model);
+  setDropped(reply, state, chat.unsupported, ctx.dropped);
   return sendEventStream(reply, result.value, wire.stream({ requestId: request.id, provider: result.target.provider, model, id: start?.id }));
 }

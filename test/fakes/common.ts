@@ -49,6 +49,8 @@ export interface FakeOptions {
   apiKey?: string;
   models?: string[];
   reply?: (lastUserText: string, req: any) => string;
+  /** OpenAI fake: cache every prompt's prefix, as OpenAI does by itself (without it, only with prompt_cache_key). */
+  autoPromptCache?: boolean;
 }
 
 // ---------------------------------------------------------------------------

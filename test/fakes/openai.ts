@@ -12,6 +12,7 @@
  * request with `max_tokens` is a 400 (they take max_completion_tokens). Prompt caching: with a
  * `prompt_cache_key`, a request whose messages before the last one were seen under that key reports them as
  * prompt_tokens_details.cached_tokens (OpenAI caches by prefix; unlike it, the fake has no minimum length).
+ * With opts.autoPromptCache every request is cached that way, key or not, as OpenAI does by itself.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -130,10 +131,10 @@ interface Answer {
 }
 
 /** The prompt tokens a prompt_cache_key request finds cached: its messages before the last, if seen before. */
-function cachedPrefixTokens(body: any, seen: Set<string>): number {
-  if (typeof body.prompt_cache_key !== 'string') return 0;
+function cachedPrefixTokens(body: any, seen: Set<string>, always: boolean): number {
+  if (typeof body.prompt_cache_key !== 'string' && !always) return 0;
   const prefix = body.messages.slice(0, -1);
-  const key = createHash('sha256').update(body.prompt_cache_key).update(JSON.stringify(prefix)).digest('hex');
+  const key = createHash('sha256').update(String(body.prompt_cache_key ?? '')).update(JSON.stringify(prefix)).digest('hex');
   const hit = seen.has(key);
   seen.add(key);
   return hit ? readMessages(prefix).promptTokenCount : 0;
@@ -222,7 +223,7 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions, seen: Set<string>
     a.reasoning = `Thinking (${body.reasoning_effort}) about: ${readMessages(body.messages).lastUserText}`;
     a.completionTokens += countWords(a.reasoning);
   }
-  a.cachedTokens = Math.min(cachedPrefixTokens(body, seen), a.promptTokens);
+  a.cachedTokens = Math.min(cachedPrefixTokens(body, seen, opts.autoPromptCache === true), a.promptTokens);
   const id = makeId('chatcmpl-', 29);
   const created = unixSeconds();
   const model = body.model;

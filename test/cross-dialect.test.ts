@@ -261,6 +261,30 @@ retry: {max_retries: 0}
     });
   });
 
+  describe('the native API', () => {
+    it('takes reasoning_effort to a thinking budget and answers the reasoning beside the completion', async () => {
+      const res = await fetch(`${setup.gateway.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude', input: 'why is the sky blue', reasoning_effort: 'low', max_tokens: 5000, top_k: 3 }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-hapax-dropped')).toBe('top_k');
+      expect(setup.claude.requests.at(-1)?.body.thinking).toEqual({ type: 'enabled', budget_tokens: 2048 });
+      expect(await res.json()).toMatchObject({ completion: '[claude] why is the sky blue', reasoning: 'Thinking about: why is the sky blue' });
+
+      const stream = await fetch(`${setup.gateway.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude', input: 'hi', reasoning_effort: 'low', max_tokens: 5000, stream: true }),
+      });
+      const frames = (await stream.text()).split('\n\n').filter(Boolean).map((f) => JSON.parse(f.slice('data: '.length)));
+      expect(frames[0].type).toBe('reasoning');
+      expect(frames.filter((f) => f.type === 'reasoning').map((f) => f.text).join('')).toBe('Thinking about: hi');
+      expect(frames.at(-1)).toMatchObject({ type: 'done', completion: '[claude] hi', reasoning: 'Thinking about: hi' });
+    });
+  });
+
   describe('Ollama providers', () => {
     it('take thinking as think and a JSON schema as format, and answer thinking as a thinking block', async () => {
       const res = await setup.anthropic.messages.create({ model: 'llama', max_tokens: 3000, thinking: { type: 'enabled', budget_tokens: 2000 }, messages: [{ role: 'user', content: 'why' }] });

@@ -120,8 +120,9 @@ describe('canonical → Anthropic upstream', () => {
     expect(sent.thinking).toEqual({ type: 'enabled', budget_tokens: 9999 });
     expect(sent.temperature).toBeUndefined();
     expect([...dropped]).toEqual(['temperature']);
-    const roomy = encodeMessagesRequest(decodeChatRequest({ model: 'x', reasoning_effort: 'low', messages: [{ role: 'user', content: 'hi' }] }), 'claude', 64000);
-    expect(roomy.thinking).toEqual({ type: 'enabled', budget_tokens: 2048 });
+    // Without a cap from the client, the budget comes on top of the default max_tokens.
+    const uncapped = encodeMessagesRequest(decodeChatRequest({ model: 'x', reasoning_effort: 'high', messages: [{ role: 'user', content: 'hi' }] }), 'claude', 4096);
+    expect(uncapped).toMatchObject({ max_tokens: 24576 + 4096, thinking: { type: 'enabled', budget_tokens: 24576 } });
   });
 
   it('drops reasoning that cannot fit (max_tokens too small, or a forced tool)', () => {

@@ -544,7 +544,9 @@ export function encodeMessagesRequest(req: CanonicalRequest, model: string, defa
   const format = req.responseFormat;
   if (format?.type === 'json_object' || (format?.type === 'json_schema' && !format.schema)) system.push({ type: 'text', text: JSON_OBJECT_INSTRUCTION });
 
-  const maxTokens = req.maxTokens ?? defaultMaxTokens;
+  // Thinking counts against max_tokens: without a cap from the client, the budget comes on top of the default.
+  const budget = req.reasoning && !req.reasoning.adaptive ? thinkingBudget(req.reasoning) : undefined;
+  const maxTokens = req.maxTokens ?? (budget === undefined ? defaultMaxTokens : budget + defaultMaxTokens);
   const body: Record<string, unknown> = {
     model,
     max_tokens: maxTokens,

@@ -107,6 +107,17 @@ retry: {max_retries: 0}
       expect(sent.system).toBeUndefined();
     });
 
+    it('turns prompt_cache_key into cache breakpoints and sees the cached tokens come back', async () => {
+      const system = 'A long and stable system prompt. '.repeat(20);
+      const ask = (content: string) => setup.openai.chat.completions.create({ model: 'claude', prompt_cache_key: 'repo-7', messages: [{ role: 'system', content: system }, { role: 'user', content }] });
+      const first = await ask('first');
+      expect(setup.claude.requests.at(-1)?.body.system).toEqual([{ type: 'text', text: system, cache_control: EPHEMERAL }]);
+      expect(first.usage?.prompt_tokens_details?.cached_tokens).toBe(0);
+      const second = await ask('second');
+      expect(second.usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThan(100);
+      expect(second.usage?.prompt_tokens).toBe(first.usage?.prompt_tokens);
+    });
+
     it('maps parallel_tool_calls, user, stop and file parts', async () => {
       const res = await setup.openai.chat.completions.create({
         model: 'claude',

@@ -163,7 +163,19 @@ describe('canonical → Anthropic upstream', () => {
     expect((sent.messages as any[])[0].content[0]).toEqual({ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: PDF } });
     // Unsigned reasoning never goes to Anthropic: it would be refused.
     expect((sent.messages as any[])[1]).toEqual({ role: 'assistant', content: 'ok' });
-    expect([...dropped].sort()).toEqual(['messages.reasoning', 'prompt_cache_key', 'seed']);
+    expect([...dropped].sort()).toEqual(['messages.reasoning', 'seed']);
+    // prompt_cache_key becomes cache breakpoints: the end of the last turn (there is no system prompt here).
+    expect((sent.messages as any[])[2]).toEqual({ role: 'user', content: [{ type: 'text', text: 'go', cache_control: EPHEMERAL }] });
+  });
+
+  it('marks the system prompt and the last turn for caching when prompt_cache_key comes without markers', () => {
+    const req = decodeChatRequest({ model: 'x', prompt_cache_key: 'k', messages: [{ role: 'system', content: 'rules' }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }] });
+    const sent = encodeMessagesRequest(req, 'claude', 4096);
+    expect(sent.system).toEqual([{ type: 'text', text: 'rules', cache_control: EPHEMERAL }]);
+    expect(sent.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'hi', cache_control: EPHEMERAL }] }]);
+    // The client's own markers are left as they are.
+    const own = encodeMessagesRequest({ ...decodeMessagesRequest(claudeCodeTurn()), promptCacheKey: 'k' }, 'claude', 4096);
+    expect(own.system).toEqual(claudeCodeTurn().system);
   });
 });
 

@@ -575,8 +575,31 @@ export function encodeMessagesRequest(req: CanonicalRequest, model: string, defa
   if (req.seed !== undefined) dropped.add('seed');
   if (req.presencePenalty !== undefined) dropped.add('presence_penalty');
   if (req.frequencyPenalty !== undefined) dropped.add('frequency_penalty');
-  if (req.promptCacheKey !== undefined) dropped.add('prompt_cache_key');
+  if (req.promptCacheKey !== undefined) markCachePrefix(body);
   return body;
+}
+
+const EPHEMERAL: CacheMarker = { type: 'ephemeral' };
+
+/**
+ * OpenAI's prompt_cache_key asks the provider to cache the prompt's prefix; Anthropic caches only up to
+ * cache_control markers. So a request with the key and no markers of its own gets two: at the end of the
+ * system prompt (tools and system, stable across turns) and at the end of the last turn (the whole
+ * conversation, which the next turn starts with).
+ */
+function markCachePrefix(body: Record<string, unknown>): void {
+  const messages = body.messages as { role: string; content: string | Block[] }[];
+  const marked = (blocks: unknown) => Array.isArray(blocks) && blocks.some((b) => (b as Block).cache_control);
+  if (marked(body.system) || marked(body.tools) || messages.some((m) => marked(m.content))) return;
+  if (typeof body.system === 'string') body.system = [{ type: 'text', text: body.system, cache_control: EPHEMERAL }];
+  const last = messages[messages.length - 1];
+  if (!last) return;
+  if (typeof last.content === 'string') last.content = [{ type: 'text', text: last.content, cache_control: EPHEMERAL }];
+  else {
+    const block = last.content[last.content.length - 1];
+    // Thinking blocks take no marker (they are never last in a turn Hapax sends, but say so).
+    if (block && block.type !== 'thinking' && block.type !== 'redacted_thinking') last.content[last.content.length - 1] = { ...block, cache_control: EPHEMERAL };
+  }
 }
 
 const FINISH: Record<string, FinishReason> = {

@@ -342,6 +342,7 @@ describe('Ollama', () => {
     const dropped = new Set<string>();
     const sent = encodeOllamaRequest(decodeMessagesRequest(claudeCodeTurn()), 'qwen3', dropped);
     expect(sent.think).toBe(true);
+    expect((sent.messages as any[])[0]).toEqual({ role: 'system', content: 'You are Claude Code.\nProject rules.' });
     expect((sent.messages as any[])[2]).toMatchObject({ role: 'assistant', thinking: 'I should read the file.' });
     // The tool's image goes with the tool message, as Ollama takes images on any message.
     expect((sent.messages as any[])[3]).toMatchObject({ role: 'tool', content: 'the picture', images: [PNG] });

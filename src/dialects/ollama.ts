@@ -21,7 +21,7 @@ import type {
   ToolCall,
   Usage,
 } from '../providers/canonical.ts';
-import { argumentsObject, contentText } from '../providers/canonical.ts';
+import { argumentsObject, contentText, systemText } from '../providers/canonical.ts';
 import { validationError } from '../providers/errors.ts';
 import { AnswerCollector } from '../providers/answer-stream.ts';
 import { parseBody } from './validate.ts';
@@ -296,7 +296,7 @@ export function encodeChatRequest(req: CanonicalRequest, model: string, dropped:
   // Ollama names the tool a result belongs to, not the call: remember each call's name by id.
   const callNames = new Map<string, string>();
   const messages = req.messages.map((m) => {
-    const out: Record<string, unknown> = { role: m.role, content: contentText(m.content) };
+    const out: Record<string, unknown> = { role: m.role, content: m.role === 'system' ? systemText(m.content) : contentText(m.content) };
     noteDropped(m, dropped);
     if (m.role === 'assistant' && m.reasoning?.length) {
       const thinking = m.reasoning.map((b) => b.text).join('');

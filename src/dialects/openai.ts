@@ -17,7 +17,7 @@ import type {
   ToolChoice,
   Usage,
 } from '../providers/canonical.ts';
-import { contentText, EMPTY_USAGE } from '../providers/canonical.ts';
+import { contentText, EMPTY_USAGE, systemText } from '../providers/canonical.ts';
 import { openaiEffort } from '../providers/reasoning.ts';
 import { parseBody } from './validate.ts';
 
@@ -305,10 +305,6 @@ function encodeToolChoice(choice: ToolChoice) {
   return typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } };
 }
 
-/** System text as one string: system blocks kept apart (for their cache markers) join back up here. */
-const systemText = (content: string | ContentPart[]): string =>
-  typeof content === 'string' ? content : content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
-
 /**
  * The chat messages. A tool message carries text only: images (and documents) a tool returned go in a user
  * message right after the run of tool messages, where OpenAI accepts them.
@@ -332,7 +328,8 @@ function encodeMessages(messages: readonly CanonicalMessage[], dropped: Set<stri
       }
       continue;
     }
-    if (m.role === 'system') {
+    // System blocks kept apart for their cache markers join back into one string, as plain servers expect.
+    if (m.role === 'system' && hasCache(m)) {
       out.push({ role: 'system', content: systemText(m.content) });
       continue;
     }

@@ -198,6 +198,15 @@ export function contentText(content: string | ContentPart[]): string {
   return text;
 }
 
+/**
+ * A system prompt's text as one string. System blocks stay apart only for their cache markers (Anthropic
+ * clients): joined as Hapax joins Anthropic system blocks, one per line.
+ */
+export function systemText(content: string | ContentPart[]): string {
+  if (typeof content === 'string') return content;
+  return content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
+}
+
 export const EMPTY_USAGE: Usage = Object.freeze({ inputTokens: 0, outputTokens: 0 }) as Usage;
 
 /**

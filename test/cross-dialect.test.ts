@@ -154,7 +154,7 @@ retry: {max_retries: 0}
       expect(logged.tokens).toMatchObject({ prompt: data.usage?.prompt_tokens, cache_read: cached });
       const uncached = (data.usage?.prompt_tokens ?? 0) - cached;
       expect(logged.cost_usd).toBeCloseTo((uncached * 2 + cached * 0.5 + (data.usage?.completion_tokens ?? 0) * 10) / 1e6, 12);
-      expect(await metricValue(setup.gateway.url, 'hapax_tokens_total{provider="gpt",model="gpt-5",client="anonymous",type="cache_read"}')).toBeGreaterThanOrEqual(cached);
+      expect(await metricValue(setup.gateway.url, 'hapax_token_details_total{provider="gpt",model="gpt-5",client="anonymous",kind="cache_read"}')).toBeGreaterThanOrEqual(cached);
     });
 
     it('lets a browser read X-Hapax-Dropped', async () => {

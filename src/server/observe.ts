@@ -136,9 +136,9 @@ export class RequestObserver {
         metrics.tokens.inc({ ...base, type: 'prompt' }, usage.inputTokens);
         metrics.tokens.inc({ ...base, type: 'completion' }, usage.outputTokens);
         // Parts of the two above, for cache hit rates and reasoning spend; only when the provider reported them.
-        if (usage.cacheReadTokens) metrics.tokens.inc({ ...base, type: 'cache_read' }, usage.cacheReadTokens);
-        if (usage.cacheWriteTokens) metrics.tokens.inc({ ...base, type: 'cache_write' }, usage.cacheWriteTokens);
-        if (usage.reasoningTokens) metrics.tokens.inc({ ...base, type: 'reasoning' }, usage.reasoningTokens);
+        if (usage.cacheReadTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_read' }, usage.cacheReadTokens);
+        if (usage.cacheWriteTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_write' }, usage.cacheWriteTokens);
+        if (usage.reasoningTokens) metrics.tokenDetails.inc({ ...base, kind: 'reasoning' }, usage.reasoningTokens);
         if (cost !== undefined) metrics.cost.inc(base, cost);
       }
     }

@@ -613,7 +613,7 @@ const FINISH: Record<string, FinishReason> = {
 };
 const decodeStopReason = (reason: string | null | undefined): FinishReason => FINISH[reason ?? 'end_turn'] ?? 'stop';
 
-interface AnthropicUsage {
+export interface AnthropicUsage {
   input_tokens?: number | null;
   output_tokens?: number | null;
   cache_creation_input_tokens?: number | null;
@@ -639,8 +639,11 @@ export interface AnthropicMessageJson {
   usage?: AnthropicUsage;
 }
 
-/** Cached prompt tokens are prompt tokens too: the canonical input count is all three together. */
-function decodeUsage(usage: AnthropicUsage, outputTokens = usage.output_tokens ?? 0): Usage {
+/**
+ * Cached prompt tokens are prompt tokens too: the canonical input count is all three together. Also what any
+ * reader of Anthropic usage (the lossless lane's accounting) should use, so cost and metrics agree.
+ */
+export function decodeAnthropicUsage(usage: AnthropicUsage, outputTokens = usage.output_tokens ?? 0): Usage {
   const read = usage.cache_read_input_tokens ?? 0;
   const written = usage.cache_creation_input_tokens ?? 0;
   const decoded: Usage = { inputTokens: (usage.input_tokens ?? 0) + read + written, outputTokens };
@@ -674,7 +677,7 @@ export function decodeMessagesResponse(json: AnthropicMessageJson, fallbackModel
     text,
     toolCalls,
     finishReason: decodeStopReason(json.stop_reason),
-    usage: decodeUsage(json.usage ?? {}),
+    usage: decodeAnthropicUsage(json.usage ?? {}),
   };
   if (reasoning.length > 0) response.reasoning = reasoning;
   if (json.stop_reason === 'stop_sequence' && typeof json.stop_sequence === 'string') response.stopSequence = json.stop_sequence;
@@ -743,7 +746,7 @@ export class MessagesStreamDecoder {
         const usage = event.usage ?? {};
         // Newer API versions repeat the (cumulative) input counts here; older ones only send output_tokens.
         const input = usage.input_tokens == null ? this.startUsage : { ...this.startUsage, ...withoutNulls(usage) };
-        this.push(out, { type: 'usage', usage: decodeUsage(input, usage.output_tokens ?? 0) });
+        this.push(out, { type: 'usage', usage: decodeAnthropicUsage(input, usage.output_tokens ?? 0) });
         return;
       }
       case 'message_stop':

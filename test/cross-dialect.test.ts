@@ -272,6 +272,23 @@ retry: {max_retries: 0}
     });
   });
 
+  describe('bad input', () => {
+    it('is refused in the client dialect\'s error shape', async () => {
+      const anthropic = await fetch(`${setup.gateway.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt', max_tokens: 10, thinking: { type: 'enabled' }, messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'base64' } }] }] }),
+      });
+      expect(anthropic.status).toBe(400);
+      expect(await anthropic.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
+      await expect(
+        setup.openai.chat.completions.create({ model: 'claude', reasoning_effort: 'extreme' as 'high', messages: [{ role: 'user', content: 'x' }] }),
+      ).rejects.toMatchObject({ status: 400 });
+      expect(setup.claude.requests).toHaveLength(0);
+      expect(setup.gpt.requests).toHaveLength(0);
+    });
+  });
+
   describe('the native API', () => {
     it('takes reasoning_effort to a thinking budget and answers the reasoning beside the completion', async () => {
       const res = await fetch(`${setup.gateway.url}/v1/completions`, {

@@ -97,6 +97,13 @@ describe('Anthropic client → canonical', () => {
     expect(adaptive.reasoning).toEqual({ adaptive: true, effort: 'high' });
     expect(adaptive.messages[0].content).toBe('a\nb');
     expect(decodeMessagesRequest({ max_tokens: 10, thinking: { type: 'disabled' }, messages: [{ role: 'user', content: 'x' }] }).reasoning).toEqual({ off: true });
+    // An effort without thinking stays that for Anthropic, and is a reasoning effort elsewhere.
+    const effortOnly = decodeMessagesRequest({ max_tokens: 100, output_config: { effort: 'low' }, messages: [{ role: 'user', content: 'x' }] });
+    expect(effortOnly.reasoning).toEqual({ effort: 'low', effortOnly: true });
+    const toAnthropic = encodeMessagesRequest(effortOnly, 'claude', 4096);
+    expect(toAnthropic).toMatchObject({ max_tokens: 100, output_config: { effort: 'low' } });
+    expect(toAnthropic.thinking).toBeUndefined();
+    expect(encodeChatRequest(effortOnly, 'gpt-5').reasoning_effort).toBe('low');
   });
 });
 

@@ -169,7 +169,10 @@ function decodeThinking(req: AnthropicMessagesRequest): ReasoningRequest | undef
   if (thinking?.type === 'enabled') reasoning.budgetTokens = thinking.budget_tokens;
   else if (thinking?.type === 'adaptive') reasoning.adaptive = true;
   else if (thinking?.type === 'disabled') reasoning.off = true;
-  if (isEffort(effort)) reasoning.effort = effort;
+  if (isEffort(effort)) {
+    reasoning.effort = effort;
+    if (thinking === undefined) reasoning.effortOnly = true;
+  }
   return Object.keys(reasoning).length > 0 ? reasoning : undefined;
 }
 
@@ -495,6 +498,10 @@ function encodeThinking(req: CanonicalRequest, body: Record<string, unknown>, ma
     body.thinking = { type: 'disabled' };
     return;
   }
+  if (reasoning.effortOnly && reasoning.effort) {
+    body.output_config = { ...(body.output_config as object), effort: ANTHROPIC_EFFORT[reasoning.effort] };
+    return;
+  }
   const forcedTool = req.toolChoice === 'required' || typeof req.toolChoice === 'object';
   let thinking: Record<string, unknown> | undefined;
   if (reasoning.adaptive) thinking = { type: 'adaptive' };
@@ -545,7 +552,7 @@ export function encodeMessagesRequest(req: CanonicalRequest, model: string, defa
   if (format?.type === 'json_object' || (format?.type === 'json_schema' && !format.schema)) system.push({ type: 'text', text: JSON_OBJECT_INSTRUCTION });
 
   // Thinking counts against max_tokens: without a cap from the client, the budget comes on top of the default.
-  const budget = req.reasoning && !req.reasoning.adaptive ? thinkingBudget(req.reasoning) : undefined;
+  const budget = req.reasoning && !req.reasoning.adaptive && !req.reasoning.effortOnly ? thinkingBudget(req.reasoning) : undefined;
   const maxTokens = req.maxTokens ?? (budget === undefined ? defaultMaxTokens : budget + defaultMaxTokens);
   const body: Record<string, unknown> = {
     model,

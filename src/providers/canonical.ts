@@ -105,6 +105,11 @@ export interface ReasoningRequest {
   adaptive?: boolean;
   /** Reasoning explicitly off (thinking disabled, reasoning_effort none, think: false). */
   off?: boolean;
+  /**
+   * Anthropic's output_config.effort without thinking: the effort shapes the whole answer and no thinking
+   * was asked for, so an Anthropic upstream gets the effort alone (others read it as a reasoning effort).
+   */
+  effortOnly?: boolean;
 }
 
 export interface CanonicalRequest {

@@ -54,7 +54,7 @@ function claudeCodeTurn(extra: Record<string, unknown> = {}) {
       {
         role: 'user',
         content: [
-          { type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'the picture' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } }], cache_control: EPHEMERAL },
+          { type: 'tool_result', tool_use_id: 'toolu_1', is_error: true, content: [{ type: 'text', text: 'the picture' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } }], cache_control: EPHEMERAL },
         ],
       },
     ],
@@ -89,7 +89,7 @@ describe('Anthropic client → canonical', () => {
       { text: 'I should read the file.', signature: 'sig-abc', origin: 'anthropic' },
       { text: '', redacted: 'opaque', origin: 'anthropic' },
     ]);
-    expect(req.messages[3]).toMatchObject({ role: 'tool', toolCallId: 'toolu_1', cache: EPHEMERAL, content: [{ type: 'text', text: 'the picture' }, { type: 'image', url: `data:image/png;base64,${PNG}` }] });
+    expect(req.messages[3]).toMatchObject({ role: 'tool', toolCallId: 'toolu_1', cache: EPHEMERAL, isError: true, content: [{ type: 'text', text: 'the picture' }, { type: 'image', url: `data:image/png;base64,${PNG}` }] });
   });
 
   it('reads adaptive thinking with an effort, disabled thinking, and a plain system prompt as one string', () => {
@@ -201,7 +201,7 @@ describe('canonical → OpenAI-type upstream', () => {
     // The tool's image follows the tool message in a user message, where Chat Completions accepts images.
     expect(messages[3]).toEqual({ role: 'tool', content: 'the picture', tool_call_id: 'toolu_1' });
     expect(messages[4]).toEqual({ role: 'user', content: [{ type: 'text', text: 'The result of tool call toolu_1 includes:' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] });
-    expect([...dropped].sort()).toEqual(['cache_control', 'messages.reasoning']);
+    expect([...dropped].sort()).toEqual(['cache_control', 'messages.is_error', 'messages.reasoning']);
   });
 
   it('passes prompt_cache_key and parallel_tool_calls on, and drops document URLs it cannot fetch', () => {
@@ -353,7 +353,7 @@ describe('Ollama', () => {
     expect((sent.messages as any[])[2]).toMatchObject({ role: 'assistant', thinking: 'I should read the file.' });
     // The tool's image goes with the tool message, as Ollama takes images on any message.
     expect((sent.messages as any[])[3]).toMatchObject({ role: 'tool', content: 'the picture', images: [PNG] });
-    expect([...dropped].sort()).toEqual(['cache_control', 'messages.content.document', 'messages.reasoning.signature', 'user']);
+    expect([...dropped].sort()).toEqual(['cache_control', 'messages.content.document', 'messages.is_error', 'messages.reasoning.signature', 'user']);
   });
 
   it('reads thinking from an Ollama answer and gives it to Ollama clients', () => {

@@ -461,6 +461,7 @@ function encodeReasoning(reasoning: readonly ReasoningBlock[] | undefined, block
 }
 
 function encodeTurn(m: CanonicalMessage, dropped: Set<string>): Block[] {
+  if (m.name !== undefined && m.role !== 'tool') dropped.add('messages.name');
   if (m.role === 'tool') {
     const content = typeof m.content === 'string' ? m.content : encodeBlocks(m.content, dropped);
     return [{ type: 'tool_result', tool_use_id: m.toolCallId ?? '', ...(content.length > 0 ? { content } : {}), ...(m.isError ? { is_error: true } : {}), ...cacheField(m.cache) }];

@@ -346,6 +346,7 @@ export function encodeChatRequest(req: CanonicalRequest, model: string, dropped:
 /** What a message carries that Ollama has no place for. */
 function noteDropped(m: CanonicalMessage, dropped: Set<string>): void {
   if (m.cache || m.toolCalls?.some((c) => c.cache)) dropped.add('cache_control');
+  if (m.isError) dropped.add('messages.is_error');
   if (m.reasoning?.some((b) => b.signature !== undefined || b.redacted !== undefined)) dropped.add('messages.reasoning.signature');
   if (typeof m.content === 'string') return;
   for (const part of m.content) {

@@ -321,6 +321,8 @@ function encodeMessages(messages: readonly CanonicalMessage[], dropped: Set<stri
     if (m.role !== 'tool') flushToolMedia();
     if (hasCache(m)) dropped.add('cache_control');
     if (m.role === 'tool') {
+      // Chat Completions has no failed-tool flag; the tool's text has to say it.
+      if (m.isError) dropped.add('messages.is_error');
       out.push({ role: 'tool', content: contentText(m.content), tool_call_id: m.toolCallId });
       if (typeof m.content !== 'string') {
         const media = (encodeContent(m.content, dropped) as Record<string, unknown>[]).filter((p) => p.type !== 'text');

@@ -281,11 +281,15 @@ retry: {max_retries: 0}
       });
       expect(anthropic.status).toBe(400);
       expect(await anthropic.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
-      await expect(
-        setup.openai.chat.completions.create({ model: 'claude', reasoning_effort: 'extreme' as 'high', messages: [{ role: 'user', content: 'x' }] }),
-      ).rejects.toMatchObject({ status: 400 });
+      await expect(setup.openai.chat.completions.create({ model: 'claude', reasoning_effort: 7 as unknown as 'high', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 400 });
       expect(setup.claude.requests).toHaveLength(0);
       expect(setup.gpt.requests).toHaveLength(0);
+    });
+
+    it('an effort level Hapax does not know yet is not refused: it is named as dropped', async () => {
+      const { response } = await setup.openai.chat.completions.create({ model: 'claude', reasoning_effort: 'ultra' as 'high', messages: [{ role: 'user', content: 'x' }] }).withResponse();
+      expect(response.headers.get('x-hapax-dropped')).toBe('reasoning_effort');
+      expect(setup.claude.requests.at(-1)?.body.thinking).toBeUndefined();
     });
   });
 

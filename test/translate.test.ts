@@ -92,6 +92,20 @@ describe('Anthropic client → canonical', () => {
     expect(req.messages[3]).toMatchObject({ role: 'tool', toolCallId: 'toolu_1', cache: EPHEMERAL, isError: true, content: [{ type: 'text', text: 'the picture' }, { type: 'image', url: `data:image/png;base64,${PNG}` }] });
   });
 
+  it('accepts document sources and thinking types it does not know, and reports them dropped', () => {
+    const req = decodeMessagesRequest({
+      max_tokens: 10,
+      thinking: { type: 'telepathic' },
+      messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'hologram', id: 'h1' } }, { type: 'document', source: { type: 'content', content: [{ type: 'text', text: 'clause 1' }] } }, { type: 'text', text: 'x' }] }],
+    });
+    expect(req.unsupported).toEqual(['thinking']);
+    expect(req.reasoning).toBeUndefined();
+    const dropped = new Set<string>();
+    const sent = encodeMessagesRequest(req, 'claude', 4096, dropped);
+    expect((sent.messages as any[])[0].content[0]).toEqual({ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'clause 1' } });
+    expect([...dropped]).toEqual(['messages.content.document']);
+  });
+
   it('reads adaptive thinking with an effort, disabled thinking, and a plain system prompt as one string', () => {
     const adaptive = decodeMessagesRequest({ max_tokens: 10, thinking: { type: 'adaptive' }, output_config: { effort: 'high' }, system: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }], messages: [{ role: 'user', content: 'x' }] });
     expect(adaptive.reasoning).toEqual({ adaptive: true, effort: 'high' });

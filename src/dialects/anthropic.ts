@@ -35,13 +35,19 @@ const imageBlock = z.looseObject({
   ]),
   cache_control: cacheControl,
 });
+/** A type none of the known variants has: accepted (the API may add more), and reported as dropped when translated. */
+const otherType = (known: readonly string[]) => z.looseObject({ type: z.string().refine((t) => !known.includes(t)) });
+
+const DOCUMENT_SOURCES = ['base64', 'url', 'text', 'content', 'file'];
 const documentBlock = z.looseObject({
   type: z.literal('document'),
-  source: z.discriminatedUnion('type', [
+  source: z.union([
     z.looseObject({ type: z.literal('base64'), media_type: z.string(), data: z.string() }),
     z.looseObject({ type: z.literal('url'), url: z.string() }),
     z.looseObject({ type: z.literal('text'), media_type: z.string().optional(), data: z.string() }),
+    z.looseObject({ type: z.literal('content'), content: z.union([z.string(), z.array(z.looseObject({ type: z.string(), text: z.string().optional() }))]) }),
     z.looseObject({ type: z.literal('file'), file_id: z.string() }),
+    otherType(DOCUMENT_SOURCES),
   ]),
   title: z.string().nullish(),
   cache_control: cacheControl,
@@ -102,10 +108,11 @@ export const messagesRequestSchema = z.looseObject({
     ])
     .optional(),
   thinking: z
-    .discriminatedUnion('type', [
+    .union([
       z.looseObject({ type: z.literal('enabled'), budget_tokens: z.number().int().min(1) }),
       z.looseObject({ type: z.literal('adaptive') }),
       z.looseObject({ type: z.literal('disabled') }),
+      otherType(['enabled', 'adaptive', 'disabled']),
     ])
     .optional(),
   output_config: z
@@ -135,20 +142,27 @@ function withCache<T extends object>(part: T, cache: CacheControl): T & { cache?
   return marker ? { ...part, cache: marker } : part;
 }
 
-function decodeDocument(block: DocumentBlock): DocumentPart {
-  const source = block.source;
+const textDataUrl = (text: string, mediaType = 'text/plain') => `data:${mediaType};base64,${Buffer.from(text).toString('base64')}`;
+
+/** A document block, or undefined for a source kind the canonical model has no place for. */
+function decodeDocument(block: DocumentBlock): DocumentPart | undefined {
+  const source = block.source as { type: string; media_type?: string; data?: string; url?: string; file_id?: string; content?: string | { text?: string }[] };
   const part: DocumentPart = { type: 'document' };
   if (source.type === 'base64') part.url = `data:${source.media_type};base64,${source.data}`;
   else if (source.type === 'url') part.url = source.url;
-  else if (source.type === 'text') part.url = `data:${source.media_type ?? 'text/plain'};base64,${Buffer.from(source.data).toString('base64')}`;
-  else part.fileId = source.file_id;
+  else if (source.type === 'text') part.url = textDataUrl(source.data ?? '', source.media_type);
+  // Custom content documents: their text is what a model of another dialect can read.
+  else if (source.type === 'content') part.url = textDataUrl(typeof source.content === 'string' ? source.content : (source.content ?? []).map((b) => b.text ?? '').join('\n'));
+  else if (source.type === 'file') part.fileId = source.file_id;
+  else return undefined;
   if (block.title) part.title = block.title;
   return withCache(part, block.cache_control);
 }
 
 function decodePart(block: TextBlock | ImageBlock | DocumentBlock): ContentPart {
   if (block.type === 'text') return withCache<TextPart>({ type: 'text', text: block.text }, block.cache_control);
-  if (block.type === 'document') return decodeDocument(block);
+  // An unknown document kind becomes an empty document, which no encoder can send: each reports it dropped.
+  if (block.type === 'document') return decodeDocument(block) ?? { type: 'document' };
   const source = block.source;
   return withCache<ContentPart>({ type: 'image', url: source.type === 'url' ? source.url : `data:${source.media_type};base64,${source.data}` }, block.cache_control);
 }
@@ -166,7 +180,7 @@ function decodeThinking(req: AnthropicMessagesRequest): ReasoningRequest | undef
   const thinking = req.thinking;
   const effort = req.output_config?.effort;
   const reasoning: ReasoningRequest = {};
-  if (thinking?.type === 'enabled') reasoning.budgetTokens = thinking.budget_tokens;
+  if (thinking?.type === 'enabled') reasoning.budgetTokens = (thinking as { budget_tokens: number }).budget_tokens;
   else if (thinking?.type === 'adaptive') reasoning.adaptive = true;
   else if (thinking?.type === 'disabled') reasoning.off = true;
   if (isEffort(effort)) {
@@ -226,6 +240,7 @@ export function decodeMessagesRequest(body: unknown): CanonicalRequest {
   const choice = req.tool_choice;
   const format = req.output_config?.format;
   const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
+  if (req.thinking && !['enabled', 'adaptive', 'disabled'].includes(req.thinking.type)) unsupported.push('thinking');
   return {
     model: req.model || undefined,
     messages,
@@ -419,8 +434,8 @@ const cacheField = (cache: CacheMarker | undefined) => (cache ? { cache_control:
 function encodeDocument(part: DocumentPart, dropped: Set<string>): Block | undefined {
   const extra = { ...(part.title ? { title: part.title } : {}), ...cacheField(part.cache) };
   if (part.url === undefined) {
-    // A file id belongs to another provider's Files API.
-    dropped.add('messages.content.document.file_id');
+    // A file id belongs to another provider's Files API; a document of no known kind has nothing to send.
+    dropped.add(part.fileId === undefined ? 'messages.content.document' : 'messages.content.document.file_id');
     return undefined;
   }
   const data = /^data:([^;,]+);base64,/.exec(part.url);

@@ -18,7 +18,7 @@ import type {
   Usage,
 } from '../providers/canonical.ts';
 import { contentText, EMPTY_USAGE, systemText } from '../providers/canonical.ts';
-import { openaiEffort } from '../providers/reasoning.ts';
+import { isEffort, openaiEffort } from '../providers/reasoning.ts';
 import { parseBody } from './validate.ts';
 
 // ---------- client side: what an OpenAI SDK sends us ----------
@@ -91,7 +91,8 @@ export const chatRequestSchema = z.looseObject({
     ])
     .optional(),
   parallel_tool_calls: z.boolean().nullish(),
-  reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']).nullish(),
+  // Any text: a level added after this was written must still reach an OpenAI provider on the lossless lane.
+  reasoning_effort: z.string().nullish(),
   prompt_cache_key: z.string().nullish(),
   response_format: z
     .looseObject({
@@ -124,9 +125,10 @@ function decodeContent(content: z.infer<typeof textOrParts> | null | undefined):
   });
 }
 
+/** The reasoning setting; an effort level it does not know is left for `unsupported`. */
 function decodeReasoningEffort(effort: OpenAIChatRequest['reasoning_effort']): ReasoningRequest | undefined {
-  if (effort == null) return undefined;
-  return effort === 'none' ? { off: true } : { effort };
+  if (effort === 'none') return { off: true };
+  return isEffort(effort) ? { effort } : undefined;
 }
 
 export function decodeChatRequest(body: unknown): CanonicalRequest & { includeUsage: boolean } {
@@ -152,6 +154,7 @@ export function decodeChatRequest(body: unknown): CanonicalRequest & { includeUs
   const choice = req.tool_choice;
   const format = req.response_format;
   const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
+  if (req.reasoning_effort != null && req.reasoning_effort !== 'none' && !isEffort(req.reasoning_effort)) unsupported.push('reasoning_effort');
   return {
     model: req.model || undefined,
     messages,
@@ -283,7 +286,7 @@ function hasCache(m: CanonicalMessage): boolean {
 /** OpenAI's file parts take inline data only; a URL or another provider's file id has no place here. */
 function encodeDocument(part: DocumentPart, dropped: Set<string>) {
   if (part.url?.startsWith('data:')) return { type: 'file', file: { file_data: part.url, filename: part.filename ?? part.title ?? 'document.pdf' } };
-  dropped.add(part.url === undefined ? 'messages.content.document.file_id' : 'messages.content.document.url');
+  dropped.add(part.url !== undefined ? 'messages.content.document.url' : part.fileId !== undefined ? 'messages.content.document.file_id' : 'messages.content.document');
   return undefined;
 }
 

@@ -169,7 +169,7 @@ describe('canonical → Anthropic upstream', () => {
       prompt_cache_key: 'k',
       logit_bias: { 1: 2 },
       parallel_tool_calls: false,
-      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' }, strict: true } }],
       messages: [
         { role: 'user', content: [{ type: 'file', file: { file_data: `data:application/pdf;base64,${PDF}`, filename: 'a.pdf' } }, { type: 'text', text: 'sum up' }] },
         { role: 'assistant', content: 'ok', reasoning_content: 'unsigned thoughts' },
@@ -180,6 +180,7 @@ describe('canonical → Anthropic upstream', () => {
     const dropped = new Set<string>();
     const sent = encodeMessagesRequest(req, 'claude', 4096, dropped);
     expect(sent.tool_choice).toEqual({ type: 'auto', disable_parallel_tool_use: true });
+    expect(sent.tools).toEqual([{ name: 'f', input_schema: { type: 'object' }, strict: true }]);
     expect(sent.metadata).toEqual({ user_id: 'u-1' });
     expect((sent.messages as any[])[0].content[0]).toEqual({ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: PDF } });
     // Unsigned reasoning never goes to Anthropic: it would be refused.

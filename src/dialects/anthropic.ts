@@ -96,6 +96,7 @@ export const messagesRequestSchema = z.looseObject({
         description: z.string().optional(),
         input_schema: z.record(z.string(), z.unknown()),
         cache_control: cacheControl,
+        strict: z.boolean().optional(),
       }),
     )
     .optional(),
@@ -250,7 +251,7 @@ export function decodeMessagesRequest(body: unknown): CanonicalRequest {
     topP: req.top_p,
     stop: req.stop_sequences?.length ? req.stop_sequences : undefined,
     user: req.metadata?.user_id ?? undefined,
-    tools: req.tools?.map((t) => withCache({ name: t.name, description: t.description, parameters: t.input_schema }, t.cache_control)),
+    tools: req.tools?.map((t) => withCache({ name: t.name, description: t.description, parameters: t.input_schema, ...(t.strict !== undefined ? { strict: t.strict } : {}) }, t.cache_control)),
     toolChoice: choice === undefined ? undefined : choice.type === 'tool' ? { name: choice.name } : TOOL_CHOICE[choice.type],
     parallelToolCalls: choice && 'disable_parallel_tool_use' in choice && choice.disable_parallel_tool_use !== undefined ? !choice.disable_parallel_tool_use : undefined,
     responseFormat: format ? { type: 'json_schema', schema: format.schema } : undefined,
@@ -588,7 +589,7 @@ export function encodeMessagesRequest(req: CanonicalRequest, model: string, defa
   if (req.stop?.length) body.stop_sequences = req.stop;
   if (req.user !== undefined) body.metadata = { user_id: req.user };
   if (req.tools?.length) {
-    body.tools = req.tools.map((t) => ({ name: t.name, ...(t.description ? { description: t.description } : {}), input_schema: t.parameters, ...cacheField(t.cache) }));
+    body.tools = req.tools.map((t) => ({ name: t.name, ...(t.description ? { description: t.description } : {}), input_schema: t.parameters, ...(t.strict !== undefined ? { strict: t.strict } : {}), ...cacheField(t.cache) }));
     // tool_choice without tools is a 400 upstream.
     const choice = encodeToolChoice(req.toolChoice, req.parallelToolCalls);
     if (choice) body.tool_choice = choice;

@@ -80,6 +80,7 @@ export const chatRequestSchema = z.looseObject({
           name: z.string().min(1),
           description: z.string().optional(),
           parameters: z.record(z.string(), z.unknown()).optional(),
+          strict: z.boolean().nullish(),
         }),
       }),
     )
@@ -172,6 +173,7 @@ export function decodeChatRequest(body: unknown): CanonicalRequest & { includeUs
       name: t.function.name,
       description: t.function.description,
       parameters: t.function.parameters ?? { type: 'object', properties: {} },
+      ...(t.function.strict != null ? { strict: t.function.strict } : {}),
     })),
     toolChoice: choice === undefined ? undefined : typeof choice === 'string' ? choice : { name: choice.function.name },
     parallelToolCalls: req.parallel_tool_calls ?? undefined,
@@ -369,7 +371,7 @@ export function encodeChatRequest(req: CanonicalRequest, model: string, dropped:
   if (req.user !== undefined) body.user = req.user;
   if (req.promptCacheKey !== undefined) body.prompt_cache_key = req.promptCacheKey;
   if (req.tools?.length) {
-    body.tools = req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }));
+    body.tools = req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters, ...(t.strict !== undefined ? { strict: t.strict } : {}) } }));
     if (req.tools.some((t) => t.cache)) dropped.add('cache_control');
     if (req.parallelToolCalls !== undefined) body.parallel_tool_calls = req.parallelToolCalls;
   }

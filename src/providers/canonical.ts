@@ -79,6 +79,8 @@ export interface ToolDefinition {
   /** JSON Schema of the arguments. */
   parameters: Record<string, unknown>;
   cache?: CacheMarker;
+  /** The model's arguments must match the schema exactly (OpenAI function.strict, Anthropic tool strict). */
+  strict?: boolean;
 }
 
 export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };

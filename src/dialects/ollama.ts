@@ -338,6 +338,7 @@ export function encodeChatRequest(req: CanonicalRequest, model: string, dropped:
   if (choice === 'required') dropped.add('tool_choice');
   if (req.parallelToolCalls === false) dropped.add('parallel_tool_calls');
   if (req.tools?.some((t) => t.cache)) dropped.add('cache_control');
+  if (req.tools?.some((t) => t.strict)) dropped.add('tools.strict');
   if (req.user !== undefined) dropped.add('user');
   if (req.promptCacheKey !== undefined) dropped.add('prompt_cache_key');
   return body;

@@ -215,6 +215,9 @@ export class RequestObserver {
     if (state.usage) {
       span.setAttribute('gen_ai.usage.input_tokens', state.usage.inputTokens);
       span.setAttribute('gen_ai.usage.output_tokens', state.usage.outputTokens);
+      // OTel GenAI names (experimental), each a part of input_tokens.
+      if (state.usage.cacheReadTokens) span.setAttribute('gen_ai.usage.cache_read.input_tokens', state.usage.cacheReadTokens);
+      if (state.usage.cacheWriteTokens) span.setAttribute('gen_ai.usage.cache_creation.input_tokens', state.usage.cacheWriteTokens);
     }
     if (facts.cost !== undefined) span.setAttribute('hapax.cost_usd', facts.cost);
     if (facts.overheadMs !== undefined) span.setAttribute('hapax.overhead_ms', facts.overheadMs);

@@ -361,6 +361,7 @@ describe('Ollama', () => {
     expect(decodeOllamaRequest({ model: 'm', think: true, messages: [] }).reasoning).toEqual({ effort: 'medium' });
     expect(decodeOllamaRequest({ model: 'm', think: 'high', messages: [] }).reasoning).toEqual({ effort: 'high' });
     expect(decodeOllamaRequest({ model: 'm', think: false, messages: [] }).reasoning).toEqual({ off: true });
+    expect(decodeOllamaRequest({ model: 'm', options: { temperature: 1, num_ctx: 8192 }, messages: [] }).unsupported).toEqual(['options.num_ctx']);
     const dropped = new Set<string>();
     const sent = encodeOllamaRequest(decodeMessagesRequest(claudeCodeTurn()), 'qwen3', dropped);
     expect(sent.think).toBe(true);

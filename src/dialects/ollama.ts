@@ -124,6 +124,7 @@ export const chatRequestSchema = z.looseObject({
 
 /** Top-level request fields the canonical model carries; any other is reported as dropped when translated. */
 const KNOWN_FIELDS = new Set(['model', 'messages', 'tools', 'format', 'options', 'stream', 'think', 'keep_alive']);
+const KNOWN_OPTIONS = new Set(['temperature', 'top_p', 'num_predict', 'stop', 'seed', 'presence_penalty', 'frequency_penalty']);
 
 /** `think: true` leaves the depth to the model; a level is an effort. */
 function decodeThink(think: boolean | 'low' | 'medium' | 'high' | null | undefined): ReasoningRequest | undefined {
@@ -168,6 +169,7 @@ export function decodeChatRequest(body: unknown): CanonicalRequest {
     return { role: m.role, content };
   });
   const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
+  for (const key of Object.keys(req.options ?? {})) if (!KNOWN_OPTIONS.has(key)) unsupported.push(`options.${key}`);
   const options = req.options ?? {};
   const maxTokens = options.num_predict ?? undefined;
   return {

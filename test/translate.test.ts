@@ -362,6 +362,12 @@ describe('Ollama', () => {
     expect(decodeOllamaRequest({ model: 'm', think: 'high', messages: [] }).reasoning).toEqual({ effort: 'high' });
     expect(decodeOllamaRequest({ model: 'm', think: false, messages: [] }).reasoning).toEqual({ off: true });
     expect(decodeOllamaRequest({ model: 'm', options: { temperature: 1, num_ctx: 8192 }, messages: [] }).unsupported).toEqual(['options.num_ctx']);
+    // top_k crosses between Anthropic and Ollama, and is named where Chat Completions has no place for it.
+    const topK = decodeMessagesRequest({ max_tokens: 10, top_k: 40, messages: [{ role: 'user', content: 'x' }] });
+    expect((encodeOllamaRequest(topK, 'm').options as any).top_k).toBe(40);
+    const toOpenAI = new Set<string>();
+    expect(encodeChatRequest(topK, 'gpt', toOpenAI).top_k).toBeUndefined();
+    expect([...toOpenAI]).toEqual(['top_k']);
     const dropped = new Set<string>();
     const sent = encodeOllamaRequest(decodeMessagesRequest(claudeCodeTurn()), 'qwen3', dropped);
     expect(sent.think).toBe(true);

@@ -88,6 +88,7 @@ export const messagesRequestSchema = z.looseObject({
   stop_sequences: z.array(z.string()).optional(),
   temperature: z.number().min(0).max(1).optional(),
   top_p: z.number().min(0).max(1).optional(),
+  top_k: z.number().int().min(0).optional(),
   metadata: z.looseObject({ user_id: z.string().nullish() }).optional(),
   tools: z
     .array(
@@ -127,7 +128,7 @@ export type AnthropicMessagesRequest = z.infer<typeof messagesRequestSchema>;
 
 /** Top-level request fields the canonical model carries; any other is reported as dropped when translated. */
 const KNOWN_FIELDS = new Set([
-  'model', 'max_tokens', 'messages', 'system', 'stream', 'stop_sequences', 'temperature', 'top_p', 'metadata', 'tools', 'tool_choice', 'thinking', 'output_config',
+  'model', 'max_tokens', 'messages', 'system', 'stream', 'stop_sequences', 'temperature', 'top_p', 'top_k', 'metadata', 'tools', 'tool_choice', 'thinking', 'output_config',
 ]);
 
 type ImageBlock = z.infer<typeof imageBlock>;
@@ -249,6 +250,7 @@ export function decodeMessagesRequest(body: unknown): CanonicalRequest {
     maxTokens: req.max_tokens,
     temperature: req.temperature,
     topP: req.top_p,
+    topK: req.top_k,
     stop: req.stop_sequences?.length ? req.stop_sequences : undefined,
     user: req.metadata?.user_id ?? undefined,
     tools: req.tools?.map((t) => withCache({ name: t.name, description: t.description, parameters: t.input_schema, ...(t.strict !== undefined ? { strict: t.strict } : {}) }, t.cache_control)),
@@ -586,6 +588,7 @@ export function encodeMessagesRequest(req: CanonicalRequest, model: string, defa
   // Anthropic's range is 0..1; OpenAI clients may send up to 2.
   if (req.temperature !== undefined) body.temperature = Math.min(1, Math.max(0, req.temperature));
   if (req.topP !== undefined) body.top_p = req.topP;
+  if (req.topK !== undefined) body.top_k = req.topK;
   if (req.stop?.length) body.stop_sequences = req.stop;
   if (req.user !== undefined) body.metadata = { user_id: req.user };
   if (req.tools?.length) {

@@ -109,6 +109,7 @@ export const chatRequestSchema = z.looseObject({
     .looseObject({
       temperature: z.number().nullish(),
       top_p: z.number().nullish(),
+      top_k: z.number().int().nullish(),
       num_predict: z.number().int().nullish(),
       stop: z.union([z.string(), z.array(z.string())]).nullish(),
       seed: z.number().int().nullish(),
@@ -124,7 +125,7 @@ export const chatRequestSchema = z.looseObject({
 
 /** Top-level request fields the canonical model carries; any other is reported as dropped when translated. */
 const KNOWN_FIELDS = new Set(['model', 'messages', 'tools', 'format', 'options', 'stream', 'think', 'keep_alive']);
-const KNOWN_OPTIONS = new Set(['temperature', 'top_p', 'num_predict', 'stop', 'seed', 'presence_penalty', 'frequency_penalty']);
+const KNOWN_OPTIONS = new Set(['temperature', 'top_p', 'top_k', 'num_predict', 'stop', 'seed', 'presence_penalty', 'frequency_penalty']);
 
 /** `think: true` leaves the depth to the model; a level is an effort. */
 function decodeThink(think: boolean | 'low' | 'medium' | 'high' | null | undefined): ReasoningRequest | undefined {
@@ -181,6 +182,7 @@ export function decodeChatRequest(body: unknown): CanonicalRequest {
     maxTokens: maxTokens !== undefined && maxTokens > 0 ? maxTokens : undefined,
     temperature: options.temperature ?? undefined,
     topP: options.top_p ?? undefined,
+    topK: options.top_k ?? undefined,
     stop: options.stop == null ? undefined : typeof options.stop === 'string' ? [options.stop] : options.stop,
     seed: options.seed ?? undefined,
     presencePenalty: options.presence_penalty ?? undefined,
@@ -320,6 +322,7 @@ export function encodeChatRequest(req: CanonicalRequest, model: string, dropped:
   const options: Record<string, unknown> = {};
   if (req.temperature !== undefined) options.temperature = req.temperature;
   if (req.topP !== undefined) options.top_p = req.topP;
+  if (req.topK !== undefined) options.top_k = req.topK;
   if (req.maxTokens !== undefined) options.num_predict = req.maxTokens;
   if (req.stop !== undefined) options.stop = req.stop;
   if (req.seed !== undefined) options.seed = req.seed;

@@ -370,6 +370,8 @@ export function encodeChatRequest(req: CanonicalRequest, model: string, dropped:
   if (req.frequencyPenalty !== undefined) body.frequency_penalty = req.frequencyPenalty;
   if (req.user !== undefined) body.user = req.user;
   if (req.promptCacheKey !== undefined) body.prompt_cache_key = req.promptCacheKey;
+  // OpenAI refuses top_k (a few compatible servers take it, but not all).
+  if (req.topK !== undefined) dropped.add('top_k');
   if (req.tools?.length) {
     body.tools = req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters, ...(t.strict !== undefined ? { strict: t.strict } : {}) } }));
     if (req.tools.some((t) => t.cache)) dropped.add('cache_control');

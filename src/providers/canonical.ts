@@ -122,6 +122,8 @@ export interface CanonicalRequest {
   maxTokens?: number;
   temperature?: number;
   topP?: number;
+  /** Sample from the K likeliest tokens only (Anthropic top_k, Ollama options.top_k). */
+  topK?: number;
   stop?: string[];
   seed?: number;
   presencePenalty?: number;

@@ -293,6 +293,25 @@ retry: {max_retries: 0}
     });
   });
 
+  describe('a provider that takes no reasoning setting', () => {
+    const plain = useStarted({ gpt4: () => startFakeOpenAI({ name: 'gpt4' }) }).and({
+      gateway: ({ gpt4 }) => startTestGateway(`
+providers:
+  gpt4: {type: openai, base_url: "${gpt4.url}", model: gpt-4o, send_reasoning: false}
+`),
+    });
+
+    it('gets no reasoning_effort, and the client is told', async () => {
+      const anthropic = new Anthropic({ baseURL: plain.gateway.url, apiKey: 'x', maxRetries: 0 });
+      const { data, response } = await anthropic.messages.create({ model: 'gpt4', max_tokens: 3000, thinking: { type: 'enabled', budget_tokens: 2000 }, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+      const sent = plain.gpt4.requests.at(-1)?.body;
+      expect(sent.reasoning_effort).toBeUndefined();
+      expect(sent.max_tokens).toBe(3000);
+      expect(data.content).toEqual([{ type: 'text', text: '[gpt4] hi' }]);
+      expect(response.headers.get('x-hapax-dropped')).toBe('reasoning');
+    });
+  });
+
   describe('the native API', () => {
     it('takes reasoning_effort to a thinking budget and answers the reasoning beside the completion', async () => {
       const res = await fetch(`${setup.gateway.url}/v1/completions`, {

@@ -73,6 +73,8 @@ const provider = z.strictObject({
   /** Anthropic: sent when the client gave no max_tokens (Anthropic requires one). */
   max_tokens: z.number().int().positive().optional(),
   anthropic_version: z.string().optional(),
+  /** False: clients' reasoning settings (thinking, reasoning_effort) are not sent, for models that refuse them. */
+  send_reasoning: z.boolean().optional(),
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),

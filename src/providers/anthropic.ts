@@ -42,7 +42,7 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
     const dropped = new Set<string>();
-    const body = encodeMessagesRequest({ ...request, stream: false }, target.model, this.maxTokens, dropped);
+    const body = encodeMessagesRequest(this.forProvider(request, false, dropped), target.model, this.maxTokens, dropped);
     const json = await this.client.json<AnthropicMessageJson>(this.post('/v1/messages', body, target, ctx));
     reportDropped(ctx, dropped);
     if (!Array.isArray(json?.content)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without content`);
@@ -51,7 +51,7 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
     const dropped = new Set<string>();
-    const body = encodeMessagesRequest({ ...request, stream: true }, target.model, this.maxTokens, dropped);
+    const body = encodeMessagesRequest(this.forProvider(request, true, dropped), target.model, this.maxTokens, dropped);
     const response = await this.client.send(this.post('/v1/messages', body, target, ctx));
     reportDropped(ctx, dropped);
     const decoder = new MessagesStreamDecoder();

@@ -5,6 +5,7 @@
  */
 import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
+import type { CanonicalRequest } from './canonical.ts';
 import { UpstreamClient, type UpstreamRequest } from './http.ts';
 
 export interface HttpAdapterOptions {
@@ -24,12 +25,14 @@ export abstract class HttpAdapter {
   private readonly keyHeader: HttpAdapterOptions['keyHeader'];
   /** The provider key as its header carries it, made once. */
   private readonly keyValue?: string;
+  private readonly sendReasoning: boolean;
 
   constructor({ name, config, pools }: AdapterInit, opts: HttpAdapterOptions) {
     this.name = name;
     this.type = config.type;
     this.keyHeader = opts.keyHeader;
     this.keyValue = config.api_key ? this.keyHeaderValue(config.api_key) : undefined;
+    this.sendReasoning = config.send_reasoning !== false;
     const baseUrl = config.base_url ?? opts.defaultBaseUrl;
     this.client = new UpstreamClient({
       provider: name,
@@ -38,6 +41,13 @@ export abstract class HttpAdapter {
       headers: { ...opts.protocolHeaders, ...config.headers },
       timeoutMs: config.timeout ?? 60_000,
     });
+  }
+
+  /** The request as this provider takes it: without the reasoning setting where the config says so (reported). */
+  protected forProvider(request: CanonicalRequest, stream: boolean, dropped: Set<string>): CanonicalRequest {
+    if (this.sendReasoning || !request.reasoning) return { ...request, stream };
+    dropped.add('reasoning');
+    return { ...request, stream, reasoning: undefined };
   }
 
   /** A POST of `body` to `path` for this attempt: its headers (key, request id, trace) and signal. */

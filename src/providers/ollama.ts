@@ -36,7 +36,7 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
     const dropped = new Set<string>();
-    const body = this.chatBody({ ...request, stream: false }, target, dropped);
+    const body = this.chatBody(this.forProvider(request, false, dropped), target, dropped);
     const json = await this.client.json<ChatLine | null>(this.post('/api/chat', body, target, ctx));
     reportDropped(ctx, dropped);
     if (typeof json?.message !== 'object' || json.message === null) {
@@ -47,7 +47,7 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
     const dropped = new Set<string>();
-    const body = this.chatBody({ ...request, stream: true }, target, dropped);
+    const body = this.chatBody(this.forProvider(request, true, dropped), target, dropped);
     const response = await this.client.send(this.post('/api/chat', body, target, ctx));
     reportDropped(ctx, dropped);
     const decoder = new OllamaStreamDecoder(`chatcmpl-${ctx.requestId}`, target.model);

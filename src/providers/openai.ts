@@ -18,7 +18,7 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
     const dropped = new Set<string>();
-    const body = encodeChatRequest({ ...request, stream: false }, target.model, dropped);
+    const body = encodeChatRequest(this.forProvider(request, false, dropped), target.model, dropped);
     const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>(this.post('/chat/completions', body, target, ctx));
     reportDropped(ctx, dropped);
     if (!Array.isArray(json?.choices)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without choices`);
@@ -27,7 +27,7 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
     const dropped = new Set<string>();
-    const body = encodeChatRequest({ ...request, stream: true }, target.model, dropped);
+    const body = encodeChatRequest(this.forProvider(request, true, dropped), target.model, dropped);
     const response = await this.client.send(this.post('/chat/completions', body, target, ctx));
     reportDropped(ctx, dropped);
     const events: StreamEvent[] = [];

@@ -125,6 +125,8 @@ const providerFields = z.strictObject({
   max_tokens: z.number().int().positive().optional(),
   /** Anthropic: the anthropic-version sent; when set, it also replaces the one a lossless-lane client sent. */
   anthropic_version: z.string().optional(),
+  /** False: clients' reasoning settings (thinking, reasoning_effort) are not sent, for models that refuse them. */
+  send_reasoning: z.boolean().optional(),
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),
@@ -283,10 +285,15 @@ const apiKey = z
   })
   .refine((k) => k.key !== undefined || k.key_sha256 !== undefined, { message: 'a key needs `key` or `key_sha256`' });
 
-/** Prices in US dollars per million tokens, for the hapax_cost_usd_total metric and request logs. */
+/**
+ * Prices in US dollars per million tokens, for the hapax_cost_usd_total metric and request logs. Prompt tokens
+ * read from or written to the provider's prompt cache have prices of their own; without one they cost `input`.
+ */
 const price = z.strictObject({
   input: z.number().min(0),
   output: z.number().min(0),
+  cached_input: z.number().min(0).optional(),
+  cache_write: z.number().min(0).optional(),
 });
 
 /** OpenTelemetry export: one span per request and one per upstream attempt, over OTLP/HTTP (JSON). */

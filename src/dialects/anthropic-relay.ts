@@ -4,10 +4,10 @@
  */
 import type { EventSourceMessage } from 'eventsource-parser';
 import { AnswerCollector } from '../providers/answer-stream.ts';
-import type { CanonicalResponse, FinishReason, StreamEvent } from '../providers/canonical.ts';
+import { EMPTY_USAGE, type CanonicalResponse, type FinishReason, type StreamEvent, type Usage } from '../providers/canonical.ts';
 import type { UpstreamFailureKind } from '../providers/errors.ts';
 import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../providers/lossless.ts';
-import { decodeMessagesResponse, decodeStopReason, MessagesStreamDecoder, promptTokens, type AnthropicMessageJson, type AnthropicUsage } from './anthropic.ts';
+import { decodeAnthropicUsage, decodeMessagesResponse, decodeStopReason, MessagesStreamDecoder, type AnthropicMessageJson, type AnthropicUsage } from './anthropic.ts';
 
 /** Error types of an `event: error` frame, which arrives with a 200 status already sent. */
 export const STREAM_ERROR_KINDS: Record<string, UpstreamFailureKind> = {
@@ -47,15 +47,15 @@ export const ANTHROPIC_RELAY: RelayDialect = {
     return {
       id: message.id ?? '',
       model: message.model ?? fallbackModel,
-      usage: { inputTokens: promptTokens(usage), outputTokens: usage.output_tokens ?? 0 },
+      usage: decodeAnthropicUsage(usage),
       finishReason: decodeStopReason(message.stop_reason),
     };
   },
   streamReader: (_request: LosslessRequest, model: string) => new MessagesStreamReader(model),
   canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse {
     if (relayed.body !== undefined) {
-      const { text, toolCalls } = decodeMessagesResponse(JSON.parse(relayed.body) as AnthropicMessageJson, answer.model);
-      return { ...answer, text, toolCalls };
+      const { text, toolCalls, reasoning } = decodeMessagesResponse(JSON.parse(relayed.body) as AnthropicMessageJson, answer.model);
+      return { ...answer, text, toolCalls, reasoning };
     }
     const decoder = new MessagesStreamDecoder();
     const collector = new AnswerCollector(answer.model);
@@ -63,7 +63,7 @@ export const ANTHROPIC_RELAY: RelayDialect = {
     for (const message of relayedEvents(relayed.frames ?? '')) decoder.decode(JSON.parse(message.data), events);
     for (const event of events) collector.add(event);
     const read = collector.answer();
-    return read ? { ...answer, text: read.text, toolCalls: read.toolCalls } : answer;
+    return read ? { ...answer, text: read.text, toolCalls: read.toolCalls, reasoning: read.reasoning } : answer;
   },
 };
 
@@ -75,7 +75,8 @@ class MessagesStreamReader implements StreamReader {
   start?: { id: string; model: string };
   failure?: { kind: UpstreamFailureKind; message?: string };
   complete = false;
-  private inputTokens = 0;
+  /** Input counts (cache reads and writes among them) from message_start. */
+  private headUsage: Usage = EMPTY_USAGE;
   private reason: FinishReason = 'stop';
   private readonly model: string;
 
@@ -98,15 +99,15 @@ class MessagesStreamReader implements StreamReader {
       case 'message_start': {
         const head = event.message ?? {};
         this.start = { id: head.id ?? '', model: head.model ?? this.model };
-        this.inputTokens = promptTokens(head.usage ?? {});
+        this.headUsage = decodeAnthropicUsage(head.usage ?? {});
         return 'hold';
       }
       case 'message_delta': {
         if (event.delta?.stop_reason) this.reason = decodeStopReason(event.delta.stop_reason);
         const usage = event.usage ?? {};
         // Newer API versions repeat the (cumulative) input counts here; older ones only send output_tokens.
-        const inputTokens = usage.input_tokens == null ? this.inputTokens : promptTokens(usage);
-        out.push({ type: 'usage', usage: { inputTokens, outputTokens: usage.output_tokens ?? 0 } });
+        const outputTokens = usage.output_tokens ?? 0;
+        out.push({ type: 'usage', usage: usage.input_tokens == null ? { ...this.headUsage, outputTokens } : decodeAnthropicUsage(usage, outputTokens) });
         return 'forward';
       }
       case 'message_stop':

@@ -26,7 +26,11 @@ export const nativeRequestSchema = z.looseObject({
   max_tokens: z.number().int().positive().optional(),
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().min(0).max(1).optional(),
+  reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']).optional(),
 });
+
+/** Request fields the canonical model carries; any other is reported as dropped. */
+const KNOWN_FIELDS = new Set(['messages', 'input', 'function_description', 'model', 'stream', 'max_tokens', 'temperature', 'top_p', 'reasoning_effort']);
 
 export function decodeNativeRequest(body: unknown): CanonicalRequest {
   const req = parseBody(nativeRequestSchema, body);
@@ -35,6 +39,8 @@ export function decodeNativeRequest(body: unknown): CanonicalRequest {
   if (req.function_description) messages.push({ role: 'system', content: req.function_description });
   if (req.messages) for (const m of req.messages) messages.push({ role: m.role, content: m.content });
   else messages.push({ role: 'user', content: req.input as string });
+  const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
+  const effort = req.reasoning_effort;
   return {
     model: req.model || undefined,
     messages,
@@ -42,6 +48,8 @@ export function decodeNativeRequest(body: unknown): CanonicalRequest {
     maxTokens: req.max_tokens,
     temperature: req.temperature,
     topP: req.top_p,
+    reasoning: effort === undefined ? undefined : effort === 'none' ? { off: true } : { effort },
+    unsupported: unsupported.length > 0 ? unsupported : undefined,
   };
 }
 
@@ -59,6 +67,7 @@ export function encodeNativeResponse(res: CanonicalResponse, meta: NativeMeta) {
     model: res.model || meta.model,
     finish_reason: res.finishReason,
     usage: encodeUsage(res.usage),
+    ...(res.reasoning?.length ? { reasoning: res.reasoning.map((b) => b.text).join('') } : {}),
   };
 }
 
@@ -74,6 +83,7 @@ export class NativeStreamEncoder {
   encode(event: StreamEvent): string {
     this.answer.add(event);
     if (event.type === 'text') return `data: {"type":"delta","text":${JSON.stringify(event.text)}}\n\n`;
+    if (event.type === 'reasoning') return `data: {"type":"reasoning","text":${JSON.stringify(event.text)}}\n\n`;
     if (event.type !== 'finish') return '';
     const whole = this.answer.answer() as CanonicalResponse;
     return `data: ${JSON.stringify({
@@ -84,6 +94,7 @@ export class NativeStreamEncoder {
       model: this.meta.model,
       finish_reason: event.reason,
       usage: encodeUsage(whole.usage),
+      ...(whole.reasoning?.length ? { reasoning: whole.reasoning.map((b) => b.text).join('') } : {}),
     })}\n\n`;
   }
 }

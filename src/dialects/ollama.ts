@@ -15,12 +15,13 @@ import type {
   EmbeddingsRequest,
   EmbeddingsResponse,
   FinishReason,
+  ReasoningRequest,
   ResponseFormat,
   StreamEvent,
   ToolCall,
   Usage,
 } from '../providers/canonical.ts';
-import { argumentsObject, contentText } from '../providers/canonical.ts';
+import { argumentsObject, contentText, systemText } from '../providers/canonical.ts';
 import { validationError } from '../providers/errors.ts';
 import { AnswerCollector } from '../providers/answer-stream.ts';
 import { parseBody } from './validate.ts';
@@ -85,6 +86,7 @@ const messageSchema = z.looseObject({
   images: z.array(z.string()).nullish(),
   tool_calls: z.array(toolCallSchema).nullish(),
   tool_name: z.string().nullish(),
+  thinking: z.string().nullish(),
 });
 
 export const chatRequestSchema = z.looseObject({
@@ -107,6 +109,7 @@ export const chatRequestSchema = z.looseObject({
     .looseObject({
       temperature: z.number().nullish(),
       top_p: z.number().nullish(),
+      top_k: z.number().int().nullish(),
       num_predict: z.number().int().nullish(),
       stop: z.union([z.string(), z.array(z.string())]).nullish(),
       seed: z.number().int().nullish(),
@@ -115,9 +118,21 @@ export const chatRequestSchema = z.looseObject({
     })
     .nullish(),
   stream: z.boolean().nullish(),
+  think: z.union([z.boolean(), z.enum(['low', 'medium', 'high'])]).nullish(),
   // Accepted for compatibility: models behind Hapax are not loaded or unloaded on a client's word.
   keep_alive: z.union([z.string(), z.number()]).nullish(),
 });
+
+/** Top-level request fields the canonical model carries; any other is reported as dropped when translated. */
+const KNOWN_FIELDS = new Set(['model', 'messages', 'tools', 'format', 'options', 'stream', 'think', 'keep_alive']);
+const KNOWN_OPTIONS = new Set(['temperature', 'top_p', 'top_k', 'num_predict', 'stop', 'seed', 'presence_penalty', 'frequency_penalty']);
+
+/** `think: true` leaves the depth to the model; a level is an effort. */
+function decodeThink(think: boolean | 'low' | 'medium' | 'high' | null | undefined): ReasoningRequest | undefined {
+  if (think == null) return undefined;
+  if (think === false) return { off: true };
+  return think === true ? { effort: 'medium' } : { effort: think };
+}
 
 function decodeContent(text: string, images: string[] | null | undefined): string | ContentPart[] {
   if (!images?.length) return text;
@@ -143,7 +158,7 @@ export function decodeChatRequest(body: unknown): CanonicalRequest {
     if (m.role === 'assistant' && m.tool_calls?.length) {
       const toolCalls = m.tool_calls.map((c) => ({ id: toolCallId(nextCall++), name: c.function.name, arguments: argumentsText(c.function.arguments) }));
       pending.push(...toolCalls);
-      return { role: 'assistant', content, toolCalls };
+      return { role: 'assistant', content, toolCalls, ...(m.thinking ? { reasoning: [{ text: m.thinking }] } : {}) };
     }
     if (m.role === 'tool') {
       const toolName = m.tool_name ?? undefined;
@@ -151,8 +166,11 @@ export function decodeChatRequest(body: unknown): CanonicalRequest {
       const answered = pending.splice(Math.max(at, 0), 1)[0];
       return { role: 'tool', content, toolCallId: answered?.id ?? toolCallId(nextCall++), name: toolName ?? answered?.name };
     }
+    if (m.role === 'assistant' && m.thinking) return { role: 'assistant', content, reasoning: [{ text: m.thinking }] };
     return { role: m.role, content };
   });
+  const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
+  for (const key of Object.keys(req.options ?? {})) if (!KNOWN_OPTIONS.has(key)) unsupported.push(`options.${key}`);
   const options = req.options ?? {};
   const maxTokens = options.num_predict ?? undefined;
   return {
@@ -164,6 +182,7 @@ export function decodeChatRequest(body: unknown): CanonicalRequest {
     maxTokens: maxTokens !== undefined && maxTokens > 0 ? maxTokens : undefined,
     temperature: options.temperature ?? undefined,
     topP: options.top_p ?? undefined,
+    topK: options.top_k ?? undefined,
     stop: options.stop == null ? undefined : typeof options.stop === 'string' ? [options.stop] : options.stop,
     seed: options.seed ?? undefined,
     presencePenalty: options.presence_penalty ?? undefined,
@@ -174,8 +193,12 @@ export function decodeChatRequest(body: unknown): CanonicalRequest {
       parameters: t.function.parameters ?? { type: 'object', properties: {} },
     })),
     responseFormat: decodeFormat(req.format),
+    reasoning: decodeThink(req.think),
+    unsupported: unsupported.length > 0 ? unsupported : undefined,
   };
 }
+
+const reasoningText = (reasoning: CanonicalResponse['reasoning']): string => (reasoning ?? []).map((b) => b.text).join('');
 
 const isoNow = () => new Date().toISOString();
 
@@ -186,6 +209,7 @@ export function encodeChatResponse(res: CanonicalResponse) {
     message: {
       role: 'assistant',
       content: res.text,
+      ...(reasoningText(res.reasoning) ? { thinking: reasoningText(res.reasoning) } : {}),
       ...(res.toolCalls.length > 0 ? { tool_calls: encodeToolCalls(res.toolCalls) } : {}),
     },
     done_reason: encodeDoneReason(res.finishReason),
@@ -220,6 +244,7 @@ export class NdjsonEncoder {
   encode(event: StreamEvent): string {
     this.answer.add(event);
     if (event.type === 'text') return this.line({ content: event.text }, undefined);
+    if (event.type === 'reasoning') return this.line({ content: '', thinking: event.text }, undefined);
     if (event.type !== 'finish') return '';
     const whole = this.answer.answer() as CanonicalResponse;
     const calls = whole.toolCalls.length > 0 ? this.line({ content: '', tool_calls: encodeToolCalls(whole.toolCalls) }, undefined) : '';
@@ -267,12 +292,20 @@ function imagesOf(content: string | ContentPart[]): string[] {
   return images;
 }
 
-/** Throws a 400 ValidationError for content Ollama cannot carry (images given by http URL). */
-export function encodeChatRequest(req: CanonicalRequest, model: string): Record<string, unknown> {
+/**
+ * Throws a 400 ValidationError for content Ollama cannot carry (images given by http URL); what it has no
+ * place for (documents, cache markers, signatures) is left out and named in `dropped`.
+ */
+export function encodeChatRequest(req: CanonicalRequest, model: string, dropped: Set<string> = new Set()): Record<string, unknown> {
   // Ollama names the tool a result belongs to, not the call: remember each call's name by id.
   const callNames = new Map<string, string>();
   const messages = req.messages.map((m) => {
-    const out: Record<string, unknown> = { role: m.role, content: contentText(m.content) };
+    const out: Record<string, unknown> = { role: m.role, content: m.role === 'system' ? systemText(m.content) : contentText(m.content) };
+    noteDropped(m, dropped);
+    if (m.role === 'assistant' && m.reasoning?.length) {
+      const thinking = m.reasoning.map((b) => b.text).join('');
+      if (thinking) out.thinking = thinking;
+    }
     const images = imagesOf(m.content);
     if (images.length > 0) out.images = images;
     if (m.role === 'assistant' && m.toolCalls?.length) {
@@ -289,6 +322,7 @@ export function encodeChatRequest(req: CanonicalRequest, model: string): Record<
   const options: Record<string, unknown> = {};
   if (req.temperature !== undefined) options.temperature = req.temperature;
   if (req.topP !== undefined) options.top_p = req.topP;
+  if (req.topK !== undefined) options.top_k = req.topK;
   if (req.maxTokens !== undefined) options.num_predict = req.maxTokens;
   if (req.stop !== undefined) options.stop = req.stop;
   if (req.seed !== undefined) options.seed = req.seed;
@@ -304,13 +338,33 @@ export function encodeChatRequest(req: CanonicalRequest, model: string): Record<
   const format = req.responseFormat;
   if (format?.type === 'json_object') body.format = 'json';
   else if (format?.type === 'json_schema') body.format = format.schema ?? 'json';
+  // Ollama's think is a switch (a few models also take a level, which not every model accepts).
+  if (req.reasoning) body.think = !req.reasoning.off;
+  if (choice === 'required') dropped.add('tool_choice');
+  if (req.parallelToolCalls === false) dropped.add('parallel_tool_calls');
+  if (req.tools?.some((t) => t.cache)) dropped.add('cache_control');
+  if (req.tools?.some((t) => t.strict)) dropped.add('tools.strict');
+  if (req.user !== undefined) dropped.add('user');
+  if (req.promptCacheKey !== undefined) dropped.add('prompt_cache_key');
   return body;
+}
+
+/** What a message carries that Ollama has no place for. */
+function noteDropped(m: CanonicalMessage, dropped: Set<string>): void {
+  if (m.cache || m.toolCalls?.some((c) => c.cache)) dropped.add('cache_control');
+  if (m.isError) dropped.add('messages.is_error');
+  if (m.reasoning?.some((b) => b.signature !== undefined || b.redacted !== undefined)) dropped.add('messages.reasoning.signature');
+  if (typeof m.content === 'string') return;
+  for (const part of m.content) {
+    if (part.cache) dropped.add('cache_control');
+    if (part.type === 'document') dropped.add('messages.content.document');
+  }
 }
 
 export interface OllamaChatChunk extends OllamaCounts {
   model?: string;
   created_at?: string;
-  message?: { content?: string | null; tool_calls?: { function: { name: string; arguments?: unknown } }[] | null };
+  message?: { content?: string | null; thinking?: string | null; tool_calls?: { function: { name: string; arguments?: unknown } }[] | null };
   done?: boolean;
   done_reason?: string;
 }
@@ -326,7 +380,9 @@ function decodeCreated(createdAt: string | undefined): number {
 
 export function decodeChatResponse(json: OllamaChatChunk, id: string, fallbackModel: string): CanonicalResponse {
   const toolCalls = decodeToolCalls(json.message?.tool_calls ?? [], 0);
+  const thinking = json.message?.thinking;
   return {
+    ...(thinking ? { reasoning: [{ text: thinking }] } : {}),
     id,
     model: json.model ?? fallbackModel,
     created: decodeCreated(json.created_at),
@@ -356,6 +412,7 @@ export class OllamaStreamDecoder {
       out.push({ type: 'start', id: this.id, model: json.model ?? this.fallbackModel });
     }
     const message = json.message;
+    if (message?.thinking) out.push({ type: 'reasoning', text: message.thinking });
     if (message?.content) out.push({ type: 'text', text: message.content });
     if (message?.tool_calls?.length) {
       // Each call arrives whole: its start and all of its arguments at once.

@@ -45,19 +45,19 @@ export const OPENAI_CHAT_RELAY: RelayDialect = {
   streamReader: (request, model) => new ChunkReader(clientWantsUsage(request), model),
   canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse {
     if (relayed.body !== undefined) {
-      const { text, toolCalls } = decodeChatResponse(JSON.parse(relayed.body), answer.model);
-      return { ...answer, text, toolCalls };
+      const { text, toolCalls, reasoning } = decodeChatResponse(JSON.parse(relayed.body), answer.model);
+      return { ...answer, text, toolCalls, reasoning };
     }
     const collector = new AnswerCollector(answer.model);
     const events: StreamEvent[] = [];
     for (const message of relayedEvents(relayed.frames ?? '')) {
       if (message.data === '[DONE]') continue;
-      const reason = decodeChunk(JSON.parse(message.data), events);
-      if (reason) events.push({ type: 'finish', reason });
+      const finish = decodeChunk(JSON.parse(message.data), events);
+      if (finish) events.push(finish);
     }
     for (const event of events) collector.add(event);
     const read = collector.answer();
-    return read ? { ...answer, text: read.text, toolCalls: read.toolCalls } : answer;
+    return read ? { ...answer, text: read.text, toolCalls: read.toolCalls, reasoning: read.reasoning } : answer;
   },
 };
 

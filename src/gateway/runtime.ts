@@ -284,7 +284,7 @@ export interface CorsSettings {
 }
 
 /** Response headers a browser client may read. */
-const EXPOSED_HEADERS = ['x-request-id', 'x-hapax-provider', 'x-hapax-attempts', 'x-hapax-cache', 'x-hapax-overhead-ms', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'];
+const EXPOSED_HEADERS = ['x-request-id', 'x-hapax-provider', 'x-hapax-attempts', 'x-hapax-cache', 'x-hapax-overhead-ms', 'x-hapax-dropped', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'];
 
 function corsSettings(config: HapaxConfig): CorsSettings {
   const cors = config.cors;

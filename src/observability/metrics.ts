@@ -20,6 +20,7 @@ export class Metrics {
   readonly httpRequests: Counter<string>;
   readonly httpDuration: Histogram<string>;
   readonly tokens: Counter<string>;
+  readonly tokenDetails: Counter<string>;
   readonly cost: Counter<string>;
 
   /**
@@ -181,6 +182,13 @@ export class Metrics {
       name: 'hapax_tokens_total',
       help: 'Tokens processed by provider, model and type (prompt or completion)',
       labelNames: ['provider', 'model', 'type', 'client', ...extra],
+      registers: [this.registry],
+    });
+    // A metric of its own, not more `type`s of hapax_tokens_total: these are parts of its counts, and sums over its types must stay true.
+    this.tokenDetails = new Counter({
+      name: 'hapax_token_details_total',
+      help: 'Parts of hapax_tokens_total the provider reported: prompt tokens read from (cache_read) or written to (cache_write) its prompt cache, completion tokens spent reasoning (reasoning)',
+      labelNames: ['provider', 'model', 'kind', 'client', ...extra],
       registers: [this.registry],
     });
     this.cost = new Counter({

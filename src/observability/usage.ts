@@ -4,6 +4,7 @@
  * path does one WeakMap lookup.
  */
 import { listedModels, type HapaxConfig, type PriceConfig } from '../config/schema.ts';
+import type { Usage } from '../providers/canonical.ts';
 
 /** One provider/model pair, as the catalog hands them out (stable objects per config). */
 export interface UsageTarget {
@@ -52,7 +53,14 @@ export class UsageMeter {
   }
 }
 
-/** US dollars for a request's tokens at a price per million tokens. */
-export function costUsd(price: PriceConfig, inputTokens: number, outputTokens: number): number {
-  return (inputTokens * price.input + outputTokens * price.output) / 1_000_000;
+/**
+ * US dollars for a request's tokens at a price per million tokens. Cache reads and writes are part of the
+ * prompt tokens and are priced apart (at `cached_input` and `cache_write`, each `input` when not given).
+ */
+export function costUsd(price: PriceConfig, usage: Usage): number {
+  const read = usage.cacheReadTokens ?? 0;
+  const written = usage.cacheWriteTokens ?? 0;
+  const uncached = Math.max(0, usage.inputTokens - read - written);
+  const input = uncached * price.input + read * (price.cached_input ?? price.input) + written * (price.cache_write ?? price.input);
+  return (input + usage.outputTokens * price.output) / 1_000_000;
 }

@@ -18,6 +18,11 @@ export interface AttemptContext {
   requestId: string;
   /** W3C trace context from the client, passed upstream. */
   traceparent?: string;
+  /**
+   * Filled by the adapter that answered: request fields (dotted paths) its upstream dialect cannot express,
+   * so they were left out. The route reports them (X-Hapax-Dropped, the request log).
+   */
+  dropped?: Set<string>;
 }
 
 export interface ProviderAdapter {
@@ -43,4 +48,15 @@ export interface AdapterInit {
   name: string;
   config: ProviderConfig;
   pools: PoolRegistry;
+}
+
+/**
+ * Says what this attempt's encoding left out. Only the attempt that answers counts: call it once the
+ * upstream accepted the request, so an attempt that failed over reports nothing.
+ */
+export function reportDropped(ctx: AttemptContext, dropped: ReadonlySet<string>): void {
+  const out = ctx.dropped;
+  if (!out) return;
+  out.clear();
+  for (const field of dropped) out.add(field);
 }

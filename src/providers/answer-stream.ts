@@ -3,7 +3,7 @@
  * streaming client as the events a provider would have sent, and a streamed answer is assembled into a
  * whole one so it can be cached.
  */
-import type { CanonicalResponse, FinishReason, ToolCall, Usage } from './canonical.ts';
+import type { CanonicalResponse, FinishReason, ReasoningBlock, ToolCall, Usage } from './canonical.ts';
 import { EMPTY_USAGE } from './canonical.ts';
 import type { ChatStreamEvent, RelayLane } from './lossless.ts';
 
@@ -17,13 +17,21 @@ export function answerEvents(response: CanonicalResponse): ChatStreamEvent[] {
     return [{ type: 'relayed', text: relayed.frames, lane, start }, { type: 'usage', usage: response.usage }, { type: 'finish', reason: response.finishReason }];
   }
   const events: ChatStreamEvent[] = [{ type: 'start', id: response.id, model: response.model }];
+  for (const block of response.reasoning ?? []) {
+    if (block.redacted !== undefined) {
+      events.push({ type: 'reasoning_redacted', data: block.redacted, origin: 'anthropic' });
+      continue;
+    }
+    if (block.text) events.push({ type: 'reasoning', text: block.text });
+    if (block.signature !== undefined && block.origin) events.push({ type: 'reasoning_signature', signature: block.signature, origin: block.origin });
+  }
   if (response.text) events.push({ type: 'text', text: response.text });
   response.toolCalls.forEach((call, index) => {
     events.push({ type: 'tool_call_start', index, id: call.id, name: call.name });
     if (call.arguments) events.push({ type: 'tool_call_delta', index, arguments: call.arguments });
   });
   events.push({ type: 'usage', usage: response.usage });
-  events.push({ type: 'finish', reason: response.finishReason });
+  events.push(response.stopSequence === undefined ? { type: 'finish', reason: response.finishReason } : { type: 'finish', reason: response.finishReason, stopSequence: response.stopSequence });
   return events;
 }
 
@@ -38,6 +46,10 @@ export class AnswerCollector {
   /** Lossless-lane frames, when the stream was relayed. */
   private frames: string | undefined;
   private lane: RelayLane | undefined;
+  private stopSequence: string | undefined;
+  private readonly reasoning: ReasoningBlock[] = [];
+  /** The reasoning block deltas go to; a signature or a redacted block closes it. */
+  private openReasoning: ReasoningBlock | undefined;
 
   constructor(model: string) {
     this.model = model;
@@ -60,6 +72,22 @@ export class AnswerCollector {
       case 'text':
         this.text += event.text;
         break;
+      case 'reasoning':
+        if (!this.openReasoning) this.reasoning.push((this.openReasoning = { text: '' }));
+        this.openReasoning.text += event.text;
+        break;
+      case 'reasoning_signature': {
+        const block = this.openReasoning ?? { text: '' };
+        if (!this.openReasoning) this.reasoning.push(block);
+        block.signature = event.signature;
+        block.origin = event.origin;
+        this.openReasoning = undefined;
+        break;
+      }
+      case 'reasoning_redacted':
+        this.reasoning.push({ text: '', redacted: event.data, origin: event.origin });
+        this.openReasoning = undefined;
+        break;
       case 'tool_call_start':
         this.toolCalls[event.index] = { id: event.id, name: event.name, arguments: '' };
         break;
@@ -73,6 +101,7 @@ export class AnswerCollector {
         break;
       case 'finish':
         this.finishReason = event.reason;
+        this.stopSequence = event.stopSequence;
         break;
     }
   }
@@ -80,7 +109,7 @@ export class AnswerCollector {
   /** The whole answer; undefined when the stream never said it finished. */
   answer(): CanonicalResponse | undefined {
     if (this.finishReason === undefined) return undefined;
-    return {
+    const answer: CanonicalResponse = {
       id: this.id,
       model: this.model,
       text: this.text,
@@ -90,5 +119,8 @@ export class AnswerCollector {
       created: Math.floor(Date.now() / 1000),
       ...(this.lane === undefined ? {} : { relayed: { dialect: this.lane.dialect, delivery: this.lane.delivery, frames: this.frames } }),
     };
+    if (this.reasoning.length > 0) answer.reasoning = this.reasoning;
+    if (this.stopSequence !== undefined) answer.stopSequence = this.stopSequence;
+    return answer;
   }
 }

@@ -8,7 +8,7 @@ import {
 } from '../dialects/anthropic.ts';
 import { ANTHROPIC_RELAY, STREAM_ERROR_KINDS } from '../dialects/anthropic-relay.ts';
 import type { CountTokensAnswer } from '../dialects/anthropic-count-tokens.ts';
-import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
+import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
 import { upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
@@ -37,7 +37,10 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
     const lossless = this.losslessOf(request);
     if (lossless) return this.relayComplete(lossless, target, ctx);
-    const json = await this.client.json<AnthropicMessageJson>(this.post('/v1/messages', encodeMessagesRequest({ ...request, stream: false }, target.model, this.maxTokens), target, ctx));
+    const dropped = new Set<string>();
+    const body = encodeMessagesRequest(this.forProvider(request, false, dropped), target.model, this.maxTokens, dropped);
+    const json = await this.client.json<AnthropicMessageJson>(this.post('/v1/messages', body, target, ctx));
+    reportDropped(ctx, dropped);
     if (!Array.isArray(json?.content)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without content`);
     return decodeMessagesResponse(json, target.model);
   }
@@ -48,7 +51,10 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   private async *translatedStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
-    const response = await this.client.send(this.post('/v1/messages', encodeMessagesRequest({ ...request, stream: true }, target.model, this.maxTokens), target, ctx));
+    const dropped = new Set<string>();
+    const body = encodeMessagesRequest(this.forProvider(request, true, dropped), target.model, this.maxTokens, dropped);
+    const response = await this.client.send(this.post('/v1/messages', body, target, ctx));
+    reportDropped(ctx, dropped);
     const decoder = new MessagesStreamDecoder();
     const events: StreamEvent[] = [];
     for await (const message of this.client.sse(response.body, ctx.signal)) {

@@ -32,12 +32,14 @@ export abstract class HttpAdapter {
   /** Client protocol headers forwarded on the lossless lane, minus those the config pins. */
   private readonly clientHeaders: readonly string[] = [];
   private readonly betas: BetaPolicy;
+  private readonly sendReasoning: boolean;
 
   constructor({ name, config, pools }: AdapterInit, opts: HttpAdapterOptions) {
     this.name = name;
     this.type = config.type;
     this.keyHeader = opts.keyHeader;
     this.keyValue = config.api_key ? this.keyHeaderValue(config.api_key) : undefined;
+    this.sendReasoning = config.send_reasoning !== false;
     const baseUrl = config.base_url ?? opts.defaultBaseUrl;
     this.client = new UpstreamClient({
       provider: name,
@@ -81,6 +83,13 @@ export abstract class HttpAdapter {
       if (kept !== undefined) headers.push(name, kept);
     }
     return headers;
+  }
+
+  /** The request as this provider takes it: without the reasoning setting where the config says so (reported). */
+  protected forProvider(request: CanonicalRequest, stream: boolean, dropped: Set<string>): CanonicalRequest {
+    if (this.sendReasoning || !request.reasoning) return { ...request, stream };
+    dropped.add('reasoning');
+    return { ...request, stream, reasoning: undefined };
   }
 
   /** A POST of `body` to `path` for this attempt: its headers (key, request id, trace) and signal. */

@@ -9,7 +9,7 @@ import {
   type OllamaChatChunk,
   type OllamaEmbedResponse,
 } from '../dialects/ollama.ts';
-import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
+import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import { GatewayError, upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
@@ -25,9 +25,9 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   /** The /api/chat body; content Ollama cannot carry is the caller's problem, so no other attempt is made. */
-  private chatBody(request: CanonicalRequest, target: ModelTarget): Record<string, unknown> {
+  private chatBody(request: CanonicalRequest, target: ModelTarget, dropped: Set<string>): Record<string, unknown> {
     try {
-      return encodeChatRequest(request, target.model);
+      return encodeChatRequest(request, target.model, dropped);
     } catch (error) {
       if (!(error instanceof GatewayError)) throw error;
       throw new UpstreamError(this.name, 'client', `${this.name} cannot take this request`, { status: error.status, upstreamMessage: error.message });
@@ -35,7 +35,10 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    const json = await this.client.json<ChatLine | null>(this.post('/api/chat', this.chatBody({ ...request, stream: false }, target), target, ctx));
+    const dropped = new Set<string>();
+    const body = this.chatBody(this.forProvider(request, false, dropped), target, dropped);
+    const json = await this.client.json<ChatLine | null>(this.post('/api/chat', body, target, ctx));
+    reportDropped(ctx, dropped);
     if (typeof json?.message !== 'object' || json.message === null) {
       throw new UpstreamError(this.name, 'protocol', `${this.name} answered without a message`, { upstreamMessage: upstreamErrorMessage(json) });
     }
@@ -43,7 +46,10 @@ export class OllamaAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async *chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
-    const response = await this.client.send(this.post('/api/chat', this.chatBody({ ...request, stream: true }, target), target, ctx));
+    const dropped = new Set<string>();
+    const body = this.chatBody(this.forProvider(request, true, dropped), target, dropped);
+    const response = await this.client.send(this.post('/api/chat', body, target, ctx));
+    reportDropped(ctx, dropped);
     const decoder = new OllamaStreamDecoder(`chatcmpl-${ctx.requestId}`, target.model);
     const events: StreamEvent[] = [];
     for await (const value of this.client.ndjson(response.body, ctx.signal)) {

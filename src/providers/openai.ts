@@ -5,7 +5,7 @@ import {
   encodeChatRequest,
 } from '../dialects/openai.ts';
 import { OPENAI_CHAT_RELAY } from '../dialects/openai-relay.ts';
-import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
+import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
 import { upstreamErrorMessage, UpstreamError } from './errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
@@ -21,7 +21,10 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
     const lossless = this.losslessOf(request);
     if (lossless) return this.relayComplete(lossless, target, ctx);
-    const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>(this.post('/chat/completions', encodeChatRequest({ ...request, stream: false }, target.model), target, ctx));
+    const dropped = new Set<string>();
+    const body = encodeChatRequest(this.forProvider(request, false, dropped), target.model, dropped);
+    const json = await this.client.json<Parameters<typeof decodeChatResponse>[0]>(this.post('/chat/completions', body, target, ctx));
+    reportDropped(ctx, dropped);
     if (!Array.isArray(json?.choices)) throw new UpstreamError(this.name, 'protocol', `${this.name} answered without choices`);
     return decodeChatResponse(json, target.model);
   }
@@ -32,7 +35,10 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   private async *translatedStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
-    const response = await this.client.send(this.post('/chat/completions', encodeChatRequest({ ...request, stream: true }, target.model), target, ctx));
+    const dropped = new Set<string>();
+    const body = encodeChatRequest(this.forProvider(request, true, dropped), target.model, dropped);
+    const response = await this.client.send(this.post('/chat/completions', body, target, ctx));
+    reportDropped(ctx, dropped);
     const events: StreamEvent[] = [];
     let started = false;
     let finish: StreamEvent | undefined;
@@ -59,11 +65,11 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
         started = true;
         yield { type: 'start', id: json.id ?? `chatcmpl-${ctx.requestId}`, model: json.model ?? target.model };
       }
-      const reason = decodeChunk(json, events);
+      const finished = decodeChunk(json, events);
       for (const event of events) yield event;
       events.length = 0;
       // Usage arrives in a chunk after the finish reason; hold the finish until the stream ends.
-      if (reason) finish = { type: 'finish', reason };
+      if (finished) finish = finished;
     }
     if (done) return;
     if (!finish) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before it finished`);

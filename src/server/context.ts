@@ -46,6 +46,8 @@ export interface RequestState {
   clientGone?: boolean;
   /** Metrics and the log line are done (they must happen once, whichever way the response ended). */
   accounted?: boolean;
+  /** Request fields left out on the way to the provider (translated lane), for the log line. */
+  dropped?: string[];
   /** What the answer cost in US dollars (pricing table), once accounted for; undefined without a price. */
   costUsd?: number;
   /** Per-request notes of the observability hooks (span, overhead, logged bodies). */
@@ -75,7 +77,19 @@ export function attemptContext(request: FastifyRequest): DispatchContext {
     cache: !fresh,
     spent: state.spent,
     trail: (state.trail ??= []),
+    dropped: new Set(),
   };
+}
+
+/**
+ * What did not reach the provider: client fields the canonical model has no place for, then what the
+ * answering adapter could not express. Named in X-Hapax-Dropped and in the request log.
+ */
+export function setDropped(reply: FastifyReply, state: RequestState, unsupported: readonly string[] | undefined, dropped: ReadonlySet<string> | undefined): void {
+  if (!unsupported?.length && !dropped?.size) return;
+  const fields = [...new Set([...(unsupported ?? []), ...(dropped ?? [])])];
+  state.dropped = fields;
+  reply.header('x-hapax-dropped', fields.join(','));
 }
 
 /** Headers that say who served the request. */

@@ -14,6 +14,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { costUsd } from '../observability/usage.ts';
 import { parseTraceparent, type TraceContext } from '../observability/traceparent.ts';
 import type { Tracing } from '../observability/tracing.ts';
+import type { Usage } from '../providers/canonical.ts';
 import type { RequestState } from './context.ts';
 
 /** The observability hooks' own per-request notes. */
@@ -128,12 +129,16 @@ export class RequestObserver {
     let cost: number | undefined;
     if (usage && target) {
       const rate = state.runtime.usageMeter.rate(target);
-      if (rate.price) state.costUsd = cost = costUsd(rate.price, usage.inputTokens, usage.outputTokens);
+      if (rate.price) state.costUsd = cost = costUsd(rate.price, usage);
       // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
       if (!state.shared) {
         const base = { ...labels, provider: target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
         metrics.tokens.inc({ ...base, type: 'prompt' }, usage.inputTokens);
         metrics.tokens.inc({ ...base, type: 'completion' }, usage.outputTokens);
+        // Parts of the two above, for cache hit rates and reasoning spend; only when the provider reported them.
+        if (usage.cacheReadTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_read' }, usage.cacheReadTokens);
+        if (usage.cacheWriteTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_write' }, usage.cacheWriteTokens);
+        if (usage.reasoningTokens) metrics.tokenDetails.inc({ ...base, kind: 'reasoning' }, usage.reasoningTokens);
         if (cost !== undefined) metrics.cost.inc(base, cost);
       }
     }
@@ -157,7 +162,8 @@ export class RequestObserver {
         error: state.errorType,
         latency_ms: round2(elapsedMs),
         overhead_ms: overheadMs === undefined ? undefined : round2(overheadMs),
-        tokens: usage ? { prompt: usage.inputTokens, completion: usage.outputTokens } : undefined,
+        tokens: usage ? tokensField(usage) : undefined,
+        dropped: state.dropped,
         cost_usd: cost,
         traceparent: observed?.client ? request.headers.traceparent : undefined,
         trace_id: observed?.span ? observed.span.spanContext().traceId : undefined,
@@ -209,6 +215,9 @@ export class RequestObserver {
     if (state.usage) {
       span.setAttribute('gen_ai.usage.input_tokens', state.usage.inputTokens);
       span.setAttribute('gen_ai.usage.output_tokens', state.usage.outputTokens);
+      // OTel GenAI names (experimental), each a part of input_tokens.
+      if (state.usage.cacheReadTokens) span.setAttribute('gen_ai.usage.cache_read.input_tokens', state.usage.cacheReadTokens);
+      if (state.usage.cacheWriteTokens) span.setAttribute('gen_ai.usage.cache_creation.input_tokens', state.usage.cacheWriteTokens);
     }
     if (facts.cost !== undefined) span.setAttribute('hapax.cost_usd', facts.cost);
     if (facts.overheadMs !== undefined) span.setAttribute('hapax.overhead_ms', facts.overheadMs);
@@ -239,3 +248,14 @@ function keepBody(observed: Observation, text: string): void {
 }
 
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
+
+/** The log line's token counts: cache and reasoning counts only when the provider reported them. */
+function tokensField(usage: Usage) {
+  return {
+    prompt: usage.inputTokens,
+    completion: usage.outputTokens,
+    cache_read: usage.cacheReadTokens,
+    cache_write: usage.cacheWriteTokens,
+    reasoning: usage.reasoningTokens,
+  };
+}

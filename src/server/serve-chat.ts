@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CanonicalRequest, CanonicalResponse } from '../providers/canonical.ts';
 import type { LosslessRequest, WireDialect } from '../providers/lossless.ts';
-import { attemptContext, candidatesFor, setServedBy, type RequestState } from './context.ts';
+import { attemptContext, candidatesFor, setDropped, setServedBy, type RequestState } from './context.ts';
 import { sendEventStream, type StreamEncoding } from './stream.ts';
 
 /** Who answered, as the encoders need it. */
@@ -35,6 +35,8 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
     // The lossless lane: the provider's JSON as it sent it (Fastify sends a JSON-typed string unserialized).
     const relayed = result.value.relayed?.body;
     if (relayed !== undefined) return reply.type('application/json').send(relayed);
+    // Translated: what the target could not express is named (the lossless lane drops nothing).
+    setDropped(reply, state, chat.unsupported, ctx.dropped);
     return wire.answer(result.value, { requestId: request.id, provider: result.target.provider, model: result.value.model || result.target.model, id: result.value.id });
   }
   const result = await dispatcher.stream(chat, candidates, ctx);
@@ -42,6 +44,7 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
   const start = first.type === 'start' ? first : first.type === 'relayed' ? first.start : undefined;
   const model = start?.model || result.target.model;
   setServedBy(reply, state, result, model);
+  if (first.type !== 'relayed') setDropped(reply, state, chat.unsupported, ctx.dropped);
   return sendEventStream(reply, result.value, wire.stream({ requestId: request.id, provider: result.target.provider, model, id: start?.id }));
 }
 

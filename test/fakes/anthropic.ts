@@ -9,7 +9,16 @@
  *
  * Like the real API, every /v1 request needs an `anthropic-version` header (400 otherwise),
  * and when opts.apiKey is set the key in `x-api-key` or `Authorization: Bearer` (401 otherwise).
+ *
+ * Extended thinking (`thinking: {type: enabled, budget_tokens} | {type: adaptive}`): the answer opens with a
+ * thinking block signed by the fake; thinking blocks sent back in the history must carry that signature
+ * (400 otherwise, as the real API verifies them). With thinking on, a temperature other than 1, a budget under
+ * 1024 or not below max_tokens are 400s. Prompt caching: `cache_control` markers on tools, system and message
+ * blocks make breakpoints; the first request with a prefix writes it (cache_creation_input_tokens), later ones
+ * read it (cache_read_input_tokens); unlike the real API there is no minimum length. `stop_sequences`: the answer
+ * stops before the first sequence it contains (stop_reason stop_sequence, stop_sequence says which).
  */
+import { createHash, createHmac } from 'node:crypto';
 import {
   type Ctx,
   type FakeOptions,
@@ -59,6 +68,7 @@ function errorForStatus(status: number) {
 
 export function startFakeAnthropic(opts: FakeOptions = {}): Promise<FakeProvider> {
   const name = opts.name ?? 'anthropic';
+  const cache = new Set<string>();
   const models = opts.models ?? ['claude-3-5-haiku-latest'];
 
   return startFakeServer({
@@ -94,7 +104,7 @@ export function startFakeAnthropic(opts: FakeOptions = {}): Promise<FakeProvider
         );
       }
 
-      if (method === 'POST' && path === MESSAGES_PATH) return messages(ctx, name, opts, requestId);
+      if (method === 'POST' && path === MESSAGES_PATH) return messages(ctx, name, opts, requestId, cache);
       if (method === 'POST' && path === COUNT_TOKENS_PATH) return countTokens(ctx, requestId);
       if (method === 'GET' && path === '/v1/models') {
         const data = models.map(modelObject);
@@ -204,6 +214,75 @@ function answer(body: any, name: string, opts: FakeOptions): Answer {
  */
 const SYSTEM_MESSAGE_BETAS = /(^|,)\s*(mid-conversation-system-|per-turn-control-)/;
 
+/** The signature the fake gives a thinking text; the real API's are opaque too, and checked when sent back. */
+export function fakeThinkingSignature(thinking: string): string {
+  return createHmac('sha256', 'fake-anthropic-thinking').update(thinking).digest('base64');
+}
+
+const thinkingOn = (body: any) => body.thinking?.type === 'enabled' || body.thinking?.type === 'adaptive';
+
+function validateThinking(body: any): string | null {
+  if (body.thinking?.type === 'enabled') {
+    const budget = body.thinking.budget_tokens;
+    if (typeof budget !== 'number' || budget < 1024) return 'thinking.enabled.budget_tokens: Input should be greater than or equal to 1024';
+    if (budget >= body.max_tokens) return '`max_tokens` must be greater than `thinking.budget_tokens`.';
+  }
+  if (thinkingOn(body) && body.temperature !== undefined && body.temperature !== 1) {
+    return '`temperature` may only be set to 1 when thinking is enabled or in adaptive mode.';
+  }
+  if (thinkingOn(body) && (body.tool_choice?.type === 'any' || body.tool_choice?.type === 'tool')) {
+    return 'Thinking may not be enabled when tool_choice forces tool use.';
+  }
+  for (let i = 0; i < body.messages.length; i++) {
+    const content = body.messages[i]?.content;
+    if (!Array.isArray(content)) continue;
+    for (let j = 0; j < content.length; j++) {
+      const block = content[j];
+      if (block?.type === 'thinking' && block.signature !== fakeThinkingSignature(String(block.thinking ?? ''))) {
+        return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`;
+      }
+    }
+  }
+  return null;
+}
+
+/** Cache breakpoints in prefix order (tools, system, messages): the prefix up to each marked block. */
+function cacheUsage(body: any, seen: Set<string>, totalTokens: number): { read: number; write: number } {
+  const breakpoints: { key: string; chars: number }[] = [];
+  const prefix = createHash('sha256');
+  let chars = 0;
+  const visit = (block: any, size: number) => {
+    prefix.update(JSON.stringify({ ...block, cache_control: undefined }));
+    chars += size;
+    if (block?.cache_control) breakpoints.push({ key: prefix.copy().digest('hex'), chars });
+  };
+  for (const tool of Array.isArray(body.tools) ? body.tools : []) visit(tool, 0);
+  if (Array.isArray(body.system)) for (const block of body.system) visit(block, String(block?.text ?? '').length);
+  else if (typeof body.system === 'string') visit({ type: 'text', text: body.system }, body.system.length);
+  for (const m of body.messages) {
+    const blocks = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : m.content;
+    for (const block of blocks) visit({ role: m.role, ...block }, contentChars([block]));
+  }
+  if (breakpoints.length === 0) return { read: 0, write: 0 };
+  let hit = 0;
+  for (const bp of breakpoints) if (seen.has(bp.key)) hit = bp.chars;
+  for (const bp of breakpoints) seen.add(bp.key);
+  const read = Math.min(promptTokens(hit), totalTokens);
+  const write = Math.min(promptTokens(breakpoints[breakpoints.length - 1].chars), totalTokens) - read;
+  return { read, write: Math.max(0, write) };
+}
+
+/** The answer cut before the first of the request's stop sequences it contains. */
+function applyStopSequences(text: string, body: any): { text: string; sequence: string | null } {
+  let at = -1;
+  let sequence: string | null = null;
+  for (const candidate of Array.isArray(body.stop_sequences) ? body.stop_sequences : []) {
+    const index = typeof candidate === 'string' && candidate !== '' ? text.indexOf(candidate) : -1;
+    if (index >= 0 && (at < 0 || index < at)) [at, sequence] = [index, candidate];
+  }
+  return at < 0 ? { text, sequence: null } : { text: text.slice(0, at), sequence };
+}
+
 function validate(body: any, betas: string): string | null {
   if (body === undefined || typeof body !== 'object') return 'There was an error parsing the body of your request.';
   if (typeof body.model !== 'string') return 'model: Field required';
@@ -224,20 +303,27 @@ function validate(body: any, betas: string): string | null {
   return null;
 }
 
-async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Record<string, string>) {
+async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Record<string, string>, seen: Set<string>) {
   const body = ctx.body;
   const beta = ctx.req.headers['anthropic-beta'];
-  const invalid = validate(body, Array.isArray(beta) ? beta.join(',') : (beta ?? ''));
+  const invalid = validate(body, Array.isArray(beta) ? beta.join(',') : (beta ?? '')) ?? validateThinking(body);
   if (invalid) return ctx.json(400, anthropicError('invalid_request_error', invalid), headers);
 
   const a = answer(body, name, opts);
+  const stopped = a.text === null ? { text: null, sequence: null } : applyStopSequences(a.text, body);
+  a.text = stopped.text;
+  const lastUser = [...body.messages].reverse().find((m: any) => m?.role === 'user');
+  const thinking = thinkingOn(body) ? `Thinking about: ${textOf(lastUser?.content)}` : null;
+  const signature = thinking === null ? null : fakeThinkingSignature(thinking);
+  if (thinking !== null) a.outputTokens += countWords(thinking);
   const id = makeId('msg_01');
   const model = body.model;
-  const stopReason = a.toolUse ? 'tool_use' : 'end_turn';
+  const stopReason = a.toolUse ? 'tool_use' : stopped.sequence !== null ? 'stop_sequence' : 'end_turn';
+  const cached = cacheUsage(body, seen, a.inputTokens);
   const usage = (outputTokens: number) => ({
-    input_tokens: a.inputTokens,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: 0,
+    input_tokens: a.inputTokens - cached.read - cached.write,
+    cache_creation_input_tokens: cached.write,
+    cache_read_input_tokens: cached.read,
     output_tokens: outputTokens,
     service_tier: 'standard',
   });
@@ -250,11 +336,12 @@ async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Reco
         type: 'message',
         role: 'assistant',
         model,
-        content: a.toolUse
-          ? [{ type: 'tool_use', id: a.toolUse.id, name: a.toolUse.name, input: a.toolUse.input }]
-          : [{ type: 'text', text: a.text }],
+        content: [
+          ...(thinking !== null ? [{ type: 'thinking', thinking, signature }] : []),
+          ...(a.toolUse ? [{ type: 'tool_use', id: a.toolUse.id, name: a.toolUse.name, input: a.toolUse.input }] : [{ type: 'text', text: a.text }]),
+        ],
         stop_reason: stopReason,
-        stop_sequence: null,
+        stop_sequence: stopped.sequence,
         usage: usage(a.outputTokens),
       },
       headers,
@@ -277,11 +364,21 @@ async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Reco
       },
     }),
   );
+  // With thinking, the thinking block is block 0 and the answer's block comes after it.
+  const at = thinking === null ? 0 : 1;
+  if (thinking !== null) {
+    events.push(sseEvent('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } }));
+    for (const word of wordChunks(thinking)) {
+      events.push(sseEvent('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: word } }));
+    }
+    events.push(sseEvent('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature } }));
+    events.push(sseEvent('content_block_stop', { type: 'content_block_stop', index: 0 }));
+  }
   if (a.toolUse) {
     events.push(
       sseEvent('content_block_start', {
         type: 'content_block_start',
-        index: 0,
+        index: at,
         content_block: { type: 'tool_use', id: a.toolUse.id, name: a.toolUse.name, input: {} },
       }),
     );
@@ -291,27 +388,27 @@ async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Reco
       events.push(
         sseEvent('content_block_delta', {
           type: 'content_block_delta',
-          index: 0,
+          index: at,
           delta: { type: 'input_json_delta', partial_json: frag },
         }),
       );
     }
   } else {
     events.push(
-      sseEvent('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+      sseEvent('content_block_start', { type: 'content_block_start', index: at, content_block: { type: 'text', text: '' } }),
     );
     events.push(sseEvent('ping', { type: 'ping' }));
     for (const word of wordChunks(a.text ?? '')) {
       events.push(
-        sseEvent('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: word } }),
+        sseEvent('content_block_delta', { type: 'content_block_delta', index: at, delta: { type: 'text_delta', text: word } }),
       );
     }
   }
-  events.push(sseEvent('content_block_stop', { type: 'content_block_stop', index: 0 }));
+  events.push(sseEvent('content_block_stop', { type: 'content_block_stop', index: at }));
   events.push(
     sseEvent('message_delta', {
       type: 'message_delta',
-      delta: { stop_reason: stopReason, stop_sequence: null },
+      delta: { stop_reason: stopReason, stop_sequence: stopped.sequence },
       usage: { output_tokens: a.outputTokens },
     }),
   );

@@ -57,6 +57,8 @@ export interface FakeOptions {
    * or not. `undefined` leaves the turn to the fake's default behaviour.
    */
   turn?: (view: TurnView) => ScriptedTurn | undefined;
+  /** OpenAI fake: cache every prompt's prefix, as OpenAI does by itself (without it, only with prompt_cache_key). */
+  autoPromptCache?: boolean;
 }
 
 /** What a scripted turn sees of a chat request, the same for every provider's dialect. */

@@ -8,6 +8,9 @@
  *   anything else       404 text/plain "404 page not found" (what Ollama's router really answers)
  *
  * Ollama has no auth; errors are `{"error":"..."}`.
+ *
+ * Thinking (`think: true` or a level): the answer's message carries `thinking` (streamed in lines of their own
+ * before the content), as thinking models do.
  */
 import {
   type Ctx,
@@ -145,6 +148,8 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
   }
 
   const a = answer(body, name, opts);
+  const thinking = body.think === true || typeof body.think === 'string' ? `Thinking about: ${readMessages(body.messages).lastUserText}` : undefined;
+  if (thinking) a.completionTokens += countWords(thinking);
   const model = body.model;
   const toolCalls = a.toolCall ? [{ function: { name: a.toolCall.name, arguments: a.toolCall.arguments } }] : undefined;
   const stats = durations(a.promptTokens, a.completionTokens);
@@ -153,7 +158,7 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
     return ctx.json(200, {
       model,
       created_at: nowIso(),
-      message: { role: 'assistant', content: a.text, ...(toolCalls ? { tool_calls: toolCalls } : {}) },
+      message: { role: 'assistant', content: a.text, ...(thinking ? { thinking } : {}), ...(toolCalls ? { tool_calls: toolCalls } : {}) },
       done_reason: 'stop',
       done: true,
       ...stats,
@@ -161,6 +166,9 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
   }
 
   const lines: string[] = [];
+  for (const word of thinking ? wordChunks(thinking) : []) {
+    lines.push(ndjson({ model, created_at: nowIso(), message: { role: 'assistant', content: '', thinking: word }, done: false }));
+  }
   if (toolCalls) {
     lines.push(ndjson({ model, created_at: nowIso(), message: { role: 'assistant', content: '', tool_calls: toolCalls }, done: false }));
   } else {

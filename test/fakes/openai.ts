@@ -5,7 +5,16 @@
  *   POST /v1/embeddings         deterministic 8-dim vectors; honours encoding_format 'base64'
  *   GET  /v1/models[/{id}]
  *   anything else               404 {"error":{...}}
+ *
+ * Reasoning (`reasoning_effort`): like an OpenAI-compatible server with a reasoning parser (DeepSeek, vLLM),
+ * the answer carries `reasoning_content` (streamed as `delta.reasoning_content` before the content) and
+ * usage counts it in completion_tokens_details.reasoning_tokens; as OpenAI's reasoning models do, such a
+ * request with `max_tokens` is a 400 (they take max_completion_tokens). Prompt caching: with a
+ * `prompt_cache_key`, a request whose messages before the last one were seen under that key reports them as
+ * prompt_tokens_details.cached_tokens (OpenAI caches by prefix; unlike it, the fake has no minimum length).
+ * With opts.autoPromptCache every request is cached that way, key or not, as OpenAI does by itself.
  */
+import { createHash } from 'node:crypto';
 import {
   type Ctx,
   type FakeOptions,
@@ -56,6 +65,7 @@ function errorForStatus(status: number) {
 
 export function startFakeOpenAI(opts: FakeOptions = {}): Promise<FakeProvider> {
   const name = opts.name ?? 'openai';
+  const cache = new Set<string>();
   const models = opts.models ?? ['gpt-4o-mini'];
 
   return startFakeServer({
@@ -85,7 +95,7 @@ export function startFakeOpenAI(opts: FakeOptions = {}): Promise<FakeProvider> {
         }
       }
 
-      if (method === 'POST' && path === CHAT_PATH) return chat(ctx, name, opts);
+      if (method === 'POST' && path === CHAT_PATH) return chat(ctx, name, opts, cache);
       if (method === 'POST' && path === '/v1/embeddings') return embeddings(ctx);
       if (method === 'GET' && path === '/v1/models') {
         return ctx.json(200, { object: 'list', data: models.map(modelObject) });
@@ -116,6 +126,18 @@ interface Answer {
   toolCall: { id: string; name: string; arguments: string } | null;
   promptTokens: number;
   completionTokens: number;
+  reasoning?: string;
+  cachedTokens?: number;
+}
+
+/** The prompt tokens a prompt_cache_key request finds cached: its messages before the last, if seen before. */
+function cachedPrefixTokens(body: any, seen: Set<string>, always: boolean): number {
+  if (typeof body.prompt_cache_key !== 'string' && !always) return 0;
+  const prefix = body.messages.slice(0, -1);
+  const key = createHash('sha256').update(String(body.prompt_cache_key ?? '')).update(JSON.stringify(prefix)).digest('hex');
+  const hit = seen.has(key);
+  seen.add(key);
+  return hit ? readMessages(prefix).promptTokenCount : 0;
 }
 
 function answer(body: any, name: string, opts: FakeOptions): Answer {
@@ -165,9 +187,9 @@ function usageOf(a: Answer) {
     prompt_tokens: a.promptTokens,
     completion_tokens: a.completionTokens,
     total_tokens: a.promptTokens + a.completionTokens,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: a.cachedTokens ?? 0, audio_tokens: 0 },
     completion_tokens_details: {
-      reasoning_tokens: 0,
+      reasoning_tokens: a.reasoning ? countWords(a.reasoning) : 0,
       audio_tokens: 0,
       accepted_prediction_tokens: 0,
       rejected_prediction_tokens: 0,
@@ -175,7 +197,7 @@ function usageOf(a: Answer) {
   };
 }
 
-async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
+async function chat(ctx: Ctx, name: string, opts: FakeOptions, seen: Set<string>) {
   const body = ctx.body;
   if (body === undefined || typeof body !== 'object') {
     return ctx.json(
@@ -210,7 +232,19 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
     );
   }
 
+  if (body.reasoning_effort != null && body.max_tokens != null) {
+    return ctx.json(
+      400,
+      openaiError("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", 'invalid_request_error', 'unsupported_parameter', 'max_tokens'),
+    );
+  }
+
   const a = answer(body, name, opts);
+  if (body.reasoning_effort != null && body.reasoning_effort !== 'none') {
+    a.reasoning = `Thinking (${body.reasoning_effort}) about: ${readMessages(body.messages).lastUserText}`;
+    a.completionTokens += countWords(a.reasoning);
+  }
+  a.cachedTokens = Math.min(cachedPrefixTokens(body, seen, opts.autoPromptCache === true), a.promptTokens);
   const id = makeId('chatcmpl-', 29);
   const created = unixSeconds();
   const model = body.model;
@@ -225,7 +259,7 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
       choices: [
         {
           index: 0,
-          message: a.toolCall
+          message: withReasoning(a, a.toolCall
             ? {
                 role: 'assistant',
                 content: null,
@@ -235,7 +269,8 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
                 refusal: null,
                 annotations: [],
               }
-            : { role: 'assistant', content: a.text, refusal: null, annotations: [] },
+            : { role: 'assistant', content: a.text, refusal: null, annotations: [] }),
+
           logprobs: null,
           finish_reason: finishReason,
         },
@@ -257,6 +292,10 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
   });
 
   const events: string[] = [];
+  if (a.reasoning) {
+    events.push(sseData(chunk({ role: 'assistant', content: null, reasoning_content: '' }, null)));
+    for (const word of wordChunks(a.reasoning)) events.push(sseData(chunk({ reasoning_content: word }, null)));
+  }
   if (a.toolCall) {
     events.push(
       sseData(
@@ -286,6 +325,10 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
   }
   events.push(sseData('[DONE]'));
   return ctx.stream('text/event-stream; charset=utf-8', events);
+}
+
+function withReasoning(a: Answer, message: Record<string, unknown>): Record<string, unknown> {
+  return a.reasoning ? { ...message, reasoning_content: a.reasoning } : message;
 }
 
 // ---------------------------------------------------------------------------

@@ -149,7 +149,7 @@ dedup: {enabled: false}
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await response.text()).toBe(MESSAGE_ANSWER);
     expect(response.headers.get('x-hapax-provider')).toBe('primary');
-    await expect.poll(() => logLine(setup.gateway, response)?.tokens).toEqual({ prompt: 12 + 100 + 2000, completion: 9 });
+    await expect.poll(() => logLine(setup.gateway, response)?.tokens).toEqual({ prompt: 12 + 100 + 2000, completion: 9, cache_read: 2000, cache_write: 100 });
   });
 
   it('the Anthropic SDK gets thinking signatures, redacted thinking and citations back through the beta API', async () => {
@@ -183,7 +183,7 @@ dedup: {enabled: false}
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(await response.text()).toBe(messageStream({ future: true }).join(''));
-    await expect.poll(() => logLine(setup.gateway, response)?.tokens).toEqual({ prompt: 325, completion: 15 });
+    await expect.poll(() => logLine(setup.gateway, response)?.tokens).toEqual({ prompt: 325, completion: 15, cache_read: 300 });
   });
 
   it('the Anthropic SDK assembles a streamed thinking block with its signature', async () => {

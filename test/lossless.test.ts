@@ -30,7 +30,15 @@ const claudeCodeLike = () => ({
     { type: 'text', text: 'Project rules follow.', cache_control: { type: 'ephemeral', ttl: '1h' } },
   ],
   messages: [
-    { role: 'user', content: [{ type: 'text', text: 'Read main.ts', cache_control: { type: 'ephemeral' } }] },
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'Read main.ts', cache_control: { type: 'ephemeral' } },
+        { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' }, title: 'spec.pdf', citations: { enabled: true } },
+        { type: 'search_result', source: 'https://docs.example.com/main', title: 'main.ts', content: [{ type: 'text', text: 'console.log(1)' }] },
+        { type: 'a_block_type_of_the_future', payload: { x: 1 } },
+      ],
+    },
     {
       role: 'assistant',
       content: [
@@ -41,7 +49,10 @@ const claudeCodeLike = () => ({
     },
     { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01', content: 'console.log(1)', cache_control: { type: 'ephemeral' } }] },
   ],
-  tools: [{ name: 'Read', description: 'Reads a file', input_schema: { type: 'object', properties: { path: { type: 'string' } } }, cache_control: { type: 'ephemeral' } }],
+  tools: [
+    { name: 'Read', description: 'Reads a file', input_schema: { type: 'object', properties: { path: { type: 'string' } } }, cache_control: { type: 'ephemeral' } },
+    { type: 'web_search_20250305', name: 'web_search', max_uses: 3 },
+  ],
   tool_choice: { type: 'auto', disable_parallel_tool_use: false },
   thinking: { type: 'enabled', budget_tokens: 2048 },
   context_management: { edits: [{ type: 'clear_tool_uses_20250919', trigger: { type: 'input_tokens', value: 30000 } }] },
@@ -325,6 +336,9 @@ cache: {enabled: true}
     const response = await post(setup.gateway, '/v1/messages', { ...claudeCodeLike(), model: 'translated' }, { 'anthropic-version': '2023-06-01', 'cache-control': 'no-cache' });
     expect(response.status).toBe(200);
     expect(setup.plain.received[0].json.a_field_no_api_version_has).toBeUndefined();
+    // What the canonical model cannot carry is named, not silently lost.
+    const dropped = response.headers.get('x-hapax-dropped')?.split(',') ?? [];
+    expect(dropped).toEqual(expect.arrayContaining(['a_field_no_api_version_has', 'context_management', 'tools[1]', 'messages[0].content[2]', 'messages[0].content[3]']));
     expect(setup.plain.received[0].headers['anthropic-version']).toBe('2023-06-01');
     const answer = await response.json();
     expect(answer.a_top_level_field_of_the_future).toBeUndefined();
@@ -382,8 +396,10 @@ dedup: {enabled: false}
     model: 'gpt-4.1',
     messages: [
       { role: 'developer', content: 'Be brief.' },
-      { role: 'user', content: [{ type: 'text', text: 'Hi' }] },
+      { role: 'user', content: [{ type: 'text', text: 'Hi' }, { type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } }, { type: 'a_part_type_of_the_future' }] },
     ],
+    tools: [{ type: 'custom', custom: { name: 'run_sql', description: 'Runs SQL', format: { type: 'text' } } }],
+    n: 2,
     logprobs: true,
     top_logprobs: 2,
     prompt_cache_key: 'agent-42',

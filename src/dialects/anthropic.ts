@@ -65,14 +65,23 @@ const redactedThinkingBlock = z.looseObject({ type: z.literal('redacted_thinking
 
 const systemContent = z.union([z.string(), z.array(textBlock)]);
 
+const USER_BLOCKS = ['text', 'image', 'document', 'tool_result'];
+const ASSISTANT_BLOCKS = ['text', 'tool_use', 'thinking', 'redacted_thinking'];
+const userBlock = z.discriminatedUnion('type', [textBlock, imageBlock, documentBlock, toolResultBlock]);
+const assistantBlock = z.discriminatedUnion('type', [textBlock, toolUseBlock, thinkingBlock, redactedThinkingBlock]);
+
+/**
+ * Block types the API has added beyond these (search results, server-tool blocks, containers...) are accepted:
+ * the lossless lane passes them on; the translated lane reports them dropped.
+ */
 const messageSchema = z.discriminatedUnion('role', [
   z.looseObject({
     role: z.literal('user'),
-    content: z.union([z.string(), z.array(z.discriminatedUnion('type', [textBlock, imageBlock, documentBlock, toolResultBlock]))]),
+    content: z.union([z.string(), z.array(z.union([userBlock, otherType(USER_BLOCKS)]))]),
   }),
   z.looseObject({
     role: z.literal('assistant'),
-    content: z.union([z.string(), z.array(z.discriminatedUnion('type', [textBlock, toolUseBlock, thinkingBlock, redactedThinkingBlock]))]),
+    content: z.union([z.string(), z.array(z.union([assistantBlock, otherType(ASSISTANT_BLOCKS)]))]),
   }),
   // @anthropic-ai/sdk 1.x also types system turns inside `messages`.
   z.looseObject({ role: z.literal('system'), content: systemContent }),
@@ -92,13 +101,18 @@ export const messagesRequestSchema = z.looseObject({
   metadata: z.looseObject({ user_id: z.string().nullish() }).optional(),
   tools: z
     .array(
-      z.looseObject({
-        name: z.string().min(1),
-        description: z.string().optional(),
-        input_schema: z.record(z.string(), z.unknown()),
-        cache_control: cacheControl,
-        strict: z.boolean().optional(),
-      }),
+      z.union([
+        z.looseObject({
+          type: z.literal('custom').optional(),
+          name: z.string().min(1),
+          description: z.string().optional(),
+          input_schema: z.record(z.string(), z.unknown()),
+          cache_control: cacheControl,
+          strict: z.boolean().optional(),
+        }),
+        // Server tools (web_search_20250305, code_execution_..., bash_...): run by Anthropic, named by type.
+        z.looseObject({ type: z.string().refine((t) => t !== 'custom'), name: z.string().min(1) }),
+      ]),
     )
     .optional(),
   tool_choice: z
@@ -132,6 +146,7 @@ const KNOWN_FIELDS = new Set([
 ]);
 
 type ImageBlock = z.infer<typeof imageBlock>;
+type CustomTool = Extract<NonNullable<AnthropicMessagesRequest['tools']>[number], { input_schema: unknown }>;
 type TextBlock = z.infer<typeof textBlock>;
 type DocumentBlock = z.infer<typeof documentBlock>;
 type CacheControl = z.infer<typeof cacheControl>;
@@ -195,11 +210,12 @@ function decodeThinking(req: AnthropicMessagesRequest): ReasoningRequest | undef
 export function decodeMessagesRequest(body: unknown): CanonicalRequest {
   const req = parseBody(messagesRequestSchema, body);
   const messages: CanonicalMessage[] = [];
+  const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
   if (req.system !== undefined) {
     const system = textContent(req.system);
     if (system.length > 0) messages.push({ role: 'system', content: system });
   }
-  for (const m of req.messages) {
+  for (const [i, m] of req.messages.entries()) {
     if (m.role === 'system') {
       messages.push({ role: 'system', content: textContent(m.content) });
     } else if (m.role === 'assistant') {
@@ -210,7 +226,12 @@ export function decodeMessagesRequest(body: unknown): CanonicalRequest {
       const texts: TextBlock[] = [];
       const toolCalls: ToolCall[] = [];
       const reasoning: ReasoningBlock[] = [];
-      for (const block of m.content) {
+      for (const [j, anyBlock] of m.content.entries()) {
+        if (!ASSISTANT_BLOCKS.includes(anyBlock.type)) {
+          unsupported.push(`messages[${i}].content[${j}]`);
+          continue;
+        }
+        const block = anyBlock as z.infer<typeof assistantBlock>;
         if (block.type === 'text') texts.push(block);
         else if (block.type === 'tool_use') {
           toolCalls.push(withCache<ToolCall>({ id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}) }, block.cache_control));
@@ -227,7 +248,12 @@ export function decodeMessagesRequest(body: unknown): CanonicalRequest {
     } else {
       // One user turn answers every tool_use of the previous turn; canonically that is one tool message each.
       const parts: ContentPart[] = [];
-      for (const block of m.content) {
+      for (const [j, anyBlock] of m.content.entries()) {
+        if (!USER_BLOCKS.includes(anyBlock.type)) {
+          unsupported.push(`messages[${i}].content[${j}]`);
+          continue;
+        }
+        const block = anyBlock as z.infer<typeof userBlock>;
         if (block.type !== 'tool_result') parts.push(decodePart(block));
         else {
           const content = block.content === undefined ? '' : typeof block.content === 'string' ? block.content : block.content.map(decodePart);
@@ -241,7 +267,11 @@ export function decodeMessagesRequest(body: unknown): CanonicalRequest {
   }
   const choice = req.tool_choice;
   const format = req.output_config?.format;
-  const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
+  const tools: CustomTool[] = [];
+  req.tools?.forEach((tool, i) => {
+    if ('input_schema' in tool) tools.push(tool as CustomTool);
+    else unsupported.push(`tools[${i}]`);
+  });
   if (req.thinking && !['enabled', 'adaptive', 'disabled'].includes(req.thinking.type)) unsupported.push('thinking');
   return {
     model: req.model || undefined,
@@ -253,7 +283,7 @@ export function decodeMessagesRequest(body: unknown): CanonicalRequest {
     topK: req.top_k,
     stop: req.stop_sequences?.length ? req.stop_sequences : undefined,
     user: req.metadata?.user_id ?? undefined,
-    tools: req.tools?.map((t) => withCache({ name: t.name, description: t.description, parameters: t.input_schema, ...(t.strict !== undefined ? { strict: t.strict } : {}) }, t.cache_control)),
+    tools: req.tools && tools.map((t) => withCache({ name: t.name, description: t.description, parameters: t.input_schema, ...(t.strict !== undefined ? { strict: t.strict } : {}) }, t.cache_control)),
     toolChoice: choice === undefined ? undefined : choice.type === 'tool' ? { name: choice.name } : TOOL_CHOICE[choice.type],
     parallelToolCalls: choice && 'disable_parallel_tool_use' in choice && choice.disable_parallel_tool_use !== undefined ? !choice.disable_parallel_tool_use : undefined,
     responseFormat: format ? { type: 'json_schema', schema: format.schema } : undefined,

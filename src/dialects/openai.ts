@@ -23,19 +23,26 @@ import { parseBody } from './validate.ts';
 
 // ---------- client side: what an OpenAI SDK sends us ----------
 
+const PART_TYPES = ['text', 'image_url', 'file'];
+const textPart = z.looseObject({ type: z.literal('text'), text: z.string() });
+const imagePart = z.looseObject({ type: z.literal('image_url'), image_url: z.looseObject({ url: z.string() }) });
+const filePart = z.looseObject({
+  type: z.literal('file'),
+  file: z.looseObject({ file_data: z.string().optional(), file_id: z.string().optional(), filename: z.string().optional() }),
+});
 const textOrParts = z.union([
   z.string(),
   z.array(
     z.union([
-      z.looseObject({ type: z.literal('text'), text: z.string() }),
-      z.looseObject({ type: z.literal('image_url'), image_url: z.looseObject({ url: z.string() }) }),
-      z.looseObject({
-        type: z.literal('file'),
-        file: z.looseObject({ file_data: z.string().optional(), file_id: z.string().optional(), filename: z.string().optional() }),
-      }),
+      textPart,
+      imagePart,
+      filePart,
+      // Part types beyond these (input_audio, ...): passed on by the lossless lane, reported dropped when translated.
+      z.looseObject({ type: z.string().refine((t) => !PART_TYPES.includes(t)) }),
     ]),
   ),
 ]);
+type KnownPart = z.infer<typeof textPart> | z.infer<typeof imagePart> | z.infer<typeof filePart>;
 
 const toolCallSchema = z.looseObject({
   id: z.string(),
@@ -49,7 +56,8 @@ const messageSchema = z.discriminatedUnion('role', [
   z.looseObject({
     role: z.literal('assistant'),
     content: textOrParts.nullish(),
-    tool_calls: z.array(toolCallSchema).optional(),
+    // Calls of custom tools (`type: "custom"`) pass on the lossless lane; the canonical model carries function calls.
+    tool_calls: z.array(z.union([toolCallSchema, z.looseObject({ type: z.string().refine((t) => t !== 'function') })])).optional(),
     name: z.string().optional(),
     // DeepSeek-style servers hand reasoning back in the history.
     reasoning_content: z.string().nullish(),
@@ -70,19 +78,24 @@ export const chatRequestSchema = z.looseObject({
   seed: z.number().int().nullish(),
   presence_penalty: z.number().min(-2).max(2).nullish(),
   frequency_penalty: z.number().min(-2).max(2).nullish(),
-  n: z.literal(1, 'only n=1 is supported').nullish(),
+  // More than one choice passes on the lossless lane; translated, one is asked for and `n` is reported dropped.
+  n: z.number().int().positive().nullish(),
   user: z.string().optional(),
   tools: z
     .array(
-      z.looseObject({
-        type: z.literal('function'),
-        function: z.looseObject({
-          name: z.string().min(1),
-          description: z.string().optional(),
-          parameters: z.record(z.string(), z.unknown()).optional(),
-          strict: z.boolean().nullish(),
+      z.union([
+        z.looseObject({
+          type: z.literal('function'),
+          function: z.looseObject({
+            name: z.string().min(1),
+            description: z.string().optional(),
+            parameters: z.record(z.string(), z.unknown()).optional(),
+            strict: z.boolean().nullish(),
+          }),
         }),
-      }),
+        // Custom (free-form) tools and types added later: passed on by the lossless lane, dropped when translated.
+        z.looseObject({ type: z.string().refine((t) => t !== 'function') }),
+      ]),
     )
     .optional(),
   tool_choice: z
@@ -105,6 +118,7 @@ export const chatRequestSchema = z.looseObject({
     .optional(),
 });
 export type OpenAIChatRequest = z.infer<typeof chatRequestSchema>;
+type FunctionTool = Extract<NonNullable<OpenAIChatRequest['tools']>[number], { function: unknown }>;
 
 /** Top-level request fields the canonical model carries; any other is reported as dropped when translated. */
 const KNOWN_FIELDS = new Set([
@@ -112,10 +126,13 @@ const KNOWN_FIELDS = new Set([
   'frequency_penalty', 'n', 'user', 'tools', 'tool_choice', 'parallel_tool_calls', 'reasoning_effort', 'prompt_cache_key', 'response_format',
 ]);
 
-function decodeContent(content: z.infer<typeof textOrParts> | null | undefined): string | ContentPart[] {
+/** Message content; parts of a type the canonical model has no place for are left out and named in `unsupported`. */
+function decodeContent(content: z.infer<typeof textOrParts> | null | undefined, at: string, unsupported: string[]): string | ContentPart[] {
   if (content == null) return '';
   if (typeof content === 'string') return content;
-  return content.map((part): ContentPart => {
+  const known: KnownPart[] = [];
+  content.forEach((part, j) => (PART_TYPES.includes(part.type) ? known.push(part as KnownPart) : unsupported.push(`${at}.content[${j}]`)));
+  return known.map((part): ContentPart => {
     if (part.type === 'text') return { type: 'text', text: part.text };
     if (part.type === 'image_url') return { type: 'image', url: part.image_url.url };
     const document: DocumentPart = { type: 'document' };
@@ -134,27 +151,35 @@ function decodeReasoningEffort(effort: OpenAIChatRequest['reasoning_effort']): R
 
 export function decodeChatRequest(body: unknown): CanonicalRequest & { includeUsage: boolean } {
   const req = parseBody(chatRequestSchema, body);
-  const messages: CanonicalMessage[] = req.messages.map((m): CanonicalMessage => {
+  const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
+  const messages: CanonicalMessage[] = req.messages.map((m, i): CanonicalMessage => {
+    const at = `messages[${i}]`;
     switch (m.role) {
       case 'system':
       case 'developer':
-        return { role: 'system', content: decodeContent(m.content) };
+        return { role: 'system', content: decodeContent(m.content, at, unsupported) };
       case 'user':
-        return { role: 'user', content: decodeContent(m.content), name: m.name };
+        return { role: 'user', content: decodeContent(m.content, at, unsupported), name: m.name };
       case 'assistant':
         return {
           role: 'assistant',
-          content: decodeContent(m.content),
-          toolCalls: m.tool_calls?.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })),
+          content: decodeContent(m.content, at, unsupported),
+          toolCalls: m.tool_calls?.flatMap((c, j) => {
+            if (!('function' in c)) return (unsupported.push(`${at}.tool_calls[${j}]`), []);
+            const call = c as z.infer<typeof toolCallSchema>;
+            return [{ id: call.id, name: call.function.name, arguments: call.function.arguments }];
+          }),
           ...(m.reasoning_content ? { reasoning: [{ text: m.reasoning_content }] } : {}),
         };
       case 'tool':
-        return { role: 'tool', content: decodeContent(m.content), toolCallId: m.tool_call_id };
+        return { role: 'tool', content: decodeContent(m.content, at, unsupported), toolCallId: m.tool_call_id };
     }
   });
   const choice = req.tool_choice;
   const format = req.response_format;
-  const unsupported = Object.keys(body as object).filter((key) => !KNOWN_FIELDS.has(key));
+  if (req.n != null && req.n > 1) unsupported.push('n');
+  const functions: FunctionTool[] = [];
+  req.tools?.forEach((tool, i) => (tool.type === 'function' && 'function' in tool ? functions.push(tool as FunctionTool) : unsupported.push(`tools[${i}]`)));
   if (req.reasoning_effort != null && req.reasoning_effort !== 'none' && !isEffort(req.reasoning_effort)) unsupported.push('reasoning_effort');
   return {
     model: req.model || undefined,
@@ -169,7 +194,7 @@ export function decodeChatRequest(body: unknown): CanonicalRequest & { includeUs
     presencePenalty: req.presence_penalty ?? undefined,
     frequencyPenalty: req.frequency_penalty ?? undefined,
     user: req.user,
-    tools: req.tools?.map((t) => ({
+    tools: req.tools && functions.map((t) => ({
       name: t.function.name,
       description: t.function.description,
       parameters: t.function.parameters ?? { type: 'object', properties: {} },

@@ -10,7 +10,7 @@ import { ConfigError } from './config/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './config/load.ts';
 import { runPrimary, runWorker, workerCount } from './cluster.ts';
 import { ModelCatalog, type ExplainedTarget, type MatchKind } from './gateway/catalog.ts';
-import { GatewayError } from './providers/errors.ts';
+import { GatewayError } from './core/errors.ts';
 import { registerKeyCommands } from './keys-cli.ts';
 import { applyServeFlags } from './server/tls.ts';
 import { createLogger } from './observability/logger.ts';

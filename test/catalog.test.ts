@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
 import { ModelCatalog, globToRegExp } from '../src/gateway/catalog.ts';
-import type { GatewayError } from '../src/providers/errors.ts';
+import type { GatewayError } from '../src/core/errors.ts';
 
 const catalogOf = (yaml: string) => new ModelCatalog(parseConfig(yaml, 'test.yaml', {}).config);
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Ollama, type Message } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeChatRequest, NdjsonEncoder } from '../src/dialects/ollama.ts';
+import { decodeChatRequest, NdjsonEncoder } from '../src/dialects/ollama/client.ts';
 import { fakeEmbedding } from './fakes/common.ts';
 import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';

@@ -1,9 +1,9 @@
 /** Unit tests without sockets: preference tiers in the catalog, and answers turned into streams and back. */
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
-import { AnswerCollector, answerEvents } from '../src/providers/answer-stream.ts';
+import { AnswerCollector, answerEvents } from '../src/core/answer.ts';
 import { ModelCatalog } from '../src/gateway/catalog.ts';
-import type { CanonicalResponse } from '../src/providers/canonical.ts';
+import type { CanonicalResponse } from '../src/core/canonical.ts';
 
 function catalogFor(extra: string): ModelCatalog {
   return new ModelCatalog(

@@ -4,25 +4,15 @@
  * stop sequences, parallel tool calls, structured output), and what each target drops.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  decodeMessagesRequest,
-  decodeMessagesResponse,
-  encodeMessagesRequest,
-  encodeMessagesResponse,
-  MessagesStreamDecoder,
-  MessageStreamEncoder,
-  type AnthropicStreamEvent,
-} from '../src/dialects/anthropic.ts';
-import {
-  decodeChatRequest as decodeOllamaRequest,
-  decodeChatResponse as decodeOllamaResponse,
-  encodeChatRequest as encodeOllamaRequest,
-  encodeChatResponse as encodeOllamaResponse,
-} from '../src/dialects/ollama.ts';
-import { ChunkEncoder, decodeChatRequest, decodeChatResponse, decodeChunk, encodeChatRequest, encodeChatResponse } from '../src/dialects/openai.ts';
-import { AnswerCollector, answerEvents } from '../src/providers/answer-stream.ts';
-import type { CanonicalRequest, StreamEvent } from '../src/providers/canonical.ts';
-import { budgetEffort, EFFORT_BUDGET, openaiEffort, thinkingBudget } from '../src/providers/reasoning.ts';
+import { decodeMessagesRequest, encodeMessagesResponse, MessageStreamEncoder } from '../src/dialects/anthropic/client.ts';
+import { decodeMessagesResponse, encodeMessagesRequest, MessagesStreamDecoder, type AnthropicStreamEvent } from '../src/dialects/anthropic/upstream.ts';
+import { decodeChatRequest as decodeOllamaRequest, encodeChatResponse as encodeOllamaResponse } from '../src/dialects/ollama/client.ts';
+import { decodeChatResponse as decodeOllamaResponse, encodeChatRequest as encodeOllamaRequest } from '../src/dialects/ollama/upstream.ts';
+import { ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../src/dialects/openai/client.ts';
+import { decodeChatResponse, decodeChunk, encodeChatRequest } from '../src/dialects/openai/upstream.ts';
+import { AnswerCollector, answerEvents } from '../src/core/answer.ts';
+import type { CanonicalRequest, StreamEvent } from '../src/core/canonical.ts';
+import { budgetEffort, EFFORT_BUDGET, openaiEffort, thinkingBudget } from '../src/core/reasoning.ts';
 import { costUsd } from '../src/observability/usage.ts';
 
 const PDF = 'JVBERi0xLjQKJcfsj6IKNSAwIG9iago=';

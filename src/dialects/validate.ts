@@ -1,7 +1,7 @@
 /** Validation of client request bodies: the first problem becomes a 400 ValidationError naming the field. */
 import type { z } from 'zod';
 import { formatPath } from '../config/errors.ts';
-import { validationError } from '../providers/errors.ts';
+import { validationError } from '../core/errors.ts';
 
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {

@@ -15,7 +15,7 @@
  */
 import { listedModels, modelPatterns, type HapaxConfig, type LoadBalancingConfig, type PreferenceConfig } from '../config/schema.ts';
 import type { ModelTarget } from '../providers/adapter.ts';
-import { validationError } from '../providers/errors.ts';
+import { validationError } from '../core/errors.ts';
 import { LoadBalancer, preferenceTiers } from './load-balancer.ts';
 
 /** Resolved model names kept per routing policy; past that, resolving is simply redone per request. */

@@ -17,13 +17,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../observability/metrics.ts';
 import type { AttemptContext, ModelTarget, ProviderAdapter } from '../providers/adapter.ts';
-import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse } from '../providers/canonical.ts';
-import { laneOf, type ChatStreamEvent } from '../providers/lossless.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse } from '../core/canonical.ts';
+import { laneOf, type ChatStreamEvent } from '../core/lossless.ts';
 import { relayDialect } from '../providers/relay-dialects.ts';
-import { GatewayError, isDeadline, UpstreamError } from '../providers/errors.ts';
+import { GatewayError, isDeadline, UpstreamError } from '../core/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
 import type { Release } from './fair-queue.ts';
-import { AnswerCollector, answerEvents } from '../providers/answer-stream.ts';
+import { AnswerCollector, answerEvents } from '../core/answer.ts';
 import type { BalancedTier, Candidates } from './catalog.ts';
 import type { BalanceStats } from './load-balancer.ts';
 import type { ProviderState } from './provider-state.ts';

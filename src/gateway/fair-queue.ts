@@ -10,7 +10,7 @@
  * Slots are handed directly from the releasing request to the next waiter, so a request arriving at that
  * moment cannot jump the queue.
  */
-import { GatewayError } from '../providers/errors.ts';
+import { GatewayError } from '../core/errors.ts';
 
 /** Gives the slot back; calling it more than once does nothing. */
 export type Release = () => void;

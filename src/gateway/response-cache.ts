@@ -8,7 +8,7 @@
  * when `state.redis_url` is set, so a fleet shares its answers. A store that fails reads as a miss and
  * drops the write: the cache never fails a request.
  */
-import type { CanonicalRequest, CanonicalResponse } from '../providers/canonical.ts';
+import type { CanonicalRequest, CanonicalResponse } from '../core/canonical.ts';
 import type { CacheStore } from '../state/store.ts';
 import { stableKey } from './singleflight.ts';
 

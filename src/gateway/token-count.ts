@@ -9,7 +9,7 @@
  * from documented per-item figures; thinking blocks of earlier turns are not counted (Anthropic ignores
  * them too). Block types not known here are counted from their JSON.
  */
-import type { CountTokensRequest } from '../dialects/anthropic-count-tokens.ts';
+import type { CountTokensRequest } from '../dialects/anthropic/count-tokens.ts';
 
 type CountText = (text: string) => number;
 

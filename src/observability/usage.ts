@@ -4,7 +4,7 @@
  * path does one WeakMap lookup.
  */
 import { listedModels, type HapaxConfig, type PriceConfig } from '../config/schema.ts';
-import type { Usage } from '../providers/canonical.ts';
+import type { Usage } from '../core/canonical.ts';
 
 /** One provider/model pair, as the catalog hands them out (stable objects per config). */
 export interface UsageTarget {

@@ -1,9 +1,9 @@
 /** What every provider adapter offers the gateway. An adapter knows one upstream dialect and nothing of routes. */
 import type { ProviderConfig, ProviderType } from '../config/schema.ts';
-import type { CountTokensAnswer } from '../dialects/anthropic-count-tokens.ts';
-import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
+import type { CountTokensAnswer } from '../dialects/anthropic/shared.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../core/canonical.ts';
 import type { PoolRegistry } from './http.ts';
-import type { ChatStreamEvent, LosslessRequest } from './lossless.ts';
+import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
 
 /** One concrete place to send a request: a provider, the model it should run, and that model's key. */
 export interface ModelTarget {

@@ -1,18 +1,12 @@
 /** Adapter for Anthropic's Messages API (and servers that speak it). Anthropic offers no embeddings. */
-import {
-  type AnthropicMessageJson,
-  type AnthropicStreamEvent,
-  decodeMessagesResponse,
-  encodeMessagesRequest,
-  MessagesStreamDecoder,
-} from '../dialects/anthropic.ts';
-import { ANTHROPIC_RELAY, STREAM_ERROR_KINDS } from '../dialects/anthropic-relay.ts';
-import type { CountTokensAnswer } from '../dialects/anthropic-count-tokens.ts';
+import { type AnthropicMessageJson, type AnthropicStreamEvent, decodeMessagesResponse, encodeMessagesRequest, MessagesStreamDecoder } from '../dialects/anthropic/upstream.ts';
+import { ANTHROPIC_RELAY, STREAM_ERROR_KINDS } from '../dialects/anthropic/relay.ts';
+import type { CountTokensAnswer } from '../dialects/anthropic/shared.ts';
 import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
-import type { CanonicalRequest, CanonicalResponse, StreamEvent } from './canonical.ts';
-import { upstreamErrorMessage, UpstreamError } from './errors.ts';
+import type { CanonicalRequest, CanonicalResponse, StreamEvent } from '../core/canonical.ts';
+import { upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
-import type { ChatStreamEvent, LosslessRequest } from './lossless.ts';
+import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
 
 const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
 const ANTHROPIC_VERSION = '2023-06-01';

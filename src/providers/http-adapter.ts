@@ -5,9 +5,10 @@
  */
 import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
-import type { CanonicalRequest, CanonicalResponse } from './canonical.ts';
+import type { CanonicalRequest, CanonicalResponse } from '../core/canonical.ts';
 import { UpstreamClient, type UpstreamRequest } from './http.ts';
-import { BetaPolicy, Relay, type ChatStreamEvent, type LosslessRequest, type RelayDialect } from './lossless.ts';
+import { BetaPolicy, Relay } from './relay.ts';
+import { type ChatStreamEvent, type LosslessRequest, type RelayDialect } from '../core/lossless.ts';
 
 export interface HttpAdapterOptions {
   defaultBaseUrl: string;

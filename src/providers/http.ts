@@ -8,7 +8,7 @@ import type { Dispatcher, Pool } from 'undici';
 // Types still come from 'undici', so the published declarations never name these paths.
 import UndiciPool from 'undici/lib/dispatcher/pool.js';
 import undiciErrors from 'undici/lib/core/errors.js';
-import { failureKindForStatus, isDeadline, parseRetryAfter, upstreamErrorMessage, UpstreamError } from './errors.ts';
+import { failureKindForStatus, isDeadline, parseRetryAfter, upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
 import { collect, openBody, type CollectedResponse, type StreamedResponse, type UpstreamHeaders } from './upstream-body.ts';
 
 export class PoolRegistry {

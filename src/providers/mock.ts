@@ -4,9 +4,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AdapterInit, AttemptContext, ModelTarget, ProviderAdapter } from './adapter.ts';
-import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent, Usage } from './canonical.ts';
-import { contentText } from './canonical.ts';
-import { UpstreamError } from './errors.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent, Usage } from '../core/canonical.ts';
+import { contentText } from '../core/canonical.ts';
+import { UpstreamError } from '../core/errors.ts';
 
 export class MockAdapter implements ProviderAdapter {
   readonly name: string;

@@ -1,17 +1,8 @@
 /** Adapter for Ollama's native API (/api/chat, /api/embed, /api/tags). */
-import {
-  decodeChatResponse,
-  decodeEmbedResponse,
-  decodeTags,
-  encodeChatRequest,
-  encodeEmbedRequest,
-  OllamaStreamDecoder,
-  type OllamaChatChunk,
-  type OllamaEmbedResponse,
-} from '../dialects/ollama.ts';
+import { decodeChatResponse, decodeEmbedResponse, decodeTags, encodeChatRequest, encodeEmbedRequest, OllamaStreamDecoder, type OllamaChatChunk, type OllamaEmbedResponse } from '../dialects/ollama/upstream.ts';
 import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
-import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
-import { GatewayError, upstreamErrorMessage, UpstreamError } from './errors.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../core/canonical.ts';
+import { GatewayError, upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
 
 const OLLAMA_BASE_URL = 'http://localhost:11434';

@@ -1,15 +1,11 @@
 /** Adapter for OpenAI and every OpenAI-compatible server (vLLM, LM Studio, Groq, corporate proxies). */
-import {
-  decodeChatResponse,
-  decodeChunk,
-  encodeChatRequest,
-} from '../dialects/openai.ts';
-import { OPENAI_CHAT_RELAY } from '../dialects/openai-relay.ts';
+import { decodeChatResponse, decodeChunk, encodeChatRequest } from '../dialects/openai/upstream.ts';
+import { OPENAI_CHAT_RELAY } from '../dialects/openai/relay.ts';
 import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
-import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.ts';
-import { upstreamErrorMessage, UpstreamError } from './errors.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../core/canonical.ts';
+import { upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
-import type { ChatStreamEvent } from './lossless.ts';
+import type { ChatStreamEvent } from '../core/lossless.ts';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 

@@ -1,7 +1,7 @@
 /** The lossless lane's dialects by name, for code that holds a relayed answer but not its adapter (the cache). */
-import { ANTHROPIC_RELAY } from '../dialects/anthropic-relay.ts';
-import { OPENAI_CHAT_RELAY } from '../dialects/openai-relay.ts';
-import type { RelayDialect, WireDialect } from './lossless.ts';
+import { ANTHROPIC_RELAY } from '../dialects/anthropic/relay.ts';
+import { OPENAI_CHAT_RELAY } from '../dialects/openai/relay.ts';
+import type { RelayDialect, WireDialect } from '../core/lossless.ts';
 
 const DIALECTS: Record<WireDialect, RelayDialect> = {
   anthropic_messages: ANTHROPIC_RELAY,

@@ -12,7 +12,7 @@
  * then decides whether waiting is worth it.
  */
 import type { RetryConfig } from '../config/schema.ts';
-import { UpstreamError, type UpstreamFailureKind } from '../providers/errors.ts';
+import { UpstreamError, type UpstreamFailureKind } from '../core/errors.ts';
 
 export type Jitter = 'full' | 'decorrelated' | 'none';
 

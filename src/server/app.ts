@@ -11,7 +11,7 @@ import type { HandlerName, Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { LazyChildLogger } from '../observability/logger.ts';
-import { GatewayError } from '../providers/errors.ts';
+import { GatewayError } from '../core/errors.ts';
 import { checkKeyScope, presentedKey } from './auth.ts';
 import { closeAfterAnswer, registerJsonParser } from './body.ts';
 import { RateLimits, type LimitVerdict } from './rate-limit.ts';

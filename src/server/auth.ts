@@ -3,7 +3,7 @@
  * or `Authorization: Bearer` (the openai and Anthropic SDKs).
  */
 import type { FastifyRequest } from 'fastify';
-import { GatewayError } from '../providers/errors.ts';
+import { GatewayError } from '../core/errors.ts';
 import type { ApiKeyRecord } from '../state/keys.ts';
 
 export function presentedKey(request: FastifyRequest): string | undefined {

@@ -9,7 +9,7 @@ import { constants as http2Constants, type Http2Stream } from 'node:http2';
 import type { Readable, Transform } from 'node:stream';
 import type { FastifyContentTypeParser, FastifyInstance, FastifyRequest } from 'fastify';
 
-import { GatewayError, validationError } from '../providers/errors.ts';
+import { GatewayError, validationError } from '../core/errors.ts';
 import { corruptBody, decodersFor } from './content-encoding.ts';
 
 export interface BodyOptions {

@@ -5,7 +5,7 @@
  */
 import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompress } from 'node:zlib';
 import type { Transform } from 'node:stream';
-import { GatewayError } from '../providers/errors.ts';
+import { GatewayError } from '../core/errors.ts';
 
 const DECODERS: Record<string, () => Transform> = {
   gzip: createGunzip,

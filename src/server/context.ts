@@ -4,7 +4,7 @@ import type { AttemptRecord, DispatchContext, DispatchResult } from '../gateway/
 import type { Runtime, RouteSpec } from '../gateway/runtime.ts';
 import type { ModelTarget } from '../providers/adapter.ts';
 import { checkKeyModel, keyAllowsModel } from './auth.ts';
-import type { Usage } from '../providers/canonical.ts';
+import type { Usage } from '../core/canonical.ts';
 import type { ApiKeyRecord } from '../state/keys.ts';
 import type { Observation } from './observe.ts';
 

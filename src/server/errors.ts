@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ErrorDialect } from '../gateway/runtime.ts';
-import { GatewayError, type ErrorType } from '../providers/errors.ts';
+import { GatewayError, type ErrorType } from '../core/errors.ts';
 
 export type { ErrorDialect };
 

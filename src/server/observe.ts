@@ -14,7 +14,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { costUsd } from '../observability/usage.ts';
 import { parseTraceparent, type TraceContext } from '../observability/traceparent.ts';
 import type { Tracing } from '../observability/tracing.ts';
-import type { Usage } from '../providers/canonical.ts';
+import type { Usage } from '../core/canonical.ts';
 import type { RequestState } from './context.ts';
 
 /** The observability hooks' own per-request notes. */

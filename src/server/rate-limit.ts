@@ -11,7 +11,7 @@ import rateLimiterCluster from 'rate-limiter-flexible/lib/RateLimiterCluster.js'
 import RateLimiterRes from 'rate-limiter-flexible/lib/RateLimiterRes.js';
 
 const { RateLimiterCluster } = rateLimiterCluster;
-import { GatewayError } from '../providers/errors.ts';
+import { GatewayError } from '../core/errors.ts';
 import type { RateLimitSettings } from '../state/keys.ts';
 import type { Limiter, LimiterSpec, StateStore } from '../state/store.ts';
 

@@ -14,7 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import { STATUS_CODES } from 'node:http';
 import type { HapaxConfig } from '../config/schema.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { GatewayError } from '../providers/errors.ts';
+import { GatewayError } from '../core/errors.ts';
 import { errorBody, requestIdFrom } from './errors.ts';
 
 type ServerConfig = HapaxConfig['server'];

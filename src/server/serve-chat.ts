@@ -3,8 +3,8 @@
  * it, and hand the result to the client API's own encoder. A client API supplies only its wire format.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { CanonicalRequest, CanonicalResponse } from '../providers/canonical.ts';
-import type { LosslessRequest, WireDialect } from '../providers/lossless.ts';
+import type { CanonicalRequest, CanonicalResponse } from '../core/canonical.ts';
+import type { LosslessRequest, WireDialect } from '../core/lossless.ts';
 import { attemptContext, candidatesFor, setDropped, setServedBy, type RequestState } from './context.ts';
 import { sendEventStream, type StreamEncoding } from './stream.ts';
 

@@ -10,11 +10,11 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import type { OpenStream } from '../gateway/dispatch.ts';
-import type { StreamEvent } from '../providers/canonical.ts';
-import type { ChatStreamEvent } from '../providers/lossless.ts';
+import type { StreamEvent } from '../core/canonical.ts';
+import type { ChatStreamEvent } from '../core/lossless.ts';
 import type { RequestState } from './context.ts';
 import { clientFacingError } from '../gateway/dispatch.ts';
-import { GatewayError, UpstreamError } from '../providers/errors.ts';
+import { GatewayError, UpstreamError } from '../core/errors.ts';
 import { observeStreamStart } from './observe.ts';
 
 export interface StreamEncoding {

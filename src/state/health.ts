@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
-import { GatewayError } from '../providers/errors.ts';
+import { GatewayError } from '../core/errors.ts';
 
 export type StateOperation = 'connection' | 'rate_limit' | 'keys' | 'usage' | 'cache';
 export type FailurePolicy = 'open' | 'closed';

@@ -4,7 +4,7 @@
  * changes, so a key created or revoked anywhere takes effect everywhere within a second.
  */
 import type { HapaxConfig } from '../config/schema.ts';
-import { GatewayError } from '../providers/errors.ts';
+import { GatewayError } from '../core/errors.ts';
 import { stateUnavailable } from './health.ts';
 import { hashKey, KeyTable, type ApiKeyRecord } from './keys.ts';
 import type { KeyStore, StateStore } from './store.ts';

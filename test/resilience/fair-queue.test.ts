@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FairQueue, QueueRejectedError, type QueueOutcome, type Release } from '../../src/gateway/fair-queue.ts';
-import { GatewayError } from '../../src/providers/errors.ts';
+import { GatewayError } from '../../src/core/errors.ts';
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UpstreamError, type UpstreamFailureKind } from '../../src/providers/errors.ts';
+import { UpstreamError, type UpstreamFailureKind } from '../../src/core/errors.ts';
 import { Backoff, canFailOver, isRetryable } from '../../src/resilience/retry.ts';
 
 const policy = { maxRetries: 5, initialDelayMs: 100, maxDelayMs: 2_000, multiplier: 2 };

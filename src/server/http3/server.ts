@@ -13,7 +13,7 @@ import { PacketType, quiche, Shutdown, type Config, type Connection, type Host }
 import { Http3Request, Http3Response, type Peer, type StreamSink } from './bridge.ts';
 import { FrameReader, FrameType, H3Error, Settings, StreamType, frame, readVarint, varint, type Frame } from './frames.ts';
 import { QpackError, decodeFieldSection, encodeFieldSection } from './qpack.ts';
-import { GatewayError } from '../../providers/errors.ts';
+import { GatewayError } from '../../core/errors.ts';
 import { errorBody, requestIdFrom } from '../errors.ts';
 
 export interface Http3ServerOptions {

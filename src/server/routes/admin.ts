@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parseBody } from '../../dialects/validate.ts';
-import { GatewayError, validationError } from '../../providers/errors.ts';
+import { GatewayError, validationError } from '../../core/errors.ts';
 import type { Runtime } from '../../gateway/runtime.ts';
 import { stateUnavailable } from '../../state/health.ts';
 import { KEY_NAME, KEY_NAME_RULE, KeyExistsError, KeyOptionError, sameSecret, type ApiKeyRecord } from '../../state/keys.ts';

@@ -1,6 +1,6 @@
 /** The Anthropic-compatible API: POST /v1/messages, answered in Anthropic's format whichever provider serves it. */
-import { countTokensRequestSchema } from '../../dialects/anthropic-count-tokens.ts';
-import { decodeMessagesRequest, encodeMessagesResponse, messagesRequestSchema, MessageStreamEncoder } from '../../dialects/anthropic.ts';
+import { countTokensRequestSchema } from '../../dialects/anthropic/count-tokens.ts';
+import { decodeMessagesRequest, encodeMessagesResponse, messagesRequestSchema, MessageStreamEncoder } from '../../dialects/anthropic/client.ts';
 import { defineApi } from '../client-api.ts';
 import type { Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';

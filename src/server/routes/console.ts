@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConsoleFeed, type RequestRecord, type RuntimeSource } from '../../console/feed.ts';
 import type { Metrics } from '../../observability/metrics.ts';
-import { GatewayError } from '../../providers/errors.ts';
+import { GatewayError } from '../../core/errors.ts';
 import { presentedKey } from '../auth.ts';
 import { sameSecret } from '../../state/keys.ts';
 

@@ -7,9 +7,10 @@
  * completion: it is admitted and rate limited as a request and counted in the request totals, but charges
  * no tokens (nothing sets the request's usage).
  */
-import { decodeCountTokensRequest, type CountTokensAnswer } from '../../dialects/anthropic-count-tokens.ts';
+import { decodeCountTokensRequest } from '../../dialects/anthropic/count-tokens.ts';
+import { type CountTokensAnswer } from '../../dialects/anthropic/shared.ts';
 import type { ModelTarget, ProviderAdapter } from '../../providers/adapter.ts';
-import { GatewayError } from '../../providers/errors.ts';
+import { GatewayError } from '../../core/errors.ts';
 import { countLocally } from '../../gateway/token-count.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { losslessRequest } from '../serve-chat.ts';

@@ -6,7 +6,7 @@
  * 200 when healthy, 503 otherwise.
  */
 import type { RouteSpec, Runtime } from '../../gateway/runtime.ts';
-import { GatewayError } from '../../providers/errors.ts';
+import { GatewayError } from '../../core/errors.ts';
 import { defineApi } from '../client-api.ts';
 import type { Handler } from '../context.ts';
 

@@ -1,5 +1,5 @@
 /** Hapax's native completion API: /v1/completions and /v1/completion. */
-import { decodeNativeRequest, encodeNativeResponse, nativeRequestSchema, NativeStreamEncoder } from '../../dialects/native.ts';
+import { decodeNativeRequest, encodeNativeResponse, nativeRequestSchema, NativeStreamEncoder } from '../../dialects/native/client.ts';
 import { defineApi, type DocumentedOperation } from '../client-api.ts';
 import type { Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';

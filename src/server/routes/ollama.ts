@@ -2,19 +2,7 @@
  * The Ollama-compatible API, so Ollama clients (the `ollama` npm and Python packages, Open WebUI) can use
  * Hapax as their host: /api/chat, /api/tags, /api/embed, /api/version.
  */
-import {
-  chatRequestSchema,
-  decodeChatRequest,
-  decodeEmbedRequest,
-  embedRequestSchema,
-  encodeChatResponse,
-  encodeEmbedResponse,
-  encodeLoadResponse,
-  encodeTags,
-  NDJSON_CONTENT_TYPE,
-  NdjsonEncoder,
-  OLLAMA_API_VERSION,
-} from '../../dialects/ollama.ts';
+import { chatRequestSchema, decodeChatRequest, decodeEmbedRequest, embedRequestSchema, encodeChatResponse, encodeEmbedResponse, encodeLoadResponse, encodeTags, NDJSON_CONTENT_TYPE, NdjsonEncoder, OLLAMA_API_VERSION } from '../../dialects/ollama/client.ts';
 import { defineApi } from '../client-api.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';

@@ -1,9 +1,9 @@
 /** The OpenAI-compatible API: /v1/chat/completions, /v1/models, /v1/embeddings. */
 import { z } from 'zod';
-import { chatRequestSchema, ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../dialects/openai.ts';
+import { chatRequestSchema, ChunkEncoder, decodeChatRequest, encodeChatResponse } from '../../dialects/openai/client.ts';
 import { parseBody } from '../../dialects/validate.ts';
 import type { CatalogEntry, ModelCatalog } from '../../gateway/catalog.ts';
-import { validationError } from '../../providers/errors.ts';
+import { validationError } from '../../core/errors.ts';
 import { defineApi } from '../client-api.ts';
 import { attemptContext, candidatesFor, setServedBy, type Handler } from '../context.ts';
 import { errorBody } from '../errors.ts';

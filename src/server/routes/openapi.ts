@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { KEY_NAME } from '../../state/keys.ts';
 import { VERSION } from '../../version.ts';
-import { ERROR_TYPES } from '../../providers/errors.ts';
+import { ERROR_TYPES } from '../../core/errors.ts';
 import type { DeclaredApi, DocumentedOperation, HandlerDeclaration } from '../client-api.ts';
 import { CLIENT_APIS, HANDLER_DECLARATIONS } from '../client-apis.ts';
 

@@ -7,7 +7,7 @@
  * types this gateway does not know yet must not turn a count into a 400.
  */
 import { z } from 'zod';
-import { parseBody } from './validate.ts';
+import { parseBody } from '../validate.ts';
 
 /** Any content block: the local counter reads the types it knows and counts the rest from their JSON. */
 const block = z.looseObject({ type: z.string() });
@@ -35,10 +35,4 @@ export type CountTokensRequest = z.infer<typeof countTokensRequestSchema>;
 /** The validated body, every field kept; a 400 ValidationError naming the field otherwise. */
 export function decodeCountTokensRequest(body: unknown): CountTokensRequest {
   return parseBody(countTokensRequestSchema, body);
-}
-
-/** What Anthropic answers; extra fields the upstream sends are kept. */
-export interface CountTokensAnswer {
-  input_tokens: number;
-  [field: string]: unknown;
 }

@@ -3,11 +3,11 @@
  * `function_description` given to the model as system guidance, answers `{completion, request_id, ...}`.
  */
 import { z } from 'zod';
-import type { CanonicalMessage, CanonicalRequest, CanonicalResponse, StreamEvent } from '../providers/canonical.ts';
-import { AnswerCollector } from '../providers/answer-stream.ts';
-import { validationError } from '../providers/errors.ts';
-import { encodeUsage } from './openai.ts';
-import { parseBody } from './validate.ts';
+import type { CanonicalMessage, CanonicalRequest, CanonicalResponse, StreamEvent } from '../../core/canonical.ts';
+import { AnswerCollector } from '../../core/answer.ts';
+import { validationError } from '../../core/errors.ts';
+import { encodeUsage } from '../openai/client.ts';
+import { parseBody } from '../validate.ts';
 
 export const nativeRequestSchema = z.looseObject({
   messages: z

@@ -3,12 +3,12 @@
  * read on the side (usage, finish reason, errors) while they pass through unchanged.
  */
 import type { EventSourceMessage } from 'eventsource-parser';
-import { AnswerCollector } from '../providers/answer-stream.ts';
-import type { CanonicalResponse, FinishReason, StreamEvent } from '../providers/canonical.ts';
-import type { UpstreamFailureKind } from '../providers/errors.ts';
-import { upstreamErrorMessage } from '../providers/errors.ts';
-import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../providers/lossless.ts';
-import { decodeChatResponse, decodeChunk, decodeFinishReason, decodeUsage } from './openai.ts';
+import { AnswerCollector } from '../../core/answer.ts';
+import type { CanonicalResponse, FinishReason, StreamEvent } from '../../core/canonical.ts';
+import type { UpstreamFailureKind } from '../../core/errors.ts';
+import { upstreamErrorMessage } from '../../core/errors.ts';
+import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../../core/lossless.ts';
+import { decodeChatResponse, decodeChunk, decodeFinishReason, decodeUsage } from './upstream.ts';
 
 interface Completion {
   id?: string;

@@ -3,11 +3,11 @@
  * on the side (usage, stop reason, errors) while they pass through unchanged.
  */
 import type { EventSourceMessage } from 'eventsource-parser';
-import { AnswerCollector } from '../providers/answer-stream.ts';
-import { EMPTY_USAGE, type CanonicalResponse, type FinishReason, type StreamEvent, type Usage } from '../providers/canonical.ts';
-import type { UpstreamFailureKind } from '../providers/errors.ts';
-import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../providers/lossless.ts';
-import { decodeAnthropicUsage, decodeMessagesResponse, decodeStopReason, MessagesStreamDecoder, type AnthropicMessageJson, type AnthropicUsage } from './anthropic.ts';
+import { AnswerCollector } from '../../core/answer.ts';
+import { EMPTY_USAGE, type CanonicalResponse, type FinishReason, type StreamEvent, type Usage } from '../../core/canonical.ts';
+import type { UpstreamFailureKind } from '../../core/errors.ts';
+import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../../core/lossless.ts';
+import { decodeAnthropicUsage, decodeMessagesResponse, decodeStopReason, MessagesStreamDecoder, type AnthropicMessageJson, type AnthropicUsage } from './upstream.ts';
 
 /** Error types of an `event: error` frame, which arrives with a 200 status already sent. */
 export const STREAM_ERROR_KINDS: Record<string, UpstreamFailureKind> = {

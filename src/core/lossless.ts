@@ -5,15 +5,12 @@
  * needs change. The provider's answer comes back the same way: the JSON text it sent, or its SSE events, each
  * one exactly as it arrived. Usage and the finish reason are read on the side for metrics, limits and cost.
  *
- * An adapter that offers the lane supplies a RelayDialect (what to send, how to read its answers); the Relay
- * here does the rest for every dialect: the attempt, stream framing, holding the head back so failover stays
- * possible until the client has seen a byte, and mapping failures to UpstreamError.
+ * This module holds the lane's shapes and its SSE framing. Each dialect that has the lane supplies a
+ * RelayDialect (what to send, how to read its answers); providers/relay.ts does the attempt for every dialect.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import type { AttemptContext, ModelTarget } from './adapter.ts';
 import type { CanonicalResponse, FinishReason, StreamEvent, Usage } from './canonical.ts';
-import { UpstreamError, type UpstreamFailureKind } from './errors.ts';
-import type { UpstreamClient } from './http.ts';
+import type { UpstreamFailureKind } from './errors.ts';
 
 /** The client APIs that have a lossless lane, named after the wire format they share with a provider. */
 export type WireDialect = 'anthropic_messages' | 'openai_chat';
@@ -104,95 +101,6 @@ export interface RelayDialect {
   canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse;
 }
 
-/** How an adapter sends one lossless attempt: its path plus the client's query, and this attempt's headers. */
-export interface RelayAttempt {
-  request: LosslessRequest;
-  target: ModelTarget;
-  ctx: AttemptContext;
-  headers: string[];
-}
-
-export class Relay {
-  private readonly client: UpstreamClient;
-  private readonly spec: RelayDialect;
-
-  constructor(client: UpstreamClient, spec: RelayDialect) {
-    this.client = client;
-    this.spec = spec;
-  }
-
-  get dialect(): WireDialect {
-    return this.spec.dialect;
-  }
-
-  /** A whole answer: its text as the provider sent it, with the facts accounting needs beside it. */
-  async complete({ request, target, ctx, headers }: RelayAttempt): Promise<CanonicalResponse> {
-    const body = this.spec.upstreamBody(request, target.model);
-    const text = await this.client.text({ method: 'POST', path: this.spec.path + request.query, body, headers, signal: ctx.signal });
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new UpstreamError(this.client.provider, 'protocol', `${this.client.provider} sent a body that is not JSON`, { cause: error });
-    }
-    const facts = this.spec.readAnswer(json, target.model);
-    if (!facts) throw new UpstreamError(this.client.provider, 'protocol', `${this.client.provider} answered with something that is not a ${this.spec.dialect} answer`);
-    return { ...facts, created: Math.floor(Date.now() / 1000), text: '', toolCalls: [], relayed: { ...laneOf(request), body: text } };
-  }
-
-  /**
-   * A streamed answer: frames as they arrive (complete events only, so an error frame can always follow), with
-   * the usage and finish events read from them. Frames the reader holds back (Anthropic's message_start,
-   * pings) wait for the first real output: an overload reported right after them still fails over.
-   */
-  async *stream({ request, target, ctx, headers }: RelayAttempt): AsyncGenerator<ChatStreamEvent> {
-    const provider = this.client.provider;
-    const body = this.spec.upstreamBody(request, target.model);
-    const response = await this.client.send({ method: 'POST', path: this.spec.path + request.query, body, headers, signal: ctx.signal });
-    const reader = this.spec.streamReader(request, target.model);
-    const lane = laneOf(request);
-    const frames = new SseFrames();
-    const events: StreamEvent[] = [];
-    let held = '';
-    let started = false;
-    try {
-      for await (const chunk of response.body) {
-        let out = '';
-        let failed = false;
-        frames.push(chunk, (text, message) => {
-          if (failed) return;
-          const verdict = message ? reader.read(message, events) : 'hold';
-          if (verdict === 'fail') failed = true;
-          if (verdict === 'drop') return;
-          // Held frames wait only until the first forwarded one; after that every frame goes on at once.
-          if (!started && verdict === 'hold') held += text;
-          else if (verdict !== 'fail' || started) {
-            out += held + text;
-            held = '';
-            started = true;
-          }
-        });
-        if (out) yield relayed(out, lane, reader);
-        for (const event of events) yield event;
-        events.length = 0;
-        if (failed) {
-          const failure = reader.failure ?? { kind: 'server' as const };
-          // Once frames went out, the provider's own error event reached the client: no second one from us.
-          throw new UpstreamError(provider, failure.kind, `${provider} reported an error mid-stream`, { upstreamMessage: failure.message, reportedToClient: started });
-        }
-      }
-    } catch (error) {
-      throw this.client.transportError(error, ctx.signal);
-    }
-    if (!reader.complete) throw new UpstreamError(provider, 'protocol', `${provider} stream ended before it completed`);
-    if (held) yield relayed(held, lane, reader);
-  }
-}
-
-function relayed(text: string, lane: RelayLane, reader: StreamReader): RelayedFrames {
-  return reader.start ? { type: 'relayed', text, lane, start: reader.start } : { type: 'relayed', text, lane };
-}
-
 /**
  * Splits an SSE byte stream into complete events, each with its exact text and its parsed fields.
  * Written here because eventsource-parser (which still does the field parsing) gives no event's raw text, and
@@ -234,29 +142,3 @@ function eventEnd(text: string, from: number): number {
   return lf >= 0 && lf < crlf ? lf + 2 : crlf + 4;
 }
 
-/** Beta names (anthropic-beta, openai-beta) a provider's `betas` policy lets through, compiled once per config load. */
-export class BetaPolicy {
-  private readonly allow: RegExp | undefined;
-  private readonly deny: RegExp | undefined;
-
-  constructor(policy: { allow?: string[]; deny?: string[] } | undefined) {
-    this.allow = policy?.allow ? globs(policy.allow) : undefined;
-    this.deny = policy?.deny?.length ? globs(policy.deny) : undefined;
-  }
-
-  /** The header value with the names the policy refuses removed; undefined when none is left. */
-  filter(value: string): string | undefined {
-    if (!this.allow && !this.deny) return value;
-    const kept = value
-      .split(',')
-      .map((name) => name.trim())
-      .filter((name) => name !== '' && (!this.allow || this.allow.test(name)) && !this.deny?.test(name));
-    return kept.length > 0 ? kept.join(',') : undefined;
-  }
-}
-
-/** One anchored regex for a list of `*` globs. */
-function globs(patterns: readonly string[]): RegExp {
-  const alternatives = patterns.map((p) => p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*'));
-  return new RegExp(`^(?:${alternatives.join('|')})$`);
-}

@@ -97,8 +97,10 @@ export interface RelayDialect {
   /** Accounting facts of a whole answer; undefined when the JSON is not an answer of this dialect. */
   readAnswer(json: unknown, fallbackModel: string): AnswerFacts | undefined;
   streamReader(request: LosslessRequest, model: string): StreamReader;
-  /** The answer with its text and tool calls read from what was relayed (for the cache's other-format replays). */
-  canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse;
+  /** A whole answer read into the canonical model (for the cache's other-format replays). */
+  decodeAnswer(json: unknown, model: string): CanonicalResponse;
+  /** A relayed stream's events read into canonical events. */
+  decodeEvents(messages: readonly EventSourceMessage[], out: StreamEvent[]): void;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { EventSourceMessage } from 'eventsource-parser';
 import type { FinishReason, StreamEvent } from '../../core/canonical.ts';
 import type { UpstreamFailureKind } from '../../core/errors.ts';
 import { upstreamErrorMessage } from '../../core/errors.ts';
-import { type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type StreamReader } from '../../core/lossless.ts';
+import type { AnswerFacts, FrameVerdict, LosslessRequest, RelayDialect, StreamReader } from '../../core/lossless.ts';
 import { decodeChatResponse, decodeChunk, decodeFinishReason, decodeUsage } from './upstream.ts';
 
 interface Completion {

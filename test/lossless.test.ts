@@ -153,6 +153,14 @@ dedup: {enabled: false}
     expect(JSON.stringify(received.headers)).not.toContain(CLIENT_KEY);
   });
 
+  it("sends the client's own bytes when nothing in them changes: spacing, key order, number forms, escapes", async () => {
+    setup.primary.queue(messageReply());
+    const text = `{ "max_tokens" : 1.0e3 ,"model":"${MODEL}",\n  "messages":[{"role":"user","content":"caf\\u00e9 \\ud83d\\ude00"}], "temperature": 0.50 }`;
+    const response = await fetch(`${setup.gateway.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: text });
+    expect(response.status).toBe(200);
+    expect(setup.primary.received[0].text).toBe(text);
+  });
+
   it('answers with the provider JSON exactly as sent, and accounts its usage (cache reads included)', async () => {
     setup.primary.queue(messageReply());
     const response = await post(setup.gateway, '/v1/messages', claudeCodeLike(), { 'anthropic-version': '2023-06-01' });

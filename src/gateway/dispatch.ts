@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../observability/metrics.ts';
 import type { AttemptContext, ModelTarget, ProviderAdapter } from '../providers/adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse } from '../core/canonical.ts';
-import { laneOf, type ChatStreamEvent } from '../core/lossless.ts';
+import { flightKeyOf as losslessFlightKey, laneOf, type ChatStreamEvent } from '../core/lossless.ts';
 import { readRelayed } from '../providers/relay-dialects.ts';
 import { GatewayError, isDeadline, UpstreamError } from '../core/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
@@ -189,7 +189,7 @@ export class Dispatcher {
    * since a relayed stream is the provider's own frames for that exact request.
    */
   private flightKeyOf(client: string, request: CanonicalRequest, cacheKey: string | undefined): string {
-    if (request.lossless) return flightKey(client, request.lossless);
+    if (request.lossless) return losslessFlightKey(client, request.lossless);
     return cacheKey ?? flightKey(client, request);
   }
 

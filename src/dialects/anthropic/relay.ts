@@ -38,7 +38,7 @@ interface StreamedEvent {
 export const ANTHROPIC_RELAY: RelayDialect = {
   dialect: 'anthropic_messages',
   path: '/v1/messages',
-  upstreamBody: (request, model) => (request.body.model === model ? { ...request.body } : { ...request.body, model }),
+  upstreamBody: (request, model) => (request.body.model === model ? (request.raw ?? request.body) : { ...request.body, model }),
   readAnswer(json, fallbackModel): AnswerFacts | undefined {
     const message = json as MessageFacts | null;
     if (!message || !Array.isArray(message.content)) return undefined;

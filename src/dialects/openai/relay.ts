@@ -26,9 +26,11 @@ export const OPENAI_CHAT_RELAY: RelayDialect = {
   dialect: 'openai_chat',
   path: '/chat/completions',
   upstreamBody(request, model) {
-    const body: Record<string, unknown> = { ...request.body, model };
     // Usage arrives in streams only when asked for; metrics, limits and cost need it.
-    if (body.stream === true && !clientWantsUsage(request)) body.stream_options = { ...(body.stream_options as object | null), include_usage: true };
+    const addUsage = request.body.stream === true && !clientWantsUsage(request);
+    if (request.body.model === model && !addUsage) return request.raw ?? request.body;
+    const body: Record<string, unknown> = { ...request.body, model };
+    if (addUsage) body.stream_options = { ...(body.stream_options as object | null), include_usage: true };
     return body;
   },
   readAnswer(json, fallbackModel): AnswerFacts | undefined {

@@ -113,6 +113,10 @@ const providerFields = z.strictObject({
   headers: z.record(z.string(), z.string()).optional(),
   weight: z.number().min(0).default(1),
   max_concurrency: z.number().int().positive().optional(),
+  /** Connections to the provider's origin at most; unset: no cap (max_concurrency and the fair queue bound traffic). */
+  max_connections: z.number().int().positive().optional(),
+  /** Offer HTTP/2 to an https origin (chosen by ALPN; HTTP/1.1 when the origin does not speak it). */
+  http2: z.boolean().optional(),
   retry: retry.partial().optional(),
   /**
    * Same-dialect clients (Anthropic Messages to anthropic, Chat Completions to openai/openai_compatible) are

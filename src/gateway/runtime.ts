@@ -149,6 +149,8 @@ export class Runtime {
     await this.store.start();
     if (this.config.auth.enabled) await this.keys.start();
     this.healthChecker?.start();
+    // This Runtime is about to serve: the pool gauges read its pools from now on.
+    this.metrics.watchUpstreamPools(() => this.pools.gauges());
   }
 
   /** Probes every provider: its list-models endpoint (no tokens spent), or a one-token completion. */

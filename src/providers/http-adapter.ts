@@ -45,6 +45,7 @@ export abstract class HttpAdapter {
       provider: name,
       baseUrl: opts.normalizeBaseUrl ? opts.normalizeBaseUrl(baseUrl) : baseUrl,
       pools,
+      pool: { maxConnections: config.max_connections, http2: config.http2 !== false },
       headers: { ...opts.protocolHeaders, ...config.headers },
       timeoutMs: config.timeout ?? 60_000,
     });

@@ -59,6 +59,8 @@ export interface DispatchContext extends AttemptContext {
   spent?: { upstreamMs: number };
   /** Every upstream attempt in order, appended as each ends (request log's failover path, trace spans). */
   trail?: AttemptRecord[];
+  /** Streams: the route's first_token_timeout, over each provider's. */
+  firstTokenTimeoutMs?: number;
 }
 
 /** One upstream attempt: which target, when (performance.now()), how long, and how it failed. */
@@ -241,8 +243,17 @@ export class Dispatcher {
   private async openStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
     const opened = await this.run(candidates, ctx, async (adapter, target, c, settlement) => {
       const started = performance.now();
-      const upstream = adapter.chatStream(request, target, c)[Symbol.asyncIterator]();
-      const first = await upstream.next();
+      const stallMs = ctx.firstTokenTimeoutMs ?? this.stateOf(target).firstTokenTimeoutMs;
+      const stall = stallMs === undefined ? undefined : new FirstTokenWatch(c, target, stallMs);
+      const upstream = adapter.chatStream(request, target, stall ? stall.ctx : c)[Symbol.asyncIterator]();
+      let first: IteratorResult<ChatStreamEvent>;
+      try {
+        first = await upstream.next();
+      } catch (error) {
+        throw stall?.explain(error) ?? error;
+      } finally {
+        stall?.done();
+      }
       if (first.done) throw new UpstreamError(target.provider, 'protocol', `${target.provider} sent an empty stream`);
       const firstTokenMs = performance.now() - started;
       this.metrics.timeToFirstToken.observe({ provider: target.provider }, firstTokenMs / 1000);
@@ -514,6 +525,40 @@ function settleAtEnd(upstream: AsyncIterator<ChatStreamEvent>, target: ModelTarg
       return { done: true, value: undefined };
     },
   };
+}
+
+/**
+ * first_token_timeout for one attempt: its own abort signal under the request's, fired when no first event
+ * came in time, so the upstream request is cancelled and the walk moves on before the client saw a byte.
+ */
+class FirstTokenWatch {
+  readonly ctx: AttemptContext;
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  private readonly target: ModelTarget;
+  private readonly ms: number;
+  private fired = false;
+
+  constructor(outer: AttemptContext, target: ModelTarget, ms: number) {
+    this.target = target;
+    this.ms = ms;
+    this.ctx = { ...outer, signal: AbortSignal.any([outer.signal, this.controller.signal]) };
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      this.controller.abort(new Error('first_token_timeout'));
+    }, ms);
+  }
+
+  /** The stall, said as such, when this watch is what ended the attempt. */
+  explain(error: unknown): UpstreamError | undefined {
+    if (!this.fired) return undefined;
+    const provider = this.target.provider;
+    return new UpstreamError(provider, 'timeout', `${provider} sent no first token within ${this.ms} ms (first_token_timeout)`, { cause: error });
+  }
+
+  done(): void {
+    clearTimeout(this.timer);
+  }
 }
 
 /**

@@ -146,6 +146,8 @@ export interface UpstreamRequest {
   /** This attempt's own headers as name, value pairs (undici's flat form: no object to build and copy). */
   headers?: readonly string[];
   signal: AbortSignal;
+  /** Streams: the longest silence between body chunks, over the provider's (a route's stream_idle_timeout). */
+  idleTimeoutMs?: number;
 }
 
 
@@ -162,6 +164,8 @@ export class UpstreamClient {
   /** Lower-cased names of the configured headers, to let an attempt's own header of the same name replace one. */
   private readonly configuredNames: ReadonlySet<string>;
   private readonly timeoutMs: number;
+  /** Streams: the longest silence between body chunks (stream_idle_timeout, else `timeout`). */
+  private readonly streamIdleTimeoutMs: number;
 
   constructor(opts: {
     provider: string;
@@ -170,6 +174,7 @@ export class UpstreamClient {
     pool?: PoolSettings;
     headers: Record<string, string>;
     timeoutMs: number;
+    streamIdleTimeoutMs?: number;
   }) {
     const url = new URL(opts.baseUrl);
     this.provider = opts.provider;
@@ -184,9 +189,10 @@ export class UpstreamClient {
     // Our JSON content-type, unless the config names its own.
     this.postHeaders = this.configuredNames.has('content-type') ? this.getHeaders : ['content-type', 'application/json', ...this.getHeaders];
     this.timeoutMs = opts.timeoutMs;
+    this.streamIdleTimeoutMs = opts.streamIdleTimeoutMs ?? opts.timeoutMs;
   }
 
-  private options(req: UpstreamRequest): Dispatcher.DispatchOptions {
+  private options(req: UpstreamRequest, bodyTimeout = this.timeoutMs): Dispatcher.DispatchOptions {
     const fixed = req.body === undefined ? this.getHeaders : this.postHeaders;
     return {
       method: req.method,
@@ -198,7 +204,7 @@ export class UpstreamClient {
       idempotent: this.h2 ? true : undefined,
       // Per attempt: time to the response head, and the longest silence between body chunks.
       headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
+      bodyTimeout,
     };
   }
 
@@ -219,7 +225,8 @@ export class UpstreamClient {
     try {
       const cold = this.firstConnection?.ready();
       if (cold) await cold;
-      response = await openBody(this.pool, this.options(req), req.signal);
+      // A stream's silences are bounded by its idle timeout (undici's own body timer: no timer of ours per event).
+      response = await openBody(this.pool, this.options(req, req.idleTimeoutMs ?? this.streamIdleTimeoutMs), req.signal);
     } catch (error) {
       throw this.transportError(error, req.signal);
     }
@@ -321,7 +328,10 @@ export class UpstreamClient {
       const timedOut = isDeadline(signal.reason);
       return new UpstreamError(this.provider, timedOut ? 'timeout' : 'aborted', `${this.provider}: ${timedOut ? 'request deadline passed' : 'client went away'}`, { cause: error });
     }
-    if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
+    if (error instanceof undiciErrors.BodyTimeoutError) {
+      return new UpstreamError(this.provider, 'timeout', `${this.provider} went silent mid-answer (past its stream_idle_timeout or timeout)`, { cause: error });
+    }
+    if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
       return new UpstreamError(this.provider, 'timeout', `${this.provider} timed out`, { cause: error });
     }
     if (error instanceof SyntaxError) {

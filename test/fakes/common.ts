@@ -21,7 +21,9 @@ export type Fault =
   | { kind: 'hang' }
   | { kind: 'delay'; ms: number }
   | { kind: 'cut'; afterChunks: number }
-  | { kind: 'slowStream'; chunkDelayMs: number };
+  | { kind: 'slowStream'; chunkDelayMs: number }
+  /** a stream whose headers go out at once and whose first chunk only after ms (a model slow to start) */
+  | { kind: 'slowFirst'; ms: number };
 
 export interface RecordedRequest {
   method: string;
@@ -283,6 +285,7 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
             return;
           }
           if (fault?.kind === 'slowStream' && i > 0 && !(await sleep(fault.chunkDelayMs))) return;
+          if (fault?.kind === 'slowFirst' && i === 0 && !(await sleep(fault.ms))) return;
           if (closed) return;
           await write(chunks[i]);
         }
@@ -311,7 +314,7 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
             if (!(await sleep(fault.ms))) return;
             break;
           default:
-            break; // 'cut' and 'slowStream' are applied while writing
+            break; // 'cut', 'slowStream' and 'slowFirst' are applied while writing
         }
       }
       await spec.handle(ctx);

@@ -22,6 +22,8 @@ export interface ProviderState {
   readonly maxRetries: number;
   /** Present when the provider has `max_concurrency`. */
   readonly queue?: FairQueue;
+  /** Streams: an attempt with no first event within this fails over (first_token_timeout). */
+  readonly firstTokenTimeoutMs?: number;
 }
 
 interface Entry {
@@ -49,7 +51,7 @@ export class ProviderStates {
       const entry = this.carryOver(name, provider, config, this.entries.get(name));
       next.set(name, entry);
       const retry = { ...config.retry, ...provider.retry };
-      out.set(name, { name, breaker: entry.breaker, health: entry.health, backoff: Backoff.fromConfig(retry), maxRetries: retry.max_retries, queue: entry.queue });
+      out.set(name, { name, breaker: entry.breaker, health: entry.health, backoff: Backoff.fromConfig(retry), maxRetries: retry.max_retries, queue: entry.queue, firstTokenTimeoutMs: provider.first_token_timeout });
     }
     for (const [name] of this.entries) {
       if (!next.has(name)) {

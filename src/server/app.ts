@@ -127,7 +127,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
     if (request.method === 'OPTIONS') return;
     if (runtime.config.auth.enabled && route.auth) {
-      state.key = runtime.keys.verify(presentedKey(request));
+      state.key = await runtime.keys.verifyFresh(presentedKey(request));
       checkKeyScope(state.key, route.path);
       state.client = state.key.name;
     }

@@ -351,7 +351,7 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(false),
       keys: z.array(apiKey).default([]),
       /** Managed keys (`hapax keys create`), stored as hashes. */
-      key_file: z.string().default('.hapax/keys.json'),
+      key_file: z.string().min(1, 'expected a file path').default('.hapax/keys.json'),
     })
     .prefault({}),
   rate_limit: rateLimit.optional(),

@@ -14,7 +14,8 @@ import { ModelCatalog, type ExplainedTarget, type MatchKind } from './gateway/ca
 import { GatewayError } from './providers/errors.ts';
 import { registerKeyCommands } from './keys-cli.ts';
 import { applyServeFlags } from './server/tls.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, writesText } from './observability/logger.ts';
+import { banner, mockInChainWarning } from './server/banner.ts';
 import { handleSignals } from './server/shutdown.ts';
 import { startGateway } from './server/start.ts';
 import { VERSION } from './version.ts';
@@ -84,12 +85,17 @@ program
     const gateway = await startGateway({ loaded, configFile, port: opts.port, host: opts.host }).catch(exitOnError);
     // Signals first: whoever reads the 'listening' line may send SIGHUP or SIGTERM at once.
     handleSignals(gateway, { onRepeat: 'exit', shutdownTimeoutMs: server.shutdown_timeout });
+    const order = gateway.holder.current.catalog.defaultPolicy.names;
+    const mockWarning = mockInChainWarning(loaded.config, order);
+    if (mockWarning) gateway.logger.warn({ providers: order }, mockWarning);
     gateway.logger.info(
       { url: gateway.url, config: loaded.source, providers: [...gateway.holder.current.adapters.keys()] },
       'hapax listening',
     );
     // Request lines are batched; the line that says the gateway is up goes out now.
     gateway.logger.flush();
+    // A person at a terminal gets the essentials in a few lines; a pipe or a log collector, JSON only.
+    if (writesText(loaded.config.logging.format)) process.stdout.write(`\n${banner({ url: gateway.url, source: loaded.source, config: loaded.config, order })}\n`);
   });
 
 program
@@ -140,5 +146,13 @@ const MATCH_WORDS: Record<MatchKind, string> = {
 };
 
 registerKeyCommands(program, resolveKeySettings);
+
+// A reader that went away (`hapax serve | head`) must not turn a write into a crash or a hang: stop writing.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    stream.write = () => true;
+  });
+}
 
 await program.parseAsync(process.argv).catch(exitOnError);

@@ -42,10 +42,19 @@ interface Served {
   /** The 'hapax listening' log line. */
   listening: Record<string, unknown>;
   stderr: () => string;
+  stdout: () => string;
   exited: Promise<number | null>;
 }
 
 const running = new Set<ChildProcess>();
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 /** Stops whatever a test left running, by its PID. */
 function stopAll(): void {
@@ -76,14 +85,16 @@ function serve(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; she
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let pending = '';
   let stderr = '';
+  let stdout = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk));
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk));
   return new Promise((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       const lines = (pending + chunk).split('\n');
       pending = lines.pop() ?? '';
       for (const line of lines) {
         const entry = parseLogLine(line);
-        if (entry?.msg === 'hapax listening') resolve({ child, url: entry.url as string, listening: entry, stderr: () => stderr, exited });
+        if (entry?.msg === 'hapax listening') resolve({ child, url: entry.url as string, listening: entry, stderr: () => stderr, stdout: () => stdout, exited });
       }
     });
     void exited.then((code) => reject(new Error(`hapax serve exited with ${code} before listening:\n${stderr}`)));
@@ -344,6 +355,84 @@ describe('hapax serve', () => {
     const second = serve(['--port', port, '--host', '127.0.0.1'], { cwd: tempDir() });
     await expect(second).rejects.toThrow(/exited with 1 before listening:\nhapax: listen EADDRINUSE/);
   });
+});
+
+describe('hapax serve: what a person and a machine see at start', () => {
+  const twoProviders = 'health_check: {enabled: false}\nproviders:\n  openai: {type: openai, model: gpt-4o, api_key: sk-test, base_url: "http://127.0.0.1:9/v1"}\n  mock: {type: mock}\n';
+
+  it('piped: JSON lines only, no banner, and a warning when the mock is in the failover chain', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), twoProviders);
+    const served = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: dir });
+    served.child.kill('SIGTERM');
+    expect(await served.exited).toBe(0);
+    const out = served.stdout();
+    const lines = out.trim().split('\n');
+    for (const line of lines) expect(parseLogLine(line), line).toBeDefined();
+    expect(out).not.toContain('is listening on');
+    const warning = lines.map(parseLogLine).find((entry) => entry?.level === 40);
+    expect(warning).toMatchObject({
+      providers: ['openai', 'mock'],
+      msg: expect.stringContaining('the mock provider mock is in the failover chain (openai → mock): when openai cannot answer, clients get its canned echo'),
+    });
+  });
+
+  it('on a terminal: a short banner (URL, console, config, providers in order, a curl to try) and readable logs', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), twoProviders);
+    // script(1) gives the gateway a pseudo-terminal as a user's shell would; the port is fixed by the test.
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const command = `exec ${NODE} ${BIN} serve --port ${port} --host 127.0.0.1`;
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: dir, env: userEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    running.add(child);
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await waitFor(() => out.includes('stop       Ctrl-C'), 15_000);
+    const text = out.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, '');
+    const url = `http://127.0.0.1:${port}`;
+    expect(text).toContain(
+      [
+        `Hapax ${VERSION} is listening on ${url}`,
+        `  console    ${url}/console`,
+        '  config     hapax.yaml',
+        '  providers  openai (openai) → mock (mock)  (failover order)',
+        `  try        curl ${url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"","messages":[{"role":"user","content":"Hello!"}]}'`,
+        '  stop       Ctrl-C (finishes requests in flight first)',
+      ].join('\n'),
+    );
+    expect(text).toMatch(/\[\d\d:\d\d:\d\d\.\d{3}\] WARN: the mock provider mock is in the failover chain/);
+    expect(text).not.toMatch(/^\{"level"/m);
+    // The curl it suggests works.
+    const answer = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"","messages":[{"role":"user","content":"Hello!"}]}' });
+    expect(answer.status).toBe(200);
+    process.kill(child.pid as number, 'SIGTERM');
+    await exited;
+  });
+
+  for (const format of ['json', 'text']) {
+    it(`stops on SIGTERM when the reader of its stdout has gone (hapax serve | head), with ${format} logs`, async () => {
+      const dir = tempDir();
+      writeFileSync(join(dir, 'hapax.yaml'), `logging: {format: ${format}}\nhealth_check: {enabled: false}\nproviders:\n  mock: {type: mock}\n`);
+      const port = 20_000 + Math.floor(Math.random() * 20_000);
+      const child = spawn(NODE, [BIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], { cwd: dir, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      running.add(child);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await new Promise((resolve) => child.stdout.once('data', resolve));
+      // Like `head -1`: the reader takes one chunk and goes away; every later write gets EPIPE.
+      child.stdout.destroy();
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor(async () => (await fetch(`${url}/health`).catch(() => undefined))?.status === 200, 10_000);
+      for (let i = 0; i < 40; i++) {
+        const response = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":"hi"}' });
+        expect(response.status).toBe(200);
+      }
+      const started = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+  }
 });
 
 describe('hapax failures: one line, a documented exit code, a stack only with --debug', () => {

@@ -336,7 +336,7 @@ export const configSchema = z.strictObject({
   logging: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-      format: z.enum(['json', 'text']).default('json'),
+      format: z.enum(['auto', 'json', 'text']).default('auto'),
       log_bodies: z.boolean().default(false),
     })
     .prefault({}),

@@ -67,7 +67,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const tracing = config.tracing?.otlp_endpoint ? await (await import('../observability/tracing.ts')).Tracing.create(config.tracing) : undefined;
   const metrics = new Metrics(routeLabelNames(config));
   // Breaker/health per provider and state stores outlive a reload: every Runtime of this gateway gets them.
-  const shared: GatewayShared = { metrics, states: new ProviderStates(metrics), stores: new StateStores(metrics, logger), routes: ROUTE_DECLARATIONS };
+  const shared: GatewayShared = { metrics, states: new ProviderStates(metrics, logger), stores: new StateStores(metrics, logger), routes: ROUTE_DECLARATIONS };
   const holder: RuntimeHolder = { current: new Runtime(opts.loaded, shared) };
   await holder.current.start();
   const reloader = new Reloader({ file: opts.configFile, holder, shared, logger });

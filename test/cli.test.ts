@@ -435,6 +435,30 @@ describe('hapax serve: what a person and a machine see at start', () => {
   }
 });
 
+describe('docs/http3.md, as written', () => {
+  it('its gtlsclient recipe gets the answers and exits by itself, for a GET and a POST', async () => {
+    const doc = readFileSync(join(ROOT, 'docs/http3.md'), 'utf8');
+    const block = /## Try it in one step\n\n```bash\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+    // The recipe's own lines after the serve command, as a shell runs them (continuations joined).
+    const recipe = block
+      .replace(/\\\n\s*/g, ' ')
+      .split('\n')
+      .filter((line) => /^(mkdir|gtlsclient|cat|echo) /.test(line))
+      .map((line) => line.replace(/#.*$/, '').trim());
+    expect(recipe.filter((line) => line.startsWith('gtlsclient'))).toHaveLength(2);
+    const dir = tempDir();
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    await serve(['--self-signed', '--http3', '--port', String(port), '--host', '127.0.0.1'], { cwd: dir });
+    const script = recipe.map((line) => line.replaceAll('8080', String(port))).join('\n');
+    const result = await new Promise<Result>((resolve) =>
+      execFile('sh', ['-ec', script], { cwd: dir, timeout: 20_000 }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr })),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'h3/health'), 'utf8'))).toMatchObject({ status: { global: true } });
+    expect(JSON.parse(readFileSync(join(dir, 'h3/completions'), 'utf8'))).toMatchObject({ provider: 'mock', completion: 'Hello from the Hapax mock provider. You said: hello over HTTP/3' });
+  }, 40_000);
+});
+
 describe('hapax failures: one line, a documented exit code, a stack only with --debug', () => {
   const keysDir = () => {
     const dir = tempDir();

@@ -348,7 +348,7 @@ export const configSchema = z.strictObject({
   logging: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-      format: z.enum(['json', 'text']).default('json'),
+      format: z.enum(['auto', 'json', 'text']).default('auto'),
       log_bodies: z.boolean().default(false),
     })
     .prefault({}),
@@ -363,7 +363,7 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(false),
       keys: z.array(apiKey).default([]),
       /** Managed keys (`hapax keys create`), stored as hashes. */
-      key_file: z.string().default('.hapax/keys.json'),
+      key_file: z.string().min(1, 'expected a file path').default('.hapax/keys.json'),
     })
     .prefault({}),
   rate_limit: rateLimit.optional(),

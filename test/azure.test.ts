@@ -154,6 +154,7 @@ providers:
   west: {type: azure_openai, base_url: "${west.url}", api_key: "${KEY}", model: gpt-4o}
 provider_preference: [east, west]
 retry: {max_retries: 0}
+circuit_breaker: {failure_threshold: 1000}
 `),
   });
   afterEach(() => {
@@ -176,26 +177,29 @@ retry: {max_retries: 0}
     expect((await readFile(join(setup.dir, 'runs'), 'utf8')).trim().split('\n')).toHaveLength(1);
   });
 
-  it('fails over to the second resource on a 429 with retry-after, and on a stream cut in the middle', async () => {
-    setup.east.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '2' } });
-    const { data, response } = await openai().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] }).withResponse();
-    expect(data.choices[0].message.content).toBe('[west] hello');
-    expect(response.headers.get('x-hapax-provider')).toBe('west');
-    expect(setup.west.requests.at(-1)?.path).toBe('/openai/deployments/gpt-4o/chat/completions');
-
-    // Cut before the first content chunk (the prompt-filter chunk alone went out): still free to fail over.
+  it('fails over to the second resource on a stream cut right after the prompt-filter chunk, a 500 and a reset', async () => {
+    // Cut after the prompt-filter chunk alone (no output yet): still free to fail over.
     setup.east.queueFaults({ kind: 'cut', afterChunks: 1 });
     let text = '';
     for await (const chunk of await openai().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'a b' }], stream: true })) text += chunk.choices[0]?.delta?.content ?? '';
     expect(text).toBe('[west] a b');
-  });
-
-  it('fails over on a 500 and a reset', async () => {
     for (const fault of [{ kind: 'status', status: 500 }, { kind: 'reset' }] as const) {
       setup.east.queueFaults(fault);
       const res = await openai().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'again' }] });
       expect(res.choices[0].message.content).toBe('[west] again');
     }
+    expect(setup.east.requests).toHaveLength(3);
+  });
+
+  // Last: after a 429 with Retry-After the first resource is skipped until that time has passed.
+  it('fails over on a 429 with retry-after, and skips the throttled resource meanwhile', async () => {
+    setup.east.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '2' } });
+    const { data, response } = await openai().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] }).withResponse();
+    expect(data.choices[0].message.content).toBe('[west] hello');
+    expect(response.headers.get('x-hapax-provider')).toBe('west');
+    expect(setup.west.requests.at(-1)?.path).toBe('/openai/deployments/gpt-4o/chat/completions');
+    await openai().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] });
+    expect(setup.east.requests).toHaveLength(1);
   });
 });
 

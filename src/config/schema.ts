@@ -29,7 +29,7 @@ export const normalizeRoutePath = (path: string): string => path.replace(/\/+$/,
 
 const routePath = z.string().startsWith('/', 'expected a path starting with /').transform(normalizeRoutePath);
 
-export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'azure_openai'] as const;
+export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'azure_openai', 'gemini'] as const;
 
 /** Azure OpenAI: which API shape a resource is reached through, its deployments and its Entra credentials. */
 const azure = z.strictObject({

@@ -14,7 +14,8 @@
  * content-filter annotations: `prompt_filter_results` and per-choice `content_filter_results`; a stream opens
  * with a chunk of empty `choices`, id and model that holds only the prompt's filter results. A prompt containing
  * `filterWord` is refused (400, code content_filter, innererror ResponsibleAIPolicyViolation); an answer
- * containing `filterAnswerWord` stops there with finish_reason content_filter.
+ * containing `filterAnswerWord` stops there with finish_reason content_filter. opts.turn scripts the model's
+ * turn for agent tests.
  */
 import { type Ctx, type FakeOptions, type FakeProvider, countWords, fakeEmbedding, makeId, promptTokens, readMessages, replyTo, sseData, startFakeServer, textOf, unixSeconds, wordChunks } from './common.ts';
 
@@ -123,7 +124,13 @@ async function completion(ctx: Ctx, name: string, model: string, opts: FakeAzure
   const images = body.messages.flatMap((m: any) => (Array.isArray(m?.content) ? m.content.filter((p: any) => p?.type === 'image_url') : []));
   let text: string | null = null;
   let toolCall: { id: string; name: string; arguments: string } | null = null;
-  if (tools.length > 0 && last?.role === 'user' && body.tool_choice !== 'none') {
+  let trailing = body.messages.length;
+  while (trailing > 0 && body.messages[trailing - 1]?.role === 'tool') trailing--;
+  const toolResult = trailing < body.messages.length ? body.messages.slice(trailing).map((m: any) => textOf(m.content)).join('\n') : undefined;
+  const scripted = opts.turn?.({ toolResult, lastUserText, tools: tools.map((t) => t?.function?.name), body });
+  if (scripted && 'tool' in scripted) toolCall = { id: scripted.id ?? makeId('call_'), name: scripted.tool, arguments: JSON.stringify(scripted.input) };
+  else if (scripted) text = scripted.text;
+  else if (tools.length > 0 && last?.role === 'user' && body.tool_choice !== 'none') {
     toolCall = { id: makeId('call_'), name: tools[0]?.function?.name ?? 'tool', arguments: JSON.stringify({ input: lastUserText }) };
   } else if (last?.role === 'tool') {
     text = `tool said: ${textOf(last.content)}`;

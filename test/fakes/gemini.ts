@@ -18,7 +18,8 @@
  * part first, counted in thoughtsTokenCount; responseMimeType application/json wraps the text as {"answer": ...}.
  * A prompt containing `blockWord` is blocked (promptFeedback.blockReason SAFETY, no candidates); an answer
  * containing `answerBlockWord` stops there with finishReason SAFETY. Implicit caching: a request whose contents
- * before the last turn were seen before reports their tokens as cachedContentTokenCount.
+ * before the last turn were seen before reports their tokens as cachedContentTokenCount. opts.turn scripts the
+ * model's turn (a functionCall, with the given id, or text) for agent tests.
  */
 import { createHash } from 'node:crypto';
 import { type Ctx, type FakeOptions, type FakeProvider, countWords, makeId, promptTokens, replyTo, startFakeServer, wordChunks } from './common.ts';
@@ -83,10 +84,16 @@ function validate(body: any): string | undefined {
 
 const textOfParts = (parts: any[] | undefined) => (parts ?? []).map((p) => (typeof p?.text === 'string' && !p.thought ? p.text : '')).join('');
 
+/** A functionResponse's result as text: its `result` or `error` when it has one, else its JSON. */
+const resultText = (response: any): string => {
+  const value = response?.response?.result ?? response?.response?.error ?? response?.response;
+  return typeof value === 'string' ? value : JSON.stringify(value);
+};
+
 interface Turn {
   thought?: string;
   text?: string;
-  call?: { name: string; args: Record<string, unknown> };
+  call?: { name: string; args: Record<string, unknown>; id?: string };
   finishReason: string;
 }
 
@@ -98,11 +105,14 @@ function play(body: any, name: string, opts: FakeGeminiOptions): Turn {
   const thinking = body.generationConfig?.thinkingConfig;
   const thought = thinking?.includeThoughts && thinking.thinkingBudget !== 0 ? `Thinking about: ${lastUserText}` : undefined;
   const response = last?.parts.find((p: any) => p.functionResponse)?.functionResponse;
-  if (response) {
-    const result = response.response?.result ?? response.response?.error ?? JSON.stringify(response.response);
-    return { thought, text: `tool said: ${result}`, finishReason: 'STOP' };
-  }
   const declarations: any[] = (body.tools ?? []).flatMap((t: any) => t.functionDeclarations ?? []);
+  const toolResult = last?.role === 'user' ? last.parts.filter((p: any) => p.functionResponse).map((p: any) => resultText(p.functionResponse)).join('\n') || undefined : undefined;
+  const scripted = opts.turn?.({ toolResult, lastUserText, tools: declarations.map((d) => d.name), body });
+  if (scripted && 'tool' in scripted) return { thought, call: { name: scripted.tool, args: scripted.input, ...(scripted.id ? { id: scripted.id } : {}) }, finishReason: 'STOP' };
+  if (scripted) return { thought, text: scripted.text, finishReason: 'STOP' };
+  if (response) {
+    return { thought, text: `tool said: ${resultText(response)}`, finishReason: 'STOP' };
+  }
   const mode = body.toolConfig?.functionCallingConfig?.mode ?? 'AUTO';
   const allowed: string[] | undefined = body.toolConfig?.functionCallingConfig?.allowedFunctionNames;
   if (declarations.length > 0 && mode !== 'NONE') {

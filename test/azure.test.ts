@@ -120,6 +120,12 @@ pricing:
     expect(reasons).toEqual(['content_filter']);
   });
 
+  it('sends embeddings to the deployment path', async () => {
+    const res = await openai().embeddings.create({ model: 'gpt-4o', input: ['a', 'b'] });
+    expect(res.data.map((d) => d.embedding.length)).toEqual([8, 8]);
+    expect(setup.azure.requests.at(-1)).toMatchObject({ path: '/openai/deployments/prod-4o/embeddings', query: 'api-version=2024-10-21' });
+  });
+
   it('answers an unknown deployment with a 404 that names it, and probes health through the models list', async () => {
     const error = await openai()
       .chat.completions.create({ model: 'az/gpt-5', messages: [{ role: 'user', content: 'hi' }] })

@@ -248,6 +248,24 @@ circuit_breaker: {failure_threshold: 1000}
   });
 });
 
+describe('gemini: throttling', () => {
+  const setup = useStarted({ gemini: () => startFakeGemini({ name: 'gm', apiKey: KEY }) }).and({
+    gateway: ({ gemini }) => startTestGateway(`providers:\n  gm: {type: gemini, base_url: "${gemini.url}", api_key: "${KEY}", model: gemini-2.5-flash}\nretry: {max_retries: 0}\n`),
+  });
+
+  it("reads Google's RetryInfo (no Retry-After header) into the client's 429 and its Retry-After", async () => {
+    // Google's 429 body: RESOURCE_EXHAUSTED with details [{@type: ...RetryInfo, retryDelay: "2s"}].
+    setup.gemini.queueFaults({ kind: 'status', status: 429 });
+    const res = await fetch(`${setup.gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('2');
+  });
+});
+
 describe('gemini: health and config', () => {
   it('probes health through the models list, spending no tokens', async () => {
     const fake = await startFakeGemini({ name: 'gm', apiKey: KEY });

@@ -8,7 +8,7 @@ import type { Dispatcher, Pool } from 'undici';
 // Types still come from 'undici', so the published declarations never name these paths.
 import UndiciPool from 'undici/lib/dispatcher/pool.js';
 import undiciErrors from 'undici/lib/core/errors.js';
-import { failureKindForStatus, isDeadline, parseRetryAfter, upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
+import { bodyRetryDelay, failureKindForStatus, isDeadline, parseRetryAfter, upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
 import { collect, openBody, type CollectedResponse, type StreamedResponse, type UpstreamHeaders } from './upstream-body.ts';
 
 export class PoolRegistry {
@@ -138,16 +138,18 @@ export class UpstreamClient {
 
   private statusError(status: number, headers: UpstreamHeaders, text: string | undefined): UpstreamError {
     let message: string | undefined;
+    let json: unknown;
     if (text) {
       try {
-        message = upstreamErrorMessage(JSON.parse(text));
+        json = JSON.parse(text);
+        message = upstreamErrorMessage(json);
       } catch {
         message = text.slice(0, 200) || undefined;
       }
     }
     return new UpstreamError(this.provider, failureKindForStatus(status), `${this.provider} answered ${status}`, {
       status,
-      retryAfterSeconds: parseRetryAfter(headers['retry-after']),
+      retryAfterSeconds: parseRetryAfter(headers['retry-after']) ?? bodyRetryDelay(json),
       upstreamMessage: message,
     });
   }

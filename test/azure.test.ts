@@ -126,7 +126,7 @@ pricing:
     expect(setup.azure.requests.at(-1)).toMatchObject({ path: '/openai/deployments/prod-4o/embeddings', query: 'api-version=2024-10-21' });
   });
 
-  it('answers an unknown deployment with a 404 that names it, and probes health through the models list', async () => {
+  it('answers an unknown deployment with a 404 that names it', async () => {
     const error = await openai()
       .chat.completions.create({ model: 'az/gpt-5', messages: [{ role: 'user', content: 'hi' }] })
       .catch((e: unknown) => e);
@@ -209,6 +209,29 @@ circuit_breaker: {failure_threshold: 1000}
   });
 });
 
+describe('azure_openai: health probes spend no tokens', () => {
+  it('lists the models: /openai/models?api-version on deployment paths, /openai/v1/models with an Entra token on v1', async () => {
+    const fake = await startFakeAzure({ name: 'az', apiKey: KEY, entraToken: TOKEN });
+    const gateway = await startTestGateway(`
+providers:
+  classic: {type: azure_openai, base_url: "${fake.url}", api_key: "${KEY}", model: chat}
+  v1: {type: azure_openai, base_url: "${fake.url}/openai/v1", model: chat, azure: {api: v1, entra_token: "${TOKEN}"}}
+health_check: {interval: 100ms}
+`);
+    try {
+      const probed = () => fake.requests.filter((r) => r.method === 'GET');
+      await expect.poll(() => probed().some((r) => r.path === '/openai/models' && r.query === 'api-version=2024-10-21' && r.headers['api-key'] === KEY)).toBe(true);
+      await expect.poll(() => probed().some((r) => r.path === '/openai/v1/models' && r.query === '' && r.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
+      expect(fake.requests.every((r) => r.method === 'GET')).toBe(true);
+      const state = (await (await fetch(`${gateway.url}/console/api/state`)).json()) as { providers: { name: string; healthy: boolean }[] };
+      expect(state.providers.map((p) => p.healthy)).toEqual([true, true]);
+    } finally {
+      await gateway.close();
+      await fake.close();
+    }
+  });
+});
+
 describe('azure_openai: config', () => {
   const problems = (yaml: string) => {
     try {
@@ -230,12 +253,19 @@ describe('azure_openai: config', () => {
     expect(problems('providers:\n  az: {type: openai, model: m, azure: {api: v1}}\n')).toEqual(['providers.az.azure: only for type azure_openai']);
   });
 
-  it('never shows the key or the token in the logs', async () => {
-    const fake = await startFakeAzure({ name: 'az', apiKey: KEY });
-    const gateway = await startTestGateway(`providers:\n  az: {type: azure_openai, base_url: "${fake.url}", api_key: "${KEY}", model: chat}\nlogging: {level: debug}\n`);
+  it('never shows the key or the token in the logs, the console or /metrics', async () => {
+    const fake = await startFakeAzure({ name: 'az', apiKey: KEY, entraToken: TOKEN });
+    const gateway = await startTestGateway(
+      `providers:\n  az: {type: azure_openai, base_url: "${fake.url}", api_key: "${KEY}", model: chat}\n  entra: {type: azure_openai, base_url: "${fake.url}", model: chat, azure: {entra_token: "${TOKEN}"}}\nlogging: {level: debug}\n`,
+    );
     try {
-      await new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
-      expect(JSON.stringify(gateway.logs)).not.toContain(KEY);
+      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+      await client.chat.completions.create({ model: 'az/chat', messages: [{ role: 'user', content: 'hi' }] });
+      await client.chat.completions.create({ model: 'entra/chat', messages: [{ role: 'user', content: 'hi' }] });
+      expect(fake.requests.at(-1)?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+      const shown = [JSON.stringify(gateway.logs), await (await fetch(`${gateway.url}/console/api/state`)).text(), await (await fetch(`${gateway.url}/metrics`)).text()].join('\n');
+      expect(shown).not.toContain(KEY);
+      expect(shown).not.toContain(TOKEN);
     } finally {
       await gateway.close();
       await fake.close();

@@ -6,22 +6,34 @@ import type { CanonicalRequest, CanonicalResponse, StreamEvent } from '../core/c
 import { upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
 import { decodeGenerateContentResponse, encodeGenerateContentRequest, GenerateContentStreamDecoder, modelId, type GeminiResponse } from '../dialects/gemini/upstream.ts';
 import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
-import { HttpAdapter } from './http-adapter.ts';
+import { HttpAdapter, type HttpAdapterOptions } from './http-adapter.ts';
 
 const GEMINI_BASE_URL = 'https://generativelanguage.googleapis.com';
 
+export type GenerateMethod = 'generateContent' | 'streamGenerateContent?alt=sse';
+
 export class GeminiAdapter extends HttpAdapter implements ProviderAdapter {
-  constructor(init: AdapterInit) {
-    super(init, {
-      defaultBaseUrl: GEMINI_BASE_URL,
-      keyHeader: 'x-goog-api-key',
-      // Paths carry the API version; a base_url written with it would double it.
-      normalizeBaseUrl: (url) => url.replace(/\/v1(beta)?\/?$/, ''),
-    });
+  /** `options` lets other hosts of the same body (Vertex AI's publisher models) reuse the adapter under their paths and auth. */
+  constructor(init: AdapterInit, options?: HttpAdapterOptions) {
+    super(
+      init,
+      options ?? {
+        defaultBaseUrl: GEMINI_BASE_URL,
+        keyHeader: 'x-goog-api-key',
+        // Paths carry the API version; a base_url written with it would double it.
+        normalizeBaseUrl: (url) => url.replace(/\/v1(beta)?\/?$/, ''),
+      },
+    );
   }
 
-  private path(target: ModelTarget, method: 'generateContent' | 'streamGenerateContent?alt=sse'): string {
+  /** Where a model's generate method is. */
+  protected path(target: ModelTarget, method: GenerateMethod): string {
     return `/v1beta/models/${encodeURIComponent(modelId(target.model))}:${method}`;
+  }
+
+  /** The models list, for the health probe. */
+  protected modelsPath(): string {
+    return '/v1beta/models';
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
@@ -59,7 +71,7 @@ export class GeminiAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   async listModels(ctx: AttemptContext): Promise<string[]> {
-    const json = await this.call(() => this.client.json<{ models?: { name: string }[] }>(this.get('/v1beta/models', ctx)));
+    const json = await this.call(() => this.client.json<{ models?: { name: string }[] }>(this.get(this.modelsPath(), ctx)));
     return (json.models ?? []).map((m) => modelId(m.name));
   }
 

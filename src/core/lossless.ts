@@ -20,6 +20,8 @@ export interface LosslessRequest {
   readonly dialect: WireDialect;
   /** The client's parsed body. Never changed: each attempt sends a copy with its own model. */
   readonly body: Readonly<Record<string, unknown>>;
+  /** The body's text as the client sent it: sent as is when nothing in it changes (no copy, no serialization). */
+  readonly raw?: string;
   /** The client's protocol headers that travel with the body (lower-case names), e.g. anthropic-beta. */
   readonly headers: Readonly<Record<string, string>>;
   /** The client's query string with its '?' (Claude Code sends `?beta=true`), or ''. */
@@ -48,6 +50,14 @@ export interface RelayedFrames {
 export interface RelayedAnswer extends RelayLane {
   body?: string;
   frames?: string;
+}
+
+/**
+ * What identical requests in flight share on this lane: the client, the dialect, the protocol headers, the query
+ * and the whole body (its text when there is one: no serialization per request).
+ */
+export function flightKeyOf(client: string, request: LosslessRequest): string {
+  return `${client}\n${request.dialect}\n${request.query}\n${JSON.stringify(request.headers)}\n${request.raw ?? JSON.stringify(request.body)}`;
 }
 
 export function laneOf(request: LosslessRequest): RelayLane {
@@ -92,13 +102,18 @@ export interface StreamReader {
 export interface RelayDialect {
   readonly dialect: WireDialect;
   readonly path: string;
-  /** The body this attempt sends: the client's, with the target's model and what accounting needs. */
-  upstreamBody(request: LosslessRequest, model: string): Record<string, unknown>;
+  /**
+   * The body this attempt sends: the client's, with the target's model and what accounting needs; the client's
+   * own text (a string) when neither changes anything.
+   */
+  upstreamBody(request: LosslessRequest, model: string): Record<string, unknown> | string;
   /** Accounting facts of a whole answer; undefined when the JSON is not an answer of this dialect. */
   readAnswer(json: unknown, fallbackModel: string): AnswerFacts | undefined;
   streamReader(request: LosslessRequest, model: string): StreamReader;
-  /** The answer with its text and tool calls read from what was relayed (for the cache's other-format replays). */
-  canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse;
+  /** A whole answer read into the canonical model (for the cache's other-format replays). */
+  decodeAnswer(json: unknown, model: string): CanonicalResponse;
+  /** A relayed stream's events read into canonical events. */
+  decodeEvents(messages: readonly EventSourceMessage[], out: StreamEvent[]): void;
 }
 
 /**

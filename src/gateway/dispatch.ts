@@ -18,8 +18,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../observability/metrics.ts';
 import type { AttemptContext, ModelTarget, ProviderAdapter } from '../providers/adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse } from '../core/canonical.ts';
-import { laneOf, type ChatStreamEvent } from '../core/lossless.ts';
-import { relayDialect } from '../providers/relay-dialects.ts';
+import { flightKeyOf as losslessFlightKey, laneOf, type ChatStreamEvent } from '../core/lossless.ts';
+import { readRelayed } from '../providers/relay-dialects.ts';
 import { GatewayError, isDeadline, UpstreamError } from '../core/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
 import type { Release } from './fair-queue.ts';
@@ -189,7 +189,7 @@ export class Dispatcher {
    * since a relayed stream is the provider's own frames for that exact request.
    */
   private flightKeyOf(client: string, request: CanonicalRequest, cacheKey: string | undefined): string {
-    if (request.lossless) return flightKey(client, request.lossless);
+    if (request.lossless) return losslessFlightKey(client, request.lossless);
     return cacheKey ?? flightKey(client, request);
   }
 
@@ -201,7 +201,7 @@ export class Dispatcher {
     let kept = response;
     if (response.relayed) {
       try {
-        kept = relayDialect(response.relayed.dialect).canonical(response, response.relayed);
+        kept = readRelayed(response);
       } catch {
         return; // an answer that cannot be read back is not worth keeping
       }

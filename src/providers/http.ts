@@ -77,7 +77,8 @@ export class UpstreamClient {
       method: req.method,
       path: this.basePath + req.path,
       headers: req.headers ? this.withAttemptHeaders(fixed, req.headers) : (fixed as string[]),
-      body: req.body === undefined ? undefined : JSON.stringify(req.body),
+      // A string is a body already serialized (the lossless lane's client text): sent as it is.
+      body: req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body),
       // Per attempt: time to the response head, and the longest silence between body chunks.
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,

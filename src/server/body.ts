@@ -64,7 +64,11 @@ export function registerJsonParser(app: FastifyInstance, options: BodyOptions): 
       try {
         // A leading byte-order mark is allowed (as TextDecoder and the JSON RFC's parsers allow it) and skipped.
         const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-        done(null, JSON.parse(bytes.toString('utf8', start)));
+        const text = bytes.toString('utf8', start);
+        const parsed: unknown = JSON.parse(text);
+        // Kept for the lossless lane, which can send the client's own text upstream unchanged.
+        if (request.hapax) request.hapax.rawBody = text;
+        done(null, parsed);
       } catch (error) {
         done(validationError(`malformed JSON: ${(error as Error).message}`, '(body)'));
       }

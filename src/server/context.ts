@@ -50,6 +50,8 @@ export interface RequestState {
   dropped?: string[];
   /** What the answer cost in US dollars (pricing table), once accounted for; undefined without a price. */
   costUsd?: number;
+  /** The request body's text as it arrived (decoded, without a byte-order mark), when it was JSON. */
+  rawBody?: string;
   /** Per-request notes of the observability hooks (span, overhead, logged bodies). */
   observed?: Observation;
 }

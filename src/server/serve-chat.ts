@@ -65,5 +65,6 @@ export function losslessRequest(request: FastifyRequest, dialect: WireDialect): 
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
   }
   const query = request.url.indexOf('?');
-  return { dialect, body: request.body as Record<string, unknown>, headers, query: query < 0 ? '' : request.url.slice(query) };
+  const raw = request.hapax.rawBody;
+  return { dialect, body: request.body as Record<string, unknown>, ...(raw === undefined ? {} : { raw }), headers, query: query < 0 ? '' : request.url.slice(query) };
 }

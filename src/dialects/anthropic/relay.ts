@@ -3,10 +3,9 @@
  * on the side (usage, stop reason, errors) while they pass through unchanged.
  */
 import type { EventSourceMessage } from 'eventsource-parser';
-import { AnswerCollector } from '../../core/answer.ts';
-import { EMPTY_USAGE, type CanonicalResponse, type FinishReason, type StreamEvent, type Usage } from '../../core/canonical.ts';
+import { EMPTY_USAGE, type FinishReason, type StreamEvent, type Usage } from '../../core/canonical.ts';
 import type { UpstreamFailureKind } from '../../core/errors.ts';
-import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../../core/lossless.ts';
+import type { AnswerFacts, FrameVerdict, LosslessRequest, RelayDialect, StreamReader } from '../../core/lossless.ts';
 import { decodeAnthropicUsage, decodeMessagesResponse, decodeStopReason, MessagesStreamDecoder, type AnthropicMessageJson, type AnthropicUsage } from './upstream.ts';
 
 /** Error types of an `event: error` frame, which arrives with a 200 status already sent. */
@@ -39,7 +38,7 @@ interface StreamedEvent {
 export const ANTHROPIC_RELAY: RelayDialect = {
   dialect: 'anthropic_messages',
   path: '/v1/messages',
-  upstreamBody: (request, model) => (request.body.model === model ? { ...request.body } : { ...request.body, model }),
+  upstreamBody: (request, model) => (request.body.model === model ? (request.raw ?? request.body) : { ...request.body, model }),
   readAnswer(json, fallbackModel): AnswerFacts | undefined {
     const message = json as MessageFacts | null;
     if (!message || !Array.isArray(message.content)) return undefined;
@@ -52,18 +51,10 @@ export const ANTHROPIC_RELAY: RelayDialect = {
     };
   },
   streamReader: (_request: LosslessRequest, model: string) => new MessagesStreamReader(model),
-  canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse {
-    if (relayed.body !== undefined) {
-      const { text, toolCalls, reasoning } = decodeMessagesResponse(JSON.parse(relayed.body) as AnthropicMessageJson, answer.model);
-      return { ...answer, text, toolCalls, reasoning };
-    }
+  decodeAnswer: (json, model) => decodeMessagesResponse(json as AnthropicMessageJson, model),
+  decodeEvents(messages, out) {
     const decoder = new MessagesStreamDecoder();
-    const collector = new AnswerCollector(answer.model);
-    const events: StreamEvent[] = [];
-    for (const message of relayedEvents(relayed.frames ?? '')) decoder.decode(JSON.parse(message.data), events);
-    for (const event of events) collector.add(event);
-    const read = collector.answer();
-    return read ? { ...answer, text: read.text, toolCalls: read.toolCalls, reasoning: read.reasoning } : answer;
+    for (const message of messages) decoder.decode(JSON.parse(message.data), out);
   },
 };
 

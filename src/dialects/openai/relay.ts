@@ -3,11 +3,10 @@
  * read on the side (usage, finish reason, errors) while they pass through unchanged.
  */
 import type { EventSourceMessage } from 'eventsource-parser';
-import { AnswerCollector } from '../../core/answer.ts';
-import type { CanonicalResponse, FinishReason, StreamEvent } from '../../core/canonical.ts';
+import type { FinishReason, StreamEvent } from '../../core/canonical.ts';
 import type { UpstreamFailureKind } from '../../core/errors.ts';
 import { upstreamErrorMessage } from '../../core/errors.ts';
-import { relayedEvents, type AnswerFacts, type FrameVerdict, type LosslessRequest, type RelayDialect, type RelayedAnswer, type StreamReader } from '../../core/lossless.ts';
+import type { AnswerFacts, FrameVerdict, LosslessRequest, RelayDialect, StreamReader } from '../../core/lossless.ts';
 import { decodeChatResponse, decodeChunk, decodeFinishReason, decodeUsage } from './upstream.ts';
 
 interface Completion {
@@ -27,9 +26,11 @@ export const OPENAI_CHAT_RELAY: RelayDialect = {
   dialect: 'openai_chat',
   path: '/chat/completions',
   upstreamBody(request, model) {
-    const body: Record<string, unknown> = { ...request.body, model };
     // Usage arrives in streams only when asked for; metrics, limits and cost need it.
-    if (body.stream === true && !clientWantsUsage(request)) body.stream_options = { ...(body.stream_options as object | null), include_usage: true };
+    const addUsage = request.body.stream === true && !clientWantsUsage(request);
+    if (request.body.model === model && !addUsage) return request.raw ?? request.body;
+    const body: Record<string, unknown> = { ...request.body, model };
+    if (addUsage) body.stream_options = { ...(body.stream_options as object | null), include_usage: true };
     return body;
   },
   readAnswer(json, fallbackModel): AnswerFacts | undefined {
@@ -43,21 +44,13 @@ export const OPENAI_CHAT_RELAY: RelayDialect = {
     };
   },
   streamReader: (request, model) => new ChunkReader(clientWantsUsage(request), model),
-  canonical(answer: CanonicalResponse, relayed: RelayedAnswer): CanonicalResponse {
-    if (relayed.body !== undefined) {
-      const { text, toolCalls, reasoning } = decodeChatResponse(JSON.parse(relayed.body), answer.model);
-      return { ...answer, text, toolCalls, reasoning };
-    }
-    const collector = new AnswerCollector(answer.model);
-    const events: StreamEvent[] = [];
-    for (const message of relayedEvents(relayed.frames ?? '')) {
+  decodeAnswer: (json, model) => decodeChatResponse(json as Parameters<typeof decodeChatResponse>[0], model),
+  decodeEvents(messages, out) {
+    for (const message of messages) {
       if (message.data === '[DONE]') continue;
-      const finish = decodeChunk(JSON.parse(message.data), events);
-      if (finish) events.push(finish);
+      const finish = decodeChunk(JSON.parse(message.data), out);
+      if (finish) out.push(finish);
     }
-    for (const event of events) collector.add(event);
-    const read = collector.answer();
-    return read ? { ...answer, text: read.text, toolCalls: read.toolCalls, reasoning: read.reasoning } : answer;
   },
 };
 

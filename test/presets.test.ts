@@ -57,6 +57,14 @@ retry: {max_retries: 0}
     expect(body.reasoning_effort).toBeUndefined();
   });
 
+  it("the lossless lane leaves an OpenAI client's body as written: the quirks are for translated requests", async () => {
+    await openai().chat.completions.create({ model: 'openrouter', reasoning_effort: 'high', messages: [{ role: 'user', content: 'hello', name: 'ann' }] });
+    const body = setup.host.requests.at(-1)?.body;
+    expect(body.reasoning_effort).toBe('high');
+    expect(body.reasoning).toBeUndefined();
+    expect(body.messages).toEqual([{ role: 'user', content: 'hello', name: 'ann' }]);
+  });
+
   it('deepseek: no reasoning setting is sent for a model that reasons by itself', async () => {
     const { response } = await anthropic()
       .messages.create({ model: 'deepseek', max_tokens: 20000, thinking: { type: 'enabled', budget_tokens: 8000 }, messages: [{ role: 'user', content: 'hello' }] })

@@ -10,7 +10,7 @@ import { ConfigError } from '../src/config/errors.ts';
 import { loadConfigFile, parseConfig } from '../src/config/load.ts';
 import { PROVIDER_TYPES } from '../src/config/schema.ts';
 
-/** Every provider type, as the problem reports list them. */
+/** The accepted provider types as problem reports list them (the list grows with every new provider type). */
 const TYPES = PROVIDER_TYPES.join(', ');
 
 const NO_ENV: NodeJS.ProcessEnv = {};

@@ -126,6 +126,17 @@ describe('docs/configuration.md against the config schema', () => {
   });
 });
 
+describe('docs/configuration.md examples', () => {
+  it('every example with providers validates (the per-provider sections included)', () => {
+    const doc = read('docs/configuration.md');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => /^providers:/m.test(b));
+    expect(blocks.length).toBeGreaterThanOrEqual(4);
+    // Every ${VAR} the examples use, set to something a key check accepts.
+    const env = Object.fromEntries([...doc.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1], 'example-value-0123456789']));
+    for (const block of blocks) expect(() => parseConfig(block, 'docs/configuration.md', env), block).not.toThrow();
+  });
+});
+
 describe('docs/getting-started.md', () => {
   const doc = read('docs/getting-started.md');
   let gateway: TestGateway | undefined;

@@ -8,12 +8,14 @@ import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
+import { startFakeAzure } from './fakes/azure.ts';
 import type { FakeProvider } from './fakes/common.ts';
+import { startFakeGemini } from './fakes/gemini.ts';
 import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
-const PROVIDERS = ['oa', 'an', 'ol', 'mk'] as const;
+const PROVIDERS = ['oa', 'an', 'ol', 'mk', 'gm', 'az'] as const;
 type Provider = (typeof PROVIDERS)[number];
 const TOOL = { name: 'lookup', description: 'Look something up', schema: { type: 'object', properties: { input: { type: 'string' } } } };
 
@@ -34,15 +36,17 @@ describe('every client API × every provider dialect', () => {
   const clients: Record<string, Client> = {};
 
   beforeAll(async () => {
-    const [oa, an, ol] = await Promise.all([startFakeOpenAI({ name: 'oa' }), startFakeAnthropic({ name: 'an' }), startFakeOllama({ name: 'ol' })]);
-    fakes.push(oa, an, ol);
+    const [oa, an, ol, gm, az] = await Promise.all([startFakeOpenAI({ name: 'oa' }), startFakeAnthropic({ name: 'an' }), startFakeOllama({ name: 'ol' }), startFakeGemini({ name: 'gm', apiKey: 'gm-key' }), startFakeAzure({ name: 'az', apiKey: 'az-key', deployments: { chat: 'gpt-4o' } })]);
+    fakes.push(oa, an, ol, gm, az);
     gateway = await startTestGateway(`
 providers:
   oa: {type: openai, base_url: "${oa.url}", model: gpt-4o-mini}
   an: {type: anthropic, base_url: "${an.url}", model: claude-3-5-haiku-latest}
   ol: {type: ollama, base_url: "${ol.url}", model: llama3}
   mk: {type: mock}
-provider_preference: [oa, an, ol, mk]
+  gm: {type: gemini, base_url: "${gm.url}", api_key: gm-key, model: gemini-2.5-flash}
+  az: {type: azure_openai, base_url: "${az.url}", api_key: az-key, model: gpt-4o, azure: {deployments: {gpt-4o: chat}}}
+provider_preference: [oa, an, ol, mk, gm, az]
 `);
     const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
     const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: 'x', maxRetries: 0 });

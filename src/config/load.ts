@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { expandEnv, type ExpandReport } from './env.ts';
 import { ConfigError, didYouMean, formatPath } from './errors.ts';
 import { blameUnsetVariables, unreadableFile, yamlErrorLines } from './explain.ts';
+import { PRESETS, type Preset } from './presets.ts';
 import { canonicalizeKeys, keysAt, snake } from './schema-walk.ts';
 import { configSchema, listedModels, normalizeRoutePath, PROVIDER_TYPES, type HapaxConfig, type ProviderType } from './schema.ts';
 
@@ -276,6 +277,30 @@ function foldLegacyLlmBlock(config: HapaxConfig, canonical: Data, warnings: stri
 // ---------------------------------------------------------------------------------------------------
 // Checks across keys, on the canonical data before validation (so they run even when it fails)
 
+/** Whether a provider or one of its `models` entries carries an api_key. */
+const hasApiKey = (provider: Data) =>
+  typeof provider.api_key === 'string' || (isObject(provider.models) && Object.values(provider.models).some((entry) => isObject(entry) && typeof entry.api_key === 'string'));
+
+/** What azure_openai, gemini and preset providers need besides what the schema checks, by key path. */
+function cloudProviderProblems(name: string, provider: Data): string[] {
+  const problems: string[] = [];
+  const at = `providers.${name}`;
+  if (provider.preset !== undefined && provider.type !== 'openai_compatible') problems.push(`${at}.preset: only for type openai_compatible`);
+  if (provider.azure !== undefined && provider.type !== 'azure_openai') problems.push(`${at}.azure: only for type azure_openai`);
+  if (provider.type === 'azure_openai') {
+    const azure = isObject(provider.azure) ? provider.azure : {};
+    if (!provider.base_url) problems.push(`${at}.base_url: required for type azure_openai (the resource endpoint, https://NAME.openai.azure.com)`);
+    const entra = azure.entra_token !== undefined || azure.entra_token_command !== undefined;
+    if (azure.entra_token !== undefined && azure.entra_token_command !== undefined) problems.push(`${at}.azure: set entra_token or entra_token_command, not both`);
+    if (entra && typeof provider.api_key === 'string') problems.push(`${at}.api_key: set an api_key or an Entra token (azure.entra_token / azure.entra_token_command), not both`);
+    if (!entra && !hasApiKey(provider)) problems.push(`${at}.api_key: required for type azure_openai (or azure.entra_token / azure.entra_token_command)`);
+  }
+  const preset = typeof provider.preset === 'string' ? (PRESETS as Record<string, Preset>)[provider.preset] : undefined;
+  if (preset?.needs_key && provider.type === 'openai_compatible' && !hasApiKey(provider)) problems.push(`${at}.api_key: required for preset ${provider.preset} (${preset.title} needs a key)`);
+  if (provider.type === 'gemini' && !hasApiKey(provider)) problems.push(`${at}.api_key: required for type gemini (a Google AI Studio key)`);
+  return problems;
+}
+
 function crossCheck(raw: Data): string[] {
   const problems: string[] = [];
   const providers = isObject(raw.providers) ? raw.providers : {};
@@ -298,9 +323,10 @@ function crossCheck(raw: Data): string[] {
 
   for (const [name, provider] of Object.entries(providers)) {
     if (!isObject(provider)) continue;
-    if (provider.type === 'openai_compatible' && !provider.base_url) {
+    if (provider.type === 'openai_compatible' && !provider.base_url && provider.preset === undefined) {
       problems.push(`providers.${name}.base_url: required for type openai_compatible`);
     }
+    problems.push(...cloudProviderProblems(name, provider));
     const listsModels = Array.isArray(provider.models) ? provider.models.length > 0 : isObject(provider.models) && Object.keys(provider.models).length > 0;
     if (isProviderType(provider.type) && provider.type !== 'mock' && provider.model === undefined && !listsModels) {
       problems.push(`providers.${name}.model: required (the provider's default model), or list its models`);

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
+import { PRESET_NAMES } from './presets.ts';
 
 /**
  * A duration in milliseconds, written as "30s", "100ms", "1m" or a number of milliseconds.
@@ -28,7 +29,21 @@ export const normalizeRoutePath = (path: string): string => path.replace(/\/+$/,
 
 const routePath = z.string().startsWith('/', 'expected a path starting with /').transform(normalizeRoutePath);
 
-export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock'] as const;
+export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'azure_openai', 'gemini'] as const;
+
+/** Azure OpenAI: which API shape a resource is reached through, its deployments and its Entra credentials. */
+const azure = z.strictObject({
+  /** `deployments`: /openai/deployments/{deployment}/...?api-version=; `v1`: /openai/v1/... (deployment as the model). */
+  api: z.enum(['deployments', 'v1']).default('deployments'),
+  /** The api-version query parameter (deployments: default 2024-10-21; v1: sent only when set, e.g. preview). */
+  api_version: z.string().min(1).optional(),
+  /** Model name → deployment name; a model not listed is sent as a deployment of the same name. */
+  deployments: z.record(z.string().min(1), z.string().min(1)).optional(),
+  /** A Microsoft Entra access token, sent as a bearer token instead of an api-key. */
+  entra_token: z.string().min(1).optional(),
+  /** A command that prints an Entra access token (plain, or az's JSON with expiresOn); re-run before it expires. */
+  entra_token_command: z.string().min(1).optional(),
+});
 
 const retry = z.strictObject({
   max_retries: z.number().int().min(0).max(10).default(2),
@@ -135,6 +150,10 @@ const providerFields = z.strictObject({
   anthropic_version: z.string().optional(),
   /** False: clients' reasoning settings (thinking, reasoning_effort) are not sent, for models that refuse them. */
   send_reasoning: z.boolean().optional(),
+  /** azure_openai: the API shape, api-version, deployments and Entra credentials. */
+  azure: azure.optional(),
+  /** openai_compatible: a known host's base URL, auth and quirks (src/providers/presets.ts). */
+  preset: z.enum(PRESET_NAMES).optional(),
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),
@@ -397,6 +416,7 @@ export const configSchema = z.strictObject({
 
 export type HapaxConfig = z.infer<typeof configSchema>;
 export type ProviderConfig = z.infer<typeof provider>;
+export type AzureConfig = z.infer<typeof azure>;
 export type ModelEntry = z.infer<typeof modelEntry>;
 export type RouteConfig = z.infer<typeof route>;
 export type HandlerName = (typeof HANDLERS)[number];

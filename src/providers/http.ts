@@ -10,7 +10,7 @@ import UndiciPool from 'undici/lib/dispatcher/pool.js';
 import UndiciClient from 'undici/lib/dispatcher/client.js';
 import buildConnector from 'undici/lib/core/connect.js';
 import undiciErrors from 'undici/lib/core/errors.js';
-import { failureKindForStatus, isDeadline, parseRetryAfter, upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
+import { bodyRetryDelay, failureKindForStatus, isDeadline, parseRetryAfter, upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
 import { collect, openBody, type CollectedResponse, type StreamedResponse, type UpstreamHeaders } from './upstream-body.ts';
 
 /** How one provider reaches its origin: the connection cap (none by default) and whether HTTP/2 is offered. */
@@ -268,16 +268,18 @@ export class UpstreamClient {
 
   private statusError(status: number, headers: UpstreamHeaders, text: string | undefined): UpstreamError {
     let message: string | undefined;
+    let json: unknown;
     if (text) {
       try {
-        message = upstreamErrorMessage(JSON.parse(text));
+        json = JSON.parse(text);
+        message = upstreamErrorMessage(json);
       } catch {
         message = text.slice(0, 200) || undefined;
       }
     }
     return new UpstreamError(this.provider, failureKindForStatus(status), `${this.provider} answered ${status}`, {
       status,
-      retryAfterSeconds: parseRetryAfter(headers['retry-after']),
+      retryAfterSeconds: parseRetryAfter(headers['retry-after']) ?? bodyRetryDelay(json),
       upstreamMessage: message,
     });
   }

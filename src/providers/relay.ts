@@ -16,6 +16,8 @@ export interface RelayAttempt {
   target: ModelTarget;
   ctx: AttemptContext;
   headers: string[];
+  /** The path with its query, when the host's differs from the dialect's path plus the client's query (Azure). */
+  path?: string;
 }
 
 export class Relay {
@@ -32,9 +34,9 @@ export class Relay {
   }
 
   /** A whole answer: its text as the provider sent it, with the facts accounting needs beside it. */
-  async complete({ request, target, ctx, headers }: RelayAttempt): Promise<CanonicalResponse> {
+  async complete({ request, target, ctx, headers, path }: RelayAttempt): Promise<CanonicalResponse> {
     const body = this.spec.upstreamBody(request, target.model);
-    const text = await this.client.text({ method: 'POST', path: this.spec.path + request.query, body, headers, signal: ctx.signal });
+    const text = await this.client.text({ method: 'POST', path: path ?? this.spec.path + request.query, body, headers, signal: ctx.signal });
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -51,10 +53,10 @@ export class Relay {
    * the usage and finish events read from them. Frames the reader holds back (Anthropic's message_start,
    * pings) wait for the first real output: an overload reported right after them still fails over.
    */
-  async *stream({ request, target, ctx, headers }: RelayAttempt): AsyncGenerator<ChatStreamEvent> {
+  async *stream({ request, target, ctx, headers, path }: RelayAttempt): AsyncGenerator<ChatStreamEvent> {
     const provider = this.client.provider;
     const body = this.spec.upstreamBody(request, target.model);
-    const response = await this.client.send({ method: 'POST', path: this.spec.path + request.query, body, headers, signal: ctx.signal, idleTimeoutMs: ctx.streamIdleTimeoutMs });
+    const response = await this.client.send({ method: 'POST', path: path ?? this.spec.path + request.query, body, headers, signal: ctx.signal, idleTimeoutMs: ctx.streamIdleTimeoutMs });
     const reader = this.spec.streamReader(request, target.model);
     const lane = laneOf(request);
     const frames = new SseFrames();

@@ -573,8 +573,16 @@ export class ResponseStreamEncoder {
     return this.finished;
   }
 
-  /** The stream broke: response.failed with what went wrong (the API's own way of ending a failed stream). */
+  /**
+   * The stream broke: an `error` event (the openai SDKs raise it) and response.failed with what went wrong
+   * (what Codex and other readers of the response's status look for).
+   */
   failed(error: { type: string; message: string }): string {
-    return this.closeOpen() + this.event('response.failed', { response: this.snapshot('failed', this.usage, { error: { code: error.type === 'RateLimitError' ? 'rate_limit_exceeded' : 'server_error', message: error.message } }) });
+    const code = error.type === 'RateLimitError' ? 'rate_limit_exceeded' : 'server_error';
+    return (
+      // `error` inside as well: the openai SDKs raise a data frame that carries one.
+      this.event('error', { code, message: error.message, param: null, error: { type: code, code, message: error.message } }) +
+      this.event('response.failed', { response: this.snapshot('failed', this.usage, { error: { code, message: error.message } }) })
+    );
   }
 }

@@ -6,7 +6,7 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFakeAnthropic } from './fakes/anthropic.ts';
+import { fakeThinkingSignature, startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -235,6 +235,43 @@ retry: {max_retries: 0}
     const final = await client(setup.gateway).responses.stream({ model: provider, input: 'hello again' }).finalResponse();
     expect(final.output_text).toContain('hello again');
     expect(final.usage!.output_tokens).toBeGreaterThan(0);
+  });
+
+  it('carries Anthropic thinking as reasoning items whose encrypted_content brings the signature back', async () => {
+    const stream = client(setup.gateway).responses.stream({ model: 'claude', store: false, input: 'weather in Rome', tools: [weather], reasoning: { effort: 'low', summary: 'auto' }, max_output_tokens: 4096 });
+    const types: string[] = [];
+    stream.on('event', (event) => types.push(event.type));
+    const first = await stream.finalResponse();
+    expect(types).toContain('response.reasoning_summary_text.delta');
+    const reasoning = first.output[0] as OpenAI.Responses.ResponseReasoningItem;
+    expect(reasoning.type).toBe('reasoning');
+    expect(reasoning.summary[0]?.text).toBe('Thinking about: weather in Rome');
+    expect(reasoning.encrypted_content).toContain(fakeThinkingSignature('Thinking about: weather in Rome'));
+    expect(setup.claude.requests.at(-1)?.body.thinking).toEqual({ type: 'enabled', budget_tokens: 2048 });
+
+    const call = first.output.find((item) => item.type === 'function_call') as OpenAI.Responses.ResponseFunctionToolCall;
+    const second = await client(setup.gateway).responses.create({
+      model: 'claude',
+      store: false,
+      tools: [weather],
+      reasoning: { effort: 'low' },
+      max_output_tokens: 4096,
+      input: [{ role: 'user', content: 'weather in Rome' }, ...(first.output as never[]), { type: 'function_call_output', call_id: call.call_id, output: 'rainy' }],
+    });
+    // The fake refuses a thinking block whose signature is not its own: this passing means it came back intact.
+    expect(second.status).toBe('completed');
+    expect(setup.claude.requests.at(-1)?.body.messages[1].content[0]).toEqual({ type: 'thinking', thinking: 'Thinking about: weather in Rome', signature: fakeThinkingSignature('Thinking about: weather in Rome') });
+  });
+
+  it('sends images and files to Anthropic as its own blocks', async () => {
+    const png = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+    await client(setup.gateway).responses.create({
+      model: 'claude',
+      store: false,
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'what is this?' }, { type: 'input_image', image_url: png, detail: 'auto' }, { type: 'input_file', filename: 'a.pdf', file_data: 'data:application/pdf;base64,JVBERi0xLjQK' }] }],
+    });
+    const content = setup.claude.requests.at(-1)?.body.messages[0].content;
+    expect(content.map((block: { type: string }) => block.type)).toEqual(['text', 'image', 'document']);
   });
 
   it('runs a two-turn tool call through Anthropic', async () => {

@@ -100,6 +100,16 @@ retry: {max_retries: 0}
     expect(setup.upstream.received[0].json.stream).toBe(true);
   });
 
+  it('ends a stream the provider cut with error and response.failed events numbered after its own', async () => {
+    setup.upstream.queue({ headers: { 'content-type': 'text/event-stream' }, body: STREAM, cutAfter: 4 });
+    const res = await post({ ...codexLike(), stream: true });
+    const text = await res.text();
+    expect(text.startsWith(STREAM.slice(0, 4).join(''))).toBe(true);
+    const added = text.slice(STREAM.slice(0, 4).join('').length);
+    expect(added).toMatch(/^event: error\ndata: \{"type":"error","sequence_number":4,/);
+    expect(added).toContain('event: response.failed\ndata: {"type":"response.failed","sequence_number":5,');
+  });
+
   it('fails over before the first byte: a 500 after response.created goes to no client', async () => {
     setup.upstream.queue({ status: 500, headers: { 'content-type': 'application/json' }, body: '{"error":{"message":"boom","type":"server_error"}}' });
     const res = await post(codexLike());
@@ -159,6 +169,11 @@ circuit_breaker: {failure_threshold: 1000}
     const sent = setup.primary.requests.at(-1)?.body;
     expect(sent.previous_response_id).toBeUndefined();
     expect(sent.input.map((item: { type?: string; role?: string }) => item.role ?? item.type)).toEqual(['user', 'assistant', 'user']);
+    // A streamed answer is kept too, before its response.completed reaches the client.
+    const streamed = await client().responses.stream({ model: '', input: 'streamed turn', previous_response_id: second.id }).finalResponse();
+    const after = await client().responses.create({ model: '', input: 'after the stream', previous_response_id: streamed.id });
+    expect(after.status).toBe('completed');
+    expect(setup.primary.requests.at(-1)?.body.input).toHaveLength(7);
     // Kept by Hapax: retrievable, and continued on a chat-only provider through the translated lane.
     expect((await client().responses.retrieve(second.id)).output_text).toBe('[primary] and mine?');
     const third = await client().responses.create({ model: 'chatonly', input: 'who am I?', previous_response_id: second.id });

@@ -290,3 +290,16 @@ retry: {max_retries: 0}
     expect(sent.messages.at(-1)).toMatchObject({ role: 'user', content: [expect.objectContaining({ type: 'tool_result', tool_use_id: call.call_id })] });
   });
 });
+
+describe('Responses API input size', () => {
+  const setup = useStarted({ gateway: () => startTestGateway('providers:\n  mock: {type: mock}\nserver: {max_body_size: 4096}\n') });
+
+  it('refuses an input larger than server.max_body_size with a 413 and stores nothing', async () => {
+    const client = sdk(setup.gateway);
+    const error = await client.responses.create({ model: '', input: 'x'.repeat(10_000) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(413);
+    const fine = await client.responses.create({ model: '', input: 'small' });
+    expect(fine.status).toBe('completed');
+  });
+});

@@ -383,7 +383,7 @@ export const configSchema = z.strictObject({
   responses: z
     .strictObject({
       ttl: duration.default(30 * 86_400_000),
-      max_entries: z.number().int().positive().default(10_000),
+      max_entries: z.number().int().positive().default(1_000),
     })
     .prefault({}),
   /** USD per million tokens, by model name or `provider/model` (the more specific key wins). */

@@ -551,6 +551,14 @@ export class ResponseStreamEncoder {
     }
   }
 
+  /** Relayed frames went out before (lossless lane): events written after them continue their numbering. */
+  continueAfter(frames: string): void {
+    const at = frames.lastIndexOf('"sequence_number":');
+    if (at < 0) return;
+    const number = Number.parseInt(frames.slice(at + '"sequence_number":'.length), 10);
+    if (Number.isFinite(number) && number >= this.sequence) this.sequence = number + 1;
+  }
+
   /** The closing events and the final Response object (computed once: the handler stores it before the events go out). */
   finish(reason: FinishReason): { frames: string; response: ResponseObject } {
     if (this.finished) return this.finished;

@@ -89,31 +89,44 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
   setServedBy(reply, state, result, model);
   const encoder = new ResponseStreamEncoder(ctx, model);
   if (first.type !== 'relayed') setDropped(reply, state, chat.unsupported, attempt.dropped);
-  const stream = keep ? keepingWhenDone(result.value, encoder, keep) : result.value;
+  const stream = first.type === 'relayed' || keep ? await settled(result.value, encoder, keep) : result.value;
   return sendEventStream(reply, stream, { encode: (event) => encoder.encode(event), error: (error) => encoder.failed(error) });
 };
 
+const TERMINAL = /"type":"response\.(completed|incomplete)"/;
+
 /**
- * The stream with the finished response stored before its last event goes out, so a client that continues
- * the moment it sees response.completed finds it (on this instance or another).
+ * The stream with the finished response stored before the event that finishes it goes out, so a client that
+ * continues the moment it sees response.completed finds it (on this instance or another). On the lossless
+ * lane the encoder, which writes only a failure's events there, learns the provider's last sequence number.
  */
-function keepingWhenDone(stream: OpenStream, encoder: ResponseStreamEncoder, keep: (response: StoredResponse['response']) => Promise<void>): OpenStream {
-  const relayed = stream.first.type === 'relayed';
-  let frames = relayed ? (stream.first as Extract<ChatStreamEvent, { type: 'relayed' }>).text : '';
+async function settled(stream: OpenStream, encoder: ResponseStreamEncoder, keep: ((response: StoredResponse['response']) => Promise<void>) | undefined): Promise<OpenStream> {
+  const first = stream.first;
+  let frames = '';
+  const relay = async (event: Extract<ChatStreamEvent, { type: 'relayed' }>) => {
+    encoder.continueAfter(event.text);
+    if (!keep) return;
+    frames += event.text;
+    if (!TERMINAL.test(event.text)) return;
+    const response = finalResponseOf(frames);
+    if (response?.id) await keep(response as StoredResponse['response']);
+  };
   async function* rest(): AsyncGenerator<ChatStreamEvent> {
     for (let next = await stream.rest.next(); !next.done; next = await stream.rest.next()) {
       const event = next.value;
-      if (event.type === 'relayed') frames += event.text;
-      else if (event.type === 'finish') {
-        const response = relayed ? finalResponseOf(frames) : encoder.finish(event.reason as FinishReason).response;
-        if (response?.id) await keep(response as StoredResponse['response']);
-      }
+      if (event.type === 'relayed') await relay(event);
+      else if (event.type === 'finish' && keep && first.type !== 'relayed') await keep(encoder.finish(event.reason as FinishReason).response);
       yield event;
     }
   }
+  // The first frames of a relayed stream may already finish it (a short answer that came in one piece).
+  if (first.type === 'relayed') await relay(first);
   const inner = rest();
   // Ending it early (the client left) ends the upstream too.
-  return { first: stream.first, rest: { next: () => inner.next(), return: async (value?: unknown) => (await stream.rest.return?.(value), inner.return(undefined)) } };
+  return {
+    first,
+    rest: { next: () => inner.next(), return: async (value?: unknown) => (await stream.rest.return?.(value), inner.return(undefined)) },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -154,6 +154,8 @@ const providerFields = z.strictObject({
   azure: azure.optional(),
   /** openai_compatible: a known host's base URL, auth and quirks (src/providers/presets.ts). */
   preset: z.enum(PRESET_NAMES).optional(),
+  /** openai_compatible: the server also speaks the Responses API, so Responses clients take the lossless lane to it. */
+  responses: z.boolean().optional(),
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),
@@ -176,7 +178,7 @@ const circuitBreaker = z.strictObject({
 });
 
 /** The handler names a route may use; src/server/client-apis.ts declares each one exactly once (type-checked). */
-const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version', 'count_tokens'] as const;
+const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version', 'count_tokens', 'responses'] as const;
 
 /** The original Hapax per-route health check. */
 const routeHealthCheck = z.strictObject({
@@ -406,6 +408,13 @@ export const configSchema = z.strictObject({
       key_prefix: z.string().min(1).default('hapax:'),
       /** Redis unreachable: `open` admits requests on per-instance limits; `closed` answers 503. */
       on_failure: z.enum(['open', 'closed']).default('open'),
+    })
+    .prefault({}),
+  /** The Responses API's stored responses (`store`): how long each is kept, and how many at most in memory (Redis bounds its own). */
+  responses: z
+    .strictObject({
+      ttl: duration.default(30 * 86_400_000),
+      max_entries: z.number().int().positive().default(1_000),
     })
     .prefault({}),
   /** USD per million tokens, by model name or `provider/model` (the more specific key wins). */

@@ -57,6 +57,22 @@ export interface RouteSpec {
   dedup: boolean;
   /** Routes made from a provider's `models.<name>.endpoint`: always this provider/model. */
   pinnedModel?: string;
+  /** Also serves the paths below its own (`/v1/responses/{id}`); the handler reads what follows. */
+  subpaths: boolean;
+}
+
+/**
+ * The route for a request path: the exact one, else the nearest route above it that serves its subpaths.
+ * Exact paths stay one map lookup; only a miss walks up the path.
+ */
+export function findRoute(routes: ReadonlyMap<string, RouteSpec>, path: string): RouteSpec | undefined {
+  const exact = routes.get(path);
+  if (exact) return exact;
+  for (let cut = path.lastIndexOf('/'); cut > 0; cut = path.lastIndexOf('/', cut - 1)) {
+    const above = routes.get(path.slice(0, cut));
+    if (above) return above.subpaths ? above : undefined;
+  }
+  return undefined;
 }
 
 /** Who presents a client key on a handler's routes when auth is on. */
@@ -69,6 +85,7 @@ export interface RouteKind {
   operational: boolean;
   usesProviders: boolean;
   errorDialect: ErrorDialect;
+  subpaths?: boolean;
 }
 
 /** The client APIs' declarations as the route table reads them: the standard paths and every handler's kind. */
@@ -258,6 +275,7 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog, declared: Route
       errorDialect: kind.errorDialect,
       dedup: route.dedup ?? config.dedup.enabled,
       pinnedModel,
+      subpaths: kind.subpaths === true,
     };
   };
   for (const route of declared.standard) routes.set(route.path, make(route));

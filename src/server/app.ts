@@ -8,6 +8,7 @@ import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { HandlerName, Runtime } from '../gateway/runtime.ts';
+import { findRoute } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { LazyChildLogger } from '../observability/logger.ts';
@@ -112,7 +113,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const runtime = holder.current;
     const query = request.url.indexOf('?');
     const path = query < 0 ? request.url : request.url.slice(0, query);
-    const route = runtime.routes.get(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
+    const route = findRoute(runtime.routes, path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
     const controller = new AbortController();
     const state: RequestState = { runtime, route, controller, client: request.ip, startedAt: Date.now(), spent: { upstreamMs: 0 } };
     request.hapax = state;
@@ -221,7 +222,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         if (request.url.startsWith('/admin/')) return adminHandler(request, reply, state);
         throw new GatewayError(`no route for ${request.method} ${request.url.split('?', 1)[0]}`, { status: 404, type: 'ValidationError' });
       }
-      if (!route.methods.has(request.method) && !(request.method === 'HEAD' && route.methods.has('GET'))) {
+      // A route that serves subpaths checks the method of each itself (GET /v1/responses/{id}, POST /v1/responses).
+      if (!route.subpaths && !route.methods.has(request.method) && !(request.method === 'HEAD' && route.methods.has('GET'))) {
         reply.header('allow', route.allow);
         throw new GatewayError(`method ${request.method} is not allowed on ${route.path}; allowed: ${route.allow}`, { status: 405, type: 'ValidationError' });
       }

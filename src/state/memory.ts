@@ -43,6 +43,10 @@ export class MemoryCache<T extends {}> implements CacheStore<T> {
   async set(key: string, value: T, ttlMs: number): Promise<void> {
     this.lru.set(key, value, { ttl: ttlMs });
   }
+
+  async delete(key: string): Promise<boolean> {
+    return this.lru.delete(key);
+  }
 }
 
 export class MemoryStore implements StateStore {

@@ -53,6 +53,8 @@ export interface UsageCounters {
 export interface CacheStore<T> {
   get(key: string): Promise<T | undefined>;
   set(key: string, value: T, ttlMs: number): Promise<void>;
+  /** True when the key was there. */
+  delete(key: string): Promise<boolean>;
 }
 
 export interface StateStore {

@@ -186,3 +186,29 @@ circuit_breaker: {failure_threshold: 1000}
     await expect(stream.finalResponse()).rejects.toThrow();
   });
 });
+
+describe('Responses API with the response cache and rate limits', () => {
+  const setup = useStarted({ upstream: () => startFakeResponses({ name: 'openai' }) }).and({
+    gateway: ({ upstream }) =>
+      startTestGateway(`
+providers:
+  openai: {type: openai, base_url: "${upstream.url}", model: gpt-5}
+  mock: {type: mock}
+cache: {enabled: true}
+rate_limit: {requests_per_minute: 1000}
+`),
+  });
+
+  it.each(['openai', 'mock'])('serves an identical request from the cache (%s), whole and streamed', async (model) => {
+    const client = sdk(setup.gateway);
+    const body = { model, input: `cache me ${model}`, store: false };
+    const first = await client.responses.create(body).withResponse();
+    const again = await client.responses.create(body).withResponse();
+    expect(again.response.headers.get('x-hapax-cache')).toBe('hit');
+    expect(again.data.output_text).toBe(first.data.output_text);
+    const streamed = await client.responses.stream(body).finalResponse();
+    expect(streamed.output_text).toBe(first.data.output_text);
+    // One upstream call: the streamed request gets the kept answer re-encoded as an event stream.
+    if (model === 'openai') expect(setup.upstream.requests.filter((r) => r.body?.input === body.input)).toHaveLength(1);
+  });
+});

@@ -174,6 +174,14 @@ circuit_breaker: {failure_threshold: 1000}
     const after = await client().responses.create({ model: '', input: 'after the stream', previous_response_id: streamed.id });
     expect(after.status).toBe('completed');
     expect(setup.primary.requests.at(-1)?.body.input).toHaveLength(7);
+    // Begun on a provider of another dialect, a conversation reaches OpenAI without the items' Hapax-made ids.
+    const elsewhere = await client().responses.create({ model: 'chatonly', input: 'begun elsewhere', reasoning: { effort: 'low' } });
+    await client().responses.create({ model: 'primary', input: 'continued on OpenAI', previous_response_id: elsewhere.id });
+    expect(setup.primary.requests.at(-1)?.body.input).toEqual([
+      { type: 'message', role: 'user', content: 'begun elsewhere' },
+      { type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: '[chatonly] begun elsewhere', annotations: [], logprobs: [] }] },
+      { type: 'message', role: 'user', content: 'continued on OpenAI' },
+    ]);
     // Kept by Hapax: retrievable, and continued on a chat-only provider through the translated lane.
     expect((await client().responses.retrieve(second.id)).output_text).toBe('[primary] and mine?');
     const third = await client().responses.create({ model: 'chatonly', input: 'who am I?', previous_response_id: second.id });

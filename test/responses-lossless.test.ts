@@ -220,3 +220,25 @@ rate_limit: {requests_per_minute: 1000}
     if (model === 'openai') expect(setup.upstream.requests.filter((r) => r.body?.input === body.input)).toHaveLength(1);
   });
 });
+
+describe('Responses lossless lane when a provider hangs or resets', () => {
+  const setup = useStarted({ primary: () => startFakeResponses({ name: 'primary' }), backup: () => startFakeResponses({ name: 'backup' }) }).and({
+    gateway: ({ primary, backup }) =>
+      startTestGateway(`
+providers:
+  primary: {type: openai, base_url: "${primary.url}", model: gpt-5, timeout: 500ms}
+  backup: {type: openai, base_url: "${backup.url}", model: gpt-5}
+provider_preference: [primary, backup]
+retry: {max_retries: 0}
+circuit_breaker: {failure_threshold: 1000}
+`),
+  });
+
+  it.each([{ kind: 'hang' as const }, { kind: 'reset' as const }])('fails over on a $kind, streamed or not', async (fault) => {
+    setup.primary.queueFaults(fault, fault);
+    const whole = await sdk(setup.gateway).responses.create({ model: '', input: 'hi', store: false }).withResponse();
+    expect(whole.response.headers.get('x-hapax-provider')).toBe('backup');
+    const streamed = await sdk(setup.gateway).responses.stream({ model: '', input: 'hi there', store: false }).finalResponse();
+    expect(streamed.output_text).toBe('[backup] hi there');
+  });
+});

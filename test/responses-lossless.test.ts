@@ -174,6 +174,14 @@ circuit_breaker: {failure_threshold: 1000}
     const after = await client().responses.create({ model: '', input: 'after the stream', previous_response_id: streamed.id });
     expect(after.status).toBe('completed');
     expect(setup.primary.requests.at(-1)?.body.input).toHaveLength(7);
+    // Begun on a provider of another dialect, a conversation reaches OpenAI without the items' Hapax-made ids.
+    const elsewhere = await client().responses.create({ model: 'chatonly', input: 'begun elsewhere', reasoning: { effort: 'low' } });
+    await client().responses.create({ model: 'primary', input: 'continued on OpenAI', previous_response_id: elsewhere.id });
+    expect(setup.primary.requests.at(-1)?.body.input).toEqual([
+      { type: 'message', role: 'user', content: 'begun elsewhere' },
+      { type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: '[chatonly] begun elsewhere', annotations: [], logprobs: [] }] },
+      { type: 'message', role: 'user', content: 'continued on OpenAI' },
+    ]);
     // Kept by Hapax: retrievable, and continued on a chat-only provider through the translated lane.
     expect((await client().responses.retrieve(second.id)).output_text).toBe('[primary] and mine?');
     const third = await client().responses.create({ model: 'chatonly', input: 'who am I?', previous_response_id: second.id });
@@ -184,5 +192,53 @@ circuit_breaker: {failure_threshold: 1000}
     setup.primary.queueFaults({ kind: 'cut', afterChunks: 5 });
     const stream = client().responses.stream({ model: '', input: 'one two three four five six', store: false });
     await expect(stream.finalResponse()).rejects.toThrow();
+  });
+});
+
+describe('Responses API with the response cache and rate limits', () => {
+  const setup = useStarted({ upstream: () => startFakeResponses({ name: 'openai' }) }).and({
+    gateway: ({ upstream }) =>
+      startTestGateway(`
+providers:
+  openai: {type: openai, base_url: "${upstream.url}", model: gpt-5}
+  mock: {type: mock}
+cache: {enabled: true}
+rate_limit: {requests_per_minute: 1000}
+`),
+  });
+
+  it.each(['openai', 'mock'])('serves an identical request from the cache (%s), whole and streamed', async (model) => {
+    const client = sdk(setup.gateway);
+    const body = { model, input: `cache me ${model}`, store: false };
+    const first = await client.responses.create(body).withResponse();
+    const again = await client.responses.create(body).withResponse();
+    expect(again.response.headers.get('x-hapax-cache')).toBe('hit');
+    expect(again.data.output_text).toBe(first.data.output_text);
+    const streamed = await client.responses.stream(body).finalResponse();
+    expect(streamed.output_text).toBe(first.data.output_text);
+    // One upstream call: the streamed request gets the kept answer re-encoded as an event stream.
+    if (model === 'openai') expect(setup.upstream.requests.filter((r) => r.body?.input === body.input)).toHaveLength(1);
+  });
+});
+
+describe('Responses lossless lane when a provider hangs or resets', () => {
+  const setup = useStarted({ primary: () => startFakeResponses({ name: 'primary' }), backup: () => startFakeResponses({ name: 'backup' }) }).and({
+    gateway: ({ primary, backup }) =>
+      startTestGateway(`
+providers:
+  primary: {type: openai, base_url: "${primary.url}", model: gpt-5, timeout: 500ms}
+  backup: {type: openai, base_url: "${backup.url}", model: gpt-5}
+provider_preference: [primary, backup]
+retry: {max_retries: 0}
+circuit_breaker: {failure_threshold: 1000}
+`),
+  });
+
+  it.each([{ kind: 'hang' as const }, { kind: 'reset' as const }])('fails over on a $kind, streamed or not', async (fault) => {
+    setup.primary.queueFaults(fault, fault);
+    const whole = await sdk(setup.gateway).responses.create({ model: '', input: 'hi', store: false }).withResponse();
+    expect(whole.response.headers.get('x-hapax-provider')).toBe('backup');
+    const streamed = await sdk(setup.gateway).responses.stream({ model: '', input: 'hi there', store: false }).finalResponse();
+    expect(streamed.output_text).toBe('[backup] hi there');
   });
 });

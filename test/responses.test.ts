@@ -120,6 +120,25 @@ retry: {max_retries: 0}
     expect(done.arguments).toBe('{"input":"weather in Oslo"}');
   });
 
+  it('offers a custom tool as a function of one string and answers its call as a custom_tool_call', async () => {
+    const patch = { type: 'custom' as const, name: 'apply_patch', description: 'Apply a patch' };
+    const first = await setup.client.responses.create({ model: '', store: false, input: '*** Begin Patch', tools: [patch] });
+    expect(first.output).toEqual([expect.objectContaining({ type: 'custom_tool_call', name: 'apply_patch', input: '*** Begin Patch' })]);
+    expect(setup.upstream.requests.at(-1)?.body.tools[0]).toMatchObject({ type: 'function', function: { name: 'apply_patch', parameters: { properties: { input: { type: 'string' } } } } });
+    const call = first.output[0] as OpenAI.Responses.ResponseCustomToolCall;
+    const second = await setup.client.responses.create({
+      model: '',
+      store: false,
+      tools: [patch],
+      input: [{ role: 'user', content: '*** Begin Patch' }, call, { type: 'custom_tool_call_output', call_id: call.call_id, output: 'applied' }],
+    });
+    expect(second.output_text).toBe('tool said: applied');
+    expect(setup.upstream.requests.at(-1)?.body.messages.at(-2).tool_calls[0].function.arguments).toBe(JSON.stringify({ input: '*** Begin Patch' }));
+
+    const streamed = await setup.client.responses.stream({ model: '', store: false, input: 'patch it', tools: [patch] }).finalResponse();
+    expect(streamed.output).toEqual([expect.objectContaining({ type: 'custom_tool_call', input: 'patch it' })]);
+  });
+
   it('sends text.format json_schema as response_format', async () => {
     const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false };
     await setup.client.responses.create({ model: '', store: false, input: 'city?', text: { format: { type: 'json_schema', name: 'place', schema, strict: true } } });

@@ -365,8 +365,23 @@ export type ResponseObject = ReturnType<typeof responseObject>;
 
 const finalStatus = (reason: FinishReason): Status => (reason === 'length' || reason === 'content_filter' ? 'incomplete' : 'completed');
 
-/** Output item ids, unique per response: the response id's random part and the item's place. */
+/** Output item ids, unique per response: the response id's random part (48 hex digits) and the item's place (4). */
 const itemId = (prefix: string, ctx: ResponseContext, index: number) => `${prefix}_${ctx.id.slice(ctx.id.indexOf('_') + 1)}${index.toString(16).padStart(4, '0')}`;
+const HAPAX_ITEM_ID = /^[a-z]+_[0-9a-f]{52}$/;
+
+/**
+ * History items as an OpenAI upstream may take them: items Hapax made on the translated lane lose their ids
+ * (OpenAI would look for items it never made), and their reasoning items are left out (only the provider that
+ * wrote them could read them). Items OpenAI made pass as they are.
+ */
+export function forOpenAI(items: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  return items.flatMap((item) => {
+    if (typeof item.id !== 'string' || !HAPAX_ITEM_ID.test(item.id)) return [item];
+    if (item.type === 'reasoning') return [];
+    const { id: _id, ...rest } = item;
+    return [rest];
+  });
+}
 
 function reasoningItemOf(block: ReasoningBlock, id: string) {
   const sealed = block.redacted !== undefined ? REDACTED + block.redacted : block.signature !== undefined && block.origin ? SIGNED + block.signature : undefined;

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { FinishReason } from '../../core/canonical.ts';
 import { GatewayError, validationError } from '../../core/errors.ts';
 import type { ChatStreamEvent } from '../../core/lossless.ts';
-import { decodeResponsesRequest, encodeResponse, inputItems, parseResponsesRequest, responsesRequestSchema, ResponseStreamEncoder, type ResponseContext, type ResponsesRequest } from '../../dialects/responses/client.ts';
+import { decodeResponsesRequest, encodeResponse, forOpenAI, inputItems, parseResponsesRequest, responsesRequestSchema, ResponseStreamEncoder, type ResponseContext, type ResponsesRequest } from '../../dialects/responses/client.ts';
 import { finalResponseOf } from '../../dialects/responses/relay.ts';
 import { parseBody } from '../../dialects/validate.ts';
 import type { OpenStream } from '../../gateway/dispatch.ts';
@@ -62,7 +62,7 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
   const input = [...history, ...inputItems(req)];
   // Upstream gets the whole conversation, not an id it may never have seen (the state is ours).
   const { previous_response_id: _previous, ...rest } = body;
-  chat.lossless = { ...losslessRequest(request, 'openai_responses'), body: history.length > 0 ? { ...rest, input } : body };
+  chat.lossless = { ...losslessRequest(request, 'openai_responses'), body: history.length > 0 ? { ...rest, input: [...forOpenAI(history), ...inputItems(req)] } : body };
   const ctx: ResponseContext = { id: `resp_${randomBytes(24).toString('hex')}`, createdAt: Math.floor(Date.now() / 1000), request: req, customTools: chat.customTools };
   const keep = req.store !== false ? (response: StoredResponse['response']) => stored.put(owner, { response, input }) : undefined;
 

@@ -152,6 +152,12 @@ describe('docs/getting-started.md', () => {
     const yaml = /```yaml\n(# hapax\.yaml[\s\S]*?)```/.exec(doc)?.[1];
     expect(yaml).toBeDefined();
     gateway = await startTestGateway(yaml as string);
+    // The health check at start finds the primary down before any request, and says so in the log.
+    const started = gateway;
+    await expect
+      .poll(() => started.logs.find((line) => line.provider === 'primary' && line.healthy === false)?.msg, { timeout: 5000 })
+      .toMatch(/^provider primary is unhealthy \(health check: primary connection failed: ECONNREFUSED\); next health check at /);
+    expect(doc).toContain('WARN: provider primary is unhealthy (health check: primary connection failed: ECONNREFUSED); next health check at');
     const attempts: string[] = [];
     for (let i = 0; i < 4; i++) {
       const res = await fetch(`${gateway.url}/v1/completions`, {
@@ -178,6 +184,9 @@ describe('docs/getting-started.md', () => {
       )
       .toContain('primary → backup (connect)');
     expect(events).toContain('primary: breaker closed → open');
+    expect(gateway.logs.find((line) => line.provider === 'primary' && line.breaker === 'open')?.msg).toMatch(
+      /^provider primary: circuit breaker open \(2 consecutive failed requests\); requests skip it until /,
+    );
     expect(state.providers.find((p: { name: string }) => p.name === 'primary')).toMatchObject({ healthy: false, breaker: 'open' });
   });
 });

@@ -4,12 +4,11 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
 import { PRESETS } from '../src/config/presets.ts';
 import { createAdapter } from '../src/providers/index.ts';
-import { PoolRegistry } from '../src/providers/http.ts';
+import { PoolRegistry, type PoolSettings, type UpstreamPool } from '../src/providers/http.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway } from './helpers/gateway.ts';
 import { useStarted } from './helpers/started.ts';
@@ -80,9 +79,9 @@ describe('presets: base URLs and config', () => {
     // Every origin is answered by the fake, so the test sees which origin and path the adapter chose.
     const origins: string[] = [];
     const pools = new (class extends PoolRegistry {
-      override get(origin: string): Pool {
+      override get(origin: string, settings?: PoolSettings, provider?: string): UpstreamPool {
         origins.push(origin);
-        return super.get(new URL(host.url).origin);
+        return super.get(new URL(host.url).origin, settings, provider);
       }
     })();
     try {

@@ -125,9 +125,17 @@ const providerFields = z.strictObject({
   model: upstreamModel.optional(),
   models: providerModels.optional(),
   timeout: duration.optional(),
+  /** Streams: no first event within this (from the attempt's start) fails over to the next candidate. */
+  first_token_timeout: duration.optional(),
+  /** Streams: silence this long between two events after the first ends the stream (in place of `timeout`). */
+  stream_idle_timeout: duration.optional(),
   headers: z.record(z.string(), z.string()).optional(),
   weight: z.number().min(0).default(1),
   max_concurrency: z.number().int().positive().optional(),
+  /** Connections to the provider's origin at most; unset: no cap (max_concurrency and the fair queue bound traffic). */
+  max_connections: z.number().int().positive().optional(),
+  /** Offer HTTP/2 to an https origin (chosen by ALPN; HTTP/1.1 when the origin does not speak it). */
+  http2: z.boolean().optional(),
   retry: retry.partial().optional(),
   /**
    * Same-dialect clients (Anthropic Messages to anthropic, Chat Completions to openai/openai_compatible) are
@@ -210,6 +218,10 @@ const route = z.strictObject({
   health_check: routeHealthCheck.optional(),
   metrics_labels: z.record(z.string(), z.string()).optional(),
   timeout: duration.optional(),
+  /** Overrides each provider's first_token_timeout on this route. */
+  first_token_timeout: duration.optional(),
+  /** Overrides each provider's stream_idle_timeout on this route. */
+  stream_idle_timeout: duration.optional(),
   max_body_size: z.number().int().positive().optional(),
   provider_preference: providerPreference.optional(),
   load_balancing: loadBalancing.optional(),
@@ -355,7 +367,7 @@ export const configSchema = z.strictObject({
   logging: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-      format: z.enum(['json', 'text']).default('json'),
+      format: z.enum(['auto', 'json', 'text']).default('auto'),
       log_bodies: z.boolean().default(false),
     })
     .prefault({}),
@@ -370,7 +382,7 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(false),
       keys: z.array(apiKey).default([]),
       /** Managed keys (`hapax keys create`), stored as hashes. */
-      key_file: z.string().default('.hapax/keys.json'),
+      key_file: z.string().min(1, 'expected a file path').default('.hapax/keys.json'),
     })
     .prefault({}),
   rate_limit: rateLimit.optional(),

@@ -46,8 +46,10 @@ export abstract class HttpAdapter {
       provider: name,
       baseUrl: opts.normalizeBaseUrl ? opts.normalizeBaseUrl(baseUrl) : baseUrl,
       pools,
+      pool: { maxConnections: config.max_connections, http2: config.http2 !== false },
       headers: { ...opts.protocolHeaders, ...config.headers },
       timeoutMs: config.timeout ?? 60_000,
+      streamIdleTimeoutMs: config.stream_idle_timeout,
     });
     if (opts.relay && config.lossless) {
       this.relay = new Relay(this.client, opts.relay.dialect);
@@ -95,7 +97,7 @@ export abstract class HttpAdapter {
 
   /** A POST of `body` to `path` for this attempt: its headers (key, request id, trace) and signal. */
   protected post(path: string, body: unknown, target: ModelTarget, ctx: AttemptContext): UpstreamRequest {
-    return { method: 'POST', path, body, headers: this.headers(target, ctx), signal: ctx.signal };
+    return { method: 'POST', path, body, headers: this.headers(target, ctx), signal: ctx.signal, idleTimeoutMs: ctx.streamIdleTimeoutMs };
   }
 
   /** A GET of `path` that concerns no model in particular (model lists, health probes). */

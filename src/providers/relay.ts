@@ -56,7 +56,7 @@ export class Relay {
   async *stream({ request, target, ctx, headers, path }: RelayAttempt): AsyncGenerator<ChatStreamEvent> {
     const provider = this.client.provider;
     const body = this.spec.upstreamBody(request, target.model);
-    const response = await this.client.send({ method: 'POST', path: path ?? this.spec.path + request.query, body, headers, signal: ctx.signal });
+    const response = await this.client.send({ method: 'POST', path: path ?? this.spec.path + request.query, body, headers, signal: ctx.signal, idleTimeoutMs: ctx.streamIdleTimeoutMs });
     const reader = this.spec.streamReader(request, target.model);
     const lane = laneOf(request);
     const frames = new SseFrames();

@@ -152,7 +152,7 @@ const providerFields = z.strictObject({
   send_reasoning: z.boolean().optional(),
   /** azure_openai: the API shape, api-version, deployments and Entra credentials. */
   azure: azure.optional(),
-  /** openai_compatible: a known host's base URL, auth and quirks (src/providers/presets.ts). */
+  /** openai_compatible: a known host's base URL, auth and quirks (src/config/presets.ts). */
   preset: z.enum(PRESET_NAMES).optional(),
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),

@@ -152,7 +152,7 @@ const providerFields = z.strictObject({
   send_reasoning: z.boolean().optional(),
   /** azure_openai: the API shape, api-version, deployments and Entra credentials. */
   azure: azure.optional(),
-  /** openai_compatible: a known host's base URL, auth and quirks (src/providers/presets.ts). */
+  /** openai_compatible: a known host's base URL, auth and quirks (src/config/presets.ts). */
   preset: z.enum(PRESET_NAMES).optional(),
   /** openai_compatible: the server also speaks the Responses API, so Responses clients take the lossless lane to it. */
   responses: z.boolean().optional(),

@@ -5,10 +5,9 @@ import { OPENAI_RESPONSES_RELAY } from '../dialects/responses/relay.ts';
 import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../core/canonical.ts';
 import { upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
-import { HttpAdapter } from './http-adapter.ts';
+import { HttpAdapter, type HttpAdapterOptions } from './http-adapter.ts';
 import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
 import { presetOf, type PresetQuirks } from '../config/presets.ts';
-import type { HttpAdapterOptions } from './http-adapter.ts';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 

@@ -30,6 +30,7 @@ export class KeyService {
       name: k.name,
       sha256: k.key_sha256 ?? hashKey(k.key as string),
       rate_limit: k.rate_limit,
+      budgets: k.budgets,
       routes: k.routes,
       models: k.models,
       expires: k.expires ? new Date(k.expires).toISOString() : undefined,

@@ -17,6 +17,19 @@ const positiveInt = (value: string): number => {
   return n;
 };
 
+/**
+ * `--budget 50/monthly` (US dollars), `--budget 2000000tokens/daily`, `--budget 5/rolling=24h`; the budget
+ * itself is checked where keys are made (newKeyRecord), like the admin API's.
+ */
+const BUDGET = /^(\d+(?:\.\d+)?)(usd|tokens)?\/(daily|weekly|monthly|rolling)(?:=(\S+))?$/;
+const budgetOption = (value: string, previous: unknown[] = []): unknown[] => {
+  const match = BUDGET.exec(value.trim().toLowerCase());
+  if (!match) throw new Error(`expected a budget such as 50/monthly, 2000000tokens/daily or 5/rolling=24h, got ${value}`);
+  const [, amount, unit, window, period] = match;
+  const budget = { window, [unit === 'tokens' ? 'tokens' : 'usd']: Number(amount), ...(period ? { period } : {}) };
+  return [...previous, budget];
+};
+
 export function registerKeyCommands(program: Command, resolveConfig: ConfigResolver): void {
   const keys = program.command('keys').description('manage client API keys (stored as SHA-256 hashes)');
   /** Runs `work` on the key store the options name, then lets go of it (a Redis connection ends). */
@@ -40,15 +53,16 @@ export function registerKeyCommands(program: Command, resolveConfig: ConfigResol
     .requiredOption('--name <name>', 'who the key is for, e.g. marketing')
     .option('--rpm <n>', 'requests per minute', positiveInt)
     .option('--tpm <n>', 'tokens per minute', positiveInt)
+    .option('--budget <budget>', 'a spending cap: 50/monthly (US dollars), 2000000tokens/daily, 5/rolling=24h; repeatable', budgetOption)
     .option('--expires <when>', 'a duration from now (90d) or an ISO date')
     .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
     .option('--file <path>', 'key file (default: auth.key_file of the config)')
-    .action(async (opts: { name: string; rpm?: number; tpm?: number; expires?: string; config?: string; file?: string }) => {
+    .action(async (opts: { name: string; rpm?: number; tpm?: number; budget?: unknown[]; expires?: string; config?: string; file?: string }) => {
       const rate_limit = {
         ...(opts.rpm ? { requests_per_minute: opts.rpm } : {}),
         ...(opts.tpm ? { tokens_per_minute: opts.tpm } : {}),
       };
-      const { key, record } = await withKeys(opts, (keys) => keys.create({ name: opts.name, rate_limit, expires: opts.expires }));
+      const { key, record } = await withKeys(opts, (keys) => keys.create({ name: opts.name, rate_limit, budgets: opts.budget, expires: opts.expires }));
       process.stderr.write(`Created key "${record.name}". It is shown once; store it now:\n`);
       process.stdout.write(`${key}\n`);
     });
@@ -68,7 +82,8 @@ export function registerKeyCommands(program: Command, resolveConfig: ConfigResol
       for (const r of records) {
         const status = r.revoked ? 'revoked' : r.expires && Date.parse(r.expires) < Date.now() ? 'expired' : 'active';
         const limits = r.rate_limit ? ` rpm=${r.rate_limit.requests_per_minute ?? '-'} tpm=${r.rate_limit.tokens_per_minute ?? '-'}` : '';
-        process.stdout.write(`${r.name}\t${status}${limits}${r.expires ? ` expires=${r.expires}` : ''}\n`);
+        const budgets = (r.budgets ?? []).map((b) => ` budget=${b.usd !== undefined ? `$${b.usd}` : `${b.tokens}tokens`}/${b.window}${b.period ? `=${b.period}ms` : ''}`).join('');
+        process.stdout.write(`${r.name}\t${status}${limits}${budgets}${r.expires ? ` expires=${r.expires}` : ''}\n`);
       }
     });
 

@@ -1,0 +1,254 @@
+/**
+ * Budgets in US dollars and tokens, per key, per department (a route metrics label) and per route:
+ * reserved before the request at the pricing table's price, settled to the provider's own usage, exact
+ * across three gateways on one Redis, refused with the documented error and headers once spent.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/config/errors.ts';
+import { loadConfigFile, parseConfig } from '../src/config/load.ts';
+import { startGateway } from '../src/server/start.ts';
+import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { metricSum } from './helpers/metrics.ts';
+import { startRedis, type RedisServer } from './helpers/redis.ts';
+
+const ADMIN = 'admin-secret-0123456789';
+const MARKETING = 'marketing-key-0123456789';
+const SALES = 'sales-key-0123456789';
+/** The mock answers 300 words (300 completion tokens) whatever it is asked. */
+const REPLY = Array.from({ length: 300 }, (_, i) => `w${i}`).join(' ');
+/** Reserves ~11 input + 400 output tokens: $0.411 at $1000 per million. Two fit in $1, a third does not. */
+const LONG = { model: '', max_tokens: 400, messages: [{ role: 'user' as const, content: 'write me a long story' }] };
+const PRICE_PER_TOKEN = 1000 / 1_000_000;
+
+function yaml(opts: { extra?: string; keyBudgets?: string; latency?: string } = {}): string {
+  return `
+providers:
+  mock: {type: mock, model: mock-1, reply: "${REPLY}", latency: ${opts.latency ?? '300ms'}}
+pricing:
+  mock-1: {input: 1000, output: 1000}
+auth:
+  enabled: true
+  key_file: /tmp/hapax-budgets-test-unused/keys.json
+  keys:
+    - {name: marketing, key: ${MARKETING}, budgets: ${opts.keyBudgets ?? '[{window: monthly, usd: 1}]'}}
+    - {name: sales, key: ${SALES}}
+admin: {key: ${ADMIN}}
+${opts.extra ?? ''}
+`;
+}
+
+const client = (gateway: TestGateway, apiKey = MARKETING) => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
+
+type Outcome = { status: number; usage?: OpenAI.CompletionUsage; error?: { type: string; details: Record<string, unknown> } };
+
+async function call(gateway: TestGateway, apiKey = MARKETING, body: object = LONG, path = '/v1/chat/completions'): Promise<Outcome & { headers: Headers }> {
+  const res = await fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` }, body: JSON.stringify(body) });
+  const json = (await res.json()) as { usage?: OpenAI.CompletionUsage; error?: Outcome['error'] };
+  return { status: res.status, usage: json.usage, error: json.error, headers: res.headers };
+}
+
+/** `count` requests at once over the gateways (the official SDK); each settles to its status and usage. */
+async function burst(gateways: TestGateway[], count: number, apiKey = MARKETING): Promise<Outcome[]> {
+  const clients = gateways.map((g) => client(g, apiKey));
+  return Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      clients[i % clients.length].chat.completions.create(LONG).then(
+        (answer) => ({ status: 200, usage: answer.usage }),
+        (error: { status?: number; error?: Outcome['error'] }) => ({ status: error.status ?? 0, error: error.error }),
+      ),
+    ),
+  );
+}
+
+const spentUsd = (outcomes: Outcome[]) => outcomes.reduce((sum, o) => sum + (o.usage ? o.usage.total_tokens * PRICE_PER_TOKEN : 0), 0);
+
+async function budgets(gateway: TestGateway): Promise<Array<Record<string, unknown>>> {
+  const res = await fetch(`${gateway.url}/admin/usage`, { headers: { 'x-api-key': ADMIN } });
+  return ((await res.json()) as { budgets: Array<Record<string, unknown>> }).budgets;
+}
+
+describe('budgets on a fleet of three gateways on one Redis', () => {
+  let redis: RedisServer;
+  let fleet: TestGateway[] = [];
+  let prefixes = 0;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterEach(async () => {
+    await Promise.all(fleet.map((g) => g.close()));
+    fleet = [];
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  const startFleet = async (opts: Parameters<typeof yaml>[0] = {}) => {
+    const shared = yaml({ ...opts, extra: `${opts.extra ?? ''}\nstate: {redis_url: "${redis.url}", key_prefix: "budgets${++prefixes}:"}` });
+    for (let i = 0; i < 3; i++) fleet.push(await startTestGateway(shared));
+    return fleet;
+  };
+
+  it('admits exactly what fits of a burst spread over the fleet, charges the real usage, then every instance refuses', async () => {
+    await startFleet();
+    const outcomes = await burst(fleet, 30);
+    const admitted = outcomes.filter((o) => o.status === 200);
+    expect(admitted).toHaveLength(2);
+    expect(outcomes.filter((o) => o.status === 429)).toHaveLength(28);
+    expect(outcomes.find((o) => o.status === 429)?.error).toMatchObject({ type: 'RateLimitError', details: { reason: 'budget_exceeded', scope: 'key', budget: 'marketing', window: 'monthly', limit_usd: 1 } });
+    // Settled to the provider's own usage: the spend is what the answers say they used, priced.
+    const charged = spentUsd(admitted);
+    expect(charged).toBeGreaterThan(0.6);
+    const row = (await budgets(fleet[1])).find((b) => b.budget === 'marketing');
+    expect(row).toMatchObject({ scope: 'key', window: 'monthly', unit: 'usd', limit: 1 });
+    expect(row?.spent as number).toBeCloseTo(charged, 9);
+    // Spent ($0.61) + the next reservation ($0.41) do not fit: every instance refuses, with the reset time.
+    const nextMonth = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1));
+    for (const gateway of fleet) {
+      const refused = await call(gateway);
+      expect(refused.status).toBe(429);
+      expect(refused.error?.details).toMatchObject({ reason: 'budget_exceeded', reset: nextMonth.toISOString() });
+      expect(Number(refused.headers.get('x-hapax-budget-reset'))).toBeCloseTo((nextMonth.getTime() - Date.now()) / 1000, -1);
+      expect(Number(refused.headers.get('x-hapax-budget-remaining'))).toBeCloseTo(1 - charged, 6);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    // Another key is not held back by marketing's budget.
+    expect((await call(fleet[0], SALES)).status).toBe(200);
+  });
+
+  it('gives spend back as it leaves a rolling window', async () => {
+    await startFleet({ keyBudgets: '[{window: rolling, period: 3s, usd: 1}]', latency: '0ms' });
+    expect((await call(fleet[0])).status).toBe(200);
+    expect((await call(fleet[1])).status).toBe(200);
+    expect((await call(fleet[2])).status).toBe(429);
+    await new Promise((r) => setTimeout(r, 4100));
+    expect((await call(fleet[2])).status).toBe(200);
+  });
+});
+
+describe('budgets per department, per route and in tokens (one gateway)', () => {
+  let gateway: TestGateway;
+  afterEach(async () => {
+    await gateway?.close();
+  });
+
+  it('shows what is left in headers, warns once at the soft threshold and refuses with 402 when asked to', async () => {
+    gateway = await startTestGateway(
+      yaml({
+        latency: '0ms',
+        keyBudgets: '[{window: daily, usd: 1, soft: 0.5, status: 402}]',
+        extra: 'budgets: {time_zone: Europe/Berlin}',
+      }),
+    );
+    const first = await call(gateway);
+    expect(first.status).toBe(200);
+    // After the first settle ($0.306): $1 - $0.306, less the second's own reservation when it is in.
+    const second = await call(gateway);
+    expect(second.status).toBe(200);
+    const remaining = Number(second.headers.get('x-hapax-budget-remaining'));
+    expect(remaining).toBeCloseTo(1 - (first.usage?.total_tokens ?? 0) * PRICE_PER_TOKEN - 0.411, 2);
+    expect(Number(second.headers.get('x-hapax-budget-reset'))).toBeGreaterThan(0);
+    // The sales key has no budget: it is shown none of marketing's.
+    const sales = await call(gateway, SALES);
+    expect(sales.headers.get('x-hapax-budget-remaining')).toBeNull();
+    const third = await call(gateway);
+    expect(third.status).toBe(402);
+    expect(third.error).toMatchObject({ type: 'RateLimitError', details: { reason: 'budget_exceeded', window: 'daily' } });
+    expect(await metricSum(gateway.url, 'hapax_budget_soft_limit_total{')).toBe(1);
+    expect(await metricSum(gateway.url, 'hapax_budget_refusals_total{')).toBe(1);
+    expect(gateway.logs.filter((l) => l.msg === 'budget past its soft threshold')).toHaveLength(1);
+  });
+
+  it('caps a department across its routes, a route for every key, and tokens as well as dollars', async () => {
+    gateway = await startTestGateway(
+      yaml({
+        latency: '0ms',
+        keyBudgets: '[]',
+        extra: `
+budgets:
+  labels:
+    department: {marketing: [{window: weekly, usd: 0.5}]}
+routes:
+  - {path: /mkt/v1/chat/completions, handler: chat, metrics_labels: {department: marketing}}
+  - {path: /mkt2/v1/chat/completions, handler: chat, metrics_labels: {department: marketing}}
+  - {path: /eng/v1/chat/completions, handler: chat, metrics_labels: {department: engineering}, budgets: [{window: monthly, tokens: 500}]}
+`,
+      }),
+    );
+    // $0.5: one request ($0.306 settled) and then no other on either marketing route.
+    expect((await call(gateway, MARKETING, LONG, '/mkt/v1/chat/completions')).status).toBe(200);
+    const refused = await call(gateway, SALES, LONG, '/mkt2/v1/chat/completions');
+    expect(refused.status).toBe(429);
+    expect(refused.error?.details).toMatchObject({ scope: 'label', budget: 'department=marketing', window: 'weekly' });
+    // 500 tokens on the engineering route: one answer (306 tokens) and then 306 + 411 reserved > 500.
+    const eng = await call(gateway, SALES, LONG, '/eng/v1/chat/completions');
+    expect(eng.status).toBe(200);
+    expect(Number(eng.headers.get('x-hapax-budget-remaining-tokens'))).toBe(500 - 411);
+    const engRefused = await call(gateway, MARKETING, LONG, '/eng/v1/chat/completions');
+    expect(engRefused.error?.details).toMatchObject({ scope: 'route', budget: '/eng/v1/chat/completions', limit_tokens: 500, spent_tokens: eng.usage?.total_tokens });
+    const rows = await budgets(gateway);
+    expect(rows.map((r) => [r.scope, r.budget, r.unit])).toEqual([
+      ['label', 'department=marketing', 'usd'],
+      ['route', '/eng/v1/chat/completions', 'tokens'],
+    ]);
+  });
+
+  it('takes budgets on keys made through the admin API, and refuses bad ones with the field', async () => {
+    gateway = await startTestGateway(yaml({ latency: '0ms' }).replace('/tmp/hapax-budgets-test-unused', mkdtempSync(join(tmpdir(), 'hapax-budgets-'))));
+    const admin = { 'content-type': 'application/json', 'x-api-key': ADMIN };
+    const bad = await fetch(`${gateway.url}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'intern', budgets: [{ window: 'monthly', usd: -5 }] }) });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: { type: 'ValidationError', details: { field: 'budgets.0.usd' } } });
+    const created = await fetch(`${gateway.url}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'intern', budgets: [{ window: 'daily', usd: 0.5 }] }) });
+    expect(created.status).toBe(201);
+    const { key, budgets: stored } = (await created.json()) as { key: string; budgets: unknown[] };
+    expect(stored).toEqual([{ window: 'daily', usd: 0.5, soft: 0.8, status: 429 }]);
+    expect((await call(gateway, key)).status).toBe(200);
+    expect((await call(gateway, key)).status).toBe(429);
+    expect((await budgets(gateway)).find((b) => b.budget === 'intern')).toMatchObject({ scope: 'key', limit: 0.5, window: 'daily' });
+  });
+});
+
+describe('budget config', () => {
+  const refused = (text: string): string => {
+    try {
+      parseConfig(`providers: {mock: {type: mock}}\n${text}\n`);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as Error).message;
+    }
+    throw new Error('accepted');
+  };
+
+  it('refuses negative or non-numeric caps, unknown windows and time zones, with the key path', () => {
+    expect(refused('budgets: {per_key: [{window: monthly, usd: -1}]}')).toContain('budgets.per_key[0].usd');
+    expect(refused('budgets: {per_key: [{window: monthly, usd: lots}]}')).toContain('budgets.per_key[0].usd');
+    expect(refused('budgets: {per_key: [{window: fortnightly, usd: 5}]}')).toContain('budgets.per_key[0].window');
+    expect(refused('budgets: {time_zone: Mars/Olympus}')).toContain('budgets.time_zone');
+    expect(refused('budgets: {per_key: [{window: rolling, usd: 5}]}')).toContain('budgets.per_key[0].period');
+    expect(refused('budgets: {per_key: [{window: daily}]}')).toContain('budgets.per_key[0]');
+    expect(refused('routes: [{path: /x, handler: chat, budgets: [{window: daily, tokens: 1.5}]}]')).toContain('routes[0].budgets[0].tokens');
+  });
+
+  it('keeps what was spent when a reload changes the budget', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hapax-budget-reload-'));
+    const file = join(dir, 'hapax.yaml');
+    writeFileSync(file, yaml({ latency: '0ms', keyBudgets: '[{window: monthly, usd: 1}]' }));
+    const gateway = await startGateway({ loaded: await loadConfigFile(file), configFile: file, watch: false, port: 0, host: '127.0.0.1', logDestination: new Writable({ write: (_c, _e, cb) => cb() }) });
+    try {
+      const url = `http://127.0.0.1:${(gateway.app.server.address() as { port: number }).port}`;
+      const asMarketing = () => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${MARKETING}` }, body: JSON.stringify(LONG) });
+      expect((await asMarketing()).status).toBe(200);
+      writeFileSync(file, yaml({ latency: '0ms', keyBudgets: '[{window: monthly, usd: 0.7}]' }));
+      expect(await gateway.reload('signal')).toMatchObject({ ok: true });
+      // $0.306 spent before the reload + $0.411 reserved > $0.7.
+      expect((await asMarketing()).status).toBe(429);
+    } finally {
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

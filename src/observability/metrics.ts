@@ -198,8 +198,8 @@ export class Metrics {
     });
     this.tokens = new Counter({
       name: 'hapax_tokens_total',
-      help: 'Tokens processed by provider, model and type (prompt or completion)',
-      labelNames: ['provider', 'model', 'type', 'client', ...extra],
+      help: 'Tokens processed by provider, model and type (prompt or completion); usage_source says whether the provider reported them or the gateway estimated them (a stream that gave none)',
+      labelNames: ['provider', 'model', 'type', 'client', 'usage_source', ...extra],
       registers: [this.registry],
     });
     // A metric of its own, not more `type`s of hapax_tokens_total: these are parts of its counts, and sums over its types must stay true.

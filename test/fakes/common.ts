@@ -59,6 +59,8 @@ export interface FakeOptions {
   turn?: (view: TurnView) => ScriptedTurn | undefined;
   /** OpenAI fake: cache every prompt's prefix, as OpenAI does by itself (without it, only with prompt_cache_key). */
   autoPromptCache?: boolean;
+  /** OpenAI fake: false ignores stream_options.include_usage, as some OpenAI-compatible servers do (streams carry no usage). */
+  streamUsage?: boolean;
 }
 
 /** What a scripted turn sees of a chat request, the same for every provider's dialect. */

@@ -168,6 +168,26 @@
     );
   }
 
+  function renderBudgets(list) {
+    const amount = (unit, v) => (unit === 'usd' ? `$${v.toFixed(2)}` : number(v));
+    const tone = { ok: 'good', warning: 'warn', exhausted: 'bad' };
+    replaceRows(
+      'budgets',
+      (list ?? []).map((b) =>
+        el(
+          'tr',
+          { 'data-budget': `${b.scope}:${b.budget}:${b.window}:${b.unit}` },
+          el('td', {}, `${b.scope} ${b.budget}`),
+          el('td', {}, b.window),
+          el('td', { class: 'num' }, amount(b.unit, b.spent)),
+          el('td', { class: 'num' }, amount(b.unit, b.limit)),
+          el('td', { class: 'state' }, badge(b.state === 'ok' ? `${Math.round(b.spent_ratio * 100)}%` : b.state, tone[b.state])),
+        ),
+      ),
+      'No budgets configured.',
+    );
+  }
+
   let shownConfig = '';
   function renderConfig(state) {
     const text = JSON.stringify(state.config.values, null, 2);
@@ -189,6 +209,7 @@
     usageRows('usage-client', state.usage.by_client, 'No requests yet.');
     usageRows('usage-label', state.usage.by_label, 'No route has metrics_labels.');
     usageRows('usage-route', state.usage.by_route, 'No requests yet.');
+    renderBudgets(state.budgets);
     renderConfig(state);
   }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import OpenAI from 'openai';
+import { chromium } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/errors.ts';
 import { loadConfigFile, parseConfig } from '../src/config/load.ts';
@@ -210,6 +211,42 @@ routes:
     expect((await call(gateway, key)).status).toBe(429);
     expect((await budgets(gateway)).find((b) => b.budget === 'intern')).toMatchObject({ scope: 'key', limit: 0.5, window: 'daily' });
   });
+});
+
+describe('budgets in the console, in a real browser', () => {
+  let gateway: TestGateway;
+  afterEach(async () => {
+    await gateway?.close();
+  });
+
+  it('shows each budget with its spend, and a warning badge past the soft threshold, live', async () => {
+    gateway = await startTestGateway(yaml({ latency: '0ms', keyBudgets: '[{window: monthly, usd: 1, soft: 0.5}]' }));
+    const profile = mkdtempSync(join(tmpdir(), 'hapax-budgets-chromium-'));
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const first = await call(gateway);
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (error) => problems.push(error.message));
+      expect((await page.goto(`${gateway.url}/console?key=${ADMIN}`))?.status()).toBe(200);
+      const row = page.locator('tr[data-budget="key:marketing:monthly:usd"]');
+      const spent = `$${((first.usage?.total_tokens ?? 0) * PRICE_PER_TOKEN).toFixed(2)}`;
+      await expect.poll(() => row.locator('td').nth(2).textContent(), { timeout: 10_000 }).toBe(spent);
+      expect(await row.locator('td').nth(3).textContent()).toBe('$1.00');
+      expect(await row.locator('.badge').textContent()).toBe('31%');
+      // A second answer takes it past half: the badge turns to a warning without a reload.
+      expect((await call(gateway)).status).toBe(200);
+      await expect.poll(() => row.locator('.badge').textContent(), { timeout: 10_000 }).toBe('warning');
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('budget config', () => {

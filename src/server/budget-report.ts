@@ -15,6 +15,8 @@ export interface BudgetRow {
   remaining: number;
   /** Share of the limit spent (reservations of requests in flight included). */
   spent_ratio: number;
+  /** `warning` past the soft threshold, `exhausted` at the cap. */
+  state: 'ok' | 'warning' | 'exhausted';
   /** When the window gives back what it holds (rolling: its oldest slice). */
   reset: string;
 }
@@ -35,6 +37,7 @@ export async function budgetReport(runtime: Runtime, now = Date.now()): Promise<
         spent: spent[i] / scale,
         remaining: Math.max(0, line.limit - spent[i]) / scale,
         spent_ratio: line.limit > 0 ? Math.round((spent[i] / line.limit) * 10_000) / 10_000 : 1,
+        state: spent[i] >= line.limit ? 'exhausted' : line.softAt !== undefined && spent[i] >= line.softAt ? 'warning' : 'ok',
         reset: new Date(line.clock.at(now).resetAt).toISOString(),
       };
     })

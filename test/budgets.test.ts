@@ -16,6 +16,8 @@ import { startGateway } from '../src/server/start.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { metricSum } from './helpers/metrics.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
+import { ensureBuilt, ROOT } from './helpers/serve.ts';
+import { execFile } from 'node:child_process';
 
 const ADMIN = 'admin-secret-0123456789';
 const MARKETING = 'marketing-key-0123456789';
@@ -245,6 +247,39 @@ describe('budgets in the console, in a real browser', () => {
     } finally {
       await context.close();
       rmSync(profile, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe('hapax keys create --budget', () => {
+  const hapax = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bin/hapax.js'), ...args], { timeout: 15_000 }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  it('stores the budgets it is given and refuses ones that are not budgets', async () => {
+    ensureBuilt();
+    const dir = mkdtempSync(join(tmpdir(), 'hapax-budgets-cli-'));
+    const file = join(dir, 'keys.json');
+    try {
+      const created = await hapax(['keys', 'create', '--file', file, '--name', 'intern', '--budget', '5/daily', '--budget', '200000tokens/rolling=1h']);
+      expect(created.code).toBe(0);
+      const listed = JSON.parse((await hapax(['keys', 'list', '--file', file, '--json'])).stdout) as Array<{ budgets: unknown }>;
+      expect(listed[0].budgets).toEqual([
+        { window: 'daily', usd: 5, soft: 0.8, status: 429 },
+        { window: 'rolling', period: 3_600_000, tokens: 200000, soft: 0.8, status: 429 },
+      ]);
+      expect((await hapax(['keys', 'list', '--file', file])).stdout).toContain('budget=$5/daily budget=200000tokens/rolling=3600000ms');
+      const unknownWindow = await hapax(['keys', 'create', '--file', file, '--name', 'other', '--budget', '5/fortnightly']);
+      expect(unknownWindow.code).not.toBe(0);
+      expect(unknownWindow.stderr).toContain('expected a budget such as 50/monthly');
+      const noPeriod = await hapax(['keys', 'create', '--file', file, '--name', 'other', '--budget', '5/rolling']);
+      expect(noPeriod.code).not.toBe(0);
+      expect(noPeriod.stderr).toContain('budgets.0.period');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 });

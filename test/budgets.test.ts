@@ -96,7 +96,8 @@ describe('budgets on a fleet of three gateways on one Redis', () => {
   };
 
   it('admits exactly what fits of a burst spread over the fleet, charges the real usage, then every instance refuses', async () => {
-    await startFleet();
+    // Answers take 2 s, so the whole burst arrives while the first are in flight.
+    await startFleet({ latency: '2s' });
     const outcomes = await burst(fleet, 30);
     const admitted = outcomes.filter((o) => o.status === 200);
     expect(admitted).toHaveLength(2);

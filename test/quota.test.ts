@@ -14,10 +14,10 @@ const KEY = 'tpm-key-0123456789';
 /** Each request reserves ~10 input tokens plus max_tokens 200: 4 fit in 1000, a 5th does not (and 4 × ~210 leaves room for no 5th). */
 const LONG = { model: '', max_tokens: 200, messages: [{ role: 'user' as const, content: 'write me a long story' }] };
 
-function yaml(extra = ''): string {
+function yaml(extra = '', latency = '400ms'): string {
   return `
 providers:
-  mock: {type: mock, latency: 400ms}
+  mock: {type: mock, latency: ${latency}}
 auth:
   enabled: true
   key_file: /tmp/hapax-quota-test-unused/keys.json
@@ -105,7 +105,8 @@ describe('tokens per minute under a burst', () => {
   });
 
   it('admits exactly what fits from 50 concurrent long requests, then gives back what they did not use', async () => {
-    const gateway = await startTestGateway(yaml());
+    // Answers take 2 s, so all 50 arrive while the first are in flight (on a busy machine too).
+    const gateway = await startTestGateway(yaml('', '2s'));
     running.push(gateway);
     // Charged after the answer, all 50 would pass: none has an answer when the others arrive.
     const statuses = await burst([gateway], 50);
@@ -170,7 +171,7 @@ describe('tokens per minute across a fleet on one Redis', () => {
   });
 
   it('three gateways admit exactly the limit of 30 concurrent requests spread over them', async () => {
-    const shared = yaml(`state: {redis_url: "${redis.url}", key_prefix: "quota-tpm:"}`);
+    const shared = yaml(`state: {redis_url: "${redis.url}", key_prefix: "quota-tpm:"}`, '2s');
     for (let i = 0; i < 3; i++) running.push(await startTestGateway(shared));
     const statuses = await burst(running, 30);
     expect(statuses.filter((s) => s === 200)).toHaveLength(4);

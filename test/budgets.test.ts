@@ -13,6 +13,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/errors.ts';
 import { loadConfigFile, parseConfig } from '../src/config/load.ts';
 import { startGateway } from '../src/server/start.ts';
+import { startFakeOpenAI } from './fakes/openai.ts';
+import type { FakeProvider } from './fakes/common.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { metricSum } from './helpers/metrics.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
@@ -250,6 +252,76 @@ describe('budgets in the console, in a real browser', () => {
       rmSync(profile, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe('charged exactly once: failovers, cache hits and cached prompt tokens', () => {
+  let primary: FakeProvider;
+  let backup: FakeProvider;
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    primary = await startFakeOpenAI({ name: 'primary', autoPromptCache: true });
+    backup = await startFakeOpenAI({ name: 'backup', autoPromptCache: true });
+    gateway = await startTestGateway(`
+providers:
+  primary: {type: openai, base_url: "${primary.url}", api_key: sk-p, models: [gpt-4o-mini]}
+  backup: {type: openai, base_url: "${backup.url}", api_key: sk-b, models: [gpt-4o-mini]}
+provider_preference: [primary, backup]
+retry: {max_retries: 0}
+cache: {enabled: true}
+pricing:
+  gpt-4o-mini: {input: 1000, output: 2000, cached_input: 100}
+auth:
+  enabled: true
+  key_file: /tmp/hapax-budgets-test-unused/keys.json
+  keys:
+    - {name: marketing, key: ${MARKETING}, budgets: [{window: monthly, usd: 100}]}
+admin: {key: ${ADMIN}}
+`);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await primary?.close();
+    await backup?.close();
+  });
+
+  /** What the provider's own usage costs at the test's prices (cached prompt tokens at $100 per million). */
+  const priced = (usage: OpenAI.CompletionUsage) => {
+    const cached = usage.prompt_tokens_details?.cached_tokens ?? 0;
+    return ((usage.prompt_tokens - cached) * 1000 + cached * 100 + usage.completion_tokens * 2000) / 1_000_000;
+  };
+  const spent = async () => (await budgets(gateway)).find((b) => b.budget === 'marketing')?.spent as number;
+  const prompt = (ending: string) => ({
+    model: 'gpt-4o-mini',
+    max_tokens: 30,
+    messages: [
+      { role: 'system' as const, content: 'A long shared preamble. '.repeat(60) },
+      { role: 'user' as const, content: ending },
+    ],
+  });
+
+  it('charges the answering attempt only, nothing for a cache hit, and cached prompt tokens at their price', async () => {
+    primary.queueFaults({ kind: 'status', status: 500 });
+    const failedOver = await call(gateway, MARKETING, prompt('first'));
+    expect(failedOver.status).toBe(200);
+    expect(failedOver.headers.get('x-hapax-attempts')).toBe('2');
+    expect(failedOver.headers.get('x-hapax-provider')).toBe('backup');
+    await expect.poll(spent).toBeCloseTo(priced(failedOver.usage as OpenAI.CompletionUsage), 9);
+
+    // The same request again: answered from the response cache, free.
+    const before = await spent();
+    const hit = await call(gateway, MARKETING, prompt('first'));
+    expect(hit.headers.get('x-hapax-cache')).toBe('hit');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await spent()).toBeCloseTo(before, 9);
+
+    // The same preamble twice on the primary: the second time it reads it from its prompt cache, priced as such.
+    const uncached = await call(gateway, MARKETING, prompt('second'));
+    const cachedPrompt = await call(gateway, MARKETING, prompt('third'));
+    expect(cachedPrompt.headers.get('x-hapax-provider')).toBe('primary');
+    expect(cachedPrompt.usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThan(0);
+    const expected = before + priced(uncached.usage as OpenAI.CompletionUsage) + priced(cachedPrompt.usage as OpenAI.CompletionUsage);
+    await expect.poll(spent).toBeCloseTo(expected, 9);
+  });
 });
 
 describe('hapax keys create --budget', () => {

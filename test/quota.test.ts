@@ -177,4 +177,21 @@ describe('tokens per minute across a fleet on one Redis', () => {
     expect(statuses.filter((s) => s === 200)).toHaveLength(4);
     expect(statuses.filter((s) => s === 429)).toHaveLength(26);
   });
+
+  it('follows on_failure while Redis is down: closed refuses with 503, open reserves in each instance', async () => {
+    const closed = await startTestGateway(yaml(`state: {redis_url: "${redis.url}", key_prefix: "quota-closed:", on_failure: closed}`, '0ms'));
+    const open = await startTestGateway(yaml(`state: {redis_url: "${redis.url}", key_prefix: "quota-open:", on_failure: open}`, '1s'));
+    running.push(closed, open);
+    await redis.kill();
+    try {
+      const refused = await fetch(`${closed.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify(LONG) });
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as { error: { details: { reason: string } } }).error.details.reason).toBe('state_unavailable');
+      // Open: the limit still holds, per instance (4 of 6 fit in 1000 tokens a minute).
+      const statuses = await Promise.all(Array.from({ length: 6 }, () => client(open).chat.completions.create(LONG).then(() => 200, (e: { status?: number }) => e.status)));
+      expect(statuses.filter((s) => s === 200)).toHaveLength(4);
+    } finally {
+      await redis.restart();
+    }
+  });
 });

@@ -5,7 +5,9 @@
  */
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { windowClock } from '../src/gateway/quota-window.ts';
+import { estimateRequest } from '../src/gateway/usage-estimate.ts';
 import { MemoryQuota } from '../src/state/quota.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
@@ -58,6 +60,38 @@ describe('the quota ledger', () => {
     await ledger.reserve([{ counter: 'r', amount: 5, limit: 10, bucket: 2, from: 1, ttlMs: 60_000 }]);
     expect(await ledger.used('r', 2)).toBe(5);
     expect((await ledger.reserve([{ counter: 'r', amount: 5, limit: 10, bucket: 3, from: 2, ttlMs: 60_000 }])).ok).toBe(true);
+  });
+});
+
+describe('estimating a request before it goes upstream', () => {
+  const count = (text: string) => countTokens(text);
+
+  it("reserves each client API's output cap, times n, else the default", () => {
+    const messages = [{ role: 'user', content: 'hello there' }];
+    expect(estimateRequest({ messages, max_tokens: 100 }, count, 512).outputTokens).toBe(100);
+    expect(estimateRequest({ messages, max_completion_tokens: 70, n: 3 }, count, 512).outputTokens).toBe(210);
+    expect(estimateRequest({ input: 'hello there', max_output_tokens: 40 }, count, 512).outputTokens).toBe(40);
+    expect(estimateRequest({ messages, options: { num_predict: 33 } }, count, 512).outputTokens).toBe(33);
+    expect(estimateRequest({ messages }, count, 512)).toMatchObject({ outputTokens: 512, inputTokens: count('hello there') + 6 });
+  });
+
+  it('counts what the model reads: system, messages, tools and their schemas; images at a fixed figure, not their bytes', () => {
+    const image = 'iVBORw0KGgo'.repeat(5000);
+    const anthropic = {
+      model: 'claude-x',
+      max_tokens: 10,
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: image } }] }],
+      tools: [{ name: 'lookup', description: 'Looks things up', input_schema: { type: 'object', properties: { q: { type: 'string' } } } }],
+    };
+    const estimate = estimateRequest(anthropic, count, 512);
+    expect(estimate.model).toBe('claude-x');
+    const text = count(['What is this?', 'Be brief.', 'lookup', 'Looks things up'].join('\n'));
+    const schema = count(JSON.stringify(anthropic.tools[0].input_schema));
+    // One message framed (3) + the reply primed (3) + the text + the schema + 1600 for the image.
+    expect(estimate.inputTokens).toBeGreaterThanOrEqual(6 + text + 1600);
+    expect(estimate.inputTokens).toBeLessThanOrEqual(6 + text + schema + 1600 + 4);
+    expect(estimateRequest('not an object', count, 5)).toEqual({ inputTokens: 3, outputTokens: 5 });
   });
 });
 

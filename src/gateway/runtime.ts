@@ -11,6 +11,8 @@ import { PoolRegistry } from '../providers/http.ts';
 import { KeyService } from '../state/key-service.ts';
 import type { StateLease, StateStores } from '../state/registry.ts';
 import type { StateStore } from '../state/store.ts';
+import { QuotaPlan } from './quotas.ts';
+import { loadTokenizer } from './token-count.ts';
 import { createAdapter } from '../providers/index.ts';
 import { ModelCatalog, type RoutingPolicy } from './catalog.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -126,6 +128,8 @@ export class Runtime {
   readonly cors: CorsSettings;
   /** Token and cost accounting for this config: bounded model labels and the pricing table. */
   readonly usageMeter: UsageMeter;
+  /** Tokens-per-minute limits and budgets: which counters a request reserves from. */
+  readonly quotas: QuotaPlan;
   /** The gateway's metrics (shared by every Runtime). */
   readonly metrics: Metrics;
 
@@ -155,6 +159,9 @@ export class Runtime {
     this.routes = buildRoutes(this.config, this.catalog, shared.routes);
     this.cors = corsSettings(this.config);
     this.usageMeter = new UsageMeter(this.config);
+    this.quotas = new QuotaPlan(this.config);
+    // Reservations count input with the tokenizer: load it now rather than on the first limited request.
+    if (this.quotas.anyConfigured) void loadTokenizer().catch(() => undefined);
     this.keys = new KeyService(this.config.auth.keys, this.store.keys(this.config.auth.key_file), this.store);
   }
 

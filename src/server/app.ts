@@ -16,6 +16,8 @@ import { GatewayError } from '../core/errors.ts';
 import { checkKeyScope, presentedKey } from './auth.ts';
 import { closeAfterAnswer, registerJsonParser } from './body.ts';
 import { RateLimits, type LimitVerdict } from './rate-limit.ts';
+import { quotaLines, reserveQuota, settleQuota } from './quota-admission.ts';
+import { meterUsage } from './metering.ts';
 import type { Handler, RequestState } from './context.ts';
 import { errorBody, requestIdFrom, toGatewayError } from './errors.ts';
 import { RequestObserver } from './observe.ts';
@@ -131,6 +133,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       // Fastify runs no onResponse for a reply it does not write, nor for one whose last bytes never left:
       // a stream cut by its client is accounted here (once: accountFor remembers).
       if (state.writesOwnResponse && !reply.raw.writableFinished) accountFor(request, reply);
+      // A JSON answer whose client left gets no onResponse either: give its reservation back now.
+      if (state.clientGone) settleQuota(state);
     });
     if (!route) return;
     metrics.requestStarted(route.path);
@@ -174,6 +178,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (tightest) setLimitHeaders(reply, tightest);
   }
 
+  // Once the body is parsed: reserve the request's tokens and dollars on its limits and budgets.
+  app.addHook('preHandler', (request, reply, done) => {
+    const state = request.hapax;
+    const lines = request.method === 'OPTIONS' ? [] : quotaLines(state);
+    if (lines.length === 0) return done();
+    reserveQuota(request, reply, state, lines, metrics, request.log as Logger).then(() => done(), done);
+  });
+
   app.addHook('onResponse', (request, reply, done) => {
     accountFor(request, reply);
     done();
@@ -184,6 +196,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const state = request.hapax;
     if (state.accounted) return;
     state.accounted = true;
+    if (state.route) meterUsage(request, state, metrics);
+    settleQuota(state);
     if (state.usage && state.route) chargeTokens(state);
     // Routes Fastify knows by name (e.g. /health/ready) keep their path; the catch-all's misses are 'unmatched'.
     const named = request.routeOptions.url;
@@ -197,13 +211,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   function chargeTokens(state: RequestState): void {
     const usage = state.usage as NonNullable<RequestState['usage']>;
-    const tokens = usage.inputTokens + usage.outputTokens;
-    const general = keyLimit(state);
-    const route = state.route as NonNullable<RequestState['route']>;
-    const { store } = state.runtime;
-    void store.usage.record(state.client, { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens }).catch(() => undefined);
-    if (general?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, general, 'key', tokens).catch(() => undefined);
-    if (route.rateLimit?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, route.rateLimit, route.rateLimitScope, tokens).catch(() => undefined);
+    void state.runtime.store.usage.record(state.client, { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens }).catch(() => undefined);
   }
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toGatewayError(error), metrics));

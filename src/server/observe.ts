@@ -133,8 +133,9 @@ export class RequestObserver {
       // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
       if (!state.shared) {
         const base = { ...labels, provider: target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
-        metrics.tokens.inc({ ...base, type: 'prompt' }, usage.inputTokens);
-        metrics.tokens.inc({ ...base, type: 'completion' }, usage.outputTokens);
+        const usage_source = state.usageSource ?? 'provider';
+        metrics.tokens.inc({ ...base, usage_source, type: 'prompt' }, usage.inputTokens);
+        metrics.tokens.inc({ ...base, usage_source, type: 'completion' }, usage.outputTokens);
         // Parts of the two above, for cache hit rates and reasoning spend; only when the provider reported them.
         if (usage.cacheReadTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_read' }, usage.cacheReadTokens);
         if (usage.cacheWriteTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_write' }, usage.cacheWriteTokens);
@@ -163,6 +164,7 @@ export class RequestObserver {
         latency_ms: round2(elapsedMs),
         overhead_ms: overheadMs === undefined ? undefined : round2(overheadMs),
         tokens: usage ? tokensField(usage) : undefined,
+        usage_source: usage ? (state.usageSource ?? 'provider') : undefined,
         dropped: state.dropped,
         cost_usd: cost,
         traceparent: observed?.client ? request.headers.traceparent : undefined,

@@ -19,6 +19,7 @@ export class KeyService {
   private readonly configRecords: ApiKeyRecord[];
   /** The config keys alone: judged locally even when shared state is out of reach. */
   private readonly configTable: KeyTable;
+  private all: ApiKeyRecord[];
   readonly store: KeyStore;
   private readonly state: Pick<StateStore, 'available' | 'policy'>;
   private lastVersion?: string;
@@ -32,11 +33,13 @@ export class KeyService {
       name: k.name,
       sha256: k.key_sha256 ?? hashKey(k.key as string),
       rate_limit: k.rate_limit,
+      budgets: k.budgets,
       routes: k.routes,
       models: k.models,
       expires: k.expires ? new Date(k.expires).toISOString() : undefined,
     }));
     this.configTable = new KeyTable(this.configRecords);
+    this.all = this.configRecords;
     this.table = this.configTable;
     this.store = store;
     this.state = state;
@@ -78,7 +81,13 @@ export class KeyService {
     if (version === this.lastVersion) return;
     const managed = await this.store.list();
     this.lastVersion = version;
-    this.table = new KeyTable([...this.configRecords, ...managed]);
+    this.all = [...this.configRecords, ...managed];
+    this.table = new KeyTable(this.all);
+  }
+
+  /** Every key the table knows, revoked ones left out (for reports such as budgets in /admin/usage). */
+  records(): ApiKeyRecord[] {
+    return this.all.filter((record) => !record.revoked);
   }
 
   /**

@@ -7,6 +7,7 @@
 import type { RateLimiterAbstract, RateLimiterCompatibleAbstract } from 'rate-limiter-flexible';
 import type { ApiKeyRecord, NewKeyOptions } from './keys.ts';
 import type { FailurePolicy } from './health.ts';
+import type { QuotaLedger } from './quota.ts';
 
 export interface LimiterSpec {
   /** Names the counter: the same prefix on every instance means one shared counter. */
@@ -63,6 +64,8 @@ export interface StateStore {
   /** Whether shared state can be reached right now; always true in memory. */
   readonly available: boolean;
   readonly usage: UsageCounters;
+  /** Reserve-then-settle counters: tokens per minute and budgets (see quota.ts). */
+  readonly quota: QuotaLedger;
   /** Managed keys: the key file in memory mode, Redis in Redis mode (the file is then unused). */
   keys(keyFile: string): KeyStore;
   /** A new limiter; callers build one per distinct setting and keep it (see server/rate-limit.ts). */

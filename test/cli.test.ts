@@ -377,6 +377,18 @@ describe('hapax serve: what a person and a machine see at start', () => {
     });
   });
 
+  it('with server.workers the primary gives the same warning, once', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), `server: {workers: 2}\n${twoProviders}`);
+    const served = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: dir });
+    await waitFor(() => served.stdout().includes('failover chain'), 5_000);
+    const warnings = served.stdout().trim().split('\n').map(parseLogLine).filter((entry) => String(entry?.msg).includes('failover chain'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40, role: 'primary', providers: ['openai', 'mock'] });
+    served.child.kill('SIGTERM');
+    expect(await served.exited).toBe(0);
+  });
+
   it('on a terminal: a short banner (URL, console, config, providers in order, a curl to try) and readable logs', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'hapax.yaml'), twoProviders);

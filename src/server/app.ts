@@ -199,9 +199,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (state.route) meterUsage(request, state, metrics);
     settleQuota(state);
     if (state.usage && state.route) chargeTokens(state);
-    // Routes Fastify knows by name (e.g. /health/ready) keep their path; the catch-all's misses are 'unmatched'.
+    // Routes Fastify knows by name (e.g. /health/ready) keep their path; the catch-all's own answers (health of one
+    // provider or route, admin) their path template; its misses are 'unmatched'.
     const named = request.routeOptions.url;
-    const endpoint = state.route?.path ?? (named && named !== '*' ? named : 'unmatched');
+    const endpoint = state.route?.path ?? (named && named !== '*' ? named : catchAllEndpoint(request));
     clearTimeout(state.deadline);
     if (state.route) metrics.requestEnded(endpoint);
     observer.finish(request, reply, endpoint);
@@ -250,6 +251,13 @@ function setLimitHeaders(reply: FastifyReply, verdict: LimitVerdict): void {
   reply.header('x-ratelimit-limit', verdict.limit);
   reply.header('x-ratelimit-remaining', verdict.remaining);
   reply.header('x-ratelimit-reset', verdict.resetSeconds);
+}
+
+/** The label of a request the catch-all answered: a bounded set of path templates, never the raw path. */
+function catchAllEndpoint(request: FastifyRequest): string {
+  if (healthSubroute(request)) return request.url.startsWith('/health/provider/') ? '/health/provider/{provider}' : '/health/{route}';
+  if (request.url.startsWith('/admin/')) return '/admin/*';
+  return 'unmatched';
 }
 
 function healthSubroute(request: FastifyRequest): boolean {

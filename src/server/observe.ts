@@ -39,9 +39,14 @@ export function observeStreamStart(reply: FastifyReply, state: RequestState): ((
     reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
     (state.observed ??= {}).streamOverheadMs = overhead;
   }
-  if (!state.route || !state.runtime.config.logging.log_bodies) return undefined;
+  if (!logsBodies(state)) return undefined;
   const observed = (state.observed ??= {});
   return (frame) => keepBody(observed, frame);
+}
+
+/** `logging.log_bodies` is about model traffic: never the metrics page, health or other operational routes. */
+function logsBodies(state: RequestState): boolean {
+  return state.runtime.config.logging.log_bodies && state.route !== undefined && !state.route.operational;
 }
 
 /**
@@ -103,7 +108,7 @@ export class RequestObserver {
     if (!state) return done(null, payload);
     const overhead = overheadOf(state, reply.elapsedTime);
     if (overhead !== undefined) reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
-    if (state.route && state.runtime.config.logging.log_bodies) {
+    if (logsBodies(state)) {
       const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
       if (text !== undefined) keepBody((state.observed ??= {}), text);
     }
@@ -147,7 +152,7 @@ export class RequestObserver {
     if (state.streamFailed) metrics.errors.inc({ type: state.errorType as string });
     const failover = failedAttempts(state);
     const observed = state.observed;
-    const logBodies = state.runtime.config.logging.log_bodies && state.route !== undefined;
+    const logBodies = logsBodies(state);
     this.lines.info(
       {
         request_id: request.id,

@@ -25,8 +25,9 @@ export class KeyService {
   private lastVersion?: string;
   private timer?: NodeJS.Timeout;
   private refreshing?: Promise<void>;
-  /** The store check an unknown key waits for; shared by every miss that arrives meanwhile. */
-  private missCheck?: Promise<void>;
+  /** The store look an unknown key waits for, and the one queued behind it for misses that came later. */
+  private looking?: Promise<void>;
+  private lookQueued?: Promise<void>;
 
   constructor(configKeys: ConfigKey[], store: KeyStore, state: Pick<StateStore, 'available' | 'policy'>) {
     this.configRecords = configKeys.map((k) => ({
@@ -101,12 +102,27 @@ export class KeyService {
       return this.verify(presented);
     } catch (error) {
       if (!presented || !(error instanceof GatewayError) || error.status !== 401 || !('unknown' in this.table.verify(presented))) throw error;
-      this.missCheck ??= this.refresh()
-        .catch(() => undefined)
-        .finally(() => (this.missCheck = undefined));
-      await this.missCheck;
+      await this.lookAgain();
       return this.verify(presented);
     }
+  }
+
+  /**
+   * One look at the store that starts after this call: a look already under way may have read the store
+   * before the key was written, so later misses share the next one (at most one queued at a time).
+   */
+  private lookAgain(): Promise<void> {
+    if (!this.looking) {
+      this.looking = this.refresh()
+        .catch(() => undefined)
+        .finally(() => (this.looking = undefined));
+      return this.looking;
+    }
+    this.lookQueued ??= this.looking.then(() => {
+      this.lookQueued = undefined;
+      return this.lookAgain();
+    });
+    return this.lookQueued;
   }
 
   /**

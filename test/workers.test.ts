@@ -93,7 +93,10 @@ describe('hapax serve with server.workers: 2', () => {
 
   it('replaces a worker that dies', async () => {
     const served = await serveWorkers();
-    const first = served.logs.filter((l) => (l.msg as string)?.startsWith('Server listening')).map((l) => l.pid as number);
+    const listening = () => served.logs.filter((l) => (l.msg as string)?.startsWith('Server listening')).map((l) => l.pid as number);
+    // The gateway answers once one worker listens; on a loaded machine the second may take a moment longer.
+    await until(() => listening().length === 2, 'both workers listening');
+    const first = listening();
     expect(first).toHaveLength(2);
     process.kill(first[0], 'SIGKILL');
     await until(() => served.logs.some((l) => l.msg === 'worker died; starting a new one'), 'the primary to notice');

@@ -17,6 +17,7 @@ import { Reloader, type ReloadOutcome, type ReloadTrigger } from './reload.ts';
 import { ROUTE_DECLARATIONS } from './client-apis.ts';
 import { registerOpsRoutes, type Lifecycle } from './routes/ops.ts';
 import { drainServer, type DrainResult } from './shutdown.ts';
+import { openFilesLimit, openFilesWarning } from './os-limits.ts';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -96,6 +97,9 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     await holder.current.close();
     throw error;
   }
+  const openFiles = openFilesLimit();
+  const lowFiles = openFilesWarning(openFiles);
+  if (lowFiles) logger.warn({ open_files_limit: openFiles }, lowFiles);
   // Request lines are batched; the lines that say the server is up go out now.
   base.flush();
   if (opts.configFile && opts.watch !== false) await reloader.watch();

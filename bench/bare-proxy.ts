@@ -41,7 +41,8 @@ export function startBareProxy(origin: string, port = 0): Promise<{ port: number
     );
   });
   return new Promise((resolve) => {
-    server.listen(port, '127.0.0.1', () => {
+    // Hapax's listen backlog (src/server/start.ts), so bursts of connections meet the same queue.
+    server.listen({ port, host: '127.0.0.1', backlog: 4096 }, () => {
       resolve({
         port: (server.address() as { port: number }).port,
         close: async () => {

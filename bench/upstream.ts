@@ -120,7 +120,8 @@ if (isMain) {
   process.on('message', (message: { stats?: boolean }) => {
     if (message.stats) process.send?.({ stats: { connections } });
   });
-  server.listen(0, '127.0.0.1', () => {
+  // A backlog for the scale scenario's bursts of thousands of connections (Node's default, 511, resets some).
+  server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
     const { port } = server.address() as { port: number };
     process.send?.({ ready: port });
   });

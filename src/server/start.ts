@@ -57,6 +57,12 @@ export interface StartOptions {
   onAdminReload?: (outcome: ReloadOutcome) => void;
 }
 
+/**
+ * Connections waiting to be accepted, at most. Node's 511 resets clients when thousands connect at once (a
+ * fleet of agents starting, a balancer failing over); Linux caps it at net.core.somaxconn (4096 by default).
+ */
+const LISTEN_BACKLOG = 4096;
+
 export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const { config } = opts.loaded;
   const base = createLogger(config.logging, opts.logDestination);
@@ -91,7 +97,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   });
   const host = opts.host ?? config.server.host;
   try {
-    await app.listen({ port: opts.port ?? config.server.port, host });
+    await app.listen({ port: opts.port ?? config.server.port, host, backlog: LISTEN_BACKLOG });
     await listenHttp3(app, config.server, host);
   } catch (error) {
     await holder.current.close();

@@ -27,7 +27,7 @@ async function streamText(client: OpenAI, text: string): Promise<string> {
 
 describe('no connection cap by default', () => {
   const STREAMS = 300; // more than the 128 connections per origin the gateway used to allow
-  const setup = useStarted({ upstream: () => startFakeOpenAI({ name: 'slow', reply: (text) => `${text} and five more words here` }) }).and({
+  const setup = useStarted({ upstream: () => startFakeOpenAI({ name: 'slow' }) }).and({
     gateway: ({ upstream }) =>
       startTestGateway(`
 providers:
@@ -38,20 +38,17 @@ dedup: {enabled: false}
 
   it(`has all ${STREAMS} streams in flight upstream at once, none queued for a connection`, async () => {
     setup.upstream.reset();
-    setup.upstream.fault = { kind: 'slowStream', chunkDelayMs: 400 };
+    // Each stream holds its first chunk until all are in flight upstream: a cap below STREAMS would stall them.
+    setup.upstream.fault = { kind: 'holdUntil', inFlight: STREAMS, timeoutMs: 20_000 };
     const client = openai(setup.gateway.url);
-    let queuedSeen = 0;
-    const sampling = setInterval(() => {
-      void scrape(`${setup.gateway.url}/metrics`).then((m) => (queuedSeen = Math.max(queuedSeen, valueOf(m, 'hapax_upstream_queued_requests', { provider: 'slow' }) ?? 0)));
-    }, 100);
+    const started = Date.now();
     const texts = await Promise.all(Array.from({ length: STREAMS }, (_, i) => streamText(client, `stream ${i}`)));
-    clearInterval(sampling);
     expect(texts.every((t, i) => t.includes(`stream ${i}`))).toBe(true);
     expect(setup.upstream.peakInFlight).toBe(STREAMS);
-    expect(queuedSeen).toBe(0);
+    expect(Date.now() - started).toBeLessThan(20_000);
     const metrics = await scrape(`${setup.gateway.url}/metrics`);
     expect(valueOf(metrics, 'hapax_upstream_queued_requests', { provider: 'slow' })).toBe(0);
-    expect(valueOf(metrics, 'hapax_upstream_connections', { provider: 'slow' })).toBeGreaterThanOrEqual(1);
+    expect(valueOf(metrics, 'hapax_upstream_connections', { provider: 'slow' })).toBeGreaterThanOrEqual(STREAMS * 0.9);
   });
 });
 

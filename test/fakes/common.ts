@@ -28,7 +28,9 @@ export type Fault =
    * a stream whose first chunk waits until this many requests are in flight at once (or timeoutMs has passed):
    * a barrier that only opens if a client can really have them all open together
    */
-  | { kind: 'holdUntil'; inFlight: number; timeoutMs: number };
+  | { kind: 'holdUntil'; inFlight: number; timeoutMs: number }
+  /** an error answer with this status (the provider's own error body), after ms */
+  | { kind: 'failAfter'; ms: number; status: number };
 
 export interface RecordedRequest {
   method: string;
@@ -334,6 +336,10 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
           case 'delay':
             if (!(await sleep(fault.ms))) return;
             break;
+          case 'failAfter':
+            if (!(await sleep(fault.ms))) return;
+            await ctx.json(fault.status, spec.errorBody(fault.status));
+            return;
           default:
             break; // 'cut', 'slowStream', 'slowFirst' and 'holdUntil' are applied while writing
         }

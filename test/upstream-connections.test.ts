@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
+import { PoolRegistry, UpstreamClient } from '../src/providers/http.ts';
 import { ensureSelfSigned } from '../src/server/tls.ts';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
@@ -126,5 +127,20 @@ dedup: {enabled: false}
     const chats = setup.h1.requests.filter((r) => r.path === '/v1/chat/completions');
     expect(chats).toHaveLength(3);
     expect(chats.every((r) => r.httpVersion === '1.1')).toBe(true);
+  });
+});
+
+describe('the first connection to a cold HTTP/2 origin', () => {
+  it('lets the requests waiting behind it go when it never reached a connection', async () => {
+    const pools = new PoolRegistry();
+    // Nobody listens there: every real attempt fails to connect.
+    const client = new UpstreamClient({ provider: 'cold', baseUrl: 'https://127.0.0.1:9/v1', pools, headers: {}, timeoutMs: 5000 });
+    const gone = new AbortController();
+    gone.abort();
+    const first = client.send({ method: 'POST', path: '/chat/completions', body: {}, signal: gone.signal });
+    const second = client.send({ method: 'POST', path: '/chat/completions', body: {}, signal: new AbortController().signal });
+    await expect(first).rejects.toMatchObject({ kind: 'aborted' });
+    await expect(second).rejects.toMatchObject({ kind: 'connect' });
+    await pools.close();
   });
 });

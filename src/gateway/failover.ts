@@ -126,6 +126,7 @@ export class FailoverWalk {
     for (let round = 0; ; round++) {
       tried = 0;
       skippedOpen = false;
+      hedgedTarget = undefined;
       // Unhealthy providers wait until the rest have had their turn. Decided as the walk reaches each one,
       // so a provider that fails in this round is not tried a second time in it.
       let deferred: ModelTarget[] | undefined;

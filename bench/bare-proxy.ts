@@ -13,7 +13,7 @@ const KEEP = ['content-type', 'content-length', 'cache-control'];
 
 export function startBareProxy(origin: string, port = 0): Promise<{ port: number; close(): Promise<void> }> {
   // Same settings as src/providers/http.ts PoolRegistry, so the comparison is about the gateway, not the pool.
-  const pool = new Pool(origin, { connections: 128, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+  const pool = new Pool(origin, { connections: null, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
   const server = createServer({ keepAliveTimeout: 72_000 }, (req, res) => {
     const headers: Record<string, string> = {};
     for (const name of ['content-type', 'content-length', 'authorization']) {
@@ -41,7 +41,8 @@ export function startBareProxy(origin: string, port = 0): Promise<{ port: number
     );
   });
   return new Promise((resolve) => {
-    server.listen(port, '127.0.0.1', () => {
+    // Hapax's listen backlog (src/server/start.ts), so bursts of connections meet the same queue.
+    server.listen({ port, host: '127.0.0.1', backlog: 4096 }, () => {
       resolve({
         port: (server.address() as { port: number }).port,
         close: async () => {

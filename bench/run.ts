@@ -16,7 +16,10 @@
  *        --out DIR (default bench/results),
  *        --hapax-dir DIR (run another checkout's build, e.g. a snapshot of an older commit, default this one),
  *        --node-flags "..." (extra node flags for the gateway, e.g. V8 heap settings),
- *        --portkey DIR (also measure @portkey-ai/gateway installed in DIR; PORTKEY_NODE picks its node).
+ *        --portkey DIR (also measure @portkey-ai/gateway installed in DIR; PORTKEY_NODE picks its node),
+ *        --scale 1000,5000,10000 (the scale scenario's stream counts, scale.ts; 0 skips it),
+ *        --scale-chunks N (default 10), --scale-gap MS (default 300): the slow upstream's streams,
+ *        --only-scale (just the scale scenario; writes latest-scale.json and latest-scale.md).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -28,6 +31,7 @@ import { request } from 'undici';
 import { API_KEY, freePort, nextMessage, NODE, quantile, REPO, rss, shebang, sleep, stopChild } from './lib.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 import { compareMarkdown, profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
+import { runScaleScenario, scaleMarkdown, scaleTargets, type ScaleReport } from './scale.ts';
 
 const CHAT_PATH = '/v1/chat/completions';
 /** hapax-bench.yaml's route to the same upstream with `lossless: false`: the translated lane's rows. */
@@ -50,6 +54,10 @@ const { values: args } = parseArgs({
     'hapax-dir': { type: 'string' },
     'node-flags': { type: 'string', default: '' },
     portkey: { type: 'string' },
+    scale: { type: 'string', default: '1000,5000,10000' },
+    'scale-chunks': { type: 'string', default: '10' },
+    'scale-gap': { type: 'string', default: '300' },
+    'only-scale': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -555,6 +563,7 @@ function markdown(report: Report): string {
         `Live heap after a full GC ${s.heapStartMB} → ${s.heapEndMB} MB (${s.heapGrowthPct}%); sampled heap trend ${s.heapSlopeMBPerMin} MB/min; RSS ${s.rssStartMB} → ${s.rssEndMB} MB (${s.rssGrowthPct}%).`,
     );
   }
+  if (report.scale) lines.push('', scaleMarkdown(report.scale));
   for (const p of report.profile ?? []) {
     lines.push('', `## CPU profile: ${p.mode}, 10 connections (${p.rps} req/s under the profiler; measured window only)`, '');
     if (p.bare) lines.push(compareMarkdown(p.summary, p.requests, p.bare.summary, p.bare.requests), '');
@@ -586,6 +595,7 @@ interface Report {
   coldStart: { runsMs: number[]; medianMs: number | null };
   soak?: SoakResult;
   profile?: ProfileResult[];
+  scale?: ScaleReport;
 }
 
 // ---------- main ----------
@@ -601,6 +611,23 @@ function gitCommit(): string {
   }
 }
 
+const scaleCounts = args.scale === '0' ? [] : args.scale.split(',').map(Number);
+
+/** The scale scenario on gateways of its own (scale.ts). */
+function scale(logFile: string): Promise<ScaleReport> {
+  log(`scale: ${scaleCounts.join(', ')} concurrent streams of ${args['scale-chunks']} chunks ${args['scale-gap']} ms apart`);
+  return runScaleScenario({
+    counts: scaleCounts,
+    chunks: Number(args['scale-chunks']),
+    gapMs: Number(args['scale-gap']),
+    apiKey: API_KEY,
+    path: CHAT_PATH,
+    startGateway: (upstreamPort) => startHapax(upstreamPort, logFile),
+    track,
+    log,
+  });
+}
+
 async function main(): Promise<void> {
   if (!existsSync(join(HAPAX_DIR, 'dist/cli.js'))) throw new Error(`${HAPAX_DIR}/dist is missing: run \`npm run build\` first (npm run bench does)`);
   const newestSrc = Math.max(...readdirSync(join(HAPAX_DIR, 'src'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => statSync(join(e.parentPath, e.name)).mtimeMs));
@@ -609,6 +636,27 @@ async function main(): Promise<void> {
   const loadAverageStart = loadavg().map((v) => round(v, 2) as number);
   const logFile = args.log ?? join(tmpdir(), `hapax-bench-${process.pid}.log`);
   const ownLog = !args.log;
+  if (args['only-scale']) {
+    const report = { date: new Date().toISOString(), machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGB: Math.round(totalmem() / 1024 ** 3) }, node: process.version, commit: gitCommit(), scale: await scale(logFile) };
+    mkdirSync(args.out, { recursive: true });
+    writeFileSync(join(args.out, 'latest-scale.json'), `${JSON.stringify(report, null, 2)}\n`);
+    const targets = scaleTargets(report.scale);
+    const md = [
+      `# Hapax scale scenario — ${report.date}`,
+      '',
+      `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGB} GB, Node ${report.node}. Hapax ${report.commit}.`,
+      '',
+      '| target | goal | measured | |',
+      '| --- | --- | --- | --- |',
+      ...targets.map((t) => `| ${t.name} | ${t.goal} | ${t.measured} | ${t.pass == null ? '–' : t.pass ? 'pass' : 'FAIL'} |`),
+      '',
+      scaleMarkdown(report.scale),
+    ].join('\n');
+    writeFileSync(join(args.out, 'latest-scale.md'), md);
+    process.stdout.write(md);
+    if (ownLog) rmSync(logFile, { force: true });
+    return;
+  }
   log(`hapax bench: ${durationS} s per scenario + ${warmupS} s warm-up; connections ${connectionCounts.join(',')}; ${modes.join(',')}; log → ${logFile}; gateway launched as: ${launchLine(GATEWAY_ENV, GATEWAY_FLAGS)}`);
 
   const upstream = await forkReady('upstream.ts');
@@ -695,6 +743,8 @@ async function main(): Promise<void> {
     log(`soak: live heap ${soakResult.heapStartMB} → ${soakResult.heapEndMB} MB (${soakResult.heapGrowthPct}%), rss ${soakResult.rssStartMB} → ${soakResult.rssEndMB} MB`);
   }
 
+  const scaleResult = scaleCounts.length > 0 ? await scale(logFile) : undefined;
+
   let profile: Report['profile'];
   if (args.profile) {
     log('profile: --cpu-prof runs at 10 connections');
@@ -717,12 +767,13 @@ async function main(): Promise<void> {
       loadAverageStart,
       loadAverageEnd: loadavg().map((v) => round(v, 2) as number),
     },
-    targets: evaluate(scenarios, peakRssMB.hapax, coldMedian, soakResult),
+    targets: [...evaluate(scenarios, peakRssMB.hapax, coldMedian, soakResult), ...scaleTargets(scaleResult)],
     scenarios,
     peakRssMB,
     coldStart: { runsMs: coldRuns, medianMs: coldMedian },
     soak: soakResult,
     profile,
+    scale: scaleResult,
   };
   mkdirSync(args.out, { recursive: true });
   writeFileSync(join(args.out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -4,9 +4,13 @@
  * one chunk per event-loop turn so a proxy sees separate reads. GET /v1/models answers the health probe.
  * Everything is prebuilt: the upstream's own cost per request is a body read and a write or eleven.
  *
+ * `--chunks N --gap MS` makes it a slow model for the scale scenario (scale.ts): every stream is N content chunks
+ * MS apart (the first at once), then the finish and [DONE], like a real completion of N tokens.
+ *
  * Started by run.ts with fork(); reports { ready: port } over IPC.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { parseArgs } from 'node:util';
 
 const CREATED = 1_700_000_000;
 const MODEL = 'gpt-4o-mini';
@@ -61,6 +65,25 @@ function sendStream(res: ServerResponse): void {
   next();
 }
 
+/** A slow stream: `chunks` content chunks `gapMs` apart, then the finish chunk and [DONE]. */
+function sendSlowStream(res: ServerResponse, chunks: number, gapMs: number): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  let i = 0;
+  const next = () => {
+    if (res.destroyed) return;
+    if (i === chunks) {
+      res.end(Buffer.concat([STREAM_CHUNKS[STREAM_CHUNKS.length - 2], STREAM_CHUNKS[STREAM_CHUNKS.length - 1]]));
+      return;
+    }
+    res.write(STREAM_CHUNKS[Math.min(i, STREAM_CHUNKS.length - 3)]);
+    i++;
+    setTimeout(next, gapMs);
+  };
+  next();
+}
+
+let slow: { chunks: number; gapMs: number } | undefined;
+
 function handle(req: IncomingMessage, res: ServerResponse): void {
   if (req.method === 'GET' && req.url?.endsWith('/models')) {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': MODELS.length });
@@ -77,7 +100,8 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     }
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
     if (body.includes(STREAM_MARK)) {
-      sendStream(res);
+      if (slow) sendSlowStream(res, slow.chunks, slow.gapMs);
+      else sendStream(res);
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': COMPLETION.length });
@@ -87,6 +111,8 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
 
 const isMain = process.argv[1] && import.meta.filename === process.argv[1];
 if (isMain) {
+  const { values } = parseArgs({ options: { chunks: { type: 'string' }, gap: { type: 'string' } } });
+  if (values.chunks) slow = { chunks: Number(values.chunks), gapMs: Number(values.gap ?? 300) };
   const server = createServer({ keepAliveTimeout: 120_000 }, handle);
   // Connections opened so far: run.ts reports them per scenario, to show whether a proxy reuses its pool.
   let connections = 0;
@@ -94,7 +120,8 @@ if (isMain) {
   process.on('message', (message: { stats?: boolean }) => {
     if (message.stats) process.send?.({ stats: { connections } });
   });
-  server.listen(0, '127.0.0.1', () => {
+  // A backlog for the scale scenario's bursts of thousands of connections (Node's default, 511, resets some).
+  server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
     const { port } = server.address() as { port: number };
     process.send?.({ ready: port });
   });

@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
+import { PoolRegistry, UpstreamClient } from '../src/providers/http.ts';
 import { ensureSelfSigned } from '../src/server/tls.ts';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
@@ -27,7 +28,7 @@ async function streamText(client: OpenAI, text: string): Promise<string> {
 
 describe('no connection cap by default', () => {
   const STREAMS = 300; // more than the 128 connections per origin the gateway used to allow
-  const setup = useStarted({ upstream: () => startFakeOpenAI({ name: 'slow', reply: (text) => `${text} and five more words here` }) }).and({
+  const setup = useStarted({ upstream: () => startFakeOpenAI({ name: 'slow' }) }).and({
     gateway: ({ upstream }) =>
       startTestGateway(`
 providers:
@@ -38,25 +39,18 @@ dedup: {enabled: false}
 
   it(`has all ${STREAMS} streams in flight upstream at once, none queued for a connection`, async () => {
     setup.upstream.reset();
-    // Every stream waits upstream until the test has seen them all there (no timing to race on a slow machine).
-    setup.upstream.fault = { kind: 'hang' };
+    // Each stream holds its first chunk until all are in flight upstream: a cap below STREAMS would stall them.
+    setup.upstream.fault = { kind: 'holdUntil', inFlight: STREAMS, timeoutMs: 20_000 };
     const client = openai(setup.gateway.url);
-    const controller = new AbortController();
-    const streams = Array.from({ length: STREAMS }, (_, i) =>
-      client.chat.completions.create({ model: '', stream: true, messages: [{ role: 'user', content: `stream ${i}` }] }, { signal: controller.signal }).catch(() => undefined),
-    );
-    try {
-      await expect.poll(() => setup.upstream.inFlight, { timeout: 15_000, interval: 50 }).toBe(STREAMS);
-      const metrics = await scrape(`${setup.gateway.url}/metrics`);
-      expect(valueOf(metrics, 'hapax_upstream_queued_requests', { provider: 'slow' })).toBe(0);
-      expect(valueOf(metrics, 'hapax_upstream_connections', { provider: 'slow' })).toBeGreaterThanOrEqual(1);
-    } finally {
-      controller.abort();
-      await Promise.all(streams);
-    }
-    // The clients left: the gateway aborted every upstream request.
-    await expect.poll(() => setup.upstream.inFlight, { timeout: 10_000 }).toBe(0);
-  }, 30_000);
+    const started = Date.now();
+    const texts = await Promise.all(Array.from({ length: STREAMS }, (_, i) => streamText(client, `stream ${i}`)));
+    expect(texts.every((t, i) => t.includes(`stream ${i}`))).toBe(true);
+    expect(setup.upstream.peakInFlight).toBe(STREAMS);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    const metrics = await scrape(`${setup.gateway.url}/metrics`);
+    expect(valueOf(metrics, 'hapax_upstream_queued_requests', { provider: 'slow' })).toBe(0);
+    expect(valueOf(metrics, 'hapax_upstream_connections', { provider: 'slow' })).toBeGreaterThanOrEqual(STREAMS * 0.9);
+  });
 });
 
 describe('max_connections caps a provider, and the wait is visible', () => {
@@ -133,5 +127,20 @@ dedup: {enabled: false}
     const chats = setup.h1.requests.filter((r) => r.path === '/v1/chat/completions');
     expect(chats).toHaveLength(3);
     expect(chats.every((r) => r.httpVersion === '1.1')).toBe(true);
+  });
+});
+
+describe('the first connection to a cold HTTP/2 origin', () => {
+  it('lets the requests waiting behind it go when it never reached a connection', async () => {
+    const pools = new PoolRegistry();
+    // Nobody listens there: every real attempt fails to connect.
+    const client = new UpstreamClient({ provider: 'cold', baseUrl: 'https://127.0.0.1:9/v1', pools, headers: {}, timeoutMs: 5000 });
+    const gone = new AbortController();
+    gone.abort();
+    const first = client.send({ method: 'POST', path: '/chat/completions', body: {}, signal: gone.signal });
+    const second = client.send({ method: 'POST', path: '/chat/completions', body: {}, signal: new AbortController().signal });
+    await expect(first).rejects.toMatchObject({ kind: 'aborted' });
+    await expect(second).rejects.toMatchObject({ kind: 'connect' });
+    await pools.close();
   });
 });

@@ -271,6 +271,8 @@ const route = z.strictObject({
   first_token_timeout: duration.optional(),
   /** Overrides each provider's stream_idle_timeout on this route. */
   stream_idle_timeout: duration.optional(),
+  /** Streams: no first event from the first candidate within this, start the next one too; the first to answer wins. Off unless set. */
+  hedge_after: duration.optional(),
   max_body_size: z.number().int().positive().optional(),
   provider_preference: providerPreference.optional(),
   load_balancing: loadBalancing.optional(),

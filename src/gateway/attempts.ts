@@ -38,6 +38,8 @@ export interface DispatchContext extends AttemptContext {
   trail?: AttemptRecord[];
   /** Streams: the route's first_token_timeout, over each provider's. */
   firstTokenTimeoutMs?: number;
+  /** Streams: the route's hedge_after (undefined: no hedging). */
+  hedgeAfterMs?: number;
 }
 
 /** One upstream attempt: which target, when (performance.now()), how long, and how it failed. */

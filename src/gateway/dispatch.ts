@@ -4,7 +4,8 @@
  *
  *   answer-cache.ts   answered from the cache, kept in it (whole answers, and streams once ended cleanly)
  *   dedup-flights.ts  identical requests in flight share one upstream call; the flight key
- *   failover.ts       the walk: order, breakers, rate limits, retries and rounds, one attempt at a time
+ *   failover.ts       the walk: order, breakers, rate limits, retries and rounds, one attempt at a time (the
+ *                     first one hedged with the next candidate when the route has hedge_after)
  *   stream-open.ts    a stream's attempt (a success at its first event, first_token_timeout) and its lifetime
  *   settlement.ts     every attempt settled exactly once (breaker, health, slot, metrics), streams at their end
  *   client-errors.ts  what the client is told when nothing answered
@@ -93,7 +94,8 @@ export class Dispatcher {
   }
 
   private async openStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
-    const opened = await this.walk.run(candidates, ctx, openingAttempt(request, ctx, this.metrics, (target) => this.walk.stateOf(target)));
+    const hedge = ctx.hedgeAfterMs === undefined ? undefined : { afterMs: ctx.hedgeAfterMs, discard: closeStream };
+    const opened = await this.walk.run(candidates, ctx, openingAttempt(request, ctx, this.metrics, (target) => this.walk.stateOf(target)), hedge);
     return cacheKey === undefined ? opened : (this.cache as AnswerCache).keptAtEnd(opened, cacheKey);
   }
 
@@ -112,4 +114,9 @@ export class Dispatcher {
   call<T>(candidates: readonly ModelTarget[], ctx: DispatchContext, call: (adapter: ProviderAdapter, target: ModelTarget, ctx: AttemptContext) => Promise<T>): Promise<DispatchResult<T>> {
     return this.walk.run(candidates, ctx, wholeAnswer(call));
   }
+}
+
+/** A stream that lost a hedge after opening: closed, which aborts its upstream request and settles its attempt. */
+function closeStream(stream: OpenStream): void {
+  void stream.rest.return?.();
 }

@@ -23,6 +23,18 @@ import type { BalanceStats } from './load-balancer.ts';
 import type { ProviderState } from './provider-state.ts';
 import { asUpstream, settlementOf } from './settlement.ts';
 
+/**
+ * A hedge for one request (`hedge_after`): when the first attempt has not answered within `afterMs` (for a
+ * stream: no first event), the next candidate is started too; the first to answer wins and the other is
+ * cancelled. `discard` closes an answer that lost the race after all (both arrived together).
+ */
+export interface Hedge<T> {
+  afterMs: number;
+  discard(value: T): void;
+}
+
+type Outcome<T> = { value: T } | undefined;
+
 /** One turn of the walk: a target, its state, the breaker's permit, the failure before it, and the round. */
 interface Turn {
   target: ModelTarget;
@@ -54,7 +66,7 @@ export class FailoverWalk {
   }
 
   /** Walks `candidates` with `attempt` until one answers; throws the error the client should see when none does. */
-  async run<T>(candidates: readonly ModelTarget[], ctx: DispatchContext, attempt: Attempt<T>): Promise<DispatchResult<T>> {
+  async run<T>(candidates: readonly ModelTarget[], ctx: DispatchContext, attempt: Attempt<T>, hedge?: Hedge<T>): Promise<DispatchResult<T>> {
     if (ctx.signal.aborted) throw stoppedBy(ctx.signal, []);
     // What the client named comes first; balanced tiers are ordered once per request, not once per round.
     const explicit = (candidates as Candidates).explicit ?? 0;
@@ -67,9 +79,9 @@ export class FailoverWalk {
     let skippedOpen = false;
 
     /** One attempt under a permit. A value ends the walk; an error the client must see is thrown. */
-    const attemptWith = async (target: ModelTarget, state: ProviderState, permit: BreakerPermit, round: number): Promise<{ value: T } | undefined> => {
+    const attemptWith = async (target: ModelTarget, state: ProviderState, permit: BreakerPermit, round: number, c: DispatchContext = ctx): Promise<{ value: T } | undefined> => {
       attempts++;
-      const outcome = await this.tryOne({ target, state, permit, previous: failures.at(-1), round }, ctx, attempt);
+      const outcome = await this.tryOne({ target, state, permit, previous: failures.at(-1), round }, c, attempt);
       if ('value' in outcome) return outcome;
       failures.push(outcome.error);
       // The deadline passed or the client left: start nothing new, not even on another provider.
@@ -78,7 +90,7 @@ export class FailoverWalk {
       if (outcome.error.kind === 'auth') (refused ??= new Set()).add(target.provider);
       return undefined;
     };
-    const visit = (target: ModelTarget, round: number): Promise<{ value: T } | undefined> | undefined => {
+    const visit = (target: ModelTarget, round: number, c: DispatchContext = ctx): Promise<{ value: T } | undefined> | undefined => {
       const state = this.stateOf(target);
       if (!this.eligible(state, round, refused)) return undefined;
       const permit = state.breaker.tryAcquire();
@@ -87,13 +99,34 @@ export class FailoverWalk {
         return undefined;
       }
       tried++;
-      return attemptWith(target, state, permit, round);
+      return attemptWith(target, state, permit, round, c);
+    };
+
+    // At most one hedge per request, on its first attempt; the candidate it starts is not visited again this round.
+    let hedgeLeft = hedge !== undefined;
+    let hedgedTarget: ModelTarget | undefined;
+    /** Visits list[i]; the request's first attempt may be hedged with the next candidate that can take it. */
+    const step = async (list: readonly ModelTarget[], i: number, round: number): Promise<{ value: T; target: ModelTarget } | undefined> => {
+      const target = list[i];
+      if (target === hedgedTarget) return undefined;
+      if (!hedgeLeft) {
+        const done = await visit(target, round);
+        return done && { value: done.value, target };
+      }
+      const own = new AbortController();
+      const first = visit(target, round, { ...ctx, signal: AbortSignal.any([ctx.signal, own.signal]) });
+      if (!first) return undefined;
+      hedgeLeft = false;
+      const won = await this.hedged(first, own, target, list.slice(i + 1), round, hedge as Hedge<T>, ctx, (next, r, c) => visit(next, r, c));
+      if (won?.hedgedTarget) hedgedTarget = won.hedgedTarget;
+      return won?.value === undefined ? undefined : { value: won.value.value, target: won.target };
     };
 
     // Rounds go on while some candidate's own `retry` (provider over global) allows another one.
     for (let round = 0; ; round++) {
       tried = 0;
       skippedOpen = false;
+      hedgedTarget = undefined;
       // Unhealthy providers wait until the rest have had their turn. Decided as the walk reaches each one,
       // so a provider that fails in this round is not tried a second time in it.
       let deferred: ModelTarget[] | undefined;
@@ -103,12 +136,12 @@ export class FailoverWalk {
           (deferred ??= []).push(target);
           continue;
         }
-        const done = await visit(target, round);
-        if (done) return { value: done.value, target, attempts };
+        const done = await step(ordered, i, round);
+        if (done) return { value: done.value, target: done.target, attempts };
       }
-      for (const target of deferred ?? []) {
-        const done = await visit(target, round);
-        if (done) return { value: done.value, target, attempts };
+      for (let i = 0; i < (deferred?.length ?? 0); i++) {
+        const done = await step(deferred as ModelTarget[], i, round);
+        if (done) return { value: done.value, target: done.target, attempts };
       }
       if (tried === 0 && skippedOpen && round === 0) {
         // Every breaker is open: one early trial on the provider that would half-open soonest.
@@ -131,6 +164,66 @@ export class FailoverWalk {
     }
     if (failures.length === 0) throw unavailable(candidates, this.states);
     throw clientFacingError(failures);
+  }
+
+  /**
+   * The first attempt, and after `hedge.afterMs` without an answer a second one on the next candidate that can
+   * take it: the first answer wins, the other attempt is aborted (its slot and permit freed through its
+   * settlement) or, if it answered too, discarded. A failure of one leaves the other to finish.
+   */
+  private async hedged<T>(
+    first: Promise<Outcome<T>>,
+    firstAbort: AbortController,
+    firstTarget: ModelTarget,
+    rest: readonly ModelTarget[],
+    round: number,
+    hedge: Hedge<T>,
+    ctx: DispatchContext,
+    visit: (target: ModelTarget, round: number, c: DispatchContext) => Promise<Outcome<T>> | undefined,
+  ): Promise<{ value: Outcome<T>; target: ModelTarget; hedgedTarget?: ModelTarget } | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, hedge.afterMs, 'late')));
+    const early = await Promise.race([first, late]).finally(() => clearTimeout(timer));
+    if (early !== 'late') return { value: early, target: firstTarget };
+
+    const secondAbort = new AbortController();
+    let second: Promise<Outcome<T>> | undefined;
+    let secondTarget: ModelTarget | undefined;
+    for (const target of rest) {
+      second = visit(target, round, { ...ctx, signal: AbortSignal.any([ctx.signal, secondAbort.signal]) });
+      if (second) {
+        secondTarget = target;
+        break;
+      }
+    }
+    if (!second || !secondTarget) return { value: await first, target: firstTarget };
+    const provider = secondTarget.provider;
+    type Tagged = { outcome?: Outcome<T>; error?: unknown; which: 0 | 1 };
+    const tag = (p: Promise<Outcome<T>>, which: 0 | 1): Promise<Tagged> => p.then((outcome) => ({ outcome, which }), (error: unknown) => ({ error, which }));
+    const racers = [tag(first, 0), tag(second, 1)];
+    const aborts = [firstAbort, secondAbort];
+    const targets = [firstTarget, secondTarget];
+    const settled = await Promise.race(racers);
+    const other = racers[1 - settled.which];
+    const cancelOther = () => {
+      aborts[1 - settled.which].abort(new Error('hedge lost'));
+      void other.then((late) => late.outcome && hedge.discard(late.outcome.value));
+    };
+    if (settled.error !== undefined) {
+      cancelOther();
+      this.metrics.hedges.inc({ provider, winner: 'neither' });
+      throw settled.error;
+    }
+    if (settled.outcome) {
+      cancelOther();
+      this.metrics.hedges.inc({ provider, winner: settled.which === 1 ? 'hedge' : 'first' });
+      return { value: settled.outcome, target: targets[settled.which], hedgedTarget: secondTarget };
+    }
+    // The one that settled failed: the other may still answer.
+    const last = await other;
+    this.metrics.hedges.inc({ provider, winner: last.outcome ? (last.which === 1 ? 'hedge' : 'first') : 'neither' });
+    if (last.error !== undefined) throw last.error;
+    return { value: last.outcome, target: targets[last.which], hedgedTarget: secondTarget };
   }
 
   /** Candidates with each balanced tier in this request's order; the same array when nothing is balanced. */

@@ -36,6 +36,8 @@ export interface RouteSpec {
   /** Stall limits of this route's streams, over the providers' own (undefined: the provider's). */
   firstTokenTimeoutMs?: number;
   streamIdleTimeoutMs?: number;
+  /** Streams: hedge the first attempt after this long without a first event (hedge_after); undefined: never. */
+  hedgeAfterMs?: number;
   maxBodySize: number;
   /** The providers this route can send to, in preference order: its pinned one, else its policy's. */
   providers: readonly string[];
@@ -270,6 +272,7 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog, declared: Route
       timeoutMs: route.timeout ?? config.server.request_timeout,
       firstTokenTimeoutMs: route.first_token_timeout,
       streamIdleTimeoutMs: route.stream_idle_timeout,
+      hedgeAfterMs: route.hedge_after,
       maxBodySize: route.max_body_size ?? config.server.max_body_size,
       providers: pinnedModel ? [pinnedModel.slice(0, pinnedModel.indexOf('/'))] : routing.names,
       routing,

@@ -143,6 +143,12 @@ export class Metrics {
     labelNames: ['provider'] as const,
     registers: [this.registry],
   });
+  readonly hedges = new Counter({
+    name: 'hapax_hedges_total',
+    help: "Hedged requests (hedge_after): a second candidate started because the first had not answered in time, by that second candidate and which attempt won (first, hedge or neither)",
+    labelNames: ['provider', 'winner'] as const,
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({
     name: 'hapax_queue_depth',
     help: 'Requests waiting for a provider concurrency slot',

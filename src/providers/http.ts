@@ -129,6 +129,14 @@ class FirstConnection {
     this.wake = this.waiting = undefined;
   }
 
+  /**
+   * A request ended or failed. While others wait, only the one that went ahead can be running: if it never
+   * reached a connection (aborted before it was sent, say), they must not wait for one.
+   */
+  settled(): void {
+    if (this.waiting) this.settle(this.connected);
+  }
+
   /** Resolves at once when the pool is warm or this caller is the one to connect; else when that connection is made. */
   ready(): Promise<void> | undefined {
     if (this.connected) return undefined;
@@ -230,6 +238,8 @@ export class UpstreamClient {
       response = await openBody(this.pool, this.options(req, req.idleTimeoutMs ?? this.streamIdleTimeoutMs), req.signal);
     } catch (error) {
       throw this.transportError(error, req.signal);
+    } finally {
+      this.firstConnection?.settled();
     }
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     const chunks: Buffer[] = [];
@@ -250,6 +260,8 @@ export class UpstreamClient {
       response = await collect(this.pool, this.options(req), req.signal);
     } catch (error) {
       throw this.transportError(error, req.signal);
+    } finally {
+      this.firstConnection?.settled();
     }
     const text = response.body.toString('utf8');
     if (response.statusCode < 200 || response.statusCode >= 300) throw this.statusError(response.statusCode, response.headers, text);

@@ -83,6 +83,7 @@ export function attemptContext(request: FastifyRequest): DispatchContext {
     deadlineAt: state.startedAt + (state.route?.timeoutMs ?? state.runtime.config.server.request_timeout),
     firstTokenTimeoutMs: state.route?.firstTokenTimeoutMs,
     streamIdleTimeoutMs: state.route?.streamIdleTimeoutMs,
+    hedgeAfterMs: state.route?.hedgeAfterMs,
     // `Cache-Control: no-cache` asks for a fresh answer: no sharing, no cache.
     dedup: (state.route?.dedup ?? false) && !fresh,
     cache: !fresh,

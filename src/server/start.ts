@@ -17,6 +17,7 @@ import { Reloader, restartOnlyValues, type ReloadOutcome, type ReloadTrigger } f
 import { ROUTE_DECLARATIONS } from './client-apis.ts';
 import { registerOpsRoutes, type Lifecycle } from './routes/ops.ts';
 import { drainServer, type DrainResult } from './shutdown.ts';
+import { openFilesLimit, openFilesWarning } from './os-limits.ts';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -56,6 +57,12 @@ export interface StartOptions {
   onAdminReload?: (outcome: ReloadOutcome) => void;
 }
 
+/**
+ * Connections waiting to be accepted, at most. Node's 511 resets clients when thousands connect at once (a
+ * fleet of agents starting, a balancer failing over); Linux caps it at net.core.somaxconn (4096 by default).
+ */
+const LISTEN_BACKLOG = 4096;
+
 export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const { config } = opts.loaded;
   const base = createLogger(config.logging, opts.logDestination);
@@ -90,12 +97,15 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   });
   const host = opts.host ?? config.server.host;
   try {
-    await app.listen({ port: opts.port ?? config.server.port, host });
+    await app.listen({ port: opts.port ?? config.server.port, host, backlog: LISTEN_BACKLOG });
     await listenHttp3(app, config.server, host);
   } catch (error) {
     await holder.current.close();
     throw error;
   }
+  const openFiles = openFilesLimit();
+  const lowFiles = openFilesWarning(openFiles);
+  if (lowFiles) logger.warn({ open_files_limit: openFiles }, lowFiles);
   // Request lines are batched; the lines that say the server is up go out now.
   base.flush();
   if (opts.configFile && opts.watch !== false) await reloader.watch();

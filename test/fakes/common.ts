@@ -23,7 +23,14 @@ export type Fault =
   | { kind: 'cut'; afterChunks: number }
   | { kind: 'slowStream'; chunkDelayMs: number }
   /** a stream whose headers go out at once and whose first chunk only after ms (a model slow to start) */
-  | { kind: 'slowFirst'; ms: number };
+  | { kind: 'slowFirst'; ms: number }
+  /**
+   * a stream whose first chunk waits until this many requests are in flight at once (or timeoutMs has passed):
+   * a barrier that only opens if a client can really have them all open together
+   */
+  | { kind: 'holdUntil'; inFlight: number; timeoutMs: number }
+  /** an error answer with this status (the provider's own error body), after ms */
+  | { kind: 'failAfter'; ms: number; status: number };
 
 export interface RecordedRequest {
   method: string;
@@ -170,6 +177,14 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
     },
   };
 
+  /** Streams held by a 'holdUntil' fault, each released once peakInFlight reaches its count. */
+  let held: Array<{ count: number; release: () => void }> = [];
+  const holdUntil = (count: number, timeoutMs: number) =>
+    new Promise<void>((resolve) => {
+      if (provider.peakInFlight >= count) return resolve();
+      const timer = setTimeout(resolve, timeoutMs);
+      held.push({ count, release: () => (clearTimeout(timer), resolve()) });
+    });
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     void handleRequest(req, res);
   };
@@ -186,7 +201,14 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
 
   async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse) {
     provider.inFlight++;
-    if (provider.inFlight > provider.peakInFlight) provider.peakInFlight = provider.inFlight;
+    if (provider.inFlight > provider.peakInFlight) {
+      provider.peakInFlight = provider.inFlight;
+      if (held.length > 0) {
+        const ready = held.filter((h) => h.count <= provider.peakInFlight);
+        held = held.filter((h) => h.count > provider.peakInFlight);
+        for (const h of ready) h.release();
+      }
+    }
     const h2 = req.httpVersionMajor === 2;
     let closed = false;
     let selfDestroyed = false;
@@ -288,6 +310,7 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
           }
           if (fault?.kind === 'slowStream' && i > 0 && !(await sleep(fault.chunkDelayMs))) return;
           if (fault?.kind === 'slowFirst' && i === 0 && !(await sleep(fault.ms))) return;
+          if (fault?.kind === 'holdUntil' && i === 0) await holdUntil(fault.inFlight, fault.timeoutMs);
           if (closed) return;
           await write(chunks[i]);
         }
@@ -315,8 +338,12 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
           case 'delay':
             if (!(await sleep(fault.ms))) return;
             break;
+          case 'failAfter':
+            if (!(await sleep(fault.ms))) return;
+            await ctx.json(fault.status, spec.errorBody(fault.status));
+            return;
           default:
-            break; // 'cut', 'slowStream' and 'slowFirst' are applied while writing
+            break; // 'cut', 'slowStream', 'slowFirst' and 'holdUntil' are applied while writing
         }
       }
       await spec.handle(ctx);

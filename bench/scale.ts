@@ -1,0 +1,263 @@
+/**
+ * The scale scenario: streams as real models send them (N chunks, gap ms apart), thousands at once. For each
+ * count, the same burst goes to the slow upstream directly, through the bare proxy, and through Hapax, back to
+ * back: wall time for the whole burst, time to first token (added over direct, p50 and p99), the proxy's peak
+ * RSS and RSS per open stream (over its RSS just before the burst), Hapax's event-loop delay (its
+ * nodejs_eventloop_lag_* metrics over the burst) and whether any request waited for an upstream connection
+ * (hapax_upstream_queued_requests, sampled), and errors.
+ *
+ * Every process needs a file descriptor per open connection (Hapax two per stream: the client's and the
+ * upstream's); run.ts checks the limit first (`ulimit -n`, see docs/operations.md).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { NODE, REPO, nextMessage, sleep, stopChild } from './lib.ts';
+import type { ScaleLoadResult, ScaleSpec } from './scale-load.ts';
+
+const MB = 1024 * 1024;
+const round = (n: number | null | undefined, digits = 1) => (n == null || !Number.isFinite(n) ? null : Math.round(n * 10 ** digits) / 10 ** digits);
+
+export interface ScaleTarget {
+  wallMs: number | null;
+  ttftP50: number | null;
+  ttftP99: number | null;
+  errors: number;
+  incomplete: number;
+  errorSamples: string[];
+  rssBaselineMB: number | null;
+  rssPeakMB: number | null;
+  /** (peak − baseline) / streams, in KB. */
+  rssPerStreamKB: number | null;
+}
+
+export interface ScaleRow {
+  streams: number;
+  results: Record<string, ScaleTarget>;
+  /** Hapax against direct: wall time ratio, TTFT added (ms). */
+  hapax: { wallVsDirect: number | null; ttftAddedP50: number | null; ttftAddedP99: number | null; rssPerStreamVsBare: number | null };
+  /** Hapax's event-loop delay during the burst (ms), from its /metrics: the worst 250 ms window's p50, p99 and max. */
+  eventLoop: { p50: number | null; p99: number | null; max: number | null };
+  /** The most requests seen waiting for an upstream connection while the burst ran (sampled every 250 ms). */
+  upstreamQueuedMax: number;
+}
+
+export interface ScaleReport {
+  chunks: number;
+  gapMs: number;
+  /** The open-files limit the gateway ran with. */
+  gatewayFileLimit: number | null;
+  rows: ScaleRow[];
+}
+
+export interface ScaleOptions {
+  counts: number[];
+  chunks: number;
+  gapMs: number;
+  apiKey: string;
+  path: string;
+  /** Starts a gateway against the upstream on this port; run.ts's own starter. */
+  startGateway(upstreamPort: number): Promise<{ child: ChildProcess; pid: number; port: number }>;
+  track<T extends ChildProcess>(child: T): T;
+  log(line: string): void;
+}
+
+async function forkReady(file: string, argv: string[], track: ScaleOptions['track']): Promise<{ child: ChildProcess; port: number }> {
+  const child = track(fork(join(REPO, 'bench', file), argv, { execPath: NODE, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const { ready } = await nextMessage<{ ready: number }>(child, (m) => typeof m === 'object' && m !== null && 'ready' in m);
+  return { child, port: ready };
+}
+
+async function metricsText(port: number): Promise<string> {
+  try {
+    const res = await request(`http://127.0.0.1:${port}/metrics`);
+    return await res.body.text();
+  } catch {
+    return '';
+  }
+}
+
+function metric(text: string, name: string): number | null {
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)`, 'm').exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+/** The largest value of any series of `name`. */
+function maxOf(text: string, name: string): number {
+  let max = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)`, 'gm'))) max = Math.max(max, Number(match[1]));
+  return max;
+}
+
+function fileLimit(pid: number): number | null {
+  try {
+    const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    return line ? Number(line.split(/\s+/)[3]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function runScaleScenario(opts: ScaleOptions): Promise<ScaleReport> {
+  const upstream = await forkReady('upstream.ts', ['--chunks', String(opts.chunks), '--gap', String(opts.gapMs)], opts.track);
+  const bare = await forkReady('bare-proxy.ts', [`http://127.0.0.1:${upstream.port}`], opts.track);
+  const gateway = await opts.startGateway(upstream.port);
+  const client = opts.track(fork(join(REPO, 'bench/scale-load.ts'), [], { execPath: NODE, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  await nextMessage(client, (m) => typeof m === 'object' && m !== null && 'ready' in m);
+  const burst = async (spec: ScaleSpec): Promise<ScaleLoadResult> => {
+    const answer = nextMessage<{ result?: ScaleLoadResult; error?: string }>(client, (m) => typeof m === 'object' && m !== null && ('result' in m || 'error' in m), 600_000);
+    client.send({ run: spec });
+    const { result, error } = await answer;
+    if (error || !result) throw new Error(`scale client failed: ${error}`);
+    return result;
+  };
+  const gatewayFileLimit = fileLimit(gateway.pid);
+  const biggest = Math.max(...opts.counts);
+  if (gatewayFileLimit !== null && gatewayFileLimit < 2 * biggest + 200) {
+    opts.log(`warning: the gateway may open ${biggest * 2} connections but its open-files limit is ${gatewayFileLimit}: raise it (ulimit -n) or expect EMFILE errors`);
+  }
+
+  const targets: Record<string, { origin: string; pid?: number }> = {
+    direct: { origin: `http://127.0.0.1:${upstream.port}` },
+    bare: { origin: `http://127.0.0.1:${bare.port}`, pid: bare.child.pid },
+    hapax: { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid },
+  };
+  // A small burst first: JIT, pools and the upstream warmed alike for all three.
+  for (const { origin, pid } of Object.values(targets)) await burst({ origin, path: opts.path, apiKey: opts.apiKey, streams: 50, watchPid: pid });
+
+  const rows: ScaleRow[] = [];
+  try {
+    for (const streams of opts.counts) {
+      const results: Record<string, ScaleTarget> = {};
+      let eventLoop: ScaleRow['eventLoop'] = { p50: null, p99: null, max: null };
+      let upstreamQueuedMax = 0;
+      for (const [name, { origin, pid }] of Object.entries(targets)) {
+        let sampling: NodeJS.Timeout | undefined;
+        if (name === 'hapax') {
+          await metricsText(gateway.port); // resets the event-loop histogram: what follows is this burst's
+          // Each scrape also resets the event-loop histogram: the figures are the worst 250 ms window's.
+          const worst = (v: number | null, seen: number | null) => (v === null ? seen : Math.max(v * 1000, seen ?? 0));
+          eventLoop = { p50: null, p99: null, max: null };
+          sampling = setInterval(
+            () =>
+              void metricsText(gateway.port).then((text) => {
+                upstreamQueuedMax = Math.max(upstreamQueuedMax, maxOf(text, 'hapax_upstream_queued_requests'));
+                eventLoop = {
+                  p50: worst(metric(text, 'nodejs_eventloop_lag_p50_seconds'), eventLoop.p50),
+                  p99: worst(metric(text, 'nodejs_eventloop_lag_p99_seconds'), eventLoop.p99),
+                  max: worst(metric(text, 'nodejs_eventloop_lag_max_seconds'), eventLoop.max),
+                };
+              }),
+            250,
+          );
+        }
+        const r = await burst({ origin, path: opts.path, apiKey: opts.apiKey, streams, watchPid: pid });
+        if (sampling) clearInterval(sampling);
+        if (name === 'hapax') eventLoop = { p50: round(eventLoop.p50, 2), p99: round(eventLoop.p99, 2), max: round(eventLoop.max, 2) };
+        const grown = r.rssPeakBytes !== null && r.rssBaselineBytes !== null ? r.rssPeakBytes - r.rssBaselineBytes : null;
+        results[name] = {
+          wallMs: round(r.wallMs, 0),
+          ttftP50: round(r.ttft.p50, 2),
+          ttftP99: round(r.ttft.p99, 2),
+          errors: r.errors,
+          incomplete: r.incomplete,
+          errorSamples: r.errorSamples,
+          rssBaselineMB: round(r.rssBaselineBytes === null ? null : r.rssBaselineBytes / MB),
+          rssPeakMB: round(r.rssPeakBytes === null ? null : r.rssPeakBytes / MB),
+          rssPerStreamKB: round(grown === null ? null : grown / 1024 / streams, 1),
+        };
+        const t = results[name];
+        opts.log(
+          `scale n=${String(streams).padStart(5)} ${name.padEnd(6)} wall ${t.wallMs} ms  ttft p50 ${t.ttftP50} p99 ${t.ttftP99} ms` +
+            `${t.rssPeakMB !== null ? `  rss ${t.rssBaselineMB} → ${t.rssPeakMB} MB (${t.rssPerStreamKB} KB/stream)` : ''}${t.errors + t.incomplete ? `  ERRORS ${t.errors + t.incomplete}: ${t.errorSamples[0] ?? ''}` : ''}`,
+        );
+        // Let the last burst's connections close before the next one.
+        await sleep(1000);
+      }
+      const d = results.direct;
+      const h = results.hapax;
+      const b = results.bare;
+      const minus = (a: number | null, z: number | null) => (a === null || z === null ? null : round(a - z, 2));
+      const over = (a: number | null, z: number | null) => (a === null || z === null || z === 0 ? null : round(a / z, 3));
+      rows.push({
+        streams,
+        results,
+        hapax: { wallVsDirect: over(h.wallMs, d.wallMs), ttftAddedP50: minus(h.ttftP50, d.ttftP50), ttftAddedP99: minus(h.ttftP99, d.ttftP99), rssPerStreamVsBare: over(h.rssPerStreamKB, b.rssPerStreamKB) },
+        eventLoop,
+        upstreamQueuedMax,
+      });
+      opts.log(`scale n=${streams}: hapax wall ×${rows.at(-1)?.hapax.wallVsDirect} of direct, ttft added p50 ${rows.at(-1)?.hapax.ttftAddedP50} p99 ${rows.at(-1)?.hapax.ttftAddedP99} ms, event loop p99 ${eventLoop.p99} ms, queued for a connection: ${upstreamQueuedMax}`);
+    }
+  } finally {
+    client.send({ exit: true });
+    await Promise.all([stopChild(gateway.child), stopChild(bare.child), stopChild(upstream.child), stopChild(client)]);
+  }
+  return { chunks: opts.chunks, gapMs: opts.gapMs, gatewayFileLimit, rows };
+}
+
+/** The scale scenario's section of latest.md. */
+export function scaleMarkdown(report: ScaleReport): string {
+  const lines: string[] = [];
+  lines.push(
+    `## Scale: concurrent slow streams (${report.chunks} chunks, ${report.gapMs} ms apart)`,
+    '',
+    `All streams opened at once, one connection each. Wall = first request to last stream end. TTFT = time to the first body byte. ` +
+      `RSS per stream = (peak − RSS before the burst) / streams. Event loop = Hapax's nodejs_eventloop_lag_* (p99 and max of the worst 250 ms window of the burst). ` +
+      `Queued = most requests seen waiting for an upstream connection. Gateway open-files limit: ${report.gatewayFileLimit ?? '?'}.`,
+    '',
+    '| streams | target | wall ms | ×direct | TTFT p50 | TTFT p99 | +TTFT p50 | +TTFT p99 | RSS before MB | RSS peak MB | KB/stream | ×bare | event loop p99 / max ms | queued | errors |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  const f = (v: number | null | undefined) => (v == null ? '–' : String(v));
+  for (const row of report.rows) {
+    for (const [name, r] of Object.entries(row.results)) {
+      const hapax = name === 'hapax';
+      const d = row.results.direct;
+      const added = (a: number | null, z: number | null) => (a === null || z === null ? null : Math.round((a - z) * 100) / 100);
+      lines.push(
+        `| ${row.streams} | ${name} | ${f(r.wallMs)} | ${name === 'direct' ? '' : f(r.wallMs && d.wallMs ? Math.round((r.wallMs / d.wallMs) * 1000) / 1000 : null)} | ${f(r.ttftP50)} | ${f(r.ttftP99)} | ` +
+          `${name === 'direct' ? '' : f(added(r.ttftP50, d.ttftP50))} | ${name === 'direct' ? '' : f(added(r.ttftP99, d.ttftP99))} | ${f(r.rssBaselineMB)} | ${f(r.rssPeakMB)} | ${f(r.rssPerStreamKB)} | ` +
+          `${hapax ? f(row.hapax.rssPerStreamVsBare) : ''} | ${hapax ? `${f(row.eventLoop.p99)} / ${f(row.eventLoop.max)}` : ''} | ${hapax ? row.upstreamQueuedMax : ''} | ${r.errors + r.incomplete} |`,
+      );
+    }
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** The issue's targets for the scale scenario, as the summary table lists them. */
+export function scaleTargets(report: ScaleReport | undefined): { name: string; goal: string; measured: string; pass: boolean | null }[] {
+  const at = (n: number) => report?.rows.find((r) => r.streams === n);
+  const big = at(10_000);
+  const one = at(1000);
+  const notRun = 'not run (--scale 1000,5000,10000)';
+  const h = (row: ScaleRow | undefined) => row?.results.hapax;
+  const bigErrors = h(big) ? (h(big) as ScaleTarget).errors + (h(big) as ScaleTarget).incomplete : null;
+  return [
+    {
+      name: 'scale: 10,000 concurrent slow streams, one process',
+      goal: '0 errors, peak RSS ≤ 1 GB',
+      measured: big ? `${bigErrors} errors, peak RSS ${h(big)?.rssPeakMB} MB` : notRun,
+      pass: big ? bigErrors === 0 && (h(big)?.rssPeakMB ?? Infinity) <= 1024 : null,
+    },
+    {
+      name: 'scale: wall time at 1,000 streams',
+      goal: 'within 10% of direct',
+      measured: one ? `×${one.hapax.wallVsDirect} of direct (${h(one)?.wallMs} vs ${one.results.direct.wallMs} ms)` : notRun,
+      pass: one?.hapax.wallVsDirect == null ? null : one.hapax.wallVsDirect <= 1.1,
+    },
+    {
+      name: 'scale: TTFT added at 1,000 streams, p99',
+      goal: '≤ 50 ms',
+      measured: one ? `${one.hapax.ttftAddedP99} ms (p50 ${one.hapax.ttftAddedP50} ms)` : notRun,
+      pass: one?.hapax.ttftAddedP99 == null ? null : one.hapax.ttftAddedP99 <= 50,
+    },
+    {
+      name: 'scale: RSS per open stream (largest count run)',
+      goal: '≤ 1.5× the bare proxy',
+      measured: report?.rows.length ? `×${report.rows.at(-1)?.hapax.rssPerStreamVsBare} (${h(report.rows.at(-1))?.rssPerStreamKB} vs ${report.rows.at(-1)?.results.bare.rssPerStreamKB} KB) at ${report.rows.at(-1)?.streams}` : notRun,
+      pass: report?.rows.at(-1)?.hapax.rssPerStreamVsBare == null ? null : (report.rows.at(-1)?.hapax.rssPerStreamVsBare as number) <= 1.5,
+    },
+  ];
+}

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, ROOT } from './helpers/serve.ts';
+import { PROVIDER_TYPES } from '../src/config/schema.ts';
 
 const NODE = join(ROOT, 'node_modules/.bin/node');
 const BIN = join(ROOT, 'bin/hapax.js');
@@ -157,7 +158,7 @@ provider_preference: [openai, bakup]
     expect(stdout).toBe('');
     expect(stderr.split('\n')).toEqual([
       `invalid config ${file}:`,
-      '  providers.openai.type: expected one of openai, anthropic, ollama, openai_compatible, mock',
+      `  providers.openai.type: expected one of ${PROVIDER_TYPES.join(', ')}`,
       '  providers.backup.timeout: expected a duration such as 100ms, 30s or 1m',
       '  circuit_breaker.failure_treshold: unknown key (did you mean failure_threshold?)',
       '  provider_preference[1]: unknown provider "bakup" (did you mean backup?)',

@@ -8,6 +8,10 @@ import { parseDuration } from '../src/config/duration.ts';
 import { expandString } from '../src/config/env.ts';
 import { ConfigError } from '../src/config/errors.ts';
 import { loadConfigFile, parseConfig } from '../src/config/load.ts';
+import { PROVIDER_TYPES } from '../src/config/schema.ts';
+
+/** The accepted provider types as problem reports list them (the list grows with every new provider type). */
+const TYPES = PROVIDER_TYPES.join(', ');
 
 const NO_ENV: NodeJS.ProcessEnv = {};
 
@@ -327,9 +331,9 @@ llm:
 `),
     ).toEqual([
       'llm.endpoint: expected an http:// or https:// URL',
-      'llm.provider: expected one of openai, anthropic, ollama, openai_compatible, mock or a name under providers (did you mean openai?)',
+      `llm.provider: expected one of ${TYPES} or a name under providers (did you mean openai?)`,
       'llm.backup_providers[0].model: required',
-      'llm.backup_providers[1].provider: expected one of openai, anthropic, ollama, openai_compatible, mock or a name under providers',
+      `llm.backup_providers[1].provider: expected one of ${TYPES} or a name under providers`,
     ]);
   });
 });
@@ -466,7 +470,7 @@ describe('unknown keys', () => {
 
   it('names the path and the likely key, nested', () => {
     expect(problemsOf('providers:\n  x: {tyep: mock}\ncircuit_breaker:\n  failure_treshold: 3\n')).toEqual([
-      'providers.x.type: required, expected one of openai, anthropic, ollama, openai_compatible, mock',
+      `providers.x.type: required, expected one of ${TYPES}`,
       'providers.x.tyep: unknown key (did you mean type?)',
       'circuit_breaker.failure_treshold: unknown key (did you mean failure_threshold?)',
     ]);
@@ -509,7 +513,7 @@ queue: {initial_szie: 10}
 describe('problem reports', () => {
   it('lists a bad provider type with every accepted value', () => {
     expect(problemsOf('providers:\n  openai: {type: opnai, model: gpt-4o}\n')).toEqual([
-      'providers.openai.type: expected one of openai, anthropic, ollama, openai_compatible, mock',
+      `providers.openai.type: expected one of ${TYPES}`,
     ]);
   });
 

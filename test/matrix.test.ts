@@ -8,12 +8,14 @@ import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
+import { startFakeBedrock, TEST_AWS_CREDENTIALS } from './fakes/bedrock.ts';
 import type { FakeProvider } from './fakes/common.ts';
 import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
-const PROVIDERS = ['oa', 'an', 'ol', 'mk'] as const;
+/** bd: Bedrock through Converse (Nova); bc: Claude on Bedrock (InvokeModel on the Anthropic lane, Converse for the rest). */
+const PROVIDERS = ['oa', 'an', 'ol', 'mk', 'bd', 'bc'] as const;
 type Provider = (typeof PROVIDERS)[number];
 const TOOL = { name: 'lookup', description: 'Look something up', schema: { type: 'object', properties: { input: { type: 'string' } } } };
 
@@ -35,14 +37,18 @@ describe('every client API × every provider dialect', () => {
 
   beforeAll(async () => {
     const [oa, an, ol] = await Promise.all([startFakeOpenAI({ name: 'oa' }), startFakeAnthropic({ name: 'an' }), startFakeOllama({ name: 'ol' })]);
-    fakes.push(oa, an, ol);
+    const [bd, bc] = await Promise.all([startFakeBedrock({ name: 'bd' }), startFakeBedrock({ name: 'bc' })]);
+    fakes.push(oa, an, ol, bd, bc);
+    const aws = `region: us-east-1, aws_access_key_id: ${TEST_AWS_CREDENTIALS.accessKeyId}, aws_secret_access_key: "${TEST_AWS_CREDENTIALS.secretAccessKey}"`;
     gateway = await startTestGateway(`
 providers:
   oa: {type: openai, base_url: "${oa.url}", model: gpt-4o-mini}
   an: {type: anthropic, base_url: "${an.url}", model: claude-3-5-haiku-latest}
   ol: {type: ollama, base_url: "${ol.url}", model: llama3}
   mk: {type: mock}
-provider_preference: [oa, an, ol, mk]
+  bd: {type: bedrock, base_url: "${bd.url}", ${aws}, model: amazon.nova-lite-v1:0}
+  bc: {type: bedrock, base_url: "${bc.url}", ${aws}, model: "us.anthropic.claude-3-5-haiku-20241022-v1:0"}
+provider_preference: [oa, an, ol, mk, bd, bc]
 `);
     const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
     const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: 'x', maxRetries: 0 });

@@ -7,7 +7,7 @@ import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse } from '../core/canonical.ts';
 import { UpstreamClient, type UpstreamRequest } from './http.ts';
-import { BetaPolicy, Relay } from './relay.ts';
+import { BetaPolicy, Relay, type RelayTransport } from './relay.ts';
 import { type ChatStreamEvent, type LosslessRequest, type RelayDialect } from '../core/lossless.ts';
 
 export interface HttpAdapterOptions {
@@ -19,7 +19,7 @@ export interface HttpAdapterOptions {
   /** Adjusts the configured base URL (e.g. Anthropic paths already carry /v1). */
   normalizeBaseUrl?: (url: string) => string;
   /** The lossless lane for clients of this provider's dialect, and the client headers that travel with it. */
-  relay?: { dialect: RelayDialect; clientHeaders: readonly string[] };
+  relay?: { dialect: RelayDialect; clientHeaders: readonly string[]; transport?: RelayTransport };
 }
 
 export abstract class HttpAdapter {
@@ -50,7 +50,7 @@ export abstract class HttpAdapter {
       timeoutMs: config.timeout ?? 60_000,
     });
     if (opts.relay && config.lossless) {
-      this.relay = new Relay(this.client, opts.relay.dialect);
+      this.relay = new Relay(this.client, opts.relay.dialect, opts.relay.transport);
       // A header the config sets (anthropic_version, `headers`) is pinned: the client's is not forwarded.
       const pinned = new Set(Object.keys({ ...config.headers, ...(config.anthropic_version ? { 'anthropic-version': '' } : {}) }).map((n) => n.toLowerCase()));
       this.clientHeaders = opts.relay.clientHeaders.filter((name) => !pinned.has(name));

@@ -2,6 +2,7 @@
 import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, ProviderAdapter } from './adapter.ts';
 import { AnthropicAdapter } from './anthropic.ts';
+import { BedrockAdapter } from './bedrock.ts';
 import { MockAdapter } from './mock.ts';
 import { OllamaAdapter } from './ollama.ts';
 import { OpenAIAdapter } from './openai.ts';
@@ -12,6 +13,7 @@ const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => Provider
   anthropic: AnthropicAdapter,
   ollama: OllamaAdapter,
   mock: MockAdapter,
+  bedrock: BedrockAdapter,
 };
 
 export function createAdapter(init: AdapterInit): ProviderAdapter {

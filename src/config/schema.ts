@@ -28,7 +28,7 @@ export const normalizeRoutePath = (path: string): string => path.replace(/\/+$/,
 
 const routePath = z.string().startsWith('/', 'expected a path starting with /').transform(normalizeRoutePath);
 
-export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'bedrock'] as const;
+export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'bedrock', 'vertex'] as const;
 
 const retry = z.strictObject({
   max_retries: z.number().int().min(0).max(10).default(2),
@@ -138,11 +138,16 @@ const providerFields = z.strictObject({
   aws_access_key_id: z.string().min(1).optional(),
   aws_secret_access_key: z.string().min(1).optional(),
   aws_session_token: z.string().min(1).optional(),
+  /** Vertex AI: the Google Cloud project and location (e.g. us-east5, or global) requests go to. */
+  project: z.string().min(1).optional(),
+  location: z.string().min(1).optional(),
+  /** Vertex AI: a service-account key (or workload identity federation) JSON file; without it, Application Default Credentials. */
+  credentials_file: z.string().min(1).optional(),
 });
 
 /** What the cloud provider types cannot do without. */
 function checkCloudSettings(provider: z.infer<typeof providerFields>, ctx: z.RefinementCtx): void {
-  const need = (key: 'region', why: string) => {
+  const need = (key: 'region' | 'project' | 'location', why: string) => {
     if (provider[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `required for type ${provider.type}: ${why}` });
   };
   if (provider.type === 'bedrock') {
@@ -151,6 +156,10 @@ function checkCloudSettings(provider: z.infer<typeof providerFields>, ctx: z.Ref
       const missing = provider.aws_access_key_id === undefined ? 'aws_access_key_id' : 'aws_secret_access_key';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'aws_access_key_id and aws_secret_access_key go together' });
     }
+  }
+  if (provider.type === 'vertex') {
+    need('project', 'the Google Cloud project id');
+    need('location', 'the Vertex AI location, e.g. us-east5 or global');
   }
 }
 

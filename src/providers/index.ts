@@ -6,6 +6,7 @@ import { BedrockAdapter } from './bedrock.ts';
 import { MockAdapter } from './mock.ts';
 import { OllamaAdapter } from './ollama.ts';
 import { OpenAIAdapter } from './openai.ts';
+import { VertexAdapter } from './vertex.ts';
 
 const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => ProviderAdapter>> = {
   openai: OpenAIAdapter,
@@ -14,6 +15,7 @@ const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => Provider
   ollama: OllamaAdapter,
   mock: MockAdapter,
   bedrock: BedrockAdapter,
+  vertex: VertexAdapter,
 };
 
 export function createAdapter(init: AdapterInit): ProviderAdapter {

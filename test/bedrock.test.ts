@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeBedrock, TEST_AWS_CREDENTIALS } from './fakes/bedrock.ts';
 import { parseConfig } from '../src/config/load.ts';
@@ -257,5 +257,36 @@ describe('Bedrock settings in the config', () => {
     expect(problems('providers:\n  bd: {type: bedrock, model: amazon.nova-lite-v1:0}\n').join('\n')).toMatch(/providers\.bd\.region: required for type bedrock/);
     expect(problems('providers:\n  bd: {type: bedrock, region: us-east-1, aws_access_key_id: AKIA, model: m}\n').join('\n')).toMatch(/providers\.bd\.aws_secret_access_key: aws_access_key_id and aws_secret_access_key go together/);
     expect(problems('providers:\n  bd: {type: bedrock, region: us-east-1, model: m}\n')).toEqual([]);
+  });
+});
+
+describe('Bedrock health probes and API keys', () => {
+  const setup = useStarted({ bedrock: () => startFakeBedrock({ name: 'bd', apiKey: 'bedrock-api-key-0123456789' }) }).and({
+    gateway: ({ bedrock }) =>
+      startTestGateway(`
+providers:
+  bd: {type: bedrock, region: us-east-1, base_url: "${bedrock.url}", ${KEYS}, model: ${NOVA}}
+  keyed: {type: bedrock, region: us-east-1, base_url: "${bedrock.url}", api_key: bedrock-api-key-0123456789, model: ${NOVA}}
+health_check: {interval: 100ms, timeout: 1s}
+retry: {max_retries: 0}
+`),
+  });
+
+  it('probes with a signed model list on the control plane, spending no tokens', async () => {
+    await vi.waitFor(() => expect(setup.bedrock.requests.filter((r) => r.path === '/foundation-models').length).toBeGreaterThanOrEqual(2), { timeout: 3000, interval: 50 });
+    const probes = setup.bedrock.requests.filter((r) => r.path === '/foundation-models');
+    expect(probes.some((r) => String(r.headers.authorization).startsWith('AWS4-HMAC-SHA256 '))).toBe(true);
+    expect(setup.bedrock.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+    expect(setup.bedrock.badSignatures).toBe(0);
+    const health = (await (await fetch(`${setup.gateway.url}/health/provider/bd`)).json()) as { healthy: boolean };
+    expect(health.healthy).toBe(true);
+  });
+
+  it('sends a Bedrock API key as a bearer token, with no signature', async () => {
+    const res = await fetch(`${setup.gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'keyed', messages: [{ role: 'user', content: 'keyed' }] }) });
+    expect(((await res.json()) as OpenAI.ChatCompletion).choices[0].message.content).toBe('[bd] keyed');
+    const sent = setup.bedrock.requests.filter((r) => r.method === 'POST').at(-1);
+    expect(sent?.headers.authorization).toBe('Bearer bedrock-api-key-0123456789');
+    expect(sent?.headers['x-amz-date']).toBeUndefined();
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
 import { makeServiceAccount, startFakeVertex } from './fakes/vertex.ts';
@@ -196,5 +196,27 @@ describe('Vertex AI settings in the config', () => {
     }
     expect(problems.join('\n')).toMatch(/providers\.vx\.project: required for type vertex/);
     expect(problems.join('\n')).toMatch(/providers\.vx\.location: required for type vertex/);
+  });
+});
+
+describe('Vertex AI health probes', () => {
+  const setup = useStarted({ keys: () => keyFiles(), vertex: () => startFakeVertex({ name: 'vx', serviceAccounts: [account] }) })
+    .and({ tokenRoute: ({ vertex }) => routeGoogleToken(`${vertex.url}/token`) })
+    .and({
+      gateway: ({ vertex, keys }) =>
+        startTestGateway(`
+providers:
+  vx: {type: vertex, project: ${PROJECT}, location: us-east5, credentials_file: "${keys.trusted}", base_url: "${vertex.url}", model: "${CLAUDE}"}
+health_check: {interval: 100ms, timeout: 1s}
+`),
+    });
+
+  it("lists Model Garden's Anthropic models with the bearer token, spending no tokens", async () => {
+    const probes = () => setup.vertex.requests.filter((r) => r.path === '/v1beta1/publishers/anthropic/models');
+    await vi.waitFor(() => expect(probes().length).toBeGreaterThanOrEqual(2), { timeout: 3000, interval: 50 });
+    expect(setup.vertex.refusedTokens).toBe(0);
+    expect(setup.vertex.requests.filter((r) => r.path.includes(':'))).toHaveLength(0);
+    const health = (await (await fetch(`${setup.gateway.url}/health/provider/vx`)).json()) as { healthy: boolean };
+    expect(health.healthy).toBe(true);
   });
 });

@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
+import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
@@ -33,6 +34,7 @@ describe('Bedrock: Converse and the Anthropic lane, signed', () => {
         startTestGateway(`
 providers:
   bd: {type: bedrock, region: us-east-1, base_url: "${bedrock.url}", ${KEYS}, model: ${NOVA}, models: ["${CLAUDE}"]}
+  translated: {type: bedrock, region: us-east-1, base_url: "${bedrock.url}", ${KEYS}, model: "${CLAUDE}", lossless: false}
 retry: {max_retries: 0}
 pricing:
   "${NOVA}": {input: 1, output: 2}
@@ -137,6 +139,39 @@ pricing:
     expect(sent?.path).toBe(`/model/${encodeURIComponent(CLAUDE)}/converse`);
     expect(sent?.body.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 2048 } });
     expect(sent?.body.inferenceConfig.maxTokens).toBeGreaterThan(2048);
+  });
+
+  it("returns Claude's reasoning from Converse to an Ollama client as `thinking`, whole and streamed", async () => {
+    const ollama = new Ollama({ host: setup.gateway.url });
+    const whole = await ollama.chat({ model: CLAUDE, messages: [{ role: 'user', content: 'why' }], think: true, stream: false });
+    expect(whole.message.thinking).toBe('Thinking about: why');
+    expect(whole.message.content).toBe('[bd] why');
+    let thinking = '';
+    let content = '';
+    for await (const part of await ollama.chat({ model: CLAUDE, messages: [{ role: 'user', content: 'why' }], think: true, stream: true })) {
+      thinking += part.message.thinking ?? '';
+      content += part.message.content;
+    }
+    expect(thinking).toBe('Thinking about: why');
+    expect(content).toBe('[bd] why');
+    expect(setup.bedrock.requests.at(-1)?.body.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 8192 } });
+  });
+
+  it("carries Claude's signed thinking through Converse to an Anthropic client and back (lossless: false)", async () => {
+    const first = await setup.anthropic.messages
+      .stream({ model: `translated/${CLAUDE}`, max_tokens: 4000, thinking: { type: 'enabled', budget_tokens: 1024 }, messages: [{ role: 'user', content: 'why' }] })
+      .finalMessage();
+    const thought = first.content.find((b) => b.type === 'thinking');
+    expect(thought).toMatchObject({ type: 'thinking', thinking: 'Thinking about: why', signature: Buffer.from('fake-bedrock:why').toString('base64') });
+    await setup.anthropic.messages.create({
+      model: `translated/${CLAUDE}`,
+      max_tokens: 4000,
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      messages: [{ role: 'user', content: 'why' }, { role: 'assistant', content: first.content }, { role: 'user', content: 'and then?' }],
+    });
+    const sent = setup.bedrock.requests.at(-1);
+    expect(sent?.path).toBe(`/model/${encodeURIComponent(CLAUDE)}/converse`);
+    expect(sent?.body.messages[1].content[0]).toEqual({ reasoningContent: { reasoningText: { text: 'Thinking about: why', signature: Buffer.from('fake-bedrock:why').toString('base64') } } });
   });
 
   it("does not send an Anthropic client's thinking to a model that is not Claude", async () => {

@@ -10,7 +10,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startFakeAnthropic } from './fakes/anthropic.ts';
+import { fakeInputTokens, startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeBedrock, TEST_AWS_CREDENTIALS } from './fakes/bedrock.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { startTestGateway } from './helpers/gateway.ts';
@@ -130,6 +130,23 @@ pricing:
     expect(sdk.content).toEqual([expect.objectContaining({ type: 'tool_use', name: 'lookup', input: { input: 'weather' } })]);
     expect(setup.bedrock.requests.at(-1)?.path).toBe(`/model/${encodeURIComponent(CLAUDE)}/invoke-with-response-stream`);
     expect(setup.bedrock.requests.at(-1)?.body).not.toHaveProperty('stream');
+  });
+
+  it("counts an Anthropic client's tokens with Bedrock's CountTokens, on the foundation-model id", async () => {
+    const params = { model: CLAUDE, system: 'Be brief.', messages: [{ role: 'user' as const, content: 'how many tokens is this?' }] };
+    const { data, response } = await setup.anthropic.messages.countTokens(params).withResponse();
+    expect(response.headers.get('x-hapax-token-count')).toBe('provider');
+    expect(data.input_tokens).toBe(fakeInputTokens(params));
+    const sent = setup.bedrock.requests.at(-1);
+    expect(sent?.path).toBe(`/model/${encodeURIComponent(CLAUDE.slice(3))}/count-tokens`);
+    expect(JSON.parse(Buffer.from(sent?.body.input.invokeModel.body, 'base64').toString('utf8'))).toEqual({ anthropic_version: 'bedrock-2023-05-31', system: 'Be brief.', messages: params.messages, max_tokens: 1 });
+  });
+
+  it("counts a model that is not Claude locally, without a call to Bedrock", async () => {
+    const before = setup.bedrock.requests.length;
+    const { response } = await setup.anthropic.messages.countTokens({ model: NOVA, messages: [{ role: 'user', content: 'count me' }] }).withResponse();
+    expect(response.headers.get('x-hapax-token-count')).toBe('local');
+    expect(setup.bedrock.requests).toHaveLength(before);
   });
 
   it('translates an OpenAI client asking for Claude through Converse, with thinking in additionalModelRequestFields', async () => {

@@ -10,7 +10,7 @@ import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
-import { startFakeAnthropic } from './fakes/anthropic.ts';
+import { fakeInputTokens, startFakeAnthropic } from './fakes/anthropic.ts';
 import { makeServiceAccount, startFakeVertex } from './fakes/vertex.ts';
 import { startTestGateway } from './helpers/gateway.ts';
 import { routeGoogleToken } from './helpers/google-token.ts';
@@ -83,6 +83,16 @@ pricing:
     const sent = setup.vertex.requests.at(-1);
     expect(sent?.path).toBe(predict(true));
     expect(sent?.body.stream).toBe(true);
+  });
+
+  it("counts an Anthropic client's tokens with Vertex's count-tokens", async () => {
+    const params = { model: CLAUDE, messages: [{ role: 'user' as const, content: 'how many tokens is this?' }] };
+    const { data, response } = await setup.anthropic.messages.countTokens(params).withResponse();
+    expect(response.headers.get('x-hapax-token-count')).toBe('provider');
+    expect(data.input_tokens).toBe(fakeInputTokens(params));
+    const sent = setup.vertex.requests.at(-1);
+    expect(sent?.path).toBe(`/v1/projects/${PROJECT}/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict`);
+    expect(sent?.body).toEqual({ anthropic_version: 'vertex-2023-10-16', model: CLAUDE, messages: params.messages });
   });
 
   it('translates an OpenAI client, plain and streamed, with a tool over two turns and an image, and counts usage', async () => {

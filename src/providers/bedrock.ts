@@ -13,7 +13,9 @@ import { ANTHROPIC_RELAY } from '../dialects/anthropic/relay.ts';
 import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from '../core/canonical.ts';
 import { UpstreamError } from '../core/errors.ts';
-import type { ChatStreamEvent } from '../core/lossless.ts';
+import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
+import type { CountTokensAnswer } from '../dialects/anthropic/shared.ts';
+import { cloudMessagesBody } from '../dialects/anthropic/clouds.ts';
 import { AwsSigner } from './aws.ts';
 import { awsEvents } from './aws-event-stream.ts';
 import { CloudAnthropicTransport } from './cloud-anthropic.ts';
@@ -57,6 +59,7 @@ export class BedrockAdapter extends HttpAdapter implements ProviderAdapter {
   private readonly auth: BedrockAuth;
   private readonly control: UpstreamClient;
   private readonly controlAuth: BedrockAuth;
+  private readonly version: string;
 
   constructor(init: AdapterInit) {
     const { config } = init;
@@ -84,6 +87,7 @@ export class BedrockAdapter extends HttpAdapter implements ProviderAdapter {
     });
     super(init, { defaultBaseUrl: runtime, keyHeader: 'authorization', relay: { dialect: ANTHROPIC_RELAY, clientHeaders: ['anthropic-beta'], transport } });
     this.auth = auth;
+    this.version = config.anthropic_version ?? BEDROCK_ANTHROPIC_VERSION;
     const control = controlUrl(runtime);
     this.control = new UpstreamClient({ provider: init.name, baseUrl: control, pools: init.pools, headers: { ...config.headers }, timeoutMs: config.timeout ?? 60_000 });
     this.controlAuth = new BedrockAuth(signer, control);
@@ -138,6 +142,33 @@ export class BedrockAdapter extends HttpAdapter implements ProviderAdapter {
     const headers = request.headers as string[];
     headers.push(...(await this.auth.headers('POST', path, request.body as string, headers)));
     return request;
+  }
+
+  /**
+   * Bedrock's own count (CountTokens) of an Anthropic Messages request: the InvokeModel body it would run,
+   * base64 inside `input.invokeModel`. CountTokens takes foundation-model ids only, so a cross-region profile's
+   * geography prefix is left off. Other families' bodies are not Messages: the gateway counts those itself
+   * (countsTokensFor).
+   */
+  async countTokens(request: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CountTokensAnswer> {
+    if (!isAnthropicModel(target.model)) throw new UpstreamError(this.name, 'client', `${this.name} counts tokens only for Anthropic models`, { status: 400 });
+    const headers = this.protocolHeaders(request, target, ctx);
+    const betas = headers.findIndex((name, i) => i % 2 === 0 && name === 'anthropic-beta');
+    const invoke = cloudMessagesBody(request.body, { version: this.version, keepStream: false, betas: betas >= 0 ? headers[betas + 1] : undefined });
+    if (betas >= 0) headers.splice(betas, 2);
+    // count_tokens bodies carry no max_tokens; InvokeModel's body needs one.
+    invoke.max_tokens ??= 1;
+    const model = target.model.replace(/^(us|eu|apac|global|us-gov|jp|au)\./, '');
+    const path = modelPath(model, 'count-tokens');
+    const body = JSON.stringify({ input: { invokeModel: { body: Buffer.from(JSON.stringify(invoke)).toString('base64') } } });
+    headers.push(...(await this.auth.headers('POST', path, body, headers)));
+    const json = await this.client.json<{ inputTokens?: unknown }>({ method: 'POST', path, body, headers, signal: ctx.signal });
+    if (typeof json?.inputTokens !== 'number') throw new UpstreamError(this.name, 'protocol', `${this.name} answered a token count without inputTokens`);
+    return { input_tokens: json.inputTokens };
+  }
+
+  countsTokensFor(model: string): boolean {
+    return isAnthropicModel(model);
   }
 
   /** The health probe: the control plane's foundation-model list (no tokens spent). */

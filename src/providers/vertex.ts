@@ -14,7 +14,8 @@ import { ANTHROPIC_RELAY } from '../dialects/anthropic/relay.ts';
 import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from '../core/canonical.ts';
 import { UpstreamError } from '../core/errors.ts';
-import type { ChatStreamEvent } from '../core/lossless.ts';
+import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
+import type { CountTokensAnswer } from '../dialects/anthropic/shared.ts';
 import { messagesStream } from './anthropic.ts';
 import { CloudAnthropicTransport } from './cloud-anthropic.ts';
 import { GoogleCredentials } from './google-auth.ts';
@@ -95,6 +96,29 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
   private notClaude(model: string): UpstreamError {
     const message = `${model} is not an Anthropic model; Gemini models on Vertex AI are not served by this provider yet`;
     return new UpstreamError(this.name, 'client', `${this.name}: ${message}`, { status: 400, upstreamMessage: message });
+  }
+
+  /**
+   * Vertex's own count of a Messages request (the `count-tokens` model's rawPredict): the client's body with
+   * the target's model in it (this one call names the model in the body) and the version Vertex takes.
+   */
+  async countTokens(request: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CountTokensAnswer> {
+    if (!isClaude(target.model)) throw this.notClaude(target.model);
+    const headers = this.protocolHeaders(request, target, ctx);
+    headers.push(...(await this.credentials.headers()));
+    const json = await this.client.json<CountTokensAnswer>({
+      method: 'POST',
+      path: `${this.anthropicModels}count-tokens:rawPredict`,
+      body: { anthropic_version: this.version, ...request.body, model: target.model },
+      headers,
+      signal: ctx.signal,
+    });
+    if (typeof json?.input_tokens !== 'number') throw new UpstreamError(this.name, 'protocol', `${this.name} answered a token count without input_tokens`);
+    return json;
+  }
+
+  countsTokensFor(model: string): boolean {
+    return isClaude(model);
   }
 
   /** The health probe: Model Garden's list of Anthropic's models (no tokens spent). */

@@ -5,6 +5,7 @@
  *   POST /model/{modelId}/converse-stream               ConverseStream: application/vnd.amazon.eventstream
  *   POST /model/{modelId}/invoke                        InvokeModel with an Anthropic Messages body
  *   POST /model/{modelId}/invoke-with-response-stream   the same, streamed as `chunk` events ({"bytes": base64})
+ *   POST /model/{modelId}/count-tokens                  CountTokens: {input: {invokeModel: {body: base64}}} → {inputTokens}
  *   GET  /foundation-models                             ListFoundationModels ({modelSummaries: [...]})
  *
  * Every request must be signed with SigV4 for service `bedrock` in the fake's region by one of the fake's known
@@ -305,11 +306,30 @@ async function invoke(ctx: Ctx, claudeUrl: string, model: string, stream: boolea
   return sendStream(ctx, events, exceptions.shift());
 }
 
+/** CountTokens: the InvokeModel body it would run, counted by the model behind; foundation-model ids only. */
+async function countTokens(ctx: Ctx, claudeUrl: string, model: string, base: string) {
+  if (model !== base) return awsError(ctx, 400, "The provided model doesn't support counting tokens.");
+  const encoded = ctx.body?.input?.invokeModel?.body;
+  let body: any;
+  try {
+    body = JSON.parse(Buffer.from(String(encoded), 'base64').toString('utf8'));
+  } catch {
+    return awsError(ctx, 400, 'Malformed input request: input.invokeModel.body must be a base64 JSON body');
+  }
+  const invalid = validateInvoke(body);
+  if (invalid) return awsError(ctx, 400, invalid);
+  const upstream = anthropicRequest(body, base, false);
+  const { max_tokens: _max, ...counted } = JSON.parse(upstream.body);
+  const answer = await post(`${claudeUrl}/v1/messages/count_tokens`, JSON.stringify(counted), upstream.headers);
+  if (answer.status !== 200) return awsError(ctx, answer.status, JSON.parse(answer.text)?.error?.message ?? 'model error');
+  return ctx.json(200, { inputTokens: JSON.parse(answer.text).input_tokens });
+}
+
 // ---------------------------------------------------------------------------
 // Server
 // ---------------------------------------------------------------------------
 
-const MODEL_PATH = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream)$/;
+const MODEL_PATH = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$/;
 
 export async function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBedrock> {
   const name = opts.name ?? 'bedrock';
@@ -337,6 +357,7 @@ export async function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<F
       const operation = match[2];
       if (operation === 'converse' || operation === 'converse-stream') return converse(ctx, name, opts, operation === 'converse-stream', exceptions);
       if (!base.startsWith('anthropic.')) return awsError(ctx, 400, 'Malformed input request, please reformat your input and try again.');
+      if (operation === 'count-tokens') return countTokens(ctx, claude.url, model, base);
       return invoke(ctx, claude.url, base, operation === 'invoke-with-response-stream', exceptions);
     },
   });

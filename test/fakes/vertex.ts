@@ -12,6 +12,8 @@
  *                    an Anthropic Messages body without `model`, with `anthropic_version: vertex-2023-10-16`;
  *                    betas as the `anthropic-beta` header. Answered by a fake Claude behind the fake (started
  *                    with the same options), in Anthropic's JSON and SSE events.
+ *   POST /v1/projects/{project}/locations/{location}/publishers/anthropic/models/count-tokens:rawPredict
+ *                    Anthropic's token count; here the body names the model (and carries anthropic_version)
  *   GET  /v1beta1/publishers/anthropic/models   Model Garden's list
  *
  * Every Vertex call needs `Authorization: Bearer <a token this fake issued>` (401 UNAUTHENTICATED otherwise)
@@ -167,6 +169,16 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
       if (decodeURIComponent(gotProject) !== project) return googleError(ctx, 403, 'PERMISSION_DENIED', `Permission denied on resource project ${decodeURIComponent(gotProject)}.`);
       if (decodeURIComponent(gotLocation) !== location) return googleError(ctx, 400, 'FAILED_PRECONDITION', `Model is not available in location ${decodeURIComponent(gotLocation)}.`);
       const model = decodeURIComponent(escapedModel);
+      if (model === 'count-tokens' && method === 'rawPredict') {
+        const body = ctx.body;
+        if (body?.anthropic_version !== 'vertex-2023-10-16') return ctx.json(400, { type: 'error', error: { type: 'invalid_request_error', message: 'anthropic_version: Input should be vertex-2023-10-16' } });
+        if (!models.includes(body.model)) return googleError(ctx, 404, 'NOT_FOUND', `Publisher Model ${body.model} not found.`);
+        const { anthropic_version: _version, ...rest } = body;
+        const headers: Record<string, string> = { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' };
+        if (typeof ctx.req.headers['anthropic-beta'] === 'string') headers['anthropic-beta'] = ctx.req.headers['anthropic-beta'];
+        const answer = await post(`${claude.url}/v1/messages/count_tokens`, JSON.stringify(rest), headers);
+        return ctx.text(answer.status, answer.text, { 'content-type': answer.type });
+      }
       if (!models.includes(model)) return googleError(ctx, 404, 'NOT_FOUND', `Publisher Model \`projects/${project}/locations/${location}/publishers/anthropic/models/${model}\` not found.`);
       const body = ctx.body;
       if (!body || typeof body !== 'object') return googleError(ctx, 400, 'INVALID_ARGUMENT', 'Invalid JSON payload received.');

@@ -26,6 +26,7 @@
     return node;
   }
 
+  const plural = (n, word) => `${number(n)} ${word}${n === 1 ? '' : 's'}`;
   const number = (n) => (n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US'));
   const ms = (v) => (v === null || v === undefined ? '–' : v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v).toLocaleString('en-US')} ms`);
   const percent = (v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(v < 0.1 && v > 0 ? 1 : 0)}%`);
@@ -89,27 +90,41 @@
           { class: 'health' },
           badge(p.healthy ? 'healthy' : 'unhealthy', p.healthy ? 'good' : 'bad'),
           p.rate_limited && badge('rate limited', 'warn'),
-          p.errors_since_healthy > 0 && el('span', { class: 'detail' }, `${p.errors_since_healthy} errors since healthy`),
+          p.errors_since_healthy > 0 && el('span', { class: 'detail' }, `${plural(p.errors_since_healthy, 'error')} since healthy`),
         ),
         breakerCell(p),
-        el('td', { class: 'num' }, ms(p.latency_ms), el('span', { class: 'detail' }, `avg ${ms(p.latency_avg_ms)}`)),
-        el('td', { class: `num${p.error_rate ? ' bad-text' : ''}` }, percent(p.error_rate), el('span', { class: 'detail' }, `${number(p.failures_total)} of ${number(p.attempts_total)} tries failed`)),
+        p.latency_ms === null
+          ? el('td', { class: 'num', title: 'no answer from this provider yet (probe or request)' }, '–', el('span', { class: 'detail' }, 'no answer yet'))
+          : el('td', { class: 'num' }, ms(p.latency_ms), el('span', { class: 'detail' }, `avg ${ms(p.latency_avg_ms)}`)),
+        el('td', { class: `num${p.error_rate ? ' bad-text' : ''}` }, percent(p.error_rate), el('span', { class: 'detail' }, `${number(p.failures_total)} of ${number(p.attempts_total)} ${p.attempts_total === 1 ? 'try' : 'tries'} failed`)),
         el('td', { class: 'num' }, number(p.requests)),
         el('td', { class: 'num' }, number(p.in_flight), p.queue_depth > 0 && el('span', { class: 'detail' }, `${p.queue_depth} queued`)),
       ),
     );
     replaceRows('providers', rows, 'No providers configured.');
+    labelCells('providers');
   }
 
+  // On a phone the wide tables stack (CSS: table.stack); each cell then shows its column's name.
+  function labelCells(table) {
+    const names = [...$(table).tHead.rows[0].cells].map((th) => th.textContent);
+    for (const row of $(table).tBodies[0].rows) [...row.cells].forEach((cell, i) => cell.colSpan === 1 && cell.setAttribute('data-label', names[i] ?? ''));
+  }
+
+  // The card's inner width: never wider than the screen (a phone is 360-430 px wide).
+  const chartWidth = (container) => Math.max(200, Math.min(container.clientWidth, document.documentElement.clientWidth - 40));
+
   function chart(container, series, colors, gaps) {
-    const width = Math.max(280, container.clientWidth);
+    const width = chartWidth(container);
+    // Narrow screens get fewer time labels (more room between ticks) so they never overlap.
+    const space = width < 480 ? 110 : 70;
     const opts = {
       width,
       height: 200,
       cursor: { drag: { x: false, y: false } },
       legend: { live: false },
       scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(1, max * 1.15)] } },
-      axes: [{ stroke: '#5b6573', grid: { stroke: '#eef1f5' } }, { stroke: '#5b6573', grid: { stroke: '#eef1f5' }, size: 56 }],
+      axes: [{ stroke: '#5b6573', grid: { stroke: '#eef1f5' }, space }, { stroke: '#5b6573', grid: { stroke: '#eef1f5' }, size: 48, space: 30 }],
       // Latency has no value for seconds without requests: join the dots across them, and draw the dots.
       series: [{}, ...series.map((label, i) => ({ label, stroke: colors[i], width: 2, fill: i === 0 ? `${colors[i]}1f` : undefined, spanGaps: gaps, points: { show: gaps, size: 5 } }))],
     };
@@ -125,6 +140,10 @@
     }
     traffic.setData([s.t, s.requests, s.errors]);
     latency.setData([s.t, s.p50, s.p95, s.p99]);
+    // A few dots say nothing about latency: say so until there are requests in enough seconds.
+    const seconds = s.p50.filter((v) => v !== null).length;
+    $('latency-sparse').hidden = seconds >= 5;
+    $('chart-latency').classList.toggle('sparse', seconds < 5);
   }
 
   function renderEvents(state) {
@@ -146,26 +165,31 @@
     const rows = state.requests.slice(0, 15).map((r) =>
       el(
         'tr',
-        { title: `request id ${r.request_id} · key ${r.client}` },
+        { title: `request id ${r.request_id}` },
         el('td', {}, clock(r.at)),
         el('td', {}, `${r.method} ${r.route}`),
+        el('td', { class: r.key ? '' : 'muted-text' }, r.key ?? (r.status === 401 ? 'no valid key' : 'none')),
+        el('td', {}, r.protocol ?? '–'),
         el('td', { class: `num ${r.status >= 500 ? 'bad-text' : r.status >= 400 ? 'warn-text' : ''}` }, r.status),
-        el('td', {}, r.provider ?? '–'),
-        el('td', { class: `num${r.attempts > 1 ? ' warn-text' : ''}` }, r.attempts ?? '–'),
+        el('td', {}, r.provider ?? (r.attempts > 0 ? 'none answered' : '–')),
+        el('td', { class: `num${r.attempts > 1 ? ' warn-text' : ''}`, title: r.attempts === 0 ? 'refused before any provider was tried' : undefined }, r.attempts ?? 0),
         el('td', { class: 'num' }, Math.round(r.latency_ms)),
       ),
     );
     replaceRows('requests', rows, 'No requests yet.');
+    labelCells('requests');
   }
 
-  function usageRows(table, rows, empty) {
+  function usageRows(table, rows, empty, priced) {
+    const unpriced = priced ? undefined : 'no pricing in the config';
     replaceRows(
       table,
       rows.slice(0, 12).map((r) =>
-        el('tr', { 'data-name': r.name }, el('td', {}, r.name), el('td', { class: 'num' }, number(r.requests)), el('td', { class: 'num' }, number(r.input_tokens)), el('td', { class: 'num' }, number(r.output_tokens)), el('td', { class: 'num' }, cost(r.cost_usd))),
+        el('tr', { 'data-name': r.name }, el('td', {}, r.name), el('td', { class: 'num' }, number(r.requests)), el('td', { class: 'num' }, number(r.input_tokens)), el('td', { class: 'num' }, number(r.output_tokens)), el('td', { class: 'num', title: unpriced }, cost(r.cost_usd))),
       ),
       empty,
     );
+    labelCells(table);
   }
 
   let shownConfig = '';
@@ -177,6 +201,11 @@
     }
     $('config-source').textContent = `${state.config.source} · loaded ${new Date(state.config.loaded_at).toLocaleString('en-GB', { hour12: false })} · secrets masked`;
     $('warnings').replaceChildren(...state.config.warnings.map((w) => el('li', {}, w)));
+    const show = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
+    $('restart').replaceChildren(
+      ...state.config.pending_restart.map((p) => el('li', { 'data-key': p.key }, `${p.key}: ${show(p.file)} in the file, ${show(p.running)} running; takes effect after a restart`)),
+      ...state.config.overridden.map((key) => el('li', { class: 'override', 'data-key': key }, `${key}: running value set at start (command-line flag or port 0), not the file's`)),
+    );
   }
 
   function render(state) {
@@ -186,9 +215,10 @@
     renderCharts(state);
     renderEvents(state);
     renderRequests(state);
-    usageRows('usage-client', state.usage.by_client, 'No requests yet.');
-    usageRows('usage-label', state.usage.by_label, 'No route has metrics_labels.');
-    usageRows('usage-route', state.usage.by_route, 'No requests yet.');
+    usageRows('usage-client', state.usage.by_client, 'No requests yet.', state.usage.priced);
+    usageRows('usage-label', state.usage.by_label, 'No route has metrics_labels.', state.usage.priced);
+    usageRows('usage-route', state.usage.by_route, 'No requests yet.', state.usage.priced);
+    $('pricing-hint').hidden = state.usage.priced || state.traffic.totals.requests === 0;
     renderConfig(state);
   }
 
@@ -247,7 +277,7 @@
       [traffic, 'chart-traffic'],
       [latency, 'chart-latency'],
     ]) {
-      if (plot) plot.setSize({ width: Math.max(280, $(id).clientWidth), height: 200 });
+      if (plot) plot.setSize({ width: chartWidth($(id)), height: 200 });
     }
   });
 

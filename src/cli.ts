@@ -1,25 +1,24 @@
 /**
  * The `hapax` command: serve, validate, keys.
- * Exit codes: 0 success, 1 the gateway could not start or stop cleanly, 2 the config is invalid.
+ * Exit codes (src/cli-exit.ts, docs/cli.md): 0 success, 1 the command failed (the gateway could not start
+ * or stop cleanly, Redis is down, no such key), 2 the config is invalid or unreadable, 64 a bad command line.
  */
 import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { EXIT, exitOnError } from './cli-exit.ts';
 import { defaultConfig } from './config/default.ts';
-import { ConfigError } from './config/errors.ts';
-import { loadConfigFile, type LoadedConfig } from './config/load.ts';
+import { loadConfigFile, loadKeyStoreSettings, type KeyStoreSettings, type LoadedConfig } from './config/load.ts';
 import { runPrimary, runWorker, workerCount } from './cluster.ts';
 import { ModelCatalog, type ExplainedTarget, type MatchKind } from './gateway/catalog.ts';
 import { GatewayError } from './core/errors.ts';
 import { registerKeyCommands } from './keys-cli.ts';
 import { applyServeFlags } from './server/tls.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, writesText } from './observability/logger.ts';
+import { banner, mockInChainWarning } from './server/banner.ts';
 import { handleSignals } from './server/shutdown.ts';
 import { startGateway } from './server/start.ts';
 import { VERSION } from './version.ts';
-
-const EXIT_FAILURE = 1;
-const EXIT_INVALID_CONFIG = 2;
 
 
 /**
@@ -41,23 +40,22 @@ function port(value: string): number {
   return n;
 }
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
-/** Config problems are the user's to fix: list them, no stack trace. Anything else is a failure. */
-function exitOnError(error: unknown): never {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\n`);
-    process.exit(EXIT_INVALID_CONFIG);
-  }
-  process.stderr.write(`hapax: ${messageOf(error)}\n`);
-  process.exit(EXIT_FAILURE);
+/** `hapax keys` reads only where keys live; without a file, the defaults of those settings. */
+async function resolveKeySettings(file: string | undefined): Promise<KeyStoreSettings> {
+  const chosen = configFileFor(file);
+  if (chosen) return loadKeyStoreSettings(chosen);
+  const { config, source } = defaultConfig();
+  return { auth: config.auth, state: config.state, source };
 }
 
 const program = new Command()
   .name('hapax')
   .description('LLM gateway: failover, circuit breakers, health checks, auth, rate limits and metrics from one YAML file')
   .version(VERSION, '-v, --version')
-  .showHelpAfterError('(add --help for usage)');
+  .option('--debug', 'print stack traces with errors (also HAPAX_DEBUG=1)')
+  .showHelpAfterError('(add --help for usage)')
+  // Commander's own errors (unknown option, bad value) end through exitOnError, with the usage exit code.
+  .exitOverride();
 
 program
   .command('serve')
@@ -87,12 +85,17 @@ program
     const gateway = await startGateway({ loaded, configFile, port: opts.port, host: opts.host }).catch(exitOnError);
     // Signals first: whoever reads the 'listening' line may send SIGHUP or SIGTERM at once.
     handleSignals(gateway, { onRepeat: 'exit', shutdownTimeoutMs: server.shutdown_timeout });
+    const order = gateway.holder.current.catalog.defaultPolicy.names;
+    const mockWarning = mockInChainWarning(loaded.config, order);
+    if (mockWarning) gateway.logger.warn({ providers: order }, mockWarning);
     gateway.logger.info(
       { url: gateway.url, config: loaded.source, providers: [...gateway.holder.current.adapters.keys()] },
       'hapax listening',
     );
     // Request lines are batched; the line that says the gateway is up goes out now.
     gateway.logger.flush();
+    // A person at a terminal gets the essentials in a few lines; a pipe or a log collector, JSON only.
+    if (writesText(loaded.config.logging.format)) process.stdout.write(`\n${banner({ url: gateway.url, source: loaded.source, config: loaded.config, order })}\n`);
   });
 
 program
@@ -126,7 +129,7 @@ function printResolution(loaded: LoadedConfig, name: string): void {
     if (known?.length) lines.push(`  listed models: ${known.join(', ')}`);
     if (patterns?.length) lines.push(`  patterns: ${patterns.join(', ')}`);
     process.stderr.write(`${lines.join('\n')}\n`);
-    process.exit(EXIT_FAILURE);
+    process.exit(EXIT.FAILURE);
   }
   const width = Math.max(...candidates.map((c) => c.provider.length));
   const lines = candidates.map((c, i) => `  ${i + 1}. ${c.provider.padEnd(width)}  ${c.model}  (${c.pattern ? `pattern ${c.pattern}` : MATCH_WORDS[c.match]})`);
@@ -142,6 +145,14 @@ const MATCH_WORDS: Record<MatchKind, string> = {
   default: 'its default model',
 };
 
-registerKeyCommands(program, resolveConfig);
+registerKeyCommands(program, resolveKeySettings);
 
-await program.parseAsync(process.argv);
+// A reader that went away (`hapax serve | head`) must not turn a write into a crash or a hang: stop writing.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    stream.write = () => true;
+  });
+}
+
+await program.parseAsync(process.argv).catch(exitOnError);

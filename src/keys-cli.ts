@@ -2,33 +2,47 @@
  * `hapax keys create|list|revoke`: managed client keys, stored as hashes in the key file, or in Redis
  * when the config sets `state.redis_url` (then every instance of the fleet sees the change).
  */
-import type { Command } from 'commander';
-import type { LoadedConfig } from './config/load.ts';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { CliError, EXIT } from './cli-exit.ts';
+import type { KeyStoreSettings } from './config/load.ts';
 import { publicKeyView } from './server/routes/admin.ts';
-import { KeyFile } from './state/keys.ts';
+import { KeyExistsError, KeyFile, KeyOptionError } from './state/keys.ts';
 import { createStore } from './state/registry.ts';
 import type { KeyStore } from './state/store.ts';
 
-type ConfigResolver = (file: string | undefined) => Promise<LoadedConfig>;
+/** Reads only what key management needs of the config, so the rest of the file cannot block it. */
+type SettingsResolver = (file: string | undefined) => Promise<KeyStoreSettings>;
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive whole number, got ${value}`);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number, got "${value}"`);
   return n;
 };
 
-export function registerKeyCommands(program: Command, resolveConfig: ConfigResolver): void {
+/** Where the keys went, in words: the file (with its absolute path) or the fleet's Redis. */
+interface StoreUsed {
+  keys: KeyStore;
+  where: string;
+  settings?: KeyStoreSettings;
+}
+
+export function registerKeyCommands(program: Command, resolveSettings: SettingsResolver): void {
   const keys = program.command('keys').description('manage client API keys (stored as SHA-256 hashes)');
   /** Runs `work` on the key store the options name, then lets go of it (a Redis connection ends). */
-  const withKeys = async <T>(opts: { config?: string; file?: string }, work: (keys: KeyStore) => Promise<T>): Promise<T> => {
-    if (opts.file) return work(new KeyFile(opts.file));
-    const { config } = await resolveConfig(opts.config);
-    const store = createStore(config.state);
+  const withKeys = async <T>(opts: { config?: string; file?: string }, work: (used: StoreUsed) => Promise<T>): Promise<T> => {
+    const inFile = (path: string, settings?: KeyStoreSettings) => ({ keys: new KeyFile(path), where: `the key file ${path}${resolve(path) === path ? '' : ` (${resolve(path)})`}`, settings });
+    if (opts.file) return work(inFile(opts.file));
+    const settings = await resolveSettings(opts.config);
+    if (!settings.state.redis_url) return work(inFile(settings.auth.key_file, settings));
+    const store = createStore(settings.state);
     try {
       await store.start();
       // Never the URL in the message: it may hold a password.
-      if (!store.available) throw new Error('state.redis_url: Redis is unreachable');
-      return await work(store.keys(config.auth.key_file));
+      if (!store.available) {
+        throw new CliError(`cannot reach Redis at state.redis_url of ${settings.source}; start Redis or fix the URL, or pass --file <path> to manage a key file instead`);
+      }
+      return await work({ keys: store.keys(settings.auth.key_file), where: `Redis (state.redis_url of ${settings.source}), shared by every gateway using it`, settings });
     } finally {
       await store.close();
     }
@@ -38,18 +52,30 @@ export function registerKeyCommands(program: Command, resolveConfig: ConfigResol
     .command('create')
     .description('create a key and print it once')
     .requiredOption('--name <name>', 'who the key is for, e.g. marketing')
-    .option('--rpm <n>', 'requests per minute', positiveInt)
-    .option('--tpm <n>', 'tokens per minute', positiveInt)
+    // The API's field names, and the short forms the first versions had.
+    .option('--requests-per-minute <n>', 'rate limit of this key (rate_limit.requests_per_minute; short: --rpm)', positiveInt)
+    .option('--tokens-per-minute <n>', 'token limit of this key (rate_limit.tokens_per_minute; short: --tpm)', positiveInt)
+    .option('--rpm <n>', 'same as --requests-per-minute', positiveInt)
+    .option('--tpm <n>', 'same as --tokens-per-minute', positiveInt)
     .option('--expires <when>', 'a duration from now (90d) or an ISO date')
     .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
     .option('--file <path>', 'key file (default: auth.key_file of the config)')
-    .action(async (opts: { name: string; rpm?: number; tpm?: number; expires?: string; config?: string; file?: string }) => {
-      const rate_limit = {
-        ...(opts.rpm ? { requests_per_minute: opts.rpm } : {}),
-        ...(opts.tpm ? { tokens_per_minute: opts.tpm } : {}),
-      };
-      const { key, record } = await withKeys(opts, (keys) => keys.create({ name: opts.name, rate_limit, expires: opts.expires }));
-      process.stderr.write(`Created key "${record.name}". It is shown once; store it now:\n`);
+    .action(async (opts: CreateOptions) => {
+      const requests = opts.requestsPerMinute ?? opts.rpm;
+      const tokens = opts.tokensPerMinute ?? opts.tpm;
+      const rate_limit = { ...(requests ? { requests_per_minute: requests } : {}), ...(tokens ? { tokens_per_minute: tokens } : {}) };
+      const { key, record, where, settings } = await withKeys(opts, async ({ keys, where, settings }) => {
+        try {
+          return { ...(await keys.create({ name: opts.name, rate_limit, expires: opts.expires })), where, settings };
+        } catch (error) {
+          throw explainCreateError(error, opts.name);
+        }
+      });
+      process.stderr.write(`Created key "${record.name}" in ${where}.\n`);
+      if (settings && !settings.auth.enabled) {
+        process.stderr.write(`warning: auth.enabled is not true in ${settings.source}, so the gateway takes requests without any key; set auth.enabled: true for keys to be required\n`);
+      }
+      process.stderr.write('It is shown once; store it now:\n');
       process.stdout.write(`${key}\n`);
     });
 
@@ -60,7 +86,7 @@ export function registerKeyCommands(program: Command, resolveConfig: ConfigResol
     .option('--file <path>', 'key file')
     .option('--json', 'print JSON')
     .action(async (opts: { config?: string; file?: string; json?: boolean }) => {
-      const records = (await withKeys(opts, (keys) => keys.list())).map(publicKeyView);
+      const records = (await withKeys(opts, ({ keys }) => keys.list())).map(publicKeyView);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
         return;
@@ -78,11 +104,31 @@ export function registerKeyCommands(program: Command, resolveConfig: ConfigResol
     .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
     .option('--file <path>', 'key file')
     .action(async (name: string, opts: { config?: string; file?: string }) => {
-      if (!(await withKeys(opts, (keys) => keys.revoke(name)))) {
-        process.stderr.write(`no active key named ${name}\n`);
-        process.exitCode = 1;
-        return;
-      }
+      const { revoked, where } = await withKeys(opts, async ({ keys, where }) => ({ revoked: await keys.revoke(name), where }));
+      if (!revoked) throw new CliError(`no active key named ${name} in ${where} (hapax keys list shows the names)`);
       process.stdout.write(`revoked ${name}\n`);
     });
+}
+
+interface CreateOptions {
+  name: string;
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+  rpm?: number;
+  tpm?: number;
+  expires?: string;
+  config?: string;
+  file?: string;
+}
+
+/** The store's refusals in terms of the command line: which flag, and what to do about it. */
+function explainCreateError(error: unknown, name: string): unknown {
+  if (error instanceof KeyExistsError) {
+    return new CliError(`a key named ${name} already exists; choose another --name, or revoke it first: hapax keys revoke ${name}`);
+  }
+  if (error instanceof KeyOptionError) {
+    // The message starts with the field name ("expires: ..."); the user typed it as a flag.
+    return new CliError(`--${error.field}: ${error.message.replace(new RegExp(`^${error.field}: `), '')}`, EXIT.USAGE);
+  }
+  return error;
 }

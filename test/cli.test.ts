@@ -43,10 +43,19 @@ interface Served {
   /** The 'hapax listening' log line. */
   listening: Record<string, unknown>;
   stderr: () => string;
+  stdout: () => string;
   exited: Promise<number | null>;
 }
 
 const running = new Set<ChildProcess>();
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 /** Stops whatever a test left running, by its PID. */
 function stopAll(): void {
@@ -77,14 +86,16 @@ function serve(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; she
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let pending = '';
   let stderr = '';
+  let stdout = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk));
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk));
   return new Promise((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       const lines = (pending + chunk).split('\n');
       pending = lines.pop() ?? '';
       for (const line of lines) {
         const entry = parseLogLine(line);
-        if (entry?.msg === 'hapax listening') resolve({ child, url: entry.url as string, listening: entry, stderr: () => stderr, exited });
+        if (entry?.msg === 'hapax listening') resolve({ child, url: entry.url as string, listening: entry, stderr: () => stderr, stdout: () => stdout, exited });
       }
     });
     void exited.then((code) => reject(new Error(`hapax serve exited with ${code} before listening:\n${stderr}`)));
@@ -167,11 +178,63 @@ provider_preference: [openai, bakup]
     expect(stderr).not.toContain('sk-live');
   });
 
-  it('names a file it cannot read', async () => {
-    const { code, stderr } = await run(['validate', '--config', 'no-such-file.yaml'], { cwd: tempDir() });
+  it('names a file it cannot read, with its full path, why, and what to do', async () => {
+    const dir = tempDir();
+    const { code, stderr } = await run(['validate', '--config', 'no-such-file.yaml'], { cwd: dir });
     expect(code).toBe(2);
-    expect(stderr).toContain('no-such-file.yaml');
-    expect(stderr).toContain('cannot read file: ENOENT');
+    expect(stderr).toBe(
+      `cannot read config file no-such-file.yaml (${join(dir, 'no-such-file.yaml')}): no such file [ENOENT]; ` +
+        'pass --config <file> or set HAPAX_CONFIG, or omit both to use ./hapax.yaml or the built-in default\n',
+    );
+    const directory = await run(['validate', dir]);
+    expect(directory.code).toBe(2);
+    expect(directory.stderr).toBe(`cannot read config file ${dir}: it is a directory, not a file [EISDIR]\n`);
+  });
+
+  it('names the unset ${VAR} behind every problem it causes, once per key path', async () => {
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'hapax.yaml'),
+      `providers:
+  vllm: {type: openai_compatible, model: qwen, base_url: "\${VLLM_URL}"}
+auth:
+  enabled: true
+  keys: [{name: app, key: "\${APP_KEY}"}]
+admin: {key: "\${ADMIN_KEY}"}
+`,
+    );
+    const { code, stderr } = await run(['validate'], { cwd: dir });
+    expect(code).toBe(2);
+    expect(stderr.split('\n')).toEqual([
+      'invalid config hapax.yaml:',
+      '  providers.vllm.base_url: ${VLLM_URL} is not set, so the value is empty (expected an http:// or https:// URL); set it in the environment or give a default: ${VLLM_URL:-...}',
+      '  auth.keys[0].key: ${APP_KEY} is not set, so the value is empty (too small: expected string to have >=1 characters); set it in the environment or give a default: ${APP_KEY:-...}',
+      '  admin.key: ${ADMIN_KEY} is not set, so the value is empty (use at least 16 characters); set it in the environment or give a default: ${ADMIN_KEY:-...}',
+      '',
+    ]);
+  });
+
+  it('shows a YAML syntax error with its line, a caret under the column, and no secret', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  openai:\n    type: openai\n    api_key: sk-live-secret\n   model: gpt-4o\n');
+    const { code, stderr } = await run(['validate'], { cwd: dir });
+    expect(code).toBe(2);
+    expect(stderr.split('\n')).toEqual([
+      'invalid config hapax.yaml:',
+      '  YAML All mapping items must start at the same column (line 5, column 1)',
+      '   4 |     api_key: <hidden>',
+      '   5 |    model: gpt-4o',
+      '     | ^',
+      '',
+    ]);
+    const unclosed = join(dir, 'unclosed.yaml');
+    writeFileSync(unclosed, 'server: {port: 8080\nproviders:\n  mock: {type: mock}\n');
+    const second = await run(['validate', unclosed]);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toBe(
+      `invalid config ${unclosed}:\n  YAML Flow map in block collection must be sufficiently indented and end with a } (line 2, column 1)\n` +
+        '   1 | server: {port: 8080\n   2 | providers:\n     | ^\n',
+    );
   });
 
   it('checks ./hapax.yaml when no file is named, else the built-in default', async () => {
@@ -295,7 +358,213 @@ describe('hapax serve', () => {
   });
 });
 
+describe('hapax serve: what a person and a machine see at start', () => {
+  const twoProviders = 'health_check: {enabled: false}\nproviders:\n  openai: {type: openai, model: gpt-4o, api_key: sk-test, base_url: "http://127.0.0.1:9/v1"}\n  mock: {type: mock}\n';
+
+  it('piped: JSON lines only, no banner, and a warning when the mock is in the failover chain', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), twoProviders);
+    const served = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: dir });
+    served.child.kill('SIGTERM');
+    expect(await served.exited).toBe(0);
+    const out = served.stdout();
+    const lines = out.trim().split('\n');
+    for (const line of lines) expect(parseLogLine(line), line).toBeDefined();
+    expect(out).not.toContain('is listening on');
+    const warning = lines.map(parseLogLine).find((entry) => entry?.level === 40);
+    expect(warning).toMatchObject({
+      providers: ['openai', 'mock'],
+      msg: expect.stringContaining('the mock provider mock is in the failover chain (openai → mock): when openai cannot answer, clients get its canned echo'),
+    });
+  });
+
+  it('on a terminal: a short banner (URL, console, config, providers in order, a curl to try) and readable logs', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), twoProviders);
+    // script(1) gives the gateway a pseudo-terminal as a user's shell would; the port is fixed by the test.
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const command = `exec ${NODE} ${BIN} serve --port ${port} --host 127.0.0.1`;
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: dir, env: userEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    running.add(child);
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await waitFor(() => out.includes('stop       Ctrl-C'), 15_000);
+    const text = out.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, '');
+    const url = `http://127.0.0.1:${port}`;
+    expect(text).toContain(
+      [
+        `Hapax ${VERSION} is listening on ${url}`,
+        `  console    ${url}/console`,
+        '  config     hapax.yaml',
+        '  providers  openai (openai) → mock (mock)  (failover order)',
+        `  try        curl ${url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"","messages":[{"role":"user","content":"Hello!"}]}'`,
+        '  stop       Ctrl-C (finishes requests in flight first)',
+      ].join('\n'),
+    );
+    expect(text).toMatch(/\[\d\d:\d\d:\d\d\.\d{3}\] WARN: the mock provider mock is in the failover chain/);
+    expect(text).not.toMatch(/^\{"level"/m);
+    // The curl it suggests works.
+    const answer = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"","messages":[{"role":"user","content":"Hello!"}]}' });
+    expect(answer.status).toBe(200);
+    process.kill(child.pid as number, 'SIGTERM');
+    await exited;
+  });
+
+  for (const format of ['json', 'text']) {
+    it(`stops on SIGTERM when the reader of its stdout has gone (hapax serve | head), with ${format} logs`, async () => {
+      const dir = tempDir();
+      writeFileSync(join(dir, 'hapax.yaml'), `logging: {format: ${format}}\nhealth_check: {enabled: false}\nproviders:\n  mock: {type: mock}\n`);
+      const port = 20_000 + Math.floor(Math.random() * 20_000);
+      const child = spawn(NODE, [BIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], { cwd: dir, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      running.add(child);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await new Promise((resolve) => child.stdout.once('data', resolve));
+      // Like `head -1`: the reader takes one chunk and goes away; every later write gets EPIPE.
+      child.stdout.destroy();
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor(async () => (await fetch(`${url}/health`).catch(() => undefined))?.status === 200, 10_000);
+      for (let i = 0; i < 40; i++) {
+        const response = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":"hi"}' });
+        expect(response.status).toBe(200);
+      }
+      const started = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+  }
+});
+
+describe('docs/http3.md, as written', () => {
+  it('its gtlsclient recipe gets the answers and exits by itself, for a GET and a POST', async () => {
+    const doc = readFileSync(join(ROOT, 'docs/http3.md'), 'utf8');
+    const block = /## Try it in one step\n\n```bash\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+    // The recipe's own lines after the serve command, as a shell runs them (continuations joined).
+    const recipe = block
+      .replace(/\\\n\s*/g, ' ')
+      .split('\n')
+      .filter((line) => /^(mkdir|gtlsclient|cat|echo) /.test(line))
+      .map((line) => line.replace(/#.*$/, '').trim());
+    expect(recipe.filter((line) => line.startsWith('gtlsclient'))).toHaveLength(2);
+    const dir = tempDir();
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    await serve(['--self-signed', '--http3', '--port', String(port), '--host', '127.0.0.1'], { cwd: dir });
+    const script = recipe.map((line) => line.replaceAll('8080', String(port))).join('\n');
+    const result = await new Promise<Result>((resolve) =>
+      execFile('sh', ['-ec', script], { cwd: dir, timeout: 20_000 }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr })),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'h3/health'), 'utf8'))).toMatchObject({ status: { global: true } });
+    expect(JSON.parse(readFileSync(join(dir, 'h3/completions'), 'utf8'))).toMatchObject({ provider: 'mock', completion: 'Hello from the Hapax mock provider. You said: hello over HTTP/3' });
+  }, 40_000);
+});
+
+describe('hapax failures: one line, a documented exit code, a stack only with --debug', () => {
+  const keysDir = () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  mock: {type: mock}\nauth: {enabled: true}\n');
+    return dir;
+  };
+  const oneLine = (result: Result) => {
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).not.toMatch(/\n\s+at |node:internal|file:\/\//);
+  };
+
+  it('explains each refusal of keys create in one line, with the flag and what to do', async () => {
+    const dir = keysDir();
+    expect((await run(['keys', 'create', '--name', 'team-a'], { cwd: dir })).code).toBe(0);
+    const taken = await run(['keys', 'create', '--name', 'team-a'], { cwd: dir });
+    expect(taken).toMatchObject({ code: 1, stdout: '', stderr: 'hapax: a key named team-a already exists; choose another --name, or revoke it first: hapax keys revoke team-a\n' });
+    const badName = await run(['keys', 'create', '--name', 'team a/b'], { cwd: dir });
+    expect(badName).toMatchObject({ code: 64, stderr: 'hapax: --name: use 1-64 letters, digits, _ . -\n' });
+    const badExpiry = await run(['keys', 'create', '--name', 'team-b', '--expires', 'tomorrow'], { cwd: dir });
+    expect(badExpiry).toMatchObject({ code: 64, stderr: 'hapax: --expires: expected an ISO date or a duration like 90d, got tomorrow\n' });
+    const badRpm = await run(['keys', 'create', '--name', 'team-b', '--rpm', 'abc'], { cwd: dir });
+    expect(badRpm.code).toBe(64);
+    expect(badRpm.stderr).toContain(`option '--rpm <n>' argument 'abc' is invalid. expected a positive whole number, got "abc"`);
+    const unknown = await run(['keys', 'revoke', 'nobody'], { cwd: dir });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe(`hapax: no active key named nobody in the key file .hapax/keys.json (${join(dir, '.hapax/keys.json')}) (hapax keys list shows the names)\n`);
+    for (const result of [taken, badName, badExpiry, unknown]) oneLine(result);
+  });
+
+  it('says Redis is unreachable without the URL, exits 1, and shows the stack with --debug', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  mock: {type: mock}\nstate: {redis_url: "redis://:hunter2-password@127.0.0.1:1"}\n');
+    const down = await run(['keys', 'list'], { cwd: dir });
+    expect(down).toMatchObject({ code: 1, stdout: '' });
+    expect(down.stderr).toBe('hapax: cannot reach Redis at state.redis_url of hapax.yaml; start Redis or fix the URL, or pass --file <path> to manage a key file instead\n');
+    const debug = await run(['keys', 'list', '--debug'], { cwd: dir });
+    expect(debug.code).toBe(1);
+    expect(debug.stderr).toMatch(/^hapax: cannot reach Redis.*\nCliError: cannot reach Redis.*\n\s+at /);
+    for (const result of [down, debug]) expect(result.stderr).not.toContain('hunter2');
+  });
+
+  it('an invalid config is exit 2 with the problems and no stack, for keys as for serve', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  mock: {type: mock}\nauth: {key_file: "${KEYS_DIR}/keys.json", enabled: yes-please}\n');
+    const result = await run(['keys', 'list'], { cwd: dir });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe('invalid config hapax.yaml:\n  auth.enabled: expected boolean, received string\n');
+  });
+
+  it('an unknown command or option is exit 64 with the usage hint', async () => {
+    const result = await run(['serve', '--prot', '8080']);
+    expect(result.code).toBe(64);
+    expect(result.stderr).toContain("error: unknown option '--prot'");
+    expect((await run(['frobnicate'])).code).toBe(64);
+  });
+});
+
 describe('hapax keys (managed keys in the key file)', () => {
+  it('needs only auth and state of the config: an unset variable elsewhere does not block it, one in auth.key_file is named', async () => {
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'hapax.yaml'),
+      'providers:\n  marketing: {type: openai, model: gpt-4o, base_url: "${MARKETING_URL}", api_key: "${MARKETING_KEY}"}\nadmin: {key: "${ADMIN_KEY}"}\nauth: {enabled: true}\n',
+    );
+    expect((await run(['validate'], { cwd: dir })).code).toBe(2);
+    const created = await run(['keys', 'create', '--name', 'marketing'], { cwd: dir });
+    expect(created.code).toBe(0);
+    expect((await run(['keys', 'revoke', 'marketing'], { cwd: dir })).stdout).toBe('revoked marketing\n');
+
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  mock: {type: mock}\nauth: {key_file: "${KEYS_FILE}"}\n');
+    const blocked = await run(['keys', 'list'], { cwd: dir });
+    expect(blocked.code).toBe(2);
+    expect(blocked.stderr).toBe(
+      'invalid config hapax.yaml:\n  auth.key_file: ${KEYS_FILE} is not set, so the value is empty (expected a file path); set it in the environment or give a default: ${KEYS_FILE:-...}\n',
+    );
+  });
+
+  it('create says where the key went and warns when the gateway does not check keys; the API field names work as flags', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  mock: {type: mock}\n');
+    const created = await run(['keys', 'create', '--name', 'ops', '--requests-per-minute', '30', '--tokens-per-minute', '5000'], { cwd: dir });
+    expect(created.code).toBe(0);
+    expect(created.stderr.split('\n')).toEqual([
+      `Created key "ops" in the key file .hapax/keys.json (${join(dir, '.hapax/keys.json')}).`,
+      'warning: auth.enabled is not true in hapax.yaml, so the gateway takes requests without any key; set auth.enabled: true for keys to be required',
+      'It is shown once; store it now:',
+      '',
+    ]);
+    const listed = JSON.parse((await run(['keys', 'list', '--json'], { cwd: dir })).stdout) as Array<{ rate_limit?: unknown }>;
+    expect(listed[0].rate_limit).toEqual({ requests_per_minute: 30, tokens_per_minute: 5000 });
+  });
+
+  it('a created key works at once on a running gateway, with no wait for its poll', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), 'health_check: {enabled: false}\nproviders:\n  mock: {type: mock}\nauth: {enabled: true}\n');
+    const gateway = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: dir });
+    for (const name of ['first', 'second', 'third']) {
+      const key = (await run(['keys', 'create', '--name', name], { cwd: dir })).stdout.trim();
+      const response = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: '{"input":"hi"}' });
+      expect(response.status).toBe(200);
+    }
+    const wrong = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'hpx_not-a-key' }, body: '{"input":"hi"}' });
+    expect(wrong.status).toBe(401);
+  });
+
   it('creates a key shown once, lists it without the key, and revokes it; a running gateway follows within a second', async () => {
     const dir = tempDir();
     const keyFile = join(dir, 'keys.json');

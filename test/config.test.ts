@@ -327,7 +327,7 @@ llm:
   endpoint: localhost:11434
   backup_providers:
     - {provider: anthropic}
-    - {provider: gemini, model: flash}
+    - {provider: palm, model: flash}
 `),
     ).toEqual([
       'llm.endpoint: expected an http:// or https:// URL',
@@ -640,7 +640,7 @@ providers:
     const file = join(dir, 'hapax.yaml');
     writeFileSync(file, MOCK);
     expect((await loadConfigFile(file, NO_ENV)).source).toBe(file);
-    await expect(loadConfigFile(join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read file: ENOENT/);
+    await expect(loadConfigFile(join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read config file .*missing\.yaml: no such file \[ENOENT\]/);
   });
 });
 

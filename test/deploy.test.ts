@@ -105,7 +105,7 @@ describe('Kubernetes manifests', () => {
       expect(d.errors, f).toEqual([]);
       return d.toJS();
     }));
-  const byKind = (kind: string) => docs.find((d) => d.kind === kind);
+  const byKind = (kind: string) => docs.find((d) => d.kind === kind && d.metadata?.name !== 'redis');
 
   it('lists every manifest in the kustomization', () => {
     const kustomization = byKind('Kustomization');
@@ -139,6 +139,19 @@ describe('Kubernetes manifests', () => {
     const text = byKind('ConfigMap').data['config.yaml'];
     expect(Object.keys(parseConfig(text, 'configmap', { OPENAI_API_KEY: 'sk-test' }).config.providers)).toEqual(['openai', 'mock']);
     expect(parseConfig(text, 'configmap', {}).config.server.port).toBe(8080);
+  });
+
+  it('shares state in Redis across its replicas: the Redis it ships, or the redis-url of the Secret', () => {
+    const text = byKind('ConfigMap').data['config.yaml'];
+    expect(byKind('Deployment').spec.replicas).toBeGreaterThan(1);
+    expect(parseConfig(text, 'configmap', {}).config.state.redis_url).toBe('redis://redis:6379');
+    expect(parseConfig(text, 'configmap', { REDIS_URL: 'rediss://managed.example:6380' }).config.state.redis_url).toBe('rediss://managed.example:6380');
+    const redisService = docs.find((d) => d.kind === 'Service' && d.metadata.name === 'redis');
+    const redis = docs.find((d) => d.kind === 'Deployment' && d.metadata.name === 'redis');
+    expect(redisService.spec.selector).toEqual(redis.spec.template.metadata.labels);
+    expect(redisService.spec.ports[0].port).toBe(6379);
+    const env = byKind('Deployment').spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'REDIS_URL');
+    expect(env.valueFrom.secretKeyRef).toMatchObject({ name: 'hapax-secrets', key: 'redis-url' });
   });
 
   it('exposes the pods through a Service and scales them with an HPA', () => {

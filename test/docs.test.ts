@@ -126,6 +126,17 @@ describe('docs/configuration.md against the config schema', () => {
   });
 });
 
+describe('docs/configuration.md examples', () => {
+  it('every example with providers validates (the per-provider sections included)', () => {
+    const doc = read('docs/configuration.md');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => /^providers:/m.test(b));
+    expect(blocks.length).toBeGreaterThanOrEqual(4);
+    // Every ${VAR} the examples use, set to something a key check accepts.
+    const env = Object.fromEntries([...doc.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1], 'example-value-0123456789']));
+    for (const block of blocks) expect(() => parseConfig(block, 'docs/configuration.md', env), block).not.toThrow();
+  });
+});
+
 describe('docs/getting-started.md', () => {
   const doc = read('docs/getting-started.md');
   let gateway: TestGateway | undefined;
@@ -141,6 +152,12 @@ describe('docs/getting-started.md', () => {
     const yaml = /```yaml\n(# hapax\.yaml[\s\S]*?)```/.exec(doc)?.[1];
     expect(yaml).toBeDefined();
     gateway = await startTestGateway(yaml as string);
+    // The health check at start finds the primary down before any request, and says so in the log.
+    const started = gateway;
+    await expect
+      .poll(() => started.logs.find((line) => line.provider === 'primary' && line.healthy === false)?.msg, { timeout: 5000 })
+      .toMatch(/^provider primary is unhealthy \(health check: primary connection failed: ECONNREFUSED\); next health check at /);
+    expect(doc).toContain('WARN: provider primary is unhealthy (health check: primary connection failed: ECONNREFUSED); next health check at');
     const attempts: string[] = [];
     for (let i = 0; i < 4; i++) {
       const res = await fetch(`${gateway.url}/v1/completions`, {
@@ -167,6 +184,9 @@ describe('docs/getting-started.md', () => {
       )
       .toContain('primary → backup (connect)');
     expect(events).toContain('primary: breaker closed → open');
+    expect(gateway.logs.find((line) => line.provider === 'primary' && line.breaker === 'open')?.msg).toMatch(
+      /^provider primary: circuit breaker open \(2 consecutive failed requests\); requests skip it until /,
+    );
     expect(state.providers.find((p: { name: string }) => p.name === 'primary')).toMatchObject({ healthy: false, breaker: 'open' });
   });
 });

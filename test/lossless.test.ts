@@ -188,6 +188,37 @@ dedup: {enabled: false}
     expect(received.json.thinking).toEqual({ type: 'enabled', budget_tokens: 2048 });
   });
 
+  it('the Anthropic SDK sends cache_control on system, tools and messages, and documents, as it wrote them', async () => {
+    setup.primary.queue(messageReply());
+    const client = new Anthropic({ baseURL: setup.gateway.url, apiKey: CLIENT_KEY, maxRetries: 0 });
+    const params: Anthropic.MessageCreateParamsNonStreaming = {
+      model: MODEL,
+      max_tokens: 1024,
+      system: [{ type: 'text', text: 'You review code.', cache_control: { type: 'ephemeral', ttl: '1h' } }],
+      tools: [{ name: 'Read', description: 'Reads a file', input_schema: { type: 'object', properties: { path: { type: 'string' } } }, cache_control: { type: 'ephemeral' } }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' }, title: 'spec.pdf', cache_control: { type: 'ephemeral' } },
+            { type: 'text', text: 'Summarise the spec.', cache_control: { type: 'ephemeral' } },
+          ],
+        },
+      ],
+    };
+    const message = await client.messages.create(params);
+    expect(message.usage.cache_creation_input_tokens).toBe(100);
+    expect(setup.primary.received[0].json).toEqual(params);
+  });
+
+  it('refuses a body over the route limit with 413 in Anthropic shape, before anything goes upstream', async () => {
+    const huge = { ...claudeCodeLike(), a_field_no_api_version_has: 'x'.repeat(2 * 1024 * 1024) };
+    const response = await post(setup.gateway, '/v1/messages', huge, { 'anthropic-version': '2023-06-01' });
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
+    expect(setup.primary.received).toHaveLength(0);
+  });
+
   it('maps only `model` when the request names the provider rather than the model', async () => {
     setup.backup.queue(messageReply());
     const sent = { ...claudeCodeLike(), model: 'backup' };

@@ -10,7 +10,9 @@ import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
+import { startFakeAzure } from './fakes/azure.ts';
 import { startFakeBedrock, TEST_AWS_CREDENTIALS } from './fakes/bedrock.ts';
+import { startFakeGemini } from './fakes/gemini.ts';
 import { makeServiceAccount, startFakeVertex } from './fakes/vertex.ts';
 import { routeGoogleToken } from './helpers/google-token.ts';
 import { tempDir } from './helpers/started.ts';
@@ -18,9 +20,11 @@ import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
-/** bd: Bedrock through Converse (Nova); bc: Claude on Bedrock (InvokeModel on the Anthropic lane, Converse for the rest). */
-/** vx: Claude on Vertex AI (rawPredict on the Anthropic lane, the same body translated for the rest). */
-const PROVIDERS = ['oa', 'an', 'ol', 'mk', 'bd', 'bc', 'vx'] as const;
+/**
+ * bd: Bedrock through Converse (Nova); bc: Claude on Bedrock (InvokeModel on the Anthropic lane, Converse for
+ * the rest); vx: Claude on Vertex AI (rawPredict on the Anthropic lane, the same body translated for the rest).
+ */
+const PROVIDERS = ['oa', 'an', 'ol', 'mk', 'gm', 'az', 'bd', 'bc', 'vx'] as const;
 type Provider = (typeof PROVIDERS)[number];
 const TOOL = { name: 'lookup', description: 'Look something up', schema: { type: 'object', properties: { input: { type: 'string' } } } };
 
@@ -42,9 +46,9 @@ describe('every client API × every provider dialect', () => {
   const clients: Record<string, Client> = {};
 
   beforeAll(async () => {
-    const [oa, an, ol] = await Promise.all([startFakeOpenAI({ name: 'oa' }), startFakeAnthropic({ name: 'an' }), startFakeOllama({ name: 'ol' })]);
+    const [oa, an, ol, gm, az] = await Promise.all([startFakeOpenAI({ name: 'oa' }), startFakeAnthropic({ name: 'an' }), startFakeOllama({ name: 'ol' }), startFakeGemini({ name: 'gm', apiKey: 'gm-key' }), startFakeAzure({ name: 'az', apiKey: 'az-key', deployments: { chat: 'gpt-4o' } })]);
     const [bd, bc] = await Promise.all([startFakeBedrock({ name: 'bd' }), startFakeBedrock({ name: 'bc' })]);
-    fakes.push(oa, an, ol, bd, bc);
+    fakes.push(oa, an, ol, gm, az, bd, bc);
     const account = makeServiceAccount('matrix-project');
     const vx = await startFakeVertex({ name: 'vx', project: 'matrix-project', serviceAccounts: [account] });
     const keys = await tempDir('hapax-matrix-');
@@ -57,10 +61,12 @@ providers:
   an: {type: anthropic, base_url: "${an.url}", model: claude-3-5-haiku-latest}
   ol: {type: ollama, base_url: "${ol.url}", model: llama3}
   mk: {type: mock}
+  gm: {type: gemini, base_url: "${gm.url}", api_key: gm-key, model: gemini-2.5-flash}
+  az: {type: azure_openai, base_url: "${az.url}", api_key: az-key, model: gpt-4o, azure: {deployments: {gpt-4o: chat}}}
   bd: {type: bedrock, base_url: "${bd.url}", ${aws}, model: amazon.nova-lite-v1:0}
   bc: {type: bedrock, base_url: "${bc.url}", ${aws}, model: "us.anthropic.claude-3-5-haiku-20241022-v1:0"}
   vx: {type: vertex, project: matrix-project, location: us-east5, credentials_file: "${join(keys.path, 'key.json')}", base_url: "${vx.url}", model: "claude-3-5-haiku@20241022"}
-provider_preference: [oa, an, ol, mk, bd, bc, vx]
+provider_preference: [oa, an, ol, mk, gm, az, bd, bc, vx]
 `);
     const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
     const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: 'x', maxRetries: 0 });

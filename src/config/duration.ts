@@ -16,3 +16,19 @@ export function parseDuration(value: string | number): number | undefined {
   }
   return consumed === text.length ? total : undefined;
 }
+
+/** Milliseconds as a person writes them in the config: 30000 → "30s", 90000 → "1m30s", 250 → "250ms". */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (rest >= size) {
+      const whole = Math.floor(rest / size);
+      parts.push(`${whole}${unit}`);
+      rest -= whole * size;
+    }
+  }
+  if (rest > 0) parts.push(`${Math.round(rest * 1000) / 1000}ms`);
+  return parts.join('');
+}

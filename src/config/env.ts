@@ -8,6 +8,8 @@ export interface ExpandReport {
   problems: string[];
   /** Variables referenced without a default that are unset: the value becomes empty. */
   warnings: string[];
+  /** The same, by key path: a problem found later at that path is blamed on the variable. */
+  unset?: Map<string, string[]>;
 }
 
 const NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
@@ -98,7 +100,11 @@ export function expandEnv(
       value,
       env,
       (message) => report.problems.push(`${where}: ${message}`),
-      (name) => report.warnings.push(`${where}: environment variable ${name} is not set; using an empty value`),
+      (name) => {
+        report.warnings.push(`${where}: environment variable ${name} is not set; using an empty value`);
+        report.unset ??= new Map();
+        report.unset.set(where, [...(report.unset.get(where) ?? []), name]);
+      },
     );
   }
   if (Array.isArray(value)) return value.map((item, i) => expandEnv(item, env, report, `${path}[${i}]`));

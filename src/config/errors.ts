@@ -1,10 +1,20 @@
 /** A config that failed validation, with one line per problem: `key.path: what is wrong`. */
 export class ConfigError extends Error {
   readonly problems: string[];
-  constructor(source: string, problems: string[]) {
-    super(`invalid config ${source}:\n  ${problems.join('\n  ')}`);
+  /** The file could not be read at all (then the message is that one line, not "invalid config"). */
+  readonly unreadable: boolean;
+  /**
+   * Source lines around the first problem (a YAML syntax error), shown under it in the message for the
+   * person at the terminal; kept out of `problems`, which are logged and must hold no values.
+   */
+  readonly excerpt: string[];
+  constructor(source: string, problems: string[], opts: { unreadable?: boolean; excerpt?: string[] } = {}) {
+    const shown = opts.excerpt?.length ? [problems[0], ...opts.excerpt, ...problems.slice(1)] : problems;
+    super(opts.unreadable ? problems.join('\n') : `invalid config ${source}:\n  ${shown.join('\n  ')}`);
     this.name = 'ConfigError';
     this.problems = problems;
+    this.unreadable = opts.unreadable ?? false;
+    this.excerpt = opts.excerpt ?? [];
   }
 }
 

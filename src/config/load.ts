@@ -8,6 +8,8 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { expandEnv, type ExpandReport } from './env.ts';
 import { ConfigError, didYouMean, formatPath } from './errors.ts';
+import { blameUnsetVariables, unreadableFile, yamlErrorLines } from './explain.ts';
+import { PRESETS, type Preset } from './presets.ts';
 import { canonicalizeKeys, keysAt, snake } from './schema-walk.ts';
 import { configSchema, listedModels, normalizeRoutePath, PROVIDER_TYPES, type HapaxConfig, type ProviderType } from './schema.ts';
 
@@ -48,24 +50,27 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(file, [`cannot read file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
+    throw new ConfigError(file, [unreadableFile(file, error)], { unreadable: true });
   }
   return parseConfig(text, file, env);
 }
 
-export function parseConfig(text: string, source = '(inline)', env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+/** The YAML document of a config text, or a ConfigError pointing at the first syntax error. */
+function parseYaml(text: string, source: string): unknown {
   // `merge` keeps `<<: *defaults` working, as it did in the original (Go yaml.v3) Hapax.
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, merge: true });
-  if (doc.errors.length > 0) {
-    // First line only: the rest is a source excerpt, which could show a secret. One syntax error
-    // usually cascades, so the first few say all there is.
-    const lines = doc.errors.slice(0, 5).map((e) => `YAML ${e.message.split('\n')[0]}`);
-    if (doc.errors.length > 5) lines.push(`... and ${doc.errors.length - 5} more YAML errors`);
-    if (/[{[][^\n]*\$\{/.test(text)) lines.push('hint: inside { } or [ ], quote values that use ${VAR}: {port: "${PORT}"}');
-    throw new ConfigError(source, lines);
-  }
+  if (doc.errors.length === 0) return doc.toJS() ?? {};
+  // One syntax error usually cascades, so the first few say all there is; only the first gets an excerpt.
+  const first = yamlErrorLines(doc.errors[0], text);
+  const lines = [first.problem, ...doc.errors.slice(1, 5).map((e) => `YAML ${e.message.split('\n')[0]}`)];
+  if (doc.errors.length > 5) lines.push(`... and ${doc.errors.length - 5} more YAML errors`);
+  if (/[{[][^\n]*\$\{/.test(text)) lines.push('hint: inside { } or [ ], quote values that use ${VAR}: {port: "${PORT}"}');
+  throw new ConfigError(source, lines, { excerpt: first.excerpt });
+}
+
+export function parseConfig(text: string, source = '(inline)', env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const report: ExpandReport = { problems: [], warnings: [] };
-  const raw = expandEnv(doc.toJS() ?? {}, env, report);
+  const raw = expandEnv(parseYaml(text, source), env, report);
   if (!isObject(raw)) throw new ConfigError(source, ['(root): expected a mapping of settings']);
 
   const problems = [...report.problems];
@@ -74,7 +79,7 @@ export function parseConfig(text: string, source = '(inline)', env: NodeJS.Proce
   if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => describeIssue(issue, canonical)));
   // Cross-checks read the unvalidated data, so they are listed together with the schema's problems.
   problems.push(...crossCheck(canonical));
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(source, blameUnsetVariables(problems, report.unset));
 
   const config = parsed.data;
   const warnings = [...report.warnings];
@@ -88,6 +93,41 @@ export function parseConfig(text: string, source = '(inline)', env: NodeJS.Proce
     if (isSet(canonical, key.split('.'))) warnings.push(`${key}: accepted but not applied by this version of Hapax`);
   }
   return { config, warnings, source };
+}
+
+/** What `hapax keys` needs of a config: where managed keys live, and whether the gateway checks keys. */
+export interface KeyStoreSettings {
+  auth: Pick<HapaxConfig['auth'], 'enabled' | 'key_file'>;
+  state: HapaxConfig['state'];
+  source: string;
+}
+
+const keyStoreSchema = configSchema.pick({ auth: true, state: true });
+
+/**
+ * Only `auth.enabled`, `auth.key_file` and `state` of a config file, validated like the whole file would
+ * be: a problem elsewhere (an unset ${VAR} under providers, say) does not stop key management. A problem
+ * in these settings is reported as `hapax validate` would, naming an unset variable that caused it.
+ */
+export async function loadKeyStoreSettings(file: string, env: NodeJS.ProcessEnv = process.env): Promise<KeyStoreSettings> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [unreadableFile(file, error)], { unreadable: true });
+  }
+  const document = parseYaml(text, file);
+  if (!isObject(document)) throw new ConfigError(file, ['(root): expected a mapping of settings']);
+  const problems: string[] = [];
+  const canonical = canonicalizeKeys(configSchema, { auth: document.auth, state: document.state }, [], problems, formatPath) as Data;
+  const auth = isObject(canonical.auth) ? { enabled: canonical.auth.enabled, key_file: canonical.auth.key_file } : canonical.auth;
+  const report: ExpandReport = { problems: [], warnings: [] };
+  const wanted = expandEnv({ auth, state: canonical.state }, env, report) as Data;
+  problems.push(...report.problems);
+  const parsed = keyStoreSchema.safeParse(wanted);
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => describeIssue(issue, wanted)));
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(file, blameUnsetVariables(problems, report.unset));
+  return { auth: parsed.data.auth, state: parsed.data.state, source: file };
 }
 
 /** Whether the (canonical, unvalidated) data sets this key path; `name[]` looks into every element. */
@@ -237,6 +277,30 @@ function foldLegacyLlmBlock(config: HapaxConfig, canonical: Data, warnings: stri
 // ---------------------------------------------------------------------------------------------------
 // Checks across keys, on the canonical data before validation (so they run even when it fails)
 
+/** Whether a provider or one of its `models` entries carries an api_key. */
+const hasApiKey = (provider: Data) =>
+  typeof provider.api_key === 'string' || (isObject(provider.models) && Object.values(provider.models).some((entry) => isObject(entry) && typeof entry.api_key === 'string'));
+
+/** What azure_openai, gemini and preset providers need besides what the schema checks, by key path. */
+function cloudProviderProblems(name: string, provider: Data): string[] {
+  const problems: string[] = [];
+  const at = `providers.${name}`;
+  if (provider.preset !== undefined && provider.type !== 'openai_compatible') problems.push(`${at}.preset: only for type openai_compatible`);
+  if (provider.azure !== undefined && provider.type !== 'azure_openai') problems.push(`${at}.azure: only for type azure_openai`);
+  if (provider.type === 'azure_openai') {
+    const azure = isObject(provider.azure) ? provider.azure : {};
+    if (!provider.base_url) problems.push(`${at}.base_url: required for type azure_openai (the resource endpoint, https://NAME.openai.azure.com)`);
+    const entra = azure.entra_token !== undefined || azure.entra_token_command !== undefined;
+    if (azure.entra_token !== undefined && azure.entra_token_command !== undefined) problems.push(`${at}.azure: set entra_token or entra_token_command, not both`);
+    if (entra && typeof provider.api_key === 'string') problems.push(`${at}.api_key: set an api_key or an Entra token (azure.entra_token / azure.entra_token_command), not both`);
+    if (!entra && !hasApiKey(provider)) problems.push(`${at}.api_key: required for type azure_openai (or azure.entra_token / azure.entra_token_command)`);
+  }
+  const preset = typeof provider.preset === 'string' ? (PRESETS as Record<string, Preset>)[provider.preset] : undefined;
+  if (preset?.needs_key && provider.type === 'openai_compatible' && !hasApiKey(provider)) problems.push(`${at}.api_key: required for preset ${provider.preset} (${preset.title} needs a key)`);
+  if (provider.type === 'gemini' && !hasApiKey(provider)) problems.push(`${at}.api_key: required for type gemini (a Google AI Studio key)`);
+  return problems;
+}
+
 function crossCheck(raw: Data): string[] {
   const problems: string[] = [];
   const providers = isObject(raw.providers) ? raw.providers : {};
@@ -259,9 +323,10 @@ function crossCheck(raw: Data): string[] {
 
   for (const [name, provider] of Object.entries(providers)) {
     if (!isObject(provider)) continue;
-    if (provider.type === 'openai_compatible' && !provider.base_url) {
+    if (provider.type === 'openai_compatible' && !provider.base_url && provider.preset === undefined) {
       problems.push(`providers.${name}.base_url: required for type openai_compatible`);
     }
+    problems.push(...cloudProviderProblems(name, provider));
     const listsModels = Array.isArray(provider.models) ? provider.models.length > 0 : isObject(provider.models) && Object.keys(provider.models).length > 0;
     if (isProviderType(provider.type) && provider.type !== 'mock' && provider.model === undefined && !listsModels) {
       problems.push(`providers.${name}.model: required (the provider's default model), or list its models`);

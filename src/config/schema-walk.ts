@@ -134,3 +134,31 @@ export function canonicalizeKeys(schema: AnySchema, data: unknown, path: Propert
   }
   return out;
 }
+
+/** Whether this schema (under defaults and optionals) is `target` itself: how a duration field is found. */
+function isSchema(schema: AnySchema, target: AnySchema): boolean {
+  if (schema === target) return true;
+  const def = defOf(schema);
+  return def.innerType !== undefined && isSchema(def.innerType, target);
+}
+
+/**
+ * A copy of validated data with every value at a `leaf` schema (e.g. the duration type) replaced by
+ * `show(value)`: the console shows `30s` where the config holds 30000.
+ */
+export function mapLeaves(schema: AnySchema, data: unknown, leaf: AnySchema, show: (value: unknown) => unknown): unknown {
+  if (isSchema(schema, leaf)) return show(data);
+  if (Array.isArray(data)) {
+    const element = unwrapTo(schema, 'array');
+    return element ? data.map((item) => mapLeaves(element, item, leaf, show)) : data;
+  }
+  if (data === null || typeof data !== 'object') return data;
+  const shapes = objectShapes(schema);
+  const record = shapes.length === 0 ? unwrapTo(schema, 'record') : undefined;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data)) {
+    const child = shapes.find((shape) => Object.hasOwn(shape, key))?.[key] ?? record;
+    out[key] = child ? mapLeaves(child, value, leaf, show) : value;
+  }
+  return out;
+}

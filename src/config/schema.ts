@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
+import { PRESET_NAMES } from './presets.ts';
 
 /**
  * A duration in milliseconds, written as "30s", "100ms", "1m" or a number of milliseconds.
@@ -28,7 +29,21 @@ export const normalizeRoutePath = (path: string): string => path.replace(/\/+$/,
 
 const routePath = z.string().startsWith('/', 'expected a path starting with /').transform(normalizeRoutePath);
 
-export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'bedrock', 'vertex'] as const;
+export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'azure_openai', 'gemini', 'bedrock', 'vertex'] as const;
+
+/** Azure OpenAI: which API shape a resource is reached through, its deployments and its Entra credentials. */
+const azure = z.strictObject({
+  /** `deployments`: /openai/deployments/{deployment}/...?api-version=; `v1`: /openai/v1/... (deployment as the model). */
+  api: z.enum(['deployments', 'v1']).default('deployments'),
+  /** The api-version query parameter (deployments: default 2024-10-21; v1: sent only when set, e.g. preview). */
+  api_version: z.string().min(1).optional(),
+  /** Model name → deployment name; a model not listed is sent as a deployment of the same name. */
+  deployments: z.record(z.string().min(1), z.string().min(1)).optional(),
+  /** A Microsoft Entra access token, sent as a bearer token instead of an api-key. */
+  entra_token: z.string().min(1).optional(),
+  /** A command that prints an Entra access token (plain, or az's JSON with expiresOn); re-run before it expires. */
+  entra_token_command: z.string().min(1).optional(),
+});
 
 const retry = z.strictObject({
   max_retries: z.number().int().min(0).max(10).default(2),
@@ -110,9 +125,17 @@ const providerFields = z.strictObject({
   model: upstreamModel.optional(),
   models: providerModels.optional(),
   timeout: duration.optional(),
+  /** Streams: no first event within this (from the attempt's start) fails over to the next candidate. */
+  first_token_timeout: duration.optional(),
+  /** Streams: silence this long between two events after the first ends the stream (in place of `timeout`). */
+  stream_idle_timeout: duration.optional(),
   headers: z.record(z.string(), z.string()).optional(),
   weight: z.number().min(0).default(1),
   max_concurrency: z.number().int().positive().optional(),
+  /** Connections to the provider's origin at most; unset: no cap (max_concurrency and the fair queue bound traffic). */
+  max_connections: z.number().int().positive().optional(),
+  /** Offer HTTP/2 to an https origin (chosen by ALPN; HTTP/1.1 when the origin does not speak it). */
+  http2: z.boolean().optional(),
   retry: retry.partial().optional(),
   /**
    * Same-dialect clients (Anthropic Messages to anthropic, Chat Completions to openai/openai_compatible) are
@@ -127,6 +150,10 @@ const providerFields = z.strictObject({
   anthropic_version: z.string().optional(),
   /** False: clients' reasoning settings (thinking, reasoning_effort) are not sent, for models that refuse them. */
   send_reasoning: z.boolean().optional(),
+  /** azure_openai: the API shape, api-version, deployments and Entra credentials. */
+  azure: azure.optional(),
+  /** openai_compatible: a known host's base URL, auth and quirks (src/providers/presets.ts). */
+  preset: z.enum(PRESET_NAMES).optional(),
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),
@@ -223,6 +250,10 @@ const route = z.strictObject({
   health_check: routeHealthCheck.optional(),
   metrics_labels: z.record(z.string(), z.string()).optional(),
   timeout: duration.optional(),
+  /** Overrides each provider's first_token_timeout on this route. */
+  first_token_timeout: duration.optional(),
+  /** Overrides each provider's stream_idle_timeout on this route. */
+  stream_idle_timeout: duration.optional(),
   max_body_size: z.number().int().positive().optional(),
   provider_preference: providerPreference.optional(),
   load_balancing: loadBalancing.optional(),
@@ -368,7 +399,7 @@ export const configSchema = z.strictObject({
   logging: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-      format: z.enum(['json', 'text']).default('json'),
+      format: z.enum(['auto', 'json', 'text']).default('auto'),
       log_bodies: z.boolean().default(false),
     })
     .prefault({}),
@@ -383,7 +414,7 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(false),
       keys: z.array(apiKey).default([]),
       /** Managed keys (`hapax keys create`), stored as hashes. */
-      key_file: z.string().default('.hapax/keys.json'),
+      key_file: z.string().min(1, 'expected a file path').default('.hapax/keys.json'),
     })
     .prefault({}),
   rate_limit: rateLimit.optional(),
@@ -417,6 +448,7 @@ export const configSchema = z.strictObject({
 
 export type HapaxConfig = z.infer<typeof configSchema>;
 export type ProviderConfig = z.infer<typeof provider>;
+export type AzureConfig = z.infer<typeof azure>;
 export type ModelEntry = z.infer<typeof modelEntry>;
 export type RouteConfig = z.infer<typeof route>;
 export type HandlerName = (typeof HANDLERS)[number];

@@ -10,12 +10,17 @@
  * on the request that called upstream. Nothing here is shared between processes: each instance shows its
  * own traffic.
  */
+import { formatDuration } from '../config/duration.ts';
+import { configSchema, duration, type HapaxConfig } from '../config/schema.ts';
+import { mapLeaves } from '../config/schema-walk.ts';
 import type { Runtime } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { MASK, maskUrl, redactSecrets } from '../observability/redact.ts';
 
 export interface RuntimeSource {
   readonly current: Runtime;
+  /** Restart-only settings as the process runs them, and as the file had them at start. */
+  readonly running?: { values: Record<string, unknown>; atStart: Record<string, unknown> };
 }
 
 /** One finished request, as the onResponse hook saw it. */
@@ -29,6 +34,10 @@ export interface RequestRecord {
   latencyMs: number;
   /** Key name, or 'anonymous' when the request had none. */
   client: string;
+  /** The key's name when one was accepted. */
+  key?: string;
+  /** HTTP/1.1, HTTP/2 or HTTP/3. */
+  protocol?: string;
   provider?: string;
   model?: string;
   attempts?: number;
@@ -160,7 +169,8 @@ export class ConsoleFeed {
       totals.output_tokens += entry.outputTokens ?? 0;
       totals.cost_usd += entry.costUsd ?? 0;
     };
-    add(this.byClient, entry.client);
+    // A request refused for its key (401) used nothing: it is no one's usage.
+    if (entry.status !== 401) add(this.byClient, entry.client);
     add(this.byRoute, entry.route);
     for (const [name, value] of Object.entries(entry.labels)) add(this.byLabel, `${name}=${value}`);
   }
@@ -303,7 +313,8 @@ export class ConsoleFeed {
         failure_threshold: breaker.failureThreshold,
         ms_until_half_open: breaker.msUntilHalfOpen,
         times_opened: breaker.timesOpened,
-        latency_ms: Math.round(health.lastLatencyMs),
+        // Null until the provider has answered once (a probe or a request): 0 ms would claim a measurement.
+        latency_ms: health.ewmaMs === undefined ? null : Math.round(health.lastLatencyMs),
         latency_avg_ms: health.ewmaMs === undefined ? null : Math.round(health.ewmaMs),
         requests: health.requestCount,
         errors_since_healthy: health.errorCount,
@@ -344,12 +355,16 @@ export class ConsoleFeed {
         status: r.status,
         latency_ms: round(r.latencyMs, 1),
         client: r.client,
+        key: r.key ?? null,
+        protocol: r.protocol ?? null,
         provider: r.provider ?? null,
         model: r.model ?? null,
         attempts: r.attempts ?? null,
       })),
       usage: {
         cost_usd: round(this.totals.cost_usd, 6),
+        /** Whether the config prices any model: without `pricing` every cost is unknown, not zero. */
+        priced: Object.keys(runtime.config.pricing ?? {}).length > 0,
         by_client: rows(this.byClient),
         by_route: rows(this.byRoute),
         by_label: rows(this.byLabel),
@@ -358,13 +373,40 @@ export class ConsoleFeed {
         source: runtime.source,
         loaded_at: runtime.loadedAt.toISOString(),
         warnings: [...runtime.warnings],
-        values: redactSecrets(runtime.config, MASK),
+        ...effectiveConfig(runtime.config, this.holder.running),
       },
     };
   }
 }
 
 export type ConsoleState = Awaited<ReturnType<ConsoleFeed['snapshot']>>;
+
+/**
+ * The config as the gateway runs it: restart-only settings as in effect (a --host or --port flag, the port
+ * bound for port 0), durations as a person writes them (30s, not 30000), secrets masked; and the
+ * restart-only settings a reload changed, which wait for a restart.
+ */
+function effectiveConfig(config: HapaxConfig, running: RuntimeSource['running']) {
+  const values = structuredClone(config) as unknown as Record<string, unknown>;
+  const overridden: string[] = [];
+  const pending: Array<{ key: string; running: unknown; file: unknown }> = [];
+  for (const [key, value] of Object.entries(running?.values ?? {})) {
+    const [section, name] = key.split('.');
+    const target = values[section] as Record<string, unknown> | undefined;
+    if (!target) continue;
+    const inFile = target[name];
+    if (JSON.stringify(inFile) !== JSON.stringify(running?.atStart[key])) pending.push({ key, running: value, file: inFile });
+    else if (JSON.stringify(value) !== JSON.stringify(inFile)) overridden.push(key);
+    target[name] = value;
+  }
+  const shown = mapLeaves(configSchema, redactSecrets(values, MASK), duration, (ms) => (typeof ms === 'number' ? formatDuration(ms) : ms));
+  return {
+    values: shown,
+    /** Running values that differ from the file because a command-line flag (or port 0) set them. */
+    overridden,
+    pending_restart: pending.map((p) => ({ ...p, running: redactSecrets(p.running, MASK), file: redactSecrets(p.file, MASK) })),
+  };
+}
 
 function group(map: Map<string, UsageTotals>, key: string): UsageTotals {
   let totals = map.get(key);

@@ -119,3 +119,19 @@ export function upstreamErrorMessage(body: unknown): string | undefined {
   const message = top?.message ?? top?.Message;
   return typeof message === 'string' ? message : undefined;
 }
+
+/**
+ * The retry delay Google APIs put in the error body instead of a Retry-After header: a google.rpc.RetryInfo
+ * entry of `error.details` with `retryDelay` as a duration string ("2s", "0.5s"), in whole seconds.
+ */
+export function bodyRetryDelay(body: unknown): number | undefined {
+  const details = (body as { error?: { details?: unknown } } | null)?.error?.details;
+  if (!Array.isArray(details)) return undefined;
+  for (const detail of details) {
+    const info = detail as { '@type'?: unknown; retryDelay?: unknown } | null;
+    if (typeof info?.['@type'] !== 'string' || !info['@type'].endsWith('google.rpc.RetryInfo') || typeof info.retryDelay !== 'string') continue;
+    const seconds = /^(\d+(?:\.\d+)?)s$/.exec(info.retryDelay);
+    if (seconds) return Math.ceil(Number(seconds[1]));
+  }
+  return undefined;
+}

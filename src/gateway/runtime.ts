@@ -31,6 +31,9 @@ export interface RouteSpec {
   /** Value of the Allow header for 405 answers. */
   allow: string;
   timeoutMs: number;
+  /** Stall limits of this route's streams, over the providers' own (undefined: the provider's). */
+  firstTokenTimeoutMs?: number;
+  streamIdleTimeoutMs?: number;
   maxBodySize: number;
   /** The providers this route can send to, in preference order: its pinned one, else its policy's. */
   providers: readonly string[];
@@ -149,6 +152,8 @@ export class Runtime {
     await this.store.start();
     if (this.config.auth.enabled) await this.keys.start();
     this.healthChecker?.start();
+    // This Runtime is about to serve: the pool gauges read its pools from now on.
+    this.metrics.watchUpstreamPools(() => this.pools.gauges());
   }
 
   /** Probes every provider: its list-models endpoint (no tokens spent), or a one-token completion. */
@@ -239,6 +244,8 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog, declared: Route
       methods: new Set(methods),
       allow: methods.join(', '),
       timeoutMs: route.timeout ?? config.server.request_timeout,
+      firstTokenTimeoutMs: route.first_token_timeout,
+      streamIdleTimeoutMs: route.stream_idle_timeout,
       maxBodySize: route.max_body_size ?? config.server.max_body_size,
       providers: pinnedModel ? [pinnedModel.slice(0, pinnedModel.indexOf('/'))] : routing.names,
       routing,

@@ -30,7 +30,13 @@ export const REDACT_PATHS = [
 
 export interface LoggerSettings {
   level: string;
-  format: 'json' | 'text';
+  /** `auto`: text for a person when stdout is a terminal, JSON lines otherwise. */
+  format: 'auto' | 'json' | 'text';
+}
+
+/** Whether log lines are pretty text: asked for, or `auto` on a terminal (never for a given destination). */
+export function writesText(format: LoggerSettings['format'], destination?: unknown): boolean {
+  return format === 'text' || (format === 'auto' && destination === undefined && process.stdout.isTTY === true);
 }
 
 let stampedSecond = Number.NaN;
@@ -57,12 +63,13 @@ export function createLogger(opts: LoggerSettings, destination?: pino.Destinatio
     redact: { paths: REDACT_PATHS, censor: CENSOR },
     timestamp: isoTimestamp,
   };
-  if (opts.format === 'text') {
+  if (writesText(opts.format, destination)) {
     // In-process pretty printing: text is for people at a terminal, not for the benchmark path.
     const colorize = !destination && process.stdout.isTTY;
     // pino-pretty is loaded only for text logs.
     const pretty = createRequire(import.meta.url)('pino-pretty') as (options: Record<string, unknown>) => pino.DestinationStream;
-    return pino(options, pretty({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service', sync: true, destination: destination ?? 1 }));
+    const stream = pretty({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service', sync: true, destination: destination ?? 1 });
+    return pino(options, stream);
   }
   if (destination) return pino(options, destination);
   const stdout = batchedStdout();

@@ -131,6 +131,21 @@ export class Metrics {
     labelNames: ['provider'] as const,
     registers: [this.registry],
   });
+  /** The current Runtime's upstream pools, read when scraped (see watchUpstreamPools). */
+  private upstreamPools: () => ReadonlyArray<{ provider: string; queued: number; connected: number }> = () => [];
+  readonly upstreamQueued = new Gauge({
+    name: 'hapax_upstream_queued_requests',
+    help: "Requests waiting for a connection to the provider's origin: every connection busy and the pool at the provider's max_connections",
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+    collect: () => this.readUpstreamPools(),
+  });
+  readonly upstreamConnections = new Gauge({
+    name: 'hapax_upstream_connections',
+    help: "Open connections to the provider's origin (HTTP/1.1: one per request in flight; HTTP/2: many requests share one)",
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
   readonly queueWait = new Histogram({
     name: 'hapax_queue_wait_seconds',
     help: 'Time spent waiting for a provider concurrency slot',
@@ -200,6 +215,21 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: '' });
     // Gauges named like counters (promtool rejects them); nodejs_active_{handles,requests,resources} carry the same by type.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+  }
+
+  /** Where the upstream pool gauges come from: the Runtime now serving (set when it starts). */
+  watchUpstreamPools(source: () => ReadonlyArray<{ provider: string; queued: number; connected: number }>): void {
+    this.upstreamPools = source;
+  }
+
+  private readUpstreamPools(): void {
+    // Both gauges in one pass; reset first, so a provider a reload removed leaves no stale series.
+    this.upstreamQueued.reset();
+    this.upstreamConnections.reset();
+    for (const { provider, queued, connected } of this.upstreamPools()) {
+      this.upstreamQueued.set({ provider }, queued);
+      this.upstreamConnections.set({ provider }, connected);
+    }
   }
 
   /** A request to `endpoint` started; pair with requestEnded(). */

@@ -18,6 +18,8 @@ export interface AttemptContext {
   requestId: string;
   /** W3C trace context from the client, passed upstream. */
   traceparent?: string;
+  /** Streams: the route's longest silence between events, over the provider's `stream_idle_timeout`. */
+  streamIdleTimeoutMs?: number;
   /**
    * Filled by the adapter that answered: request fields (dotted paths) its upstream dialect cannot express,
    * so they were left out. The route reports them (X-Hapax-Dropped, the request log).

@@ -89,7 +89,14 @@ export class BedrockAdapter extends HttpAdapter implements ProviderAdapter {
     this.auth = auth;
     this.version = config.anthropic_version ?? BEDROCK_ANTHROPIC_VERSION;
     const control = controlUrl(runtime);
-    this.control = new UpstreamClient({ provider: init.name, baseUrl: control, pools: init.pools, headers: { ...config.headers }, timeoutMs: config.timeout ?? 60_000 });
+    this.control = new UpstreamClient({
+      provider: init.name,
+      baseUrl: control,
+      pools: init.pools,
+      pool: { maxConnections: config.max_connections, http2: config.http2 !== false },
+      headers: { ...config.headers },
+      timeoutMs: config.timeout ?? 60_000,
+    });
     this.controlAuth = new BedrockAuth(signer, control);
   }
 

@@ -12,8 +12,8 @@ import { type ChatStreamEvent, type LosslessRequest, type RelayDialect } from '.
 
 export interface HttpAdapterOptions {
   defaultBaseUrl: string;
-  /** `authorization` sends `Bearer KEY`; `x-api-key` sends the key as is. */
-  keyHeader: 'authorization' | 'x-api-key';
+  /** `authorization` sends `Bearer KEY`; the others send the key as is (api-key: Azure, x-goog-api-key: Gemini). */
+  keyHeader: 'authorization' | 'x-api-key' | 'api-key' | 'x-goog-api-key';
   /** Headers of the provider's protocol, before the config's own `headers`. */
   protocolHeaders?: Record<string, string>;
   /** Adjusts the configured base URL (e.g. Anthropic paths already carry /v1). */
@@ -46,8 +46,10 @@ export abstract class HttpAdapter {
       provider: name,
       baseUrl: opts.normalizeBaseUrl ? opts.normalizeBaseUrl(baseUrl) : baseUrl,
       pools,
+      pool: { maxConnections: config.max_connections, http2: config.http2 !== false },
       headers: { ...opts.protocolHeaders, ...config.headers },
       timeoutMs: config.timeout ?? 60_000,
+      streamIdleTimeoutMs: config.stream_idle_timeout,
     });
     if (opts.relay && config.lossless) {
       this.relay = new Relay(this.client, opts.relay.dialect, opts.relay.transport);
@@ -64,14 +66,14 @@ export abstract class HttpAdapter {
     return lossless && this.relay && lossless.dialect === this.relay.dialect ? lossless : undefined;
   }
 
-  /** A whole answer on the lossless lane. */
-  protected relayComplete(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    return (this.relay as Relay).complete({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx) });
+  /** A whole answer on the lossless lane; `path` (with its query) replaces the dialect's for hosts that place it elsewhere. */
+  protected relayComplete(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext, path?: string): Promise<CanonicalResponse> {
+    return (this.relay as Relay).complete({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx), path });
   }
 
-  /** A stream on the lossless lane. */
-  protected relayStream(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<ChatStreamEvent> {
-    return (this.relay as Relay).stream({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx) });
+  /** A stream on the lossless lane (`path` as in relayComplete). */
+  protected relayStream(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext, path?: string): AsyncIterable<ChatStreamEvent> {
+    return (this.relay as Relay).stream({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx), path });
   }
 
   /** This attempt's headers plus the client's protocol headers (betas filtered by the provider's policy). */
@@ -95,7 +97,7 @@ export abstract class HttpAdapter {
 
   /** A POST of `body` to `path` for this attempt: its headers (key, request id, trace) and signal. */
   protected post(path: string, body: unknown, target: ModelTarget, ctx: AttemptContext): UpstreamRequest {
-    return { method: 'POST', path, body, headers: this.headers(target, ctx), signal: ctx.signal };
+    return { method: 'POST', path, body, headers: this.headers(target, ctx), signal: ctx.signal, idleTimeoutMs: ctx.streamIdleTimeoutMs };
   }
 
   /** A GET of `path` that concerns no model in particular (model lists, health probes). */

@@ -2,7 +2,9 @@
 import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, ProviderAdapter } from './adapter.ts';
 import { AnthropicAdapter } from './anthropic.ts';
+import { AzureOpenAIAdapter } from './azure-openai.ts';
 import { BedrockAdapter } from './bedrock.ts';
+import { GeminiAdapter } from './gemini.ts';
 import { MockAdapter } from './mock.ts';
 import { OllamaAdapter } from './ollama.ts';
 import { OpenAIAdapter } from './openai.ts';
@@ -14,6 +16,8 @@ const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => Provider
   anthropic: AnthropicAdapter,
   ollama: OllamaAdapter,
   mock: MockAdapter,
+  azure_openai: AzureOpenAIAdapter,
+  gemini: GeminiAdapter,
   bedrock: BedrockAdapter,
   vertex: VertexAdapter,
 };

@@ -16,6 +16,8 @@ export interface RelayAttempt {
   target: ModelTarget;
   ctx: AttemptContext;
   headers: string[];
+  /** The path with its query, when the host's differs from the dialect's path plus the client's query (Azure). */
+  path?: string;
 }
 
 /** One lossless attempt as it goes upstream. */
@@ -47,10 +49,10 @@ export class Relay {
     this.transport = transport;
   }
 
-  /** The dialect's own request, or the transport's. */
-  private prepare(request: LosslessRequest, model: string, stream: boolean, headers: string[]): Promise<RelaySend> | RelaySend {
+  /** The dialect's own request (at the adapter's path, when it gives one), or the transport's. */
+  private prepare(request: LosslessRequest, model: string, stream: boolean, headers: string[], path: string | undefined): Promise<RelaySend> | RelaySend {
     if (this.transport) return this.transport.prepare({ request, model, stream, headers });
-    return { path: this.spec.path + request.query, body: this.spec.upstreamBody(request, model), headers };
+    return { path: path ?? this.spec.path + request.query, body: this.spec.upstreamBody(request, model), headers };
   }
 
   get dialect(): WireDialect {
@@ -58,8 +60,8 @@ export class Relay {
   }
 
   /** A whole answer: its text as the provider sent it, with the facts accounting needs beside it. */
-  async complete({ request, target, ctx, headers }: RelayAttempt): Promise<CanonicalResponse> {
-    const sent = await this.prepare(request, target.model, false, headers);
+  async complete({ request, target, ctx, headers, path }: RelayAttempt): Promise<CanonicalResponse> {
+    const sent = await this.prepare(request, target.model, false, headers, path);
     const text = await this.client.text({ method: 'POST', ...sent, signal: ctx.signal });
     let json: unknown;
     try {
@@ -77,10 +79,10 @@ export class Relay {
    * the usage and finish events read from them. Frames the reader holds back (Anthropic's message_start,
    * pings) wait for the first real output: an overload reported right after them still fails over.
    */
-  async *stream({ request, target, ctx, headers }: RelayAttempt): AsyncGenerator<ChatStreamEvent> {
+  async *stream({ request, target, ctx, headers, path }: RelayAttempt): AsyncGenerator<ChatStreamEvent> {
     const provider = this.client.provider;
-    const sent = await this.prepare(request, target.model, true, headers);
-    const response = await this.client.send({ method: 'POST', ...sent, signal: ctx.signal });
+    const sent = await this.prepare(request, target.model, true, headers, path);
+    const response = await this.client.send({ method: 'POST', ...sent, signal: ctx.signal, idleTimeoutMs: ctx.streamIdleTimeoutMs });
     const reader = this.spec.streamReader(request, target.model);
     const lane = laneOf(request);
     const frames = new SseFrames();

@@ -18,8 +18,17 @@ export interface ProviderHealthOptions {
   /** Weight of the newest latency sample in the moving average, in (0, 1]. Default 0.3. */
   ewmaAlpha?: number;
   now?: () => number;
-  /** Called when `healthy` flips (for the hapax_provider_healthy gauge and logs). */
-  onHealthChange?: (name: string, healthy: boolean) => void;
+  /** Called when `healthy` flips (for the hapax_provider_healthy gauge and logs), with what flipped it. */
+  onHealthChange?: (name: string, healthy: boolean, cause: HealthChangeCause) => void;
+}
+
+/** What flipped a provider's health: a probe or live traffic, and for a failure why, when known. */
+export interface HealthChangeCause {
+  source: HealthSource;
+  /** The last failure's message (a probe's error); undefined for a recovery or an unexplained failure. */
+  reason?: string;
+  /** Consecutive failures that made it unhealthy. */
+  consecutiveFails: number;
 }
 
 /** The /health provider entry, exactly as the spec shows it. */
@@ -42,7 +51,7 @@ export class ProviderHealth {
   private failureThreshold: number;
   private readonly alpha: number;
   private readonly now: () => number;
-  private readonly onHealthChange?: (name: string, healthy: boolean) => void;
+  private readonly onHealthChange?: (name: string, healthy: boolean, cause: HealthChangeCause) => void;
 
   healthy = true;
   consecutiveFails = 0;
@@ -98,15 +107,16 @@ export class ProviderHealth {
     if (!this.healthy) {
       this.healthy = true;
       this.errorCount = 0;
-      this.onHealthChange?.(this.name, true);
+      this.onHealthChange?.(this.name, true, { source, consecutiveFails: 0 });
     }
   }
 
   /**
    * The provider failed (connect, timeout, 5xx, protocol, probe error). Not for 429s: see recordRateLimit.
-   * For a probe pass when it started: a live success since then outweighs it.
+   * For a probe pass when it started: a live success since then outweighs it. `reason` (the error's
+   * message) goes to the health-change log line.
    */
-  recordFailure(source: HealthSource = 'traffic', probeStartedAt?: number): void {
+  recordFailure(source: HealthSource = 'traffic', probeStartedAt?: number, reason?: string): void {
     if (source === 'probe') {
       this.lastCheckAt = this.now();
       if (probeStartedAt !== undefined && this.lastTrafficSuccessAt >= probeStartedAt) return;
@@ -115,7 +125,7 @@ export class ProviderHealth {
     this.errorCount++;
     if (this.healthy && this.consecutiveFails >= this.failureThreshold) {
       this.healthy = false;
-      this.onHealthChange?.(this.name, false);
+      this.onHealthChange?.(this.name, false, { source, reason, consecutiveFails: this.consecutiveFails });
     }
   }
 
@@ -277,7 +287,7 @@ export class HealthChecker {
     const durationMs = this.now() - started;
     try {
       if (ok) target.health.recordSuccess(durationMs, 'probe');
-      else target.health.recordFailure('probe', started);
+      else target.health.recordFailure('probe', started, failure instanceof Error ? failure.message : String(failure));
       this.onResult?.(target.name, ok, durationMs, failure);
     } catch {
       // A throwing hook (metrics, logging) must not stop the checker; the health state is already updated.

@@ -28,6 +28,15 @@ import { HANDLER_DECLARATIONS } from './client-apis.ts';
 
 export interface RuntimeHolder {
   current: Runtime;
+  /** Restart-only settings as this process runs them (flags applied, the port bound); set once listening. */
+  running?: RunningSettings;
+}
+
+export interface RunningSettings {
+  /** By key path (`server.port`): the values in effect. */
+  values: Record<string, unknown>;
+  /** The same keys as the config file had them at start: a reload that changes one waits for a restart. */
+  atStart: Record<string, unknown>;
 }
 
 export interface AppOptions {
@@ -127,7 +136,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     state.deadline = setTimeout(() => controller.abort(new DOMException('request deadline passed', 'TimeoutError')), route.timeoutMs);
     if (request.method === 'OPTIONS') return;
     if (runtime.config.auth.enabled && route.auth) {
-      state.key = runtime.keys.verify(presentedKey(request));
+      state.key = await runtime.keys.verifyFresh(presentedKey(request));
       checkKeyScope(state.key, route.path);
       state.client = state.key.name;
     }

@@ -74,6 +74,8 @@ export function attemptContext(request: FastifyRequest): DispatchContext {
     traceparent: state.traceparent,
     client: state.client,
     deadlineAt: state.startedAt + (state.route?.timeoutMs ?? state.runtime.config.server.request_timeout),
+    firstTokenTimeoutMs: state.route?.firstTokenTimeoutMs,
+    streamIdleTimeoutMs: state.route?.streamIdleTimeoutMs,
     // `Cache-Control: no-cache` asks for a fresh answer: no sharing, no cache.
     dedup: (state.route?.dedup ?? false) && !fresh,
     cache: !fresh,

@@ -58,6 +58,11 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: HapaxConfig) => unknown]> = [
   ['logging.format', (c) => c.logging.format],
 ];
 
+/** The restart-only settings of a config, by key path: what a running gateway keeps until it restarts. */
+export function restartOnlyValues(config: HapaxConfig): Record<string, unknown> {
+  return Object.fromEntries(RESTART_ONLY.map(([key, read]) => [key, read(config)]));
+}
+
 export class Reloader {
   private readonly opts: ReloaderOptions;
   private readonly file?: string;

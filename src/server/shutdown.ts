@@ -71,25 +71,33 @@ export interface SignalOptions {
  */
 export function handleSignals(target: Stoppable, opts: SignalOptions): void {
   let stopping = false;
+  // A log line must never keep the process from stopping (stdout may be a pipe whose reader is gone).
+  const log = (write: () => void) => {
+    try {
+      write();
+    } catch {
+      // nowhere to write: stop anyway
+    }
+  };
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       if (opts.onRepeat === 'ignore') return;
-      target.logger.warn({ signal }, 'second signal: exiting without waiting');
+      log(() => target.logger.warn({ signal }, 'second signal: exiting without waiting'));
       process.exit(1);
     }
     stopping = true;
-    target.logger.info({ signal }, 'shutting down');
     setTimeout(() => {
-      target.logger.error({ shutdown_timeout_ms: opts.shutdownTimeoutMs }, 'shutdown did not complete; exiting');
+      log(() => target.logger.error({ shutdown_timeout_ms: opts.shutdownTimeoutMs }, 'shutdown did not complete; exiting'));
       process.exit(1);
     }, opts.shutdownTimeoutMs + 5_000).unref();
+    log(() => target.logger.info({ signal }, 'shutting down'));
     target.shutdown().then(
       (result) => {
-        target.logger.info({ drained: result.drained }, 'stopped');
+        log(() => target.logger.info({ drained: result.drained }, 'stopped'));
         process.exit(result.drained ? 0 : 1);
       },
       (error: unknown) => {
-        target.logger.error({ err: error }, 'error while shutting down');
+        log(() => target.logger.error({ err: error }, 'error while shutting down'));
         process.exit(1);
       },
     );

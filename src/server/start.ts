@@ -13,7 +13,7 @@ import { buildApp, type RuntimeHolder } from './app.ts';
 import { listenHttp3 } from './http3/index.ts';
 import type { Handler } from './context.ts';
 import type { RateLimits } from './rate-limit.ts';
-import { Reloader, type ReloadOutcome, type ReloadTrigger } from './reload.ts';
+import { Reloader, restartOnlyValues, type ReloadOutcome, type ReloadTrigger } from './reload.ts';
 import { ROUTE_DECLARATIONS } from './client-apis.ts';
 import { registerOpsRoutes, type Lifecycle } from './routes/ops.ts';
 import { drainServer, type DrainResult } from './shutdown.ts';
@@ -67,7 +67,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const tracing = config.tracing?.otlp_endpoint ? await (await import('../observability/tracing.ts')).Tracing.create(config.tracing) : undefined;
   const metrics = new Metrics(routeLabelNames(config));
   // Breaker/health per provider and state stores outlive a reload: every Runtime of this gateway gets them.
-  const shared: GatewayShared = { metrics, states: new ProviderStates(metrics), stores: new StateStores(metrics, logger), routes: ROUTE_DECLARATIONS };
+  const shared: GatewayShared = { metrics, states: new ProviderStates(metrics, logger), stores: new StateStores(metrics, logger), routes: ROUTE_DECLARATIONS };
   const holder: RuntimeHolder = { current: new Runtime(opts.loaded, shared) };
   await holder.current.start();
   const reloader = new Reloader({ file: opts.configFile, holder, shared, logger });
@@ -100,6 +100,8 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   base.flush();
   if (opts.configFile && opts.watch !== false) await reloader.watch();
   const port = (app.server.address() as AddressInfo).port;
+  const atStart = restartOnlyValues(config);
+  holder.running = { atStart, values: { ...atStart, 'server.host': host, 'server.port': port } };
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
 
   let stopped: Promise<DrainResult> | undefined;

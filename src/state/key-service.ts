@@ -24,6 +24,8 @@ export class KeyService {
   private lastVersion?: string;
   private timer?: NodeJS.Timeout;
   private refreshing?: Promise<void>;
+  /** The store check an unknown key waits for; shared by every miss that arrives meanwhile. */
+  private missCheck?: Promise<void>;
 
   constructor(configKeys: ConfigKey[], store: KeyStore, state: Pick<StateStore, 'available' | 'policy'>) {
     this.configRecords = configKeys.map((k) => ({
@@ -77,6 +79,25 @@ export class KeyService {
     const managed = await this.store.list();
     this.lastVersion = version;
     this.table = new KeyTable([...this.configRecords, ...managed]);
+  }
+
+  /**
+   * `verify`, but a key the table does not know waits for one look at the store first: a key made by
+   * `hapax keys create` (or on another instance) works as soon as the command returns, not at the next
+   * poll. The look is one stat of the key file or one Redis read, shared by all misses in flight, so a
+   * flood of bad keys costs the store no more than the poll does.
+   */
+  async verifyFresh(presented: string | undefined): Promise<ApiKeyRecord> {
+    try {
+      return this.verify(presented);
+    } catch (error) {
+      if (!presented || !(error instanceof GatewayError) || error.status !== 401 || !('unknown' in this.table.verify(presented))) throw error;
+      this.missCheck ??= this.refresh()
+        .catch(() => undefined)
+        .finally(() => (this.missCheck = undefined));
+      await this.missCheck;
+      return this.verify(presented);
+    }
   }
 
   /**

@@ -43,3 +43,13 @@ declare module 'rate-limiter-flexible/lib/RateLimiterCompatibleAbstract.js' {
   import { RateLimiterCompatibleAbstract } from 'rate-limiter-flexible';
   export default RateLimiterCompatibleAbstract;
 }
+
+declare module 'undici/lib/dispatcher/client.js' {
+  import { Client } from 'undici';
+  export default Client;
+}
+
+declare module 'undici/lib/core/connect.js' {
+  import { buildConnector } from 'undici';
+  export default buildConnector;
+}

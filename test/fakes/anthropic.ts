@@ -121,7 +121,7 @@ export function startFakeAnthropic(opts: FakeOptions = {}): Promise<FakeProvider
       }
       return ctx.json(404, anthropicError('not_found_error', 'Not Found'), requestId);
     },
-  });
+  }, { tls: opts.tls });
 }
 
 function modelObject(id: string) {

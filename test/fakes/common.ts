@@ -7,6 +7,7 @@
  * "model" helpers (token counting, word chunking, embeddings).
  */
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 
@@ -20,7 +21,9 @@ export type Fault =
   | { kind: 'hang' }
   | { kind: 'delay'; ms: number }
   | { kind: 'cut'; afterChunks: number }
-  | { kind: 'slowStream'; chunkDelayMs: number };
+  | { kind: 'slowStream'; chunkDelayMs: number }
+  /** a stream whose headers go out at once and whose first chunk only after ms (a model slow to start) */
+  | { kind: 'slowFirst'; ms: number };
 
 export interface RecordedRequest {
   method: string;
@@ -31,6 +34,8 @@ export interface RecordedRequest {
   headers: Record<string, string | string[] | undefined>;
   /** parsed JSON body, or undefined when there was none / it was not JSON */
   body: any;
+  /** the HTTP version the request came over: '1.1', or '2.0' on a TLS fake whose client chose h2 */
+  httpVersion?: string;
 }
 
 export interface FakeProvider {
@@ -42,6 +47,10 @@ export interface FakeProvider {
   queueFaults(...faults: Fault[]): void;
   aborted: number;
   inFlight: number;
+  /** the most requests that were in flight at once (since start or the last reset) */
+  peakInFlight: number;
+  /** connections accepted so far (TLS fakes: after the handshake); HTTP/2 carries many requests on one */
+  connections: number;
   reset(): void;
   close(): Promise<void>;
 }
@@ -59,6 +68,13 @@ export interface FakeOptions {
   turn?: (view: TurnView) => ScriptedTurn | undefined;
   /** OpenAI fake: cache every prompt's prefix, as OpenAI does by itself (without it, only with prompt_cache_key). */
   autoPromptCache?: boolean;
+  /** Serve HTTPS with this certificate, offering HTTP/2 and HTTP/1.1 by ALPN (as hosted APIs do). */
+  tls?: FakeTls;
+}
+
+export interface FakeTls {
+  key: string | Buffer;
+  cert: string | Buffer;
 }
 
 /** What a scripted turn sees of a chat request, the same for every provider's dialect. */
@@ -118,7 +134,7 @@ export interface ProviderSpec {
 // Server
 // ---------------------------------------------------------------------------
 
-export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider> {
+export async function startFakeServer(spec: ProviderSpec, transport: { tls?: FakeTls } = {}): Promise<FakeProvider> {
   const sockets = new Set<Socket>();
   let queue: Fault[] = [];
   let closing = false;
@@ -131,6 +147,8 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
     fault: null,
     aborted: 0,
     inFlight: 0,
+    peakInFlight: 0,
+    connections: 0,
     queueFaults(...faults: Fault[]) {
       queue.push(...faults);
     },
@@ -139,28 +157,37 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
       provider.fault = null;
       queue = [];
       provider.aborted = 0;
+      provider.peakInFlight = provider.inFlight;
       // inFlight reflects live connections; it is not something a reset can change.
     },
     async close() {
       closing = true;
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        if ('closeAllConnections' in server) server.closeAllConnections();
         for (const s of sockets) s.destroy();
       });
     },
   };
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     void handleRequest(req, res);
-  });
-  server.on('connection', (socket) => {
+  };
+  // Over TLS the client picks HTTP/2 or HTTP/1.1; node's compatibility API gives both the same req/res.
+  const server = transport.tls
+    ? http2.createSecureServer({ key: transport.tls.key, cert: transport.tls.cert, allowHTTP1: true }, onRequest as any)
+    : http.createServer(onRequest);
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
+    if (!transport.tls) provider.connections++;
   });
+  server.on('secureConnection', () => provider.connections++);
 
   async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse) {
     provider.inFlight++;
+    if (provider.inFlight > provider.peakInFlight) provider.peakInFlight = provider.inFlight;
+    const h2 = req.httpVersionMajor === 2;
     let closed = false;
     let selfDestroyed = false;
     let onClose!: () => void;
@@ -174,7 +201,9 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
 
     const destroy = () => {
       selfDestroyed = true;
-      req.socket.destroy();
+      // HTTP/2: reset this request's stream only, as a server does; the connection carries others.
+      if (h2) (req as unknown as http2.Http2ServerRequest).stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      else req.socket.destroy();
     };
 
     const sleep = (ms: number) =>
@@ -205,7 +234,7 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
     }
     const method = req.method ?? 'GET';
     const path = url.pathname;
-    provider.requests.push({ method, path, query: url.search.slice(1), headers: { ...req.headers }, body });
+    provider.requests.push({ method, path, query: url.search.slice(1), headers: { ...req.headers }, body, httpVersion: req.httpVersion });
 
     let fault: Fault | null = null;
     if (spec.isChat(method, path)) fault = queue.shift() ?? provider.fault;
@@ -248,7 +277,8 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
         res.writeHead(200, {
           'content-type': contentType,
           'cache-control': 'no-cache',
-          connection: 'keep-alive',
+          // HTTP/2 forbids connection headers.
+          ...(h2 ? {} : { connection: 'keep-alive' }),
           ...headers,
         });
         res.flushHeaders();
@@ -258,6 +288,7 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
             return;
           }
           if (fault?.kind === 'slowStream' && i > 0 && !(await sleep(fault.chunkDelayMs))) return;
+          if (fault?.kind === 'slowFirst' && i === 0 && !(await sleep(fault.ms))) return;
           if (closed) return;
           await write(chunks[i]);
         }
@@ -286,7 +317,7 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
             if (!(await sleep(fault.ms))) return;
             break;
           default:
-            break; // 'cut' and 'slowStream' are applied while writing
+            break; // 'cut', 'slowStream' and 'slowFirst' are applied while writing
         }
       }
       await spec.handle(ctx);
@@ -307,7 +338,7 @@ export async function startFakeServer(spec: ProviderSpec): Promise<FakeProvider>
   });
   const port = (server.address() as AddressInfo).port;
   provider.port = port;
-  provider.url = `http://127.0.0.1:${port}${spec.basePath}`;
+  provider.url = `${transport.tls ? "https" : "http"}://127.0.0.1:${port}${spec.basePath}`;
   return provider;
 }
 

@@ -110,7 +110,7 @@ export function startFakeOpenAI(opts: FakeOptions = {}): Promise<FakeProvider> {
       }
       return ctx.json(404, openaiError(`Invalid URL (${method} ${path})`, 'invalid_request_error'));
     },
-  });
+  }, { tls: opts.tls });
 }
 
 function modelObject(id: string) {

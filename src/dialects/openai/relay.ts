@@ -89,7 +89,10 @@ class ChunkReader implements StreamReader {
       this.failure = { kind: 'server', message: upstreamErrorMessage(chunk) };
       return 'fail';
     }
-    this.start ??= { id: chunk.id ?? '', model: chunk.model ?? this.model };
+    // Azure opens with a chunk of no choices, id or model (its prompt filter results): held like any frame
+    // before the first output, so a failure right after it still fails over; the next chunk says who answers.
+    if (!this.start && !chunk.id && chunk.choices?.length === 0 && !chunk.usage) return 'hold';
+    this.start ??= { id: chunk.id ?? '', model: chunk.model || this.model };
     const reason = chunk.choices?.[0]?.finish_reason;
     if (reason) {
       this.finish = decodeFinishReason(reason);

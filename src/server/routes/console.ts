@@ -305,29 +305,31 @@ function consolePage(signedIn: boolean): string {
   </section>
   <section class="card">
     <h2>Providers</h2>
-    <table id="providers">
+    <table id="providers" class="stack">
       <thead><tr><th>Provider</th><th>Type / model</th><th>Health</th><th>Circuit breaker</th><th class="num">Latency (last / avg)</th><th class="num">Error rate (1 min)</th><th class="num">Requests</th><th class="num">In flight</th></tr></thead>
       <tbody></tbody>
     </table>
   </section>
   <section class="charts">
     <div class="card"><h2>Requests per second</h2><div id="chart-traffic" class="chart"></div></div>
-    <div class="card"><h2>Latency (ms)</h2><div id="chart-latency" class="chart"></div></div>
+    <div class="card"><h2>Latency (ms)</h2><p id="latency-sparse" class="note" hidden>Too few requests yet for a latency curve: it fills in as requests arrive in more seconds.</p><div id="chart-latency" class="chart"></div></div>
   </section>
   <section class="columns">
     <div class="card"><h2>Failovers and state changes</h2><ol id="events" class="events"></ol></div>
     <div class="card"><h2>Recent requests</h2>
-      <table id="requests"><thead><tr><th>Time</th><th>Route</th><th class="num">Status</th><th>Served by</th><th class="num">Tries</th><th class="num">ms</th></tr></thead><tbody></tbody></table>
+      <table id="requests" class="stack"><thead><tr><th>Time</th><th>Route</th><th>Key</th><th>Protocol</th><th class="num">Status</th><th>Served by</th><th class="num">Tries</th><th class="num">ms</th></tr></thead><tbody></tbody></table>
     </div>
   </section>
+  <p id="pricing-hint" class="note" hidden>Cost shows "–" because no model has a price: add a <code>pricing</code> section to the config (US dollars per million input and output tokens, by model).</p>
   <section class="columns three">
-    <div class="card"><h2>Usage by key</h2><table id="usage-client" class="usage"><thead><tr><th>Key</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
-    <div class="card"><h2>Usage by route label</h2><table id="usage-label" class="usage"><thead><tr><th>Label</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
-    <div class="card"><h2>Usage by route</h2><table id="usage-route" class="usage"><thead><tr><th>Route</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
+    <div class="card"><h2>Usage by key</h2><table id="usage-client" class="usage stack"><thead><tr><th>Key</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
+    <div class="card"><h2>Usage by route label</h2><table id="usage-label" class="usage stack"><thead><tr><th>Label</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
+    <div class="card"><h2>Usage by route</h2><table id="usage-route" class="usage stack"><thead><tr><th>Route</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
   </section>
   <section class="card">
     <h2>Running config <span class="hint" id="config-source"></span></h2>
     <ul id="warnings" class="warnings"></ul>
+    <ul id="restart" class="restart"></ul>
     <pre id="config" class="config"></pre>
   </section>
 </main>
@@ -355,11 +357,14 @@ export function consoleRecord(request: FastifyRequest, statusCode: number, elaps
     route: route.path,
     status: statusCode,
     latencyMs: elapsedMs,
-    // Grouped like the token and cost metrics: by key name, 'anonymous' without one.
+    // Grouped like the token and cost metrics: by key name, 'anonymous' without one (auth off).
     client: state.key?.name ?? 'anonymous',
+    key: state.key?.name,
+    protocol: request.raw.httpVersionMajor === 1 ? `HTTP/${request.raw.httpVersion}` : `HTTP/${request.raw.httpVersionMajor}`,
     provider: state.provider,
     model: state.model,
-    attempts: state.attempts,
+    // A request every provider failed has no answer's count: its trail says how many were tried.
+    attempts: state.attempts ?? state.trail?.length ?? 0,
     inputTokens: usage?.inputTokens,
     outputTokens: usage?.outputTokens,
     costUsd: usage ? state.costUsd : undefined,

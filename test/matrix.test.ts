@@ -22,9 +22,10 @@ import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
 /**
  * bd: Bedrock through Converse (Nova); bc: Claude on Bedrock (InvokeModel on the Anthropic lane, Converse for
- * the rest); vx: Claude on Vertex AI (rawPredict on the Anthropic lane, the same body translated for the rest).
+ * the rest); vx: Claude on Vertex AI (rawPredict on the Anthropic lane, the same body translated for the rest);
+ * vg: Gemini on Vertex AI (generateContent).
  */
-const PROVIDERS = ['oa', 'an', 'ol', 'mk', 'gm', 'az', 'bd', 'bc', 'vx'] as const;
+const PROVIDERS = ['oa', 'an', 'ol', 'mk', 'gm', 'az', 'bd', 'bc', 'vx', 'vg'] as const;
 type Provider = (typeof PROVIDERS)[number];
 const TOOL = { name: 'lookup', description: 'Look something up', schema: { type: 'object', properties: { input: { type: 'string' } } } };
 
@@ -51,9 +52,11 @@ describe('every client API × every provider dialect', () => {
     fakes.push(oa, an, ol, gm, az, bd, bc);
     const account = makeServiceAccount('matrix-project');
     const vx = await startFakeVertex({ name: 'vx', project: 'matrix-project', serviceAccounts: [account] });
+    const vg = await startFakeVertex({ name: 'vg', project: 'matrix-project', tokenIssuer: vx });
     const keys = await tempDir('hapax-matrix-');
     await writeFile(join(keys.path, 'key.json'), JSON.stringify(account.keyFile));
-    fakes.push(vx, keys, routeGoogleToken(`${vx.url}/token`));
+    // One Google token endpoint (vx's) for the process; vg accepts the tokens it issued.
+    fakes.push(vx, vg, keys, routeGoogleToken(`${vx.url}/token`));
     const aws = `region: us-east-1, aws_access_key_id: ${TEST_AWS_CREDENTIALS.accessKeyId}, aws_secret_access_key: "${TEST_AWS_CREDENTIALS.secretAccessKey}"`;
     gateway = await startTestGateway(`
 providers:
@@ -66,7 +69,8 @@ providers:
   bd: {type: bedrock, base_url: "${bd.url}", ${aws}, model: amazon.nova-lite-v1:0}
   bc: {type: bedrock, base_url: "${bc.url}", ${aws}, model: "us.anthropic.claude-3-5-haiku-20241022-v1:0"}
   vx: {type: vertex, project: matrix-project, location: us-east5, credentials_file: "${join(keys.path, 'key.json')}", base_url: "${vx.url}", model: "claude-3-5-haiku@20241022"}
-provider_preference: [oa, an, ol, mk, gm, az, bd, bc, vx]
+  vg: {type: vertex, project: matrix-project, location: us-east5, credentials_file: "${join(keys.path, 'key.json')}", base_url: "${vg.url}", model: gemini-2.5-flash}
+provider_preference: [oa, an, ol, mk, gm, az, bd, bc, vx, vg]
 `);
     const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
     const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: 'x', maxRetries: 0 });

@@ -137,14 +137,31 @@ pricing:
     expect(log).not.toContain('PRIVATE KEY');
   });
 
-  it('refuses a Gemini model clearly until that lane is wired in', async () => {
-    const before = setup.backup.requests.length;
-    const res = await fetch(`${setup.gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'vx/gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] }) });
-    const text = await res.text();
-    expect(res.status).toBeGreaterThanOrEqual(400);
-    expect(text).toContain('not an Anthropic model');
-    expect(setup.backup.requests).toHaveLength(before);
+  it('serves a Gemini model through generateContent under the project, plain, streamed and with a tool, with the bearer token', async () => {
+    const TOOL = { type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object', properties: { input: { type: 'string' } } } } };
+    const plain = await setup.openai.chat.completions.create({ model: 'vx/gemini-2.5-flash', messages: [{ role: 'user', content: 'ping pong' }] });
+    expect(plain.choices[0].message.content).toBe('[vx] ping pong');
+    expect(plain.usage?.prompt_tokens).toBeGreaterThan(0);
+    const sent = setup.vertex.requests.at(-1);
+    expect(sent?.path).toBe(`/v1/projects/${PROJECT}/locations/us-east5/publishers/google/models/gemini-2.5-flash:generateContent`);
+    expect(sent?.body.contents).toEqual([{ role: 'user', parts: [{ text: 'ping pong' }] }]);
+    expect(setup.vertex.issued).toContain(String(sent?.headers.authorization).replace('Bearer ', ''));
+    let text = '';
+    for await (const chunk of await setup.openai.chat.completions.create({ model: 'vx/gemini-2.5-flash', messages: [{ role: 'user', content: 'one two' }], stream: true })) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('[vx] one two');
+    expect(setup.vertex.requests.at(-1)?.path).toMatch(/:streamGenerateContent$/);
+    expect(setup.vertex.requests.at(-1)?.query).toBe('alt=sse');
+    const tool = await setup.openai.chat.completions.create({ model: 'vx/gemini-2.5-flash', messages: [{ role: 'user', content: 'weather' }], tools: [TOOL] });
+    const call = tool.choices[0].message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe('lookup');
+    expect(JSON.parse(call.function.arguments)).toEqual({ input: 'weather' });
   });
+
+  it('serves a Gemini model to an Anthropic client, translated', async () => {
+    const final = await setup.anthropic.messages.stream({ model: 'vx/gemini-2.5-flash', max_tokens: 100, messages: [{ role: 'user', content: 'hello' }] }).finalMessage();
+    expect(final.content.map((b) => (b.type === 'text' ? b.text : b.type))).toEqual(['[vx] hello']);
+  });
+
   it('a 429 RESOURCE_EXHAUSTED with Retry-After fails over to the next provider', async () => {
     setup.vertex.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '1' } });
     const first = await setup.openai.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'hi' }] }).withResponse();

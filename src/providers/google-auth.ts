@@ -41,8 +41,13 @@ export class GoogleCredentials {
     return new GoogleAuth({ authClient: client, scopes: [CLOUD_PLATFORM] });
   }
 
-  /** `authorization: Bearer …` for this attempt (a cached token, refreshed when it is about to expire). */
+  /** `authorization: Bearer …` for this attempt. */
   async headers(): Promise<string[]> {
+    return ['authorization', `Bearer ${await this.token()}`];
+  }
+
+  /** This attempt's access token (cached, refreshed when it is about to expire). */
+  async token(): Promise<string> {
     let token: string | null | undefined;
     try {
       this.auth ??= this.load();
@@ -53,7 +58,7 @@ export class GoogleCredentials {
       throw new UpstreamError(this.provider, 'auth', `${this.provider}: no Google credentials (${firstLine(error)})`, { cause: error });
     }
     if (!token) throw new UpstreamError(this.provider, 'auth', `${this.provider}: Google credentials gave no access token`);
-    return ['authorization', `Bearer ${token}`];
+    return token;
   }
 }
 

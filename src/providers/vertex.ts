@@ -1,12 +1,11 @@
 /**
- * Adapter for Google Cloud's Vertex AI, Anthropic's models (Claude) through rawPredict / streamRawPredict: the
- * Messages body with `anthropic_version: vertex-2023-10-16` and the model in the URL, answered in Anthropic's
- * own JSON and SSE events. Anthropic clients (Claude Code) keep the lossless lane; every other client API is
- * translated to the same body. Project and location come from the config, credentials from
- * google-auth-library (a credentials file or Application Default Credentials).
- *
- * Vertex's Gemini models speak generateContent, Gemini's own format: that lane needs the Gemini dialect and is
- * refused clearly here until it is wired in.
+ * Adapter for Google Cloud's Vertex AI. Anthropic's models (Claude, `claude-…`) go through rawPredict /
+ * streamRawPredict: the Messages body with `anthropic_version: vertex-2023-10-16` and the model in the URL,
+ * answered in Anthropic's own JSON and SSE events; Anthropic clients (Claude Code) keep the lossless lane, every
+ * other client API is translated to the same body. Every other model (Gemini) goes through generateContent /
+ * streamGenerateContent under the project's `publishers/google` path, with the Gemini dialect's adapter.
+ * Project and location come from the config, credentials from google-auth-library (a credentials file or
+ * Application Default Credentials).
  */
 import { decodeMessagesResponse, encodeMessagesRequest, type AnthropicMessageJson } from '../dialects/anthropic/upstream.ts';
 import { cloudMessagesBody } from '../dialects/anthropic/clouds.ts';
@@ -18,6 +17,7 @@ import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
 import type { CountTokensAnswer } from '../dialects/anthropic/shared.ts';
 import { messagesStream } from './anthropic.ts';
 import { CloudAnthropicTransport } from './cloud-anthropic.ts';
+import { GeminiAdapter, type GenerateMethod } from './gemini.ts';
 import { GoogleCredentials } from './google-auth.ts';
 import { HttpAdapter } from './http-adapter.ts';
 import type { UpstreamRequest } from './http.ts';
@@ -32,8 +32,24 @@ const vertexUrl = (location: string) => (location === 'global' ? 'https://aiplat
 /** Vertex names Claude `claude-…` (with an `@version`); its own models are Gemini and others. */
 const isClaude = (model: string) => /^claude-/.test(model);
 
+/** Gemini's adapter under Vertex's paths, with the access token as its bearer key (given per attempt). */
+class VertexGemini extends GeminiAdapter {
+  private readonly models: string;
+
+  constructor(init: AdapterInit, baseUrl: string, models: string) {
+    // The token comes with each attempt (ModelTarget.apiKey); the config's api_key is not Vertex's.
+    super({ ...init, config: { ...init.config, api_key: undefined } }, { defaultBaseUrl: baseUrl, keyHeader: 'authorization' });
+    this.models = models;
+  }
+
+  protected override path(target: ModelTarget, method: GenerateMethod): string {
+    return `${this.models}${encodeURIComponent(target.model)}:${method}`;
+  }
+}
+
 export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
   private readonly credentials: GoogleCredentials;
+  private readonly gemini: VertexGemini;
   /** `/v1/projects/{project}/locations/{location}/publishers/anthropic/models/`, built once. */
   private readonly anthropicModels: string;
   private readonly version: string;
@@ -55,12 +71,13 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
     super(init, { defaultBaseUrl: vertexUrl(location), keyHeader: 'authorization', relay: { dialect: ANTHROPIC_RELAY, clientHeaders: ['anthropic-beta'], transport } });
     this.credentials = credentials;
     this.anthropicModels = anthropicModels;
+    this.gemini = new VertexGemini(init, config.base_url ?? vertexUrl(location), anthropicModels.replace(/anthropic\/models\/$/, 'google/models/'));
     this.version = version;
     this.maxTokens = config.max_tokens ?? DEFAULT_MAX_TOKENS;
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
-    if (!isClaude(target.model)) throw this.notClaude(target.model);
+    if (!isClaude(target.model)) return this.gemini.chat(request, await this.withToken(target), ctx);
     const lossless = this.losslessOf(request);
     if (lossless) return this.relayComplete(lossless, target, ctx);
     const dropped = new Set<string>();
@@ -71,7 +88,7 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
   }
 
   chatStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncIterable<ChatStreamEvent> {
-    if (!isClaude(target.model)) return refused(this.notClaude(target.model));
+    if (!isClaude(target.model)) return this.geminiStream(request, target, ctx);
     const lossless = this.losslessOf(request);
     return lossless ? this.relayStream(lossless, target, ctx) : this.translatedStream(request, target, ctx);
   }
@@ -93,9 +110,13 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
     return sent;
   }
 
-  private notClaude(model: string): UpstreamError {
-    const message = `${model} is not an Anthropic model; Gemini models on Vertex AI are not served by this provider yet`;
-    return new UpstreamError(this.name, 'client', `${this.name}: ${message}`, { status: 400, upstreamMessage: message });
+  private async *geminiStream(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): AsyncGenerator<StreamEvent> {
+    yield* this.gemini.chatStream(request, await this.withToken(target), ctx);
+  }
+
+  /** The target with this attempt's access token as its key, which the Gemini adapter sends as a bearer token. */
+  private async withToken(target: ModelTarget): Promise<ModelTarget> {
+    return { ...target, apiKey: await this.credentials.token() };
   }
 
   /**
@@ -103,7 +124,6 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
    * the target's model in it (this one call names the model in the body) and the version Vertex takes.
    */
   async countTokens(request: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CountTokensAnswer> {
-    if (!isClaude(target.model)) throw this.notClaude(target.model);
     const headers = this.protocolHeaders(request, target, ctx);
     headers.push(...(await this.credentials.headers()));
     const json = await this.client.json<CountTokensAnswer>({
@@ -130,7 +150,3 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
   }
 }
 
-/** A stream that fails when it is read, as every upstream failure of a stream does. */
-async function* refused(error: UpstreamError): AsyncGenerator<never> {
-  throw error;
-}

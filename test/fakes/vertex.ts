@@ -14,6 +14,9 @@
  *                    with the same options), in Anthropic's JSON and SSE events.
  *   POST /v1/projects/{project}/locations/{location}/publishers/anthropic/models/count-tokens:rawPredict
  *                    Anthropic's token count; here the body names the model (and carries anthropic_version)
+ *   POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent
+ *   POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:streamGenerateContent?alt=sse
+ *                    Gemini's own format, answered by a fake Gemini model behind the fake (same options)
  *   GET  /v1beta1/publishers/anthropic/models   Model Garden's list
  *
  * Every Vertex call needs `Authorization: Bearer <a token this fake issued>` (401 UNAUTHENTICATED otherwise)
@@ -22,6 +25,7 @@
 import http from 'node:http';
 import { createVerify, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { startFakeAnthropic } from './anthropic.ts';
+import { startFakeGemini } from './gemini.ts';
 import { type Ctx, type FakeOptions, type FakeProvider, makeId, startFakeServer } from './common.ts';
 
 export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
@@ -56,6 +60,10 @@ export interface FakeVertexOptions extends FakeOptions {
   project?: string;
   location?: string;
   serviceAccounts?: TestServiceAccount[];
+  /** Gemini models the project may use (default: gemini-2.5-flash). */
+  geminiModels?: string[];
+  /** Another fake's token endpoint is Google's for this one too: the tokens it issued are accepted here. */
+  tokenIssuer?: FakeVertex;
   /** The metadata server hands out tokens too (as on GCE, Cloud Run, GKE). */
   metadataServer?: boolean;
 }
@@ -113,6 +121,7 @@ function post(url: string, body: string, headers: Record<string, string>): Promi
   });
 }
 
+const GEMINI_PATH = /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/google\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
 const PREDICT_PATH = /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/anthropic\/models\/([^/:]+):(rawPredict|streamRawPredict)$/;
 
 export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<FakeVertex> {
@@ -124,6 +133,9 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
   const tokens = new Map<string, number>();
   const counters = { grants: 0, tokens: 0 };
   const claude = await startFakeAnthropic({ ...opts, name });
+  const geminiKey = makeId('gemini-key-', 16);
+  const geminiModels = opts.geminiModels ?? ['gemini-2.5-flash'];
+  const gemini = await startFakeGemini({ ...opts, name, apiKey: geminiKey, models: geminiModels });
 
   const issue = (ctx: Ctx) => {
     const token = `ya29.fake-${makeId('', 40)}`;
@@ -134,7 +146,7 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
   const fake = await startFakeServer({
     name,
     basePath: '',
-    isChat: (method, path) => method === 'POST' && PREDICT_PATH.test(path),
+    isChat: (method, path) => method === 'POST' && (PREDICT_PATH.test(path) || GEMINI_PATH.test(path)),
     errorBody: (status) => ({ error: { code: status, message: status === 429 ? 'Resource exhausted. Please try again later.' : `Request failed with status ${status}.`, status: status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT' } }),
     async handle(ctx) {
       if (ctx.method === 'POST' && ctx.path === '/token') {
@@ -155,13 +167,25 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
         return issue(ctx);
       }
       const bearer = /^Bearer (.+)$/.exec(String(ctx.req.headers.authorization ?? ''))?.[1];
-      const expires = bearer === undefined ? undefined : tokens.get(bearer);
+      const expires = bearer === undefined ? undefined : (tokens.get(bearer) ?? (opts.tokenIssuer?.issued.includes(bearer) ? Date.now() + 1 : undefined));
       if (expires === undefined || expires < Date.now()) {
         counters.tokens++;
         return googleError(ctx, 401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.');
       }
       if (ctx.method === 'GET' && ctx.path === '/v1beta1/publishers/anthropic/models') {
         return ctx.json(200, { publisherModels: models.map((m) => ({ name: `publishers/anthropic/models/${m.split('@')[0]}`, versionId: m.split('@')[1] ?? '001' })) });
+      }
+      const generate = ctx.method === 'POST' ? GEMINI_PATH.exec(ctx.path) : null;
+      if (generate) {
+        const [, gotProject, gotLocation, escapedModel, method] = generate;
+        if (decodeURIComponent(gotProject) !== project) return googleError(ctx, 403, 'PERMISSION_DENIED', `Permission denied on resource project ${decodeURIComponent(gotProject)}.`);
+        if (decodeURIComponent(gotLocation) !== location) return googleError(ctx, 400, 'FAILED_PRECONDITION', `Model is not available in location ${decodeURIComponent(gotLocation)}.`);
+        const model = decodeURIComponent(escapedModel);
+        if (!geminiModels.includes(model)) return googleError(ctx, 404, 'NOT_FOUND', `Publisher Model \`projects/${project}/locations/${location}/publishers/google/models/${model}\` not found.`);
+        const query = method === 'streamGenerateContent' ? `?${ctx.query.toString()}` : '';
+        const answer = await post(`${gemini.url}/v1beta/models/${encodeURIComponent(model)}:${method}${query}`, ctx.raw.toString('utf8'), { 'content-type': 'application/json', 'x-goog-api-key': geminiKey });
+        if (answer.status !== 200 || method !== 'streamGenerateContent') return ctx.text(answer.status, answer.text, { 'content-type': answer.type });
+        return ctx.stream(answer.type || 'text/event-stream', answer.text.split(/(?<=\r?\n\r?\n)/));
       }
       const match = ctx.method === 'POST' ? PREDICT_PATH.exec(ctx.path) : null;
       if (!match) return googleError(ctx, 404, 'NOT_FOUND', 'The requested URL was not found on this server.');
@@ -210,6 +234,7 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
   vertex.close = async () => {
     await close();
     await claude.close();
+    await gemini.close();
   };
   return vertex;
 }

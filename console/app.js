@@ -192,6 +192,26 @@
     labelCells(table);
   }
 
+  function renderBudgets(list) {
+    const amount = (unit, v) => (unit === 'usd' ? `$${v.toFixed(2)}` : number(v));
+    const tone = { ok: 'good', warning: 'warn', exhausted: 'bad' };
+    replaceRows(
+      'budgets',
+      (list ?? []).map((b) =>
+        el(
+          'tr',
+          { 'data-budget': `${b.scope}:${b.budget}:${b.window}:${b.unit}` },
+          el('td', {}, `${b.scope} ${b.budget}`),
+          el('td', {}, b.window),
+          el('td', { class: 'num' }, amount(b.unit, b.spent)),
+          el('td', { class: 'num' }, amount(b.unit, b.limit)),
+          el('td', { class: 'state' }, badge(b.state === 'ok' ? `${Math.round(b.spent_ratio * 100)}%` : b.state, tone[b.state])),
+        ),
+      ),
+      'No budgets configured.',
+    );
+  }
+
   let shownConfig = '';
   function renderConfig(state) {
     const text = JSON.stringify(state.config.values, null, 2);
@@ -219,6 +239,7 @@
     usageRows('usage-label', state.usage.by_label, 'No route has metrics_labels.', state.usage.priced);
     usageRows('usage-route', state.usage.by_route, 'No requests yet.', state.usage.priced);
     $('pricing-hint').hidden = state.usage.priced || state.traffic.totals.requests === 0;
+    renderBudgets(state.budgets);
     renderConfig(state);
   }
 

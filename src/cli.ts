@@ -79,23 +79,22 @@ program
     const workers = workerCount(server.workers);
     if (workers > 1) {
       // The workers run this same command line; the primary only supervises them.
-      runPrimary({ loaded, workers, logger: createLogger(loaded.config.logging).child({ role: 'primary' }) });
+      const logger = createLogger(loaded.config.logging).child({ role: 'primary' });
+      const order = new ModelCatalog(loaded.config).defaultPolicy.names;
+      runPrimary({ loaded, workers, logger, onListening: (url) => greet(loaded, order, url, (warning) => logger.warn({ providers: order }, warning)) });
       return;
     }
     const gateway = await startGateway({ loaded, configFile, port: opts.port, host: opts.host }).catch(exitOnError);
     // Signals first: whoever reads the 'listening' line may send SIGHUP or SIGTERM at once.
     handleSignals(gateway, { onRepeat: 'exit', shutdownTimeoutMs: server.shutdown_timeout });
     const order = gateway.holder.current.catalog.defaultPolicy.names;
-    const mockWarning = mockInChainWarning(loaded.config, order);
-    if (mockWarning) gateway.logger.warn({ providers: order }, mockWarning);
     gateway.logger.info(
       { url: gateway.url, config: loaded.source, providers: [...gateway.holder.current.adapters.keys()] },
       'hapax listening',
     );
-    // Request lines are batched; the line that says the gateway is up goes out now.
+    greet(loaded, order, gateway.url, (warning) => gateway.logger.warn({ providers: order }, warning));
+    // Request lines are batched; the lines that say the gateway is up go out now.
     gateway.logger.flush();
-    // A person at a terminal gets the essentials in a few lines; a pipe or a log collector, JSON only.
-    if (writesText(loaded.config.logging.format)) process.stdout.write(`\n${banner({ url: gateway.url, source: loaded.source, config: loaded.config, order })}\n`);
   });
 
 program
@@ -112,6 +111,16 @@ program
     process.stdout.write(`${loaded.source}: valid (${providers.length} provider${providers.length === 1 ? '' : 's'}: ${providers.join(', ')})\n`);
     if (opts.resolve !== undefined) printResolution(loaded, opts.resolve);
   });
+
+/**
+ * Once listening: the warning a newcomer needs (the mock in the failover chain) and, for a person at a
+ * terminal, the banner; a pipe or a log collector gets JSON lines only.
+ */
+function greet(loaded: LoadedConfig, order: readonly string[], url: string, warn: (message: string) => void): void {
+  const mockWarning = mockInChainWarning(loaded.config, order);
+  if (mockWarning) warn(mockWarning);
+  if (writesText(loaded.config.logging.format)) process.stdout.write(`\n${banner({ url, source: loaded.source, config: loaded.config, order })}\n`);
+}
 
 /**
  * What `model: <name>` resolves to under the top-level preference: the candidates in failover order and

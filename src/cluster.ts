@@ -38,6 +38,8 @@ export interface PrimaryOptions {
   loaded: LoadedConfig;
   workers: number;
   logger: Logger;
+  /** Once every worker listens (after the 'hapax listening' line): the CLI's banner. */
+  onListening?: (url: string) => void;
 }
 
 /** Runs the primary until its workers have stopped; the process then exits (0 when all drained cleanly). */
@@ -63,6 +65,7 @@ export function runPrimary(opts: PrimaryOptions): void {
         if (!announced && listening.size >= workers) {
           announced = true;
           logger.info({ url: message.url, config: opts.loaded.source, workers, providers: Object.keys(opts.loaded.config.providers) }, 'hapax listening');
+          opts.onListening?.(message.url);
         }
         return;
       case 'metrics':

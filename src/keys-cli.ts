@@ -20,6 +20,19 @@ const positiveInt = (value: string): number => {
   return n;
 };
 
+/**
+ * `--budget 50/monthly` (US dollars), `--budget 2000000tokens/daily`, `--budget 5/rolling=24h`; the budget
+ * itself is checked where keys are made (newKeyRecord), like the admin API's.
+ */
+const BUDGET = /^(\d+(?:\.\d+)?)(usd|tokens)?\/(daily|weekly|monthly|rolling)(?:=(\S+))?$/;
+const budgetOption = (value: string, previous: unknown[] = []): unknown[] => {
+  const match = BUDGET.exec(value.trim().toLowerCase());
+  if (!match) throw new InvalidArgumentError(`expected a budget such as 50/monthly, 2000000tokens/daily or 5/rolling=24h, got ${value}`);
+  const [, amount, unit, window, period] = match;
+  const budget = { window, [unit === 'tokens' ? 'tokens' : 'usd']: Number(amount), ...(period ? { period } : {}) };
+  return [...previous, budget];
+};
+
 /** Where the keys went, in words: the file (with its absolute path) or the fleet's Redis. */
 interface StoreUsed {
   keys: KeyStore;
@@ -57,6 +70,7 @@ export function registerKeyCommands(program: Command, resolveSettings: SettingsR
     .option('--tokens-per-minute <n>', 'token limit of this key (rate_limit.tokens_per_minute; short: --tpm)', positiveInt)
     .option('--rpm <n>', 'same as --requests-per-minute', positiveInt)
     .option('--tpm <n>', 'same as --tokens-per-minute', positiveInt)
+    .option('--budget <budget>', 'a spending cap: 50/monthly (US dollars), 2000000tokens/daily, 5/rolling=24h; repeatable', budgetOption)
     .option('--expires <when>', 'a duration from now (90d) or an ISO date')
     .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
     .option('--file <path>', 'key file (default: auth.key_file of the config)')
@@ -66,7 +80,7 @@ export function registerKeyCommands(program: Command, resolveSettings: SettingsR
       const rate_limit = { ...(requests ? { requests_per_minute: requests } : {}), ...(tokens ? { tokens_per_minute: tokens } : {}) };
       const { key, record, where, settings } = await withKeys(opts, async ({ keys, where, settings }) => {
         try {
-          return { ...(await keys.create({ name: opts.name, rate_limit, expires: opts.expires })), where, settings };
+          return { ...(await keys.create({ name: opts.name, rate_limit, budgets: opts.budget, expires: opts.expires })), where, settings };
         } catch (error) {
           throw explainCreateError(error, opts.name);
         }
@@ -94,7 +108,8 @@ export function registerKeyCommands(program: Command, resolveSettings: SettingsR
       for (const r of records) {
         const status = r.revoked ? 'revoked' : r.expires && Date.parse(r.expires) < Date.now() ? 'expired' : 'active';
         const limits = r.rate_limit ? ` rpm=${r.rate_limit.requests_per_minute ?? '-'} tpm=${r.rate_limit.tokens_per_minute ?? '-'}` : '';
-        process.stdout.write(`${r.name}\t${status}${limits}${r.expires ? ` expires=${r.expires}` : ''}\n`);
+        const budgets = (r.budgets ?? []).map((b) => ` budget=${b.usd !== undefined ? `$${b.usd}` : `${b.tokens}tokens`}/${b.window}${b.period ? `=${b.period}ms` : ''}`).join('');
+        process.stdout.write(`${r.name}\t${status}${limits}${budgets}${r.expires ? ` expires=${r.expires}` : ''}\n`);
       }
     });
 
@@ -116,6 +131,7 @@ interface CreateOptions {
   tokensPerMinute?: number;
   rpm?: number;
   tpm?: number;
+  budget?: unknown[];
   expires?: string;
   config?: string;
   file?: string;

@@ -24,7 +24,7 @@ auth:
     - {name: limited, key: limited-key-1234, rate_limit: {requests_per_minute: 3}}
     - {name: old, key: old-key-123456, expires: "2020-01-01T00:00:00Z"}
     - {name: scoped, key: scoped-key-12345, routes: [/v1/completions]}
-    - {name: tokens, key: tokens-key-12345, rate_limit: {tokens_per_minute: 15}}
+    - {name: tokens, key: tokens-key-12345, rate_limit: {tokens_per_minute: 25}}
 admin: {key: admin-secret-0123456789}
 `,
         { TEAM_A_KEY: 'team-a-secret-key' },
@@ -86,13 +86,16 @@ admin: {key: admin-secret-0123456789}
     await expect(openai('team-a-secret-key').chat.completions.create(chat)).resolves.toBeTruthy();
   });
 
-  it('counts tokens from real usage, streams included', async () => {
+  it('reserves tokens before the answer and settles to real usage, streams included', async () => {
     const client = openai('tokens-key-12345');
-    const stream = await client.chat.completions.create({ ...chat, stream: true });
+    // Each request reserves ~7 input tokens + max_tokens 8 = 15; the mock answer really uses 10.
+    const capped = { ...chat, max_tokens: 8 };
+    const stream = await client.chat.completions.create({ ...capped, stream: true });
     for await (const _ of stream);
-    await client.chat.completions.create(chat); // the mock answer uses ~10 tokens each: now past 15
-    await new Promise((r) => setTimeout(r, 20));
-    await expect(client.chat.completions.create(chat)).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    // Settled to 10: 15 more fit in 25 (unsettled, 15 + 15 would not).
+    await client.chat.completions.create(capped);
+    // 20 used: the next 15 do not fit, although 20 is under the limit.
+    await expect(client.chat.completions.create(capped)).rejects.toBeInstanceOf(OpenAI.RateLimitError);
   });
 
   it('manages keys through the admin API: created keys work at once, revoked ones are refused within a second', async () => {

@@ -183,6 +183,16 @@ circuit_breaker: {failure_threshold: 1000}
     expect((await readFile(join(setup.dir, 'runs'), 'utf8')).trim().split('\n')).toHaveLength(1);
   });
 
+  it('v1 with an api_version sends it, and the client query follows it on the lossless lane', async () => {
+    const gateway = await startTestGateway(`providers:\n  p: {type: azure_openai, base_url: "${setup.west.url}", api_key: "${KEY}", model: gpt-4o, azure: {api: v1, api_version: preview}}\n`);
+    try {
+      await new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0, defaultQuery: { trace: '1' } }).chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'q' }] });
+      expect(setup.west.requests.at(-1)).toMatchObject({ path: '/openai/v1/chat/completions', query: 'api-version=preview&trace=1' });
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('fails over to the second resource on a stream cut right after the prompt-filter chunk, a 500 and a reset', async () => {
     // Cut after the prompt-filter chunk alone (no output yet): still free to fail over.
     setup.east.queueFaults({ kind: 'cut', afterChunks: 1 });

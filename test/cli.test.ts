@@ -378,12 +378,23 @@ describe('hapax serve: what a person and a machine see at start', () => {
     });
   });
 
+  it('with server.workers the primary gives the same warning, once', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hapax.yaml'), `server: {workers: 2}\n${twoProviders}`);
+    const served = await serve(['--port', '0', '--host', '127.0.0.1'], { cwd: dir });
+    await waitFor(() => served.stdout().includes('failover chain'), 5_000);
+    const warnings = served.stdout().trim().split('\n').map(parseLogLine).filter((entry) => String(entry?.msg).includes('failover chain'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40, role: 'primary', providers: ['openai', 'mock'] });
+    served.child.kill('SIGTERM');
+    expect(await served.exited).toBe(0);
+  });
+
   it('on a terminal: a short banner (URL, console, config, providers in order, a curl to try) and readable logs', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'hapax.yaml'), twoProviders);
-    // script(1) gives the gateway a pseudo-terminal as a user's shell would; the port is fixed by the test.
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const command = `exec ${NODE} ${BIN} serve --port ${port} --host 127.0.0.1`;
+    // script(1) gives the gateway a pseudo-terminal as a user's shell would.
+    const command = `exec ${NODE} ${BIN} serve --port 0 --host 127.0.0.1`;
     const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: dir, env: userEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     running.add(child);
     let out = '';
@@ -391,7 +402,7 @@ describe('hapax serve: what a person and a machine see at start', () => {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     await waitFor(() => out.includes('stop       Ctrl-C'), 15_000);
     const text = out.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, '');
-    const url = `http://127.0.0.1:${port}`;
+    const url = /is listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1] as string;
     expect(text).toContain(
       [
         `Hapax ${VERSION} is listening on ${url}`,
@@ -415,14 +426,22 @@ describe('hapax serve: what a person and a machine see at start', () => {
     it(`stops on SIGTERM when the reader of its stdout has gone (hapax serve | head), with ${format} logs`, async () => {
       const dir = tempDir();
       writeFileSync(join(dir, 'hapax.yaml'), `logging: {format: ${format}}\nhealth_check: {enabled: false}\nproviders:\n  mock: {type: mock}\n`);
-      const port = 20_000 + Math.floor(Math.random() * 20_000);
-      const child = spawn(NODE, [BIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], { cwd: dir, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(NODE, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1'], { cwd: dir, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
       running.add(child);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      await new Promise((resolve) => child.stdout.once('data', resolve));
-      // Like `head -1`: the reader takes one chunk and goes away; every later write gets EPIPE.
+      // Like `head -1`: the reader takes what says where the gateway listens, and goes away; later writes get EPIPE.
+      let first = '';
+      await new Promise<void>((resolve) => {
+        const onData = (chunk: Buffer) => {
+          first += chunk;
+          if (!/http:\/\/127\.0\.0\.1:\d+/.test(first)) return;
+          child.stdout.off('data', onData);
+          resolve();
+        };
+        child.stdout.on('data', onData);
+      });
       child.stdout.destroy();
-      const url = `http://127.0.0.1:${port}`;
+      const url = (/http:\/\/127\.0\.0\.1:\d+/.exec(first) as RegExpExecArray)[0];
       await waitFor(async () => (await fetch(`${url}/health`).catch(() => undefined))?.status === 200, 10_000);
       for (let i = 0; i < 40; i++) {
         const response = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":"hi"}' });

@@ -248,6 +248,21 @@ circuit_breaker: {failure_threshold: 1000}
   });
 });
 
+describe('gemini: an error in the stream', () => {
+  const setup = useStarted({ gemini: () => startFakeGemini({ name: 'gm', apiKey: KEY, streamErrorAfter: 3 }) }).and({
+    gateway: ({ gemini }) => startTestGateway(`providers:\n  gm: {type: gemini, base_url: "${gemini.url}", api_key: "${KEY}", model: gemini-2.5-flash}\nretry: {max_retries: 0}\n`),
+  });
+
+  it('an error object after the first words ends the client stream with an error, not as a finished answer', async () => {
+    const stream = new Anthropic({ baseURL: setup.gateway.url, apiKey: 'x', maxRetries: 0 }).messages.stream({ model: 'gemini-2.5-flash', max_tokens: 100, messages: [{ role: 'user', content: 'one two three four five six' }] });
+    const deltas: string[] = [];
+    stream.on('text', (text) => deltas.push(text));
+    const error = await stream.finalMessage().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Anthropic.APIError);
+    expect(deltas.join('')).toBe('[gm] one two');
+  });
+});
+
 describe('gemini: throttling', () => {
   const setup = useStarted({ gemini: () => startFakeGemini({ name: 'gm', apiKey: KEY }) }).and({
     gateway: ({ gemini }) => startTestGateway(`providers:\n  gm: {type: gemini, base_url: "${gemini.url}", api_key: "${KEY}", model: gemini-2.5-flash}\nretry: {max_retries: 0}\n`),

@@ -177,8 +177,9 @@ routes:
         ...(row.department ? { department: row.department } : {}),
       };
       expect(row.prompt).toBeGreaterThan(0);
-      expect(valueOf(m, 'hapax_tokens_total', { ...labels, type: 'prompt' })).toBe(row.prompt);
-      expect(valueOf(m, 'hapax_tokens_total', { ...labels, type: 'completion' })).toBe(row.completion);
+      // The fakes report usage on every answer and stream: the provider's own figures.
+      expect(valueOf(m, 'hapax_tokens_total', { ...labels, usage_source: 'provider', type: 'prompt' })).toBe(row.prompt);
+      expect(valueOf(m, 'hapax_tokens_total', { ...labels, usage_source: 'provider', type: 'completion' })).toBe(row.completion);
       const price = PRICES[row.provider];
       expect(valueOf(m, 'hapax_cost_usd_total', labels)).toBeCloseTo((row.prompt * price.input + row.completion * price.output) / 1e6, 12);
     }
@@ -260,8 +261,8 @@ ${yaml.rest ?? ''}`);
       const m = await scrape(`${gateway.url}/metrics`);
       expect(valueOf(m, 'hapax_deduplicated_requests_total')).toBe(1);
       expect(valueOf(m, 'hapax_http_requests_total', { endpoint: '/v1/chat/completions', status: '200' })).toBe(2);
-      expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', type: 'prompt' })).toBe(usage?.prompt_tokens);
-      expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', type: 'completion' })).toBe(usage?.completion_tokens);
+      expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', usage_source: 'provider', type: 'prompt' })).toBe(usage?.prompt_tokens);
+      expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', usage_source: 'provider', type: 'completion' })).toBe(usage?.completion_tokens);
       expect(valueOf(m, 'hapax_gateway_overhead_seconds_count')).toBe(1);
     });
   });
@@ -274,7 +275,7 @@ ${yaml.rest ?? ''}`);
       expect(second.response.headers.get('x-hapax-overhead-ms')).toBeNull();
       const m = await scrape(`${gateway.url}/metrics`);
       expect(valueOf(m, 'hapax_cache_hits_total')).toBe(1);
-      expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', type: 'completion' })).toBe(first.data.usage?.completion_tokens);
+      expect(valueOf(m, 'hapax_tokens_total', { provider: 'solo', model: ALPHA_MODEL, client: 'anonymous', usage_source: 'provider', type: 'completion' })).toBe(first.data.usage?.completion_tokens);
       expect(valueOf(m, 'hapax_gateway_overhead_seconds_count')).toBe(1);
     });
   });

@@ -69,6 +69,53 @@ const rateLimit = z.strictObject({
 });
 
 /**
+ * A spending cap over a window: US dollars (priced from `pricing`) and/or tokens. Past `soft` (a share of
+ * the cap) a warning is counted and logged once per window; a request whose reservation would pass the
+ * cap is refused with `status`.
+ */
+export const budgetLimit = z
+  .strictObject({
+    window: z.enum(['daily', 'weekly', 'monthly', 'rolling']),
+    /** Rolling windows: how far back spend counts, e.g. 24h. */
+    period: duration.optional(),
+    usd: z.number().min(0).max(1_000_000).optional(),
+    tokens: z.number().int().min(0).max(1e15).optional(),
+    soft: z.number().gt(0).max(1).default(0.8),
+    status: z.union([z.literal(429), z.literal(402)]).default(429),
+  })
+  .superRefine((budget, ctx) => {
+    if (budget.usd === undefined && budget.tokens === undefined) ctx.addIssue({ code: 'custom', message: 'a budget needs `usd` or `tokens`' });
+    if (budget.window === 'rolling' && !budget.period) ctx.addIssue({ code: 'custom', path: ['period'], message: 'a rolling budget needs a period, e.g. 24h' });
+    if (budget.window !== 'rolling' && budget.period !== undefined) ctx.addIssue({ code: 'custom', path: ['period'], message: 'only rolling budgets have a period' });
+  });
+const budgetList = z.array(budgetLimit);
+
+/** Whether Intl knows an IANA time zone name. */
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Budgets that are not a key's or a route's own, and how reservations are estimated. */
+const budgets = z.strictObject({
+  /** Calendar windows start at midnight here (IANA name). */
+  time_zone: z
+    .string()
+    .refine(isTimeZone, { message: 'expected an IANA time zone such as Europe/Berlin or UTC' })
+    .default('UTC'),
+  /** Output tokens reserved for a request that sets no max_tokens (budgets and tokens_per_minute). */
+  reserve_output_tokens: z.number().int().positive().default(512),
+  /** Budgets of every key that has none of its own. */
+  per_key: budgetList.optional(),
+  /** By route metrics label, then value: `{department: {marketing: [...]}}`. */
+  labels: z.record(z.string(), z.record(z.string(), budgetList)).optional(),
+});
+
+/**
  * A model name in `models` is a glob pattern when it has a wildcard: `*` matches any run of characters
  * (`/` included: model names are not paths), `?` one character. Other glob syntax is refused rather than
  * taken literally, so `claude-[0-9]*` cannot silently match nothing.
@@ -152,8 +199,10 @@ const providerFields = z.strictObject({
   send_reasoning: z.boolean().optional(),
   /** azure_openai: the API shape, api-version, deployments and Entra credentials. */
   azure: azure.optional(),
-  /** openai_compatible: a known host's base URL, auth and quirks (src/providers/presets.ts). */
+  /** openai_compatible: a known host's base URL, auth and quirks (src/config/presets.ts). */
   preset: z.enum(PRESET_NAMES).optional(),
+  /** openai_compatible: the server also speaks the Responses API, so Responses clients take the lossless lane to it. */
+  responses: z.boolean().optional(),
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),
@@ -208,7 +257,7 @@ const circuitBreaker = z.strictObject({
 });
 
 /** The handler names a route may use; src/server/client-apis.ts declares each one exactly once (type-checked). */
-const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version', 'count_tokens'] as const;
+const HANDLERS = ['completion', 'chat', 'messages', 'health', 'metrics', 'advanced_completion', 'models', 'embeddings', 'ollama_chat', 'ollama_tags', 'ollama_embed', 'ollama_version', 'count_tokens', 'responses'] as const;
 
 /** The original Hapax per-route health check. */
 const routeHealthCheck = z.strictObject({
@@ -258,6 +307,8 @@ const route = z.strictObject({
   provider_preference: providerPreference.optional(),
   load_balancing: loadBalancing.optional(),
   rate_limit: rateLimit.optional(),
+  /** Spending caps on all of this route's traffic. */
+  budgets: budgetList.optional(),
   auth: z.boolean().optional(),
   dedup: z.boolean().optional(),
 });
@@ -339,6 +390,7 @@ const apiKey = z
     key: z.string().min(1).optional(),
     key_sha256: z.string().regex(/^[0-9a-f]{64}$/i, 'expected 64 hex characters').optional(),
     rate_limit: rateLimit.optional(),
+    budgets: budgetList.optional(),
     routes: z.array(z.string()).optional(),
     models: z.array(z.string()).optional(),
     expires: z
@@ -418,6 +470,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   rate_limit: rateLimit.optional(),
+  budgets: budgets.prefault({}),
   dedup: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   cache: responseCache.prefault({}),
   cors: z
@@ -438,6 +491,13 @@ export const configSchema = z.strictObject({
       key_prefix: z.string().min(1).default('hapax:'),
       /** Redis unreachable: `open` admits requests on per-instance limits; `closed` answers 503. */
       on_failure: z.enum(['open', 'closed']).default('open'),
+    })
+    .prefault({}),
+  /** The Responses API's stored responses (`store`): how long each is kept, and how many at most in memory (Redis bounds its own). */
+  responses: z
+    .strictObject({
+      ttl: duration.default(30 * 86_400_000),
+      max_entries: z.number().int().positive().default(1_000),
     })
     .prefault({}),
   /** USD per million tokens, by model name or `provider/model` (the more specific key wins). */
@@ -462,6 +522,8 @@ export type StateConfig = HapaxConfig['state'];
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 export type TracingConfig = z.infer<typeof tracing>;
 export type PriceConfig = z.infer<typeof price>;
+export type BudgetLimit = z.infer<typeof budgetLimit>;
+export type BudgetsConfig = z.infer<typeof budgets>;
 
 /** Every `models` entry, whichever way it was written, as [name or pattern, settings] in the file's order. */
 function modelEntries(provider: Pick<ProviderConfig, 'models'>): Array<[string, ModelEntry | undefined]> {

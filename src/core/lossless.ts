@@ -13,7 +13,7 @@ import type { CanonicalResponse, FinishReason, StreamEvent, Usage } from './cano
 import type { UpstreamFailureKind } from './errors.ts';
 
 /** The client APIs that have a lossless lane, named after the wire format they share with a provider. */
-export type WireDialect = 'anthropic_messages' | 'openai_chat';
+export type WireDialect = 'anthropic_messages' | 'openai_chat' | 'openai_responses';
 
 /** A client request as it came, for providers that speak its dialect. */
 export interface LosslessRequest {

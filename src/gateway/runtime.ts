@@ -11,6 +11,8 @@ import { PoolRegistry } from '../providers/http.ts';
 import { KeyService } from '../state/key-service.ts';
 import type { StateLease, StateStores } from '../state/registry.ts';
 import type { StateStore } from '../state/store.ts';
+import { QuotaPlan } from './quotas.ts';
+import { loadTokenizer } from './token-count.ts';
 import { createAdapter } from '../providers/index.ts';
 import { ModelCatalog, type RoutingPolicy } from './catalog.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -57,6 +59,22 @@ export interface RouteSpec {
   dedup: boolean;
   /** Routes made from a provider's `models.<name>.endpoint`: always this provider/model. */
   pinnedModel?: string;
+  /** Also serves the paths below its own (`/v1/responses/{id}`); the handler reads what follows. */
+  subpaths: boolean;
+}
+
+/**
+ * The route for a request path: the exact one, else the nearest route above it that serves its subpaths.
+ * Exact paths stay one map lookup; only a miss walks up the path.
+ */
+export function findRoute(routes: ReadonlyMap<string, RouteSpec>, path: string): RouteSpec | undefined {
+  const exact = routes.get(path);
+  if (exact) return exact;
+  for (let cut = path.lastIndexOf('/'); cut > 0; cut = path.lastIndexOf('/', cut - 1)) {
+    const above = routes.get(path.slice(0, cut));
+    if (above) return above.subpaths ? above : undefined;
+  }
+  return undefined;
 }
 
 /** Who presents a client key on a handler's routes when auth is on. */
@@ -69,6 +87,7 @@ export interface RouteKind {
   operational: boolean;
   usesProviders: boolean;
   errorDialect: ErrorDialect;
+  subpaths?: boolean;
 }
 
 /** The client APIs' declarations as the route table reads them: the standard paths and every handler's kind. */
@@ -109,6 +128,8 @@ export class Runtime {
   readonly cors: CorsSettings;
   /** Token and cost accounting for this config: bounded model labels and the pricing table. */
   readonly usageMeter: UsageMeter;
+  /** Tokens-per-minute limits and budgets: which counters a request reserves from. */
+  readonly quotas: QuotaPlan;
   /** The gateway's metrics (shared by every Runtime). */
   readonly metrics: Metrics;
 
@@ -138,6 +159,9 @@ export class Runtime {
     this.routes = buildRoutes(this.config, this.catalog, shared.routes);
     this.cors = corsSettings(this.config);
     this.usageMeter = new UsageMeter(this.config);
+    this.quotas = new QuotaPlan(this.config);
+    // Reservations count input with the tokenizer: load it now rather than on the first limited request.
+    if (this.quotas.anyConfigured) void loadTokenizer().catch(() => undefined);
     this.keys = new KeyService(this.config.auth.keys, this.store.keys(this.config.auth.key_file), this.store);
   }
 
@@ -258,6 +282,7 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog, declared: Route
       errorDialect: kind.errorDialect,
       dedup: route.dedup ?? config.dedup.enabled,
       pinnedModel,
+      subpaths: kind.subpaths === true,
     };
   };
   for (const route of declared.standard) routes.set(route.path, make(route));

@@ -11,7 +11,7 @@
  */
 import type { CountTokensRequest } from '../dialects/anthropic/count-tokens.ts';
 
-type CountText = (text: string) => number;
+export type CountText = (text: string) => number;
 
 /**
  * Figures for the two families a local count can be for. The framing is OpenAI's published chat format
@@ -39,6 +39,10 @@ const ESTIMATES = {
 const PDF_PAGE_TOKENS = 2250;
 
 let loading: Promise<CountText> | undefined;
+let loaded: CountText | undefined;
+
+/** The tokenizer if it has been loaded already (for estimates that cannot wait for it). */
+export const loadedTokenizer = (): CountText | undefined => loaded;
 
 /**
  * The tokenizer, loaded on the first local count and kept: o200k_base takes a few hundred milliseconds and
@@ -48,7 +52,8 @@ export function loadTokenizer(): Promise<CountText> {
   loading ??= import('gpt-tokenizer/encoding/o200k_base').then(({ countTokens }) => {
     // Text that spells a special token (`<|endoftext|>`) is plain text to the model: counted, never refused.
     const options = { disallowedSpecial: new Set<string>() };
-    return (text: string) => (text === '' ? 0 : countTokens(text, options));
+    loaded = (text: string) => (text === '' ? 0 : countTokens(text, options));
+    return loaded;
   });
   return loading;
 }

@@ -55,6 +55,24 @@ export class Metrics {
     labelNames: ['client'] as const,
     registers: [this.registry],
   });
+  readonly budgetWarnings = new Counter({
+    name: 'hapax_budget_soft_limit_total',
+    help: 'Budgets that passed their soft threshold (once per window), by scope (key, label, route), budget and window',
+    labelNames: ['scope', 'budget', 'window'] as const,
+    registers: [this.registry],
+  });
+  readonly budgetRefusals = new Counter({
+    name: 'hapax_budget_refusals_total',
+    help: 'Requests refused because their reservation did not fit a budget, by scope, budget and window',
+    labelNames: ['scope', 'budget', 'window'] as const,
+    registers: [this.registry],
+  });
+  readonly unmetered = new Counter({
+    name: 'hapax_unmetered_requests_total',
+    help: 'Answers that came with no usage from the provider and nothing to estimate it from, by provider',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
   readonly breakerState = new Gauge({
     name: 'circuit_breaker_state',
     help: 'Circuit breaker state per provider: 0 closed, 1 half-open, 2 open',
@@ -195,8 +213,8 @@ export class Metrics {
     });
     this.tokens = new Counter({
       name: 'hapax_tokens_total',
-      help: 'Tokens processed by provider, model and type (prompt or completion)',
-      labelNames: ['provider', 'model', 'type', 'client', ...extra],
+      help: 'Tokens processed by provider, model and type (prompt or completion); usage_source says whether the provider reported them or the gateway estimated them (a stream that gave none)',
+      labelNames: ['provider', 'model', 'type', 'client', 'usage_source', ...extra],
       registers: [this.registry],
     });
     // A metric of its own, not more `type`s of hapax_tokens_total: these are parts of its counts, and sums over its types must stay true.

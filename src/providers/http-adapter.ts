@@ -8,7 +8,7 @@ import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse } from '../core/canonical.ts';
 import { UpstreamClient, type UpstreamRequest } from './http.ts';
 import { BetaPolicy, Relay, type RelayTransport } from './relay.ts';
-import { type ChatStreamEvent, type LosslessRequest, type RelayDialect } from '../core/lossless.ts';
+import { type ChatStreamEvent, type LosslessRequest, type RelayDialect, type WireDialect } from '../core/lossless.ts';
 
 export interface HttpAdapterOptions {
   defaultBaseUrl: string;
@@ -18,8 +18,11 @@ export interface HttpAdapterOptions {
   protocolHeaders?: Record<string, string>;
   /** Adjusts the configured base URL (e.g. Anthropic paths already carry /v1). */
   normalizeBaseUrl?: (url: string) => string;
-  /** The lossless lane for clients of this provider's dialect, and the client headers that travel with it. */
-  relay?: { dialect: RelayDialect; clientHeaders: readonly string[]; transport?: RelayTransport };
+  /**
+   * The lossless lane for clients of this provider's dialect(s), and the client headers that travel with it;
+   * `transport` carries the main dialect's lane where the host's API is not the dialect's own (the clouds).
+   */
+  relay?: { dialect: RelayDialect; clientHeaders: readonly string[]; more?: readonly RelayDialect[]; transport?: RelayTransport };
 }
 
 export abstract class HttpAdapter {
@@ -29,7 +32,8 @@ export abstract class HttpAdapter {
   private readonly keyHeader: HttpAdapterOptions['keyHeader'];
   /** The provider key as its header carries it, made once. */
   private readonly keyValue?: string;
-  private readonly relay?: Relay;
+  /** One per dialect this provider speaks as its clients do (OpenAI: Chat Completions and Responses). */
+  private readonly relays = new Map<WireDialect, Relay>();
   /** Client protocol headers forwarded on the lossless lane, minus those the config pins. */
   private readonly clientHeaders: readonly string[] = [];
   private readonly betas: BetaPolicy;
@@ -52,7 +56,8 @@ export abstract class HttpAdapter {
       streamIdleTimeoutMs: config.stream_idle_timeout,
     });
     if (opts.relay && config.lossless) {
-      this.relay = new Relay(this.client, opts.relay.dialect, opts.relay.transport);
+      this.relays.set(opts.relay.dialect.dialect, new Relay(this.client, opts.relay.dialect, opts.relay.transport));
+      for (const dialect of opts.relay.more ?? []) this.relays.set(dialect.dialect, new Relay(this.client, dialect));
       // A header the config sets (anthropic_version, `headers`) is pinned: the client's is not forwarded.
       const pinned = new Set(Object.keys({ ...config.headers, ...(config.anthropic_version ? { 'anthropic-version': '' } : {}) }).map((n) => n.toLowerCase()));
       this.clientHeaders = opts.relay.clientHeaders.filter((name) => !pinned.has(name));
@@ -63,17 +68,17 @@ export abstract class HttpAdapter {
   /** The client's own request when this provider speaks its dialect and the lane is on; else undefined. */
   protected losslessOf(request: CanonicalRequest): LosslessRequest | undefined {
     const lossless = request.lossless;
-    return lossless && this.relay && lossless.dialect === this.relay.dialect ? lossless : undefined;
+    return lossless && this.relays.has(lossless.dialect) ? lossless : undefined;
   }
 
   /** A whole answer on the lossless lane; `path` (with its query) replaces the dialect's for hosts that place it elsewhere. */
   protected relayComplete(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext, path?: string): Promise<CanonicalResponse> {
-    return (this.relay as Relay).complete({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx), path });
+    return (this.relays.get(lossless.dialect) as Relay).complete({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx), path });
   }
 
   /** A stream on the lossless lane (`path` as in relayComplete). */
   protected relayStream(lossless: LosslessRequest, target: ModelTarget, ctx: AttemptContext, path?: string): AsyncIterable<ChatStreamEvent> {
-    return (this.relay as Relay).stream({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx), path });
+    return (this.relays.get(lossless.dialect) as Relay).stream({ request: lossless, target, ctx, headers: this.protocolHeaders(lossless, target, ctx), path });
   }
 
   /** This attempt's headers plus the client's protocol headers (betas filtered by the provider's policy). */

@@ -1,13 +1,13 @@
 /** Adapter for OpenAI and every OpenAI-compatible server (vLLM, LM Studio, Groq, corporate proxies). */
 import { decodeChatResponse, decodeChunk, encodeChatRequest } from '../dialects/openai/upstream.ts';
 import { OPENAI_CHAT_RELAY } from '../dialects/openai/relay.ts';
+import { OPENAI_RESPONSES_RELAY } from '../dialects/responses/relay.ts';
 import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget, type ProviderAdapter } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../core/canonical.ts';
 import { upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
-import { HttpAdapter } from './http-adapter.ts';
+import { HttpAdapter, type HttpAdapterOptions } from './http-adapter.ts';
 import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
 import { presetOf, type PresetQuirks } from '../config/presets.ts';
-import type { HttpAdapterOptions } from './http-adapter.ts';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
@@ -18,13 +18,15 @@ export class OpenAIAdapter extends HttpAdapter implements ProviderAdapter {
   /** `options` lets hosts that speak this dialect under other paths and auth (Azure) reuse the adapter. */
   constructor(init: AdapterInit, options?: HttpAdapterOptions) {
     const preset = presetOf(init.config.preset);
+    // OpenAI itself serves the Responses API; an OpenAI-compatible server only when its config says so.
+    const responses = init.config.type === 'openai' || init.config.responses === true;
     super(
       init,
       options ?? {
         defaultBaseUrl: preset?.base_url ?? OPENAI_BASE_URL,
         keyHeader: 'authorization',
         protocolHeaders: preset?.headers,
-        relay: { dialect: OPENAI_CHAT_RELAY, clientHeaders: ['openai-beta'] },
+        relay: { dialect: OPENAI_CHAT_RELAY, clientHeaders: ['openai-beta'], more: responses ? [OPENAI_RESPONSES_RELAY] : [] },
       },
     );
     this.quirks = preset?.quirks;

@@ -8,6 +8,7 @@ import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { HandlerName, Runtime } from '../gateway/runtime.ts';
+import { findRoute } from '../gateway/runtime.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { LazyChildLogger } from '../observability/logger.ts';
@@ -15,6 +16,8 @@ import { GatewayError } from '../core/errors.ts';
 import { checkKeyScope, presentedKey } from './auth.ts';
 import { closeAfterAnswer, registerJsonParser } from './body.ts';
 import { RateLimits, type LimitVerdict } from './rate-limit.ts';
+import { quotaLines, reserveQuota, settleQuota } from './quota-admission.ts';
+import { meterUsage } from './metering.ts';
 import type { Handler, RequestState } from './context.ts';
 import { errorBody, requestIdFrom, toGatewayError } from './errors.ts';
 import { RequestObserver } from './observe.ts';
@@ -112,7 +115,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const runtime = holder.current;
     const query = request.url.indexOf('?');
     const path = query < 0 ? request.url : request.url.slice(0, query);
-    const route = runtime.routes.get(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
+    const route = findRoute(runtime.routes, path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
     const controller = new AbortController();
     const state: RequestState = { runtime, route, controller, client: request.ip, startedAt: Date.now(), spent: { upstreamMs: 0 } };
     request.hapax = state;
@@ -130,6 +133,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       // Fastify runs no onResponse for a reply it does not write, nor for one whose last bytes never left:
       // a stream cut by its client is accounted here (once: accountFor remembers).
       if (state.writesOwnResponse && !reply.raw.writableFinished) accountFor(request, reply);
+      // A JSON answer whose client left gets no onResponse either: give its reservation back now.
+      if (state.clientGone) settleQuota(state);
     });
     if (!route) return;
     metrics.requestStarted(route.path);
@@ -173,6 +178,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (tightest) setLimitHeaders(reply, tightest);
   }
 
+  // Once the body is parsed: reserve the request's tokens and dollars on its limits and budgets.
+  app.addHook('preHandler', (request, reply, done) => {
+    const state = request.hapax;
+    const lines = request.method === 'OPTIONS' ? [] : quotaLines(state);
+    if (lines.length === 0) return done();
+    reserveQuota(request, reply, state, lines, metrics, request.log as Logger).then(() => done(), done);
+  });
+
   app.addHook('onResponse', (request, reply, done) => {
     accountFor(request, reply);
     done();
@@ -183,10 +196,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const state = request.hapax;
     if (state.accounted) return;
     state.accounted = true;
+    if (state.route) meterUsage(request, state, metrics);
+    settleQuota(state);
     if (state.usage && state.route) chargeTokens(state);
-    // Routes Fastify knows by name (e.g. /health/ready) keep their path; the catch-all's misses are 'unmatched'.
+    // Routes Fastify knows by name (e.g. /health/ready) keep their path; the catch-all's own answers (health of one
+    // provider or route, admin) their path template; its misses are 'unmatched'.
     const named = request.routeOptions.url;
-    const endpoint = state.route?.path ?? (named && named !== '*' ? named : 'unmatched');
+    const endpoint = state.route?.path ?? (named && named !== '*' ? named : catchAllEndpoint(request));
     clearTimeout(state.deadline);
     if (state.route) metrics.requestEnded(endpoint);
     observer.finish(request, reply, endpoint);
@@ -196,13 +212,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   function chargeTokens(state: RequestState): void {
     const usage = state.usage as NonNullable<RequestState['usage']>;
-    const tokens = usage.inputTokens + usage.outputTokens;
-    const general = keyLimit(state);
-    const route = state.route as NonNullable<RequestState['route']>;
-    const { store } = state.runtime;
-    void store.usage.record(state.client, { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens }).catch(() => undefined);
-    if (general?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, general, 'key', tokens).catch(() => undefined);
-    if (route.rateLimit?.tokens_per_minute) void rateLimits.chargeTokens(store, state.client, route.rateLimit, route.rateLimitScope, tokens).catch(() => undefined);
+    void state.runtime.store.usage.record(state.client, { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens }).catch(() => undefined);
   }
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toGatewayError(error), metrics));
@@ -221,7 +231,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         if (request.url.startsWith('/admin/')) return adminHandler(request, reply, state);
         throw new GatewayError(`no route for ${request.method} ${request.url.split('?', 1)[0]}`, { status: 404, type: 'ValidationError' });
       }
-      if (!route.methods.has(request.method) && !(request.method === 'HEAD' && route.methods.has('GET'))) {
+      // A route that serves subpaths checks the method of each itself (GET /v1/responses/{id}, POST /v1/responses).
+      if (!route.subpaths && !route.methods.has(request.method) && !(request.method === 'HEAD' && route.methods.has('GET'))) {
         reply.header('allow', route.allow);
         throw new GatewayError(`method ${request.method} is not allowed on ${route.path}; allowed: ${route.allow}`, { status: 405, type: 'ValidationError' });
       }
@@ -240,6 +251,13 @@ function setLimitHeaders(reply: FastifyReply, verdict: LimitVerdict): void {
   reply.header('x-ratelimit-limit', verdict.limit);
   reply.header('x-ratelimit-remaining', verdict.remaining);
   reply.header('x-ratelimit-reset', verdict.resetSeconds);
+}
+
+/** The label of a request the catch-all answered: a bounded set of path templates, never the raw path. */
+function catchAllEndpoint(request: FastifyRequest): string {
+  if (healthSubroute(request)) return request.url.startsWith('/health/provider/') ? '/health/provider/{provider}' : '/health/{route}';
+  if (request.url.startsWith('/admin/')) return '/admin/*';
+  return 'unmatched';
 }
 
 function healthSubroute(request: FastifyRequest): boolean {

@@ -44,6 +44,10 @@ export interface DocumentedOperation {
   responses: Readonly<Record<number, DocumentedAnswer>>;
   /** Error statuses this operation documents; their bodies are in the API's error dialect. */
   errors: readonly number[];
+  /** The methods this operation documents on its path; all the handler's when absent. */
+  methods?: readonly string[];
+  /** The `{name}` parts of a subroute's path. */
+  pathParameters?: ReadonlyArray<{ name: string; description: string; example: string }>;
 }
 
 export interface HandlerDeclaration {
@@ -55,6 +59,10 @@ export interface HandlerDeclaration {
   /** Healthy only while a provider it can use is (health's `services`). */
   usesProviders: boolean;
   serve: Handler;
+  /** Also serves the paths below its routes' own (`/v1/responses/{id}`). */
+  subpaths?: boolean;
+  /** The operations of those paths, each below the route's path (`/{response_id}`). */
+  subroutes?: ReadonlyArray<{ path: string; method: string; openapi: DocumentedOperation }>;
   openapi?: DocumentedOperation;
 }
 

@@ -11,8 +11,9 @@ import { operationsApi } from './routes/health.ts';
 import { nativeApi } from './routes/native.ts';
 import { ollamaApi } from './routes/ollama.ts';
 import { openaiApi } from './routes/openai.ts';
+import { responsesApi } from './routes/responses.ts';
 
-export const CLIENT_APIS: readonly DeclaredApi[] = [nativeApi, openaiApi, anthropicApi, ollamaApi, operationsApi];
+export const CLIENT_APIS: readonly DeclaredApi[] = [nativeApi, openaiApi, responsesApi, anthropicApi, ollamaApi, operationsApi];
 
 /** A handler's declaration with the error dialect of the API that declares it. */
 export type DeclaredHandler = HandlerDeclaration & { errorDialect: ErrorDialect; api: string };
@@ -26,6 +27,7 @@ const withDialect = <H extends Partial<Record<HandlerName, HandlerDeclaration>>>
 export const HANDLER_DECLARATIONS = {
   ...withDialect(nativeApi),
   ...withDialect(openaiApi),
+  ...withDialect(responsesApi),
   ...withDialect(anthropicApi),
   ...withDialect(ollamaApi),
   ...withDialect(operationsApi),
@@ -35,6 +37,6 @@ export const HANDLER_DECLARATIONS = {
 export const ROUTE_DECLARATIONS: RouteDeclarations = {
   standard: CLIENT_APIS.flatMap((api) => api.routes.map(({ path, handler }) => ({ path, handler }))),
   kinds: Object.fromEntries(
-    Object.entries(HANDLER_DECLARATIONS).map(([name, { methods, key, operational, usesProviders, errorDialect }]) => [name, { methods, key, operational, usesProviders, errorDialect } satisfies RouteKind]),
+    Object.entries(HANDLER_DECLARATIONS).map(([name, { methods, key, operational, usesProviders, errorDialect, subpaths }]) => [name, { methods, key, operational, usesProviders, errorDialect, subpaths } satisfies RouteKind]),
   ) as Record<HandlerName, RouteKind>,
 };

@@ -7,6 +7,7 @@ import { checkKeyModel, keyAllowsModel } from './auth.ts';
 import type { Usage } from '../core/canonical.ts';
 import type { ApiKeyRecord } from '../state/keys.ts';
 import type { Observation } from './observe.ts';
+import type { Reservation } from './quota-admission.ts';
 
 export interface RequestState {
   runtime: Runtime;
@@ -52,6 +53,12 @@ export interface RequestState {
   costUsd?: number;
   /** The request body's text as it arrived (decoded, without a byte-order mark), when it was JSON. */
   rawBody?: string;
+  /** Tokens and dollars reserved before going upstream, settled when the request ends. */
+  reservation?: Reservation;
+  /** Whether `usage` is the provider's own figures or estimated by the gateway (a stream that gave none). */
+  usageSource?: 'provider' | 'estimated';
+  /** Characters of answer text streamed so far: the estimate when a stream ends without usage. */
+  streamedChars?: number;
   /** Per-request notes of the observability hooks (span, overhead, logged bodies). */
   observed?: Observation;
 }

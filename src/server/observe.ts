@@ -39,9 +39,14 @@ export function observeStreamStart(reply: FastifyReply, state: RequestState): ((
     reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
     (state.observed ??= {}).streamOverheadMs = overhead;
   }
-  if (!state.route || !state.runtime.config.logging.log_bodies) return undefined;
+  if (!logsBodies(state)) return undefined;
   const observed = (state.observed ??= {});
   return (frame) => keepBody(observed, frame);
+}
+
+/** `logging.log_bodies` is about model traffic: never the metrics page, health or other operational routes. */
+function logsBodies(state: RequestState): boolean {
+  return state.runtime.config.logging.log_bodies && state.route !== undefined && !state.route.operational;
 }
 
 /**
@@ -103,7 +108,7 @@ export class RequestObserver {
     if (!state) return done(null, payload);
     const overhead = overheadOf(state, reply.elapsedTime);
     if (overhead !== undefined) reply.header('x-hapax-overhead-ms', overhead.toFixed(2));
-    if (state.route && state.runtime.config.logging.log_bodies) {
+    if (logsBodies(state)) {
       const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
       if (text !== undefined) keepBody((state.observed ??= {}), text);
     }
@@ -133,8 +138,9 @@ export class RequestObserver {
       // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
       if (!state.shared) {
         const base = { ...labels, provider: target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
-        metrics.tokens.inc({ ...base, type: 'prompt' }, usage.inputTokens);
-        metrics.tokens.inc({ ...base, type: 'completion' }, usage.outputTokens);
+        const usage_source = state.usageSource ?? 'provider';
+        metrics.tokens.inc({ ...base, usage_source, type: 'prompt' }, usage.inputTokens);
+        metrics.tokens.inc({ ...base, usage_source, type: 'completion' }, usage.outputTokens);
         // Parts of the two above, for cache hit rates and reasoning spend; only when the provider reported them.
         if (usage.cacheReadTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_read' }, usage.cacheReadTokens);
         if (usage.cacheWriteTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_write' }, usage.cacheWriteTokens);
@@ -146,7 +152,7 @@ export class RequestObserver {
     if (state.streamFailed) metrics.errors.inc({ type: state.errorType as string });
     const failover = failedAttempts(state);
     const observed = state.observed;
-    const logBodies = state.runtime.config.logging.log_bodies && state.route !== undefined;
+    const logBodies = logsBodies(state);
     this.lines.info(
       {
         request_id: request.id,
@@ -163,6 +169,7 @@ export class RequestObserver {
         latency_ms: round2(elapsedMs),
         overhead_ms: overheadMs === undefined ? undefined : round2(overheadMs),
         tokens: usage ? tokensField(usage) : undefined,
+        usage_source: usage ? (state.usageSource ?? 'provider') : undefined,
         dropped: state.dropped,
         cost_usd: cost,
         traceparent: observed?.client ? request.headers.traceparent : undefined,

@@ -1,7 +1,7 @@
 /**
- * Per-client rate limits with rate-limiter-flexible: requests per minute (with an optional burst
- * allowance on top) and tokens per minute (counted from real usage after each answer, streams
- * included). Counters live in the Runtime's state store: this process, or Redis shared by a fleet.
+ * Per-client request rate limits with rate-limiter-flexible: requests per minute (with an optional burst
+ * allowance on top). Tokens per minute are reserved before the request and settled after it, on the
+ * state store's quota ledger (quota-admission.ts). Counters live in the Runtime's state store: this process, or Redis shared by a fleet.
  * Limiters are built once per store and distinct setting and then kept, so a config reload that keeps
  * a limit (and its `state`) keeps its counters, and a request never builds one.
  */
@@ -36,7 +36,6 @@ export interface RateLimitsOptions {
 
 interface StoreLimiters {
   requests: Map<string, Consumer>;
-  tokens: Map<number, Limiter>;
 }
 
 export class RateLimits {
@@ -57,7 +56,7 @@ export class RateLimits {
 
   private limiters(store: StateStore): StoreLimiters {
     let limiters = this.byStore.get(store);
-    if (!limiters) this.byStore.set(store, (limiters = { requests: new Map(), tokens: new Map() }));
+    if (!limiters) this.byStore.set(store, (limiters = { requests: new Map() }));
     return limiters;
   }
 
@@ -73,16 +72,6 @@ export class RateLimits {
     return limiter;
   }
 
-  private tokens(store: StateStore, perMinute: number): Limiter {
-    const built = this.limiters(store).tokens;
-    let limiter = built.get(perMinute);
-    if (!limiter) {
-      limiter = this.counter(store, { keyPrefix: `tpm:${perMinute}`, points: perMinute, durationSeconds: WINDOW_SECONDS });
-      built.set(perMinute, limiter);
-    }
-    return limiter;
-  }
-
   /**
    * Counts one request for `client` under `settings`; throws a 429 RateLimitError when over, or a 503
    * when the shared counters are out of reach and `state.on_failure` is closed.
@@ -93,18 +82,7 @@ export class RateLimits {
       const limit = settings.requests_per_minute + (settings.burst ?? 0);
       verdict = toVerdict(await consume(this.requests(store, settings, scope), client, 1, limit, 'requests per minute'), limit);
     }
-    if (settings.tokens_per_minute) {
-      // Tokens are charged after the answer; a client whose budget is spent waits for the window.
-      const used = await this.tokens(store, settings.tokens_per_minute).get(`${scope}|${client}`);
-      if (used && used.consumedPoints >= settings.tokens_per_minute) throw limitError('tokens per minute', settings.tokens_per_minute, used.msBeforeNext);
-    }
     return verdict;
-  }
-
-  /** Charges the tokens a finished request really used. */
-  async chargeTokens(store: StateStore, client: string, settings: RateLimitSettings, scope: string, tokens: number): Promise<void> {
-    if (!settings.tokens_per_minute || tokens <= 0) return;
-    await this.tokens(store, settings.tokens_per_minute).penalty(`${scope}|${client}`, tokens);
   }
 }
 

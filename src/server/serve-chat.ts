@@ -52,6 +52,7 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
 const PROTOCOL_HEADERS: Record<WireDialect, readonly string[]> = {
   anthropic_messages: ['anthropic-version', 'anthropic-beta'],
   openai_chat: ['openai-beta'],
+  openai_responses: ['openai-beta'],
 };
 
 /**

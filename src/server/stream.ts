@@ -71,6 +71,8 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
     for (let next = await rest.next(); !next.done; next = await rest.next()) {
       if (state.clientGone) return; // the client went away: `finally` stops the upstream
       if (next.value.type === 'usage') state.usage = next.value.usage;
+      else if (next.value.type === 'text' || next.value.type === 'reasoning') state.streamedChars = (state.streamedChars ?? 0) + next.value.text.length;
+      else if (next.value.type === 'tool_call_delta') state.streamedChars = (state.streamedChars ?? 0) + next.value.arguments.length;
       const frame = frameOf(next.value);
       full = frame ? send(frame) : undefined;
       if (full) await full;

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
 import { GatewayError } from '../core/errors.ts';
 
-export type StateOperation = 'connection' | 'rate_limit' | 'keys' | 'usage' | 'cache';
+export type StateOperation = 'connection' | 'rate_limit' | 'quota' | 'keys' | 'usage' | 'cache';
 export type FailurePolicy = 'open' | 'closed';
 
 export interface StateHealthOptions {

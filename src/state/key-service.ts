@@ -19,24 +19,28 @@ export class KeyService {
   private readonly configRecords: ApiKeyRecord[];
   /** The config keys alone: judged locally even when shared state is out of reach. */
   private readonly configTable: KeyTable;
+  private all: ApiKeyRecord[];
   readonly store: KeyStore;
   private readonly state: Pick<StateStore, 'available' | 'policy'>;
   private lastVersion?: string;
   private timer?: NodeJS.Timeout;
   private refreshing?: Promise<void>;
-  /** The store check an unknown key waits for; shared by every miss that arrives meanwhile. */
-  private missCheck?: Promise<void>;
+  /** The store look an unknown key waits for, and the one queued behind it for misses that came later. */
+  private looking?: Promise<void>;
+  private lookQueued?: Promise<void>;
 
   constructor(configKeys: ConfigKey[], store: KeyStore, state: Pick<StateStore, 'available' | 'policy'>) {
     this.configRecords = configKeys.map((k) => ({
       name: k.name,
       sha256: k.key_sha256 ?? hashKey(k.key as string),
       rate_limit: k.rate_limit,
+      budgets: k.budgets,
       routes: k.routes,
       models: k.models,
       expires: k.expires ? new Date(k.expires).toISOString() : undefined,
     }));
     this.configTable = new KeyTable(this.configRecords);
+    this.all = this.configRecords;
     this.table = this.configTable;
     this.store = store;
     this.state = state;
@@ -78,7 +82,13 @@ export class KeyService {
     if (version === this.lastVersion) return;
     const managed = await this.store.list();
     this.lastVersion = version;
-    this.table = new KeyTable([...this.configRecords, ...managed]);
+    this.all = [...this.configRecords, ...managed];
+    this.table = new KeyTable(this.all);
+  }
+
+  /** Every key the table knows, revoked ones left out (for reports such as budgets in /admin/usage). */
+  records(): ApiKeyRecord[] {
+    return this.all.filter((record) => !record.revoked);
   }
 
   /**
@@ -92,12 +102,27 @@ export class KeyService {
       return this.verify(presented);
     } catch (error) {
       if (!presented || !(error instanceof GatewayError) || error.status !== 401 || !('unknown' in this.table.verify(presented))) throw error;
-      this.missCheck ??= this.refresh()
-        .catch(() => undefined)
-        .finally(() => (this.missCheck = undefined));
-      await this.missCheck;
+      await this.lookAgain();
       return this.verify(presented);
     }
+  }
+
+  /**
+   * One look at the store that starts after this call: a look already under way may have read the store
+   * before the key was written, so later misses share the next one (at most one queued at a time).
+   */
+  private lookAgain(): Promise<void> {
+    if (!this.looking) {
+      this.looking = this.refresh()
+        .catch(() => undefined)
+        .finally(() => (this.looking = undefined));
+      return this.looking;
+    }
+    this.lookQueued ??= this.looking.then(() => {
+      this.lookQueued = undefined;
+      return this.lookAgain();
+    });
+    return this.lookQueued;
   }
 
   /**

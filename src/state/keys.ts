@@ -8,6 +8,7 @@ import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseDuration } from '../config/duration.ts';
+import { budgetLimit, type BudgetLimit } from '../config/schema.ts';
 import type { KeyStore } from './store.ts';
 
 export interface RateLimitSettings {
@@ -20,6 +21,8 @@ export interface ApiKeyRecord {
   name: string;
   sha256: string;
   rate_limit?: RateLimitSettings;
+  /** Spending caps of this key (see config `auth.keys[].budgets`). */
+  budgets?: BudgetLimit[];
   routes?: string[];
   models?: string[];
   /** ISO time after which the key is refused. */
@@ -34,6 +37,8 @@ export const hashKey = (key: string): string => hash('sha256', key, 'hex');
 export interface NewKeyOptions {
   name: string;
   rate_limit?: RateLimitSettings;
+  /** As written by the caller (admin API, CLI): validated and given their defaults here. */
+  budgets?: unknown[];
   expires?: string;
   routes?: string[];
   models?: string[];
@@ -74,6 +79,15 @@ export function newKeyRecord(opts: NewKeyOptions, now = Date.now()): { key: stri
   } catch (error) {
     throw new KeyOptionError('expires', (error as Error).message);
   }
+  let budgets: BudgetLimit[] | undefined;
+  if (opts.budgets?.length) {
+    const parsed = budgetLimit.array().safeParse(opts.budgets);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new KeyOptionError(['budgets', ...issue.path].join('.'), `budgets.${issue.path.join('.')}: ${issue.message}`.replace(/\.: /, ': '));
+    }
+    budgets = parsed.data;
+  }
   const limits = Object.fromEntries(Object.entries(opts.rate_limit ?? {}).filter(([, value]) => value !== undefined));
   const key = newKeySecret();
   const record: ApiKeyRecord = {
@@ -81,6 +95,7 @@ export function newKeyRecord(opts: NewKeyOptions, now = Date.now()): { key: stri
     sha256: hashKey(key),
     created: new Date(now).toISOString(),
     ...(Object.keys(limits).length ? { rate_limit: limits } : {}),
+    ...(budgets ? { budgets } : {}),
     ...(expires ? { expires } : {}),
     ...(opts.routes ? { routes: opts.routes } : {}),
     ...(opts.models ? { models: opts.models } : {}),

@@ -7,6 +7,7 @@ import { LRUCache } from 'lru-cache';
 import RateLimiterMemory from 'rate-limiter-flexible/lib/RateLimiterMemory.js';
 import type { Metrics } from '../observability/metrics.ts';
 import { KeyFile } from './keys.ts';
+import { MemoryQuota } from './quota.ts';
 import type { CacheStore, KeyStore, Limiter, LimiterSpec, StateStore, UsageCounters, UsageDelta, UsageRow } from './store.ts';
 
 export class MemoryUsage implements UsageCounters {
@@ -43,6 +44,10 @@ export class MemoryCache<T extends {}> implements CacheStore<T> {
   async set(key: string, value: T, ttlMs: number): Promise<void> {
     this.lru.set(key, value, { ttl: ttlMs });
   }
+
+  async delete(key: string): Promise<boolean> {
+    return this.lru.delete(key);
+  }
 }
 
 export class MemoryStore implements StateStore {
@@ -50,6 +55,7 @@ export class MemoryStore implements StateStore {
   readonly policy = 'open' as const;
   readonly available = true;
   readonly usage = new MemoryUsage();
+  readonly quota = new MemoryQuota();
 
   constructor(deps: { metrics?: Metrics } = {}) {
     // Nothing to lose touch with: say so, rather than leave the gauge at its initial 0.

@@ -35,4 +35,13 @@ export class RedisCache<T> implements CacheStore<T> {
       this.health.failed('cache', error);
     }
   }
+
+  async delete(key: string): Promise<boolean> {
+    try {
+      return (await this.client.del(this.prefix + key)) > 0;
+    } catch (error) {
+      this.health.failed('cache', error);
+      return false;
+    }
+  }
 }

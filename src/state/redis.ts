@@ -15,6 +15,7 @@ import { StateHealth, type FailurePolicy } from './health.ts';
 import { RedisCache } from './redis-cache.ts';
 import { RedisKeyStore } from './redis-keys.ts';
 import { redisLimiter } from './redis-limiter.ts';
+import { RedisQuota } from './redis-quota.ts';
 import { RedisUsage } from './redis-usage.ts';
 import type { CacheStore, KeyStore, Limiter, LimiterSpec, StateStore } from './store.ts';
 
@@ -43,6 +44,7 @@ export class RedisStore implements StateStore {
   readonly policy: FailurePolicy;
   readonly health: StateHealth;
   readonly usage: RedisUsage;
+  readonly quota: RedisQuota;
   private readonly client: Redis;
   private readonly prefix: string;
   private keyStore?: RedisKeyStore;
@@ -70,6 +72,7 @@ export class RedisStore implements StateStore {
     });
     this.client.on('ready', () => this.health.recovered());
     this.usage = new RedisUsage(this.client, this.prefix, this.health);
+    this.quota = new RedisQuota(this.client, this.prefix, opts.policy, this.health);
   }
 
   get available(): boolean {

@@ -7,6 +7,7 @@
 import type { RateLimiterAbstract, RateLimiterCompatibleAbstract } from 'rate-limiter-flexible';
 import type { ApiKeyRecord, NewKeyOptions } from './keys.ts';
 import type { FailurePolicy } from './health.ts';
+import type { QuotaLedger } from './quota.ts';
 
 export interface LimiterSpec {
   /** Names the counter: the same prefix on every instance means one shared counter. */
@@ -53,6 +54,8 @@ export interface UsageCounters {
 export interface CacheStore<T> {
   get(key: string): Promise<T | undefined>;
   set(key: string, value: T, ttlMs: number): Promise<void>;
+  /** True when the key was there. */
+  delete(key: string): Promise<boolean>;
 }
 
 export interface StateStore {
@@ -61,6 +64,8 @@ export interface StateStore {
   /** Whether shared state can be reached right now; always true in memory. */
   readonly available: boolean;
   readonly usage: UsageCounters;
+  /** Reserve-then-settle counters: tokens per minute and budgets (see quota.ts). */
+  readonly quota: QuotaLedger;
   /** Managed keys: the key file in memory mode, Redis in Redis mode (the file is then unused). */
   keys(keyFile: string): KeyStore;
   /** A new limiter; callers build one per distinct setting and keep it (see server/rate-limit.ts). */

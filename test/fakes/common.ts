@@ -68,6 +68,8 @@ export interface FakeOptions {
   turn?: (view: TurnView) => ScriptedTurn | undefined;
   /** OpenAI fake: cache every prompt's prefix, as OpenAI does by itself (without it, only with prompt_cache_key). */
   autoPromptCache?: boolean;
+  /** OpenAI fake: false ignores stream_options.include_usage, as some OpenAI-compatible servers do (streams carry no usage). */
+  streamUsage?: boolean;
   /** Serve HTTPS with this certificate, offering HTTP/2 and HTTP/1.1 by ALPN (as hosted APIs do). */
   tls?: FakeTls;
 }

@@ -19,7 +19,8 @@
  * A prompt containing `blockWord` is blocked (promptFeedback.blockReason SAFETY, no candidates); an answer
  * containing `answerBlockWord` stops there with finishReason SAFETY. Implicit caching: a request whose contents
  * before the last turn were seen before reports their tokens as cachedContentTokenCount. opts.turn scripts the
- * model's turn (a functionCall, with the given id, or text) for agent tests.
+ * model's turn (a functionCall, with the given id, or text) for agent tests; opts.streamErrorAfter ends streams with
+ * an error object after that many chunks.
  */
 import { createHash } from 'node:crypto';
 import { type Ctx, type FakeOptions, type FakeProvider, countWords, makeId, promptTokens, replyTo, startFakeServer, wordChunks } from './common.ts';
@@ -27,6 +28,8 @@ import { type Ctx, type FakeOptions, type FakeProvider, countWords, makeId, prom
 export interface FakeGeminiOptions extends FakeOptions {
   blockWord?: string;
   answerBlockWord?: string;
+  /** Streams end after this many chunks with an error object instead of a finish reason (a backend failure). */
+  streamErrorAfter?: number;
 }
 
 const STATUS: Record<number, string> = { 400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED' };
@@ -212,5 +215,8 @@ async function generate(ctx: Ctx, model: string, stream: boolean, name: string, 
     const candidate = { content: { parts, role: 'model' }, index: 0, ...(last ? { finishReason: turn.finishReason, safetyRatings: ratings } : {}) };
     return `data: ${JSON.stringify({ candidates: [candidate], usageMetadata: usage(last), ...head })}\r\n\r\n`;
   });
+  if (opts.streamErrorAfter !== undefined && opts.streamErrorAfter < events.length) {
+    events.splice(opts.streamErrorAfter, events.length, `data: ${JSON.stringify(geminiError(500, 'An internal error has occurred.'))}\r\n\r\n`);
+  }
   return ctx.stream('text/event-stream', events);
 }

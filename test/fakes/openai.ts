@@ -283,7 +283,7 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions, seen: Set<string>
 
   // Streaming: every chunk carries the same id/created/model; with include_usage every
   // chunk has `usage: null` and one extra chunk with empty choices carries the totals.
-  const includeUsage = body.stream_options?.include_usage === true;
+  const includeUsage = body.stream_options?.include_usage === true && opts.streamUsage !== false;
   const chunkHead = { id, object: 'chat.completion.chunk', created, model, service_tier: 'default', system_fingerprint: 'fp_fake0001' };
   const chunk = (delta: object, finish: string | null) => ({
     ...chunkHead,

@@ -11,12 +11,15 @@ import { stateUnavailable } from '../../state/health.ts';
 import { KEY_NAME, KEY_NAME_RULE, KeyExistsError, KeyOptionError, sameSecret, type ApiKeyRecord } from '../../state/keys.ts';
 import { presentedKey } from '../auth.ts';
 import type { Handler } from '../context.ts';
+import { budgetReport } from '../budget-report.ts';
 
 const createSchema = z.strictObject({
   name: z.string().regex(KEY_NAME, KEY_NAME_RULE),
   requests_per_minute: z.number().int().positive().optional(),
   tokens_per_minute: z.number().int().positive().optional(),
   expires: z.string().optional(),
+  /** Checked by newKeyRecord, so the CLI and the admin API accept the same budgets. */
+  budgets: z.array(z.unknown()).optional(),
   routes: z.array(z.string()).optional(),
   models: z.array(z.string()).optional(),
 });
@@ -29,6 +32,7 @@ export function publicKeyView(record: ApiKeyRecord) {
     expires: record.expires ?? null,
     revoked: record.revoked ?? null,
     rate_limit: record.rate_limit ?? null,
+    budgets: record.budgets ?? null,
     routes: record.routes ?? null,
     models: record.models ?? null,
   };
@@ -64,7 +68,7 @@ export const adminHandler: Handler = async (request, reply, state) => {
   if (path === '/admin/keys' && request.method === 'POST') {
     const body = parseBody(createSchema, request.body);
     const rate_limit = { requests_per_minute: body.requests_per_minute, tokens_per_minute: body.tokens_per_minute };
-    const created = await viaStore(runtime, () => keys.create({ name: body.name, rate_limit, expires: body.expires, routes: body.routes, models: body.models }));
+    const created = await viaStore(runtime, () => keys.create({ name: body.name, rate_limit, budgets: body.budgets, expires: body.expires, routes: body.routes, models: body.models }));
     await runtime.keys.refresh().catch(() => undefined);
     reply.code(201);
     return { key: created.key, ...publicKeyView(created.record) };
@@ -78,7 +82,8 @@ export const adminHandler: Handler = async (request, reply, state) => {
   if (path === '/admin/usage' && request.method === 'GET') {
     // Totals since the counters started: this process in memory, the whole fleet with Redis.
     const rows = await viaStore(runtime, () => runtime.store.usage.read());
-    return { scope: runtime.store.kind === 'redis' ? 'shared' : 'instance', usage: rows.sort((a, b) => a.client.localeCompare(b.client)) };
+    const budgets = await viaStore(runtime, () => budgetReport(runtime));
+    return { scope: runtime.store.kind === 'redis' ? 'shared' : 'instance', usage: rows.sort((a, b) => a.client.localeCompare(b.client)), budgets };
   }
   throw new GatewayError(`no admin route for ${request.method} ${path}`, { status: 404, type: 'ValidationError' });
 };

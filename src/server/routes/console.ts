@@ -26,6 +26,7 @@ import type { Metrics } from '../../observability/metrics.ts';
 import { GatewayError } from '../../core/errors.ts';
 import { presentedKey } from '../auth.ts';
 import { sameSecret } from '../../state/keys.ts';
+import { budgetReport, type BudgetRow } from '../budget-report.ts';
 
 export interface ConsoleOptions {
   holder: RuntimeSource;
@@ -69,12 +70,26 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
   const intervalMs = opts.intervalMs ?? 1000;
   const streams = new Set<PassThrough>();
   const files = new Map<string, { body: Buffer; etag: string }>();
-  let lastSnapshot: { at: number; value: ReturnType<ConsoleFeed['snapshot']> } | undefined;
+  let lastSnapshot: { at: number; value: Promise<Awaited<ReturnType<ConsoleFeed['snapshot']>> & { budgets: BudgetRow[] }> } | undefined;
+  /** Budgets are read from the state store (Redis for a fleet): the last read, refreshed once per interval. */
+  let budgets: BudgetRow[] = [];
+  let readingBudgets = false;
+  const refreshBudgets = () => {
+    if (readingBudgets) return;
+    readingBudgets = true;
+    budgetReport(holder.current)
+      .then((rows) => (budgets = rows), () => undefined)
+      .finally(() => (readingBudgets = false));
+  };
 
   /** One snapshot serves every open event stream for half a second. */
   const snapshot = () => {
     const now = Date.now();
-    if (!lastSnapshot || now - lastSnapshot.at > intervalMs / 2) lastSnapshot = { at: now, value: feed.snapshot() };
+    if (!lastSnapshot || now - lastSnapshot.at > intervalMs / 2) {
+      refreshBudgets();
+      const shown = budgets;
+      lastSnapshot = { at: now, value: feed.snapshot().then((state) => ({ ...state, budgets: shown })) };
+    }
     return lastSnapshot.value;
   };
 
@@ -148,7 +163,8 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions): Con
     scope.get('/console/api/state', async (request, reply) => {
       requireAccess(request);
       reply.header('cache-control', 'no-store');
-      return feed.snapshot();
+      const [state, rows] = await Promise.all([feed.snapshot(), budgetReport(holder.current).catch((): BudgetRow[] => [])]);
+      return { ...state, budgets: rows };
     });
 
     scope.get('/console/events', async (request, reply) => {
@@ -324,6 +340,7 @@ function consolePage(signedIn: boolean): string {
   <section class="columns three">
     <div class="card"><h2>Usage by key</h2><table id="usage-client" class="usage stack"><thead><tr><th>Key</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
     <div class="card"><h2>Usage by route label</h2><table id="usage-label" class="usage stack"><thead><tr><th>Label</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
+    <div class="card"><h2>Budgets</h2><table id="budgets" class="usage stack"><thead><tr><th>Budget</th><th>Window</th><th class="num">Spent</th><th class="num">Limit</th><th>State</th></tr></thead><tbody></tbody></table></div>
     <div class="card"><h2>Usage by route</h2><table id="usage-route" class="usage stack"><thead><tr><th>Route</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
   </section>
   <section class="card">

@@ -116,6 +116,33 @@ component(
   'OpenAI embeddings answer',
 );
 
+// ---------- OpenAI Responses ----------
+
+component(
+  'Response',
+  z.looseObject({
+    id: z.string(),
+    object: z.literal('response'),
+    created_at: z.number().int(),
+    status: z.enum(['completed', 'incomplete', 'in_progress', 'failed']),
+    model: z.string(),
+    output: z.array(z.looseObject({ type: z.string() }).describe('message, function_call, custom_tool_call, reasoning, ...')),
+    usage: z.looseObject({ input_tokens: z.number().int(), output_tokens: z.number().int(), total_tokens: z.number().int() }).nullable(),
+  }),
+  'OpenAI Responses answer',
+);
+component('ResponseDeleted', z.looseObject({ id: z.string(), object: z.literal('response'), deleted: z.literal(true) }), 'A stored response, deleted');
+component(
+  'ResponseItemList',
+  z.looseObject({ object: z.literal('list'), data: z.array(z.looseObject({ id: z.string(), type: z.string() })), first_id: z.string().nullable(), last_id: z.string().nullable(), has_more: z.boolean() }),
+  "A page of a stored response's input items",
+);
+component(
+  'ResponseStreamEvent',
+  z.looseObject({ type: z.string(), sequence_number: z.number().int() }),
+  'One event of a Responses stream (response.created, response.output_text.delta, ..., response.completed or response.failed)',
+);
+
 // ---------- Anthropic-compatible ----------
 
 component(
@@ -281,7 +308,7 @@ function operation(api: DeclaredApi, doc: DocumentedOperation, summary: string |
     ...(doc.description ? { description: doc.description } : {}),
     // Health never asks for a key; metrics only with metrics.auth (documented in its description).
     ...(key === 'required' ? { security: CLIENT_AUTH } : {}),
-    ...(key === 'required' ? { parameters: [REQUEST_ID] } : {}),
+    ...(key === 'required' || doc.pathParameters ? { parameters: [...(key === 'required' ? [REQUEST_ID] : []), ...(doc.pathParameters ?? []).map(({ name, description, example }) => ({ name, in: 'path', required: true, description, schema: { type: 'string' }, example }))] } : {}),
     ...(doc.request ? { requestBody: { required: true, content: json(doc.request.id, doc.request.example) } } : {}),
     responses: { ...responses, ...errors([...doc.errors], ERROR_SCHEMA[api.errorDialect]) },
   };
@@ -295,8 +322,12 @@ function clientPaths(): Json {
       const declared = api.handlers[route.handler] as HandlerDeclaration;
       if (!declared.openapi) continue;
       const item: Json = {};
-      for (const method of declared.methods) item[method.toLowerCase()] = operation(api, declared.openapi, route.summary, declared.key);
+      for (const method of declared.openapi.methods ?? declared.methods) item[method.toLowerCase()] = operation(api, declared.openapi, route.summary, declared.key);
       paths[route.path] = item;
+      for (const sub of declared.subroutes ?? []) {
+        const path = route.path + sub.path;
+        paths[path] = { ...(paths[path] as Json | undefined), [sub.method.toLowerCase()]: operation(api, sub.openapi, undefined, declared.key) };
+      }
     }
   }
   return paths;

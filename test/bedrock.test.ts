@@ -101,6 +101,16 @@ pricing:
     expect(sent.toolConfig.tools[0]).toEqual({ toolSpec: { name: 'lookup', description: 'Look something up', inputSchema: { json: TOOL.function.parameters } } });
   });
 
+  it('answers the Responses API through Converse, whole and streamed', async () => {
+    const whole = await setup.openai.responses.create({ model: NOVA, input: 'ping pong', store: false });
+    expect(whole.output_text).toBe('[bd] ping pong');
+    expect(whole.usage?.output_tokens).toBe(3);
+    let text = '';
+    for await (const event of await setup.openai.responses.create({ model: CLAUDE, input: 'one two', store: false, stream: true })) if (event.type === 'response.output_text.delta') text += event.delta;
+    expect(text).toBe('[bd] one two');
+    expect(setup.bedrock.requests.at(-1)?.path).toBe(`/model/${encodeURIComponent(CLAUDE)}/converse-stream`);
+  });
+
   it('keeps the lossless lane for an Anthropic client asking for Claude: InvokeModel with the body as Bedrock takes it', async () => {
     const { data, response } = await setup.anthropic.messages
       .create({ model: CLAUDE, max_tokens: 100, messages: [{ role: 'user', content: 'hello there' }] }, { headers: { 'anthropic-beta': 'beta-one, beta-two' } })

@@ -122,6 +122,14 @@ pricing:
     expect(metrics).toMatch(/hapax_cost_usd_total\{[^}]*provider="vx"[^}]*\} [0-9.e-]+/);
   });
 
+  it('answers the Responses API, Claude and Gemini, whole and streamed', async () => {
+    const claude = await setup.openai.responses.create({ model: CLAUDE, input: 'ping pong', store: false });
+    expect(claude.output_text).toBe('[vx] ping pong');
+    let text = '';
+    for await (const event of await setup.openai.responses.create({ model: 'vx/gemini-2.5-flash', input: 'one two', store: false, stream: true })) if (event.type === 'response.output_text.delta') text += event.delta;
+    expect(text).toBe('[vx] one two');
+  });
+
   it('answers an Ollama client', async () => {
     const res = await setup.ollama.chat({ model: CLAUDE, messages: [{ role: 'user', content: 'ping pong' }], stream: false });
     expect(res.message.content).toBe('[vx] ping pong');

@@ -218,7 +218,7 @@ describe('Bedrock faults: signatures, throttling and stream exceptions fail over
       gateway: ({ bedrock, backup }) =>
         startTestGateway(`
 providers:
-  bd: {type: bedrock, region: us-east-1, base_url: "${bedrock.url}", ${KEYS}, model: ${NOVA}}
+  bd: {type: bedrock, region: us-east-1, base_url: "${bedrock.url}", ${KEYS}, model: ${NOVA}, timeout: 1s}
   forged: {type: bedrock, region: us-east-1, base_url: "${bedrock.url}", aws_access_key_id: "${TEST_AWS_CREDENTIALS.accessKeyId}", aws_secret_access_key: "not-the-secret", model: ${NOVA}}
   backup: {type: anthropic, base_url: "${backup.url}", model: claude-3-5-haiku-latest}
 provider_preference: [bd, backup]
@@ -267,6 +267,22 @@ circuit_breaker: {failure_threshold: 1000}
     for await (const chunk of await setup.openai.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'hi' }], stream: true })) text += chunk.choices[0]?.delta?.content ?? '';
     expect(text).toBe('[backup] hi');
   });
+  for (const [what, fault] of [
+    ['a 500 InternalServerException', { kind: 'status', status: 500 }],
+    ['a reset connection', { kind: 'reset' }],
+    ['a hang (cut by the provider timeout)', { kind: 'hang' }],
+  ] as const) {
+    it(`${what} fails over, whole and streamed`, async () => {
+      setup.bedrock.queueFaults(fault, fault);
+      const whole = await setup.openai.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+      expect(whole.response.headers.get('x-hapax-provider')).toBe('backup');
+      let text = '';
+      for await (const chunk of await setup.openai.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'hi' }], stream: true })) text += chunk.choices[0]?.delta?.content ?? '';
+      expect(text).toBe('[backup] hi');
+      expect(setup.bedrock.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
+    });
+  }
+
   it('429 ThrottlingException with Retry-After fails over', async () => {
     setup.bedrock.queueFaults({ kind: 'status', status: 429, headers: { 'retry-after': '3', 'x-amzn-errortype': 'ThrottlingException' } });
     const res = await setup.openai.chat.completions.create({ model: '', messages: [{ role: 'user', content: 'hi' }] }).withResponse();

@@ -213,6 +213,14 @@ circuit_breaker: {failure_threshold: 1000}
     expect(final.content).toEqual([expect.objectContaining({ type: 'text', text: '[backup] again' })]);
   });
 
+  it('a reset connection fails over, whole and streamed', async () => {
+    setup.vertex.queueFaults({ kind: 'reset' }, { kind: 'reset' });
+    const whole = await setup.anthropic.messages.create({ model: '', max_tokens: 50, messages: [{ role: 'user', content: 'reset' }] });
+    expect(whole.content).toEqual([expect.objectContaining({ type: 'text', text: '[backup] reset' })]);
+    const streamed = await setup.anthropic.messages.stream({ model: '', max_tokens: 50, messages: [{ role: 'user', content: 'reset' }] }).finalMessage();
+    expect(streamed.content).toEqual([expect.objectContaining({ type: 'text', text: '[backup] reset' })]);
+  });
+
   it('a hang is cut by the provider timeout and fails over', async () => {
     setup.vertex.queueFaults({ kind: 'hang' });
     const final = await setup.anthropic.messages.create({ model: '', max_tokens: 50, messages: [{ role: 'user', content: 'waiting' }] });

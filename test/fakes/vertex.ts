@@ -140,7 +140,7 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
   const issue = (ctx: Ctx) => {
     const token = `ya29.fake-${makeId('', 40)}`;
     tokens.set(token, Date.now() + 3600_000);
-    return ctx.json(200, { access_token: token, expires_in: 3599, token_type: 'Bearer' });
+    return ctx.json(200, { access_token: token, expires_in: 3599, token_type: 'Bearer' }, { 'metadata-flavor': 'Google' });
   };
 
   const fake = await startFakeServer({
@@ -162,9 +162,13 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
         }
         return issue(ctx);
       }
-      if (ctx.method === 'GET' && ctx.path === '/computeMetadata/v1/instance/service-accounts/default/token' && opts.metadataServer) {
+      if (ctx.method === 'GET' && ctx.path.startsWith('/computeMetadata/v1/') && opts.metadataServer) {
         if (ctx.req.headers['metadata-flavor'] !== 'Google') return ctx.text(403, 'Missing Metadata-Flavor:Google header.');
-        return issue(ctx);
+        if (ctx.path === '/computeMetadata/v1/instance/service-accounts/default/token') return issue(ctx);
+        // Clients probe the server before they trust it: any answer with the flavor header says "on Google Cloud".
+        if (ctx.path === '/computeMetadata/v1/instance' || ctx.path === '/computeMetadata/v1/instance/') return ctx.text(200, '', { 'metadata-flavor': 'Google' });
+        if (ctx.path === '/computeMetadata/v1/project/project-id') return ctx.text(200, project, { 'metadata-flavor': 'Google' });
+        return ctx.text(404, 'Not Found', { 'metadata-flavor': 'Google' });
       }
       const bearer = /^Bearer (.+)$/.exec(String(ctx.req.headers.authorization ?? ''))?.[1];
       const expires = bearer === undefined ? undefined : (tokens.get(bearer) ?? (opts.tokenIssuer?.issued.includes(bearer) ? Date.now() + 1 : undefined));

@@ -348,3 +348,16 @@ describe('console in a real browser', () => {
     await page.close();
   }, 60_000);
 });
+
+describe('config masking for the cloud providers', () => {
+  it("masks AWS keys and keeps region, profile, project, location and the credentials file's path", () => {
+    const masked = redactSecrets({
+      providers: {
+        bd: { type: 'bedrock', region: 'us-east-1', profile: 'team', aws_access_key_id: 'AKIAEXAMPLEKEYID', aws_secret_access_key: 'aws-secret-value', aws_session_token: 'aws-session-value' },
+        vx: { type: 'vertex', project: 'my-project', location: 'us-east5', credentials_file: '/etc/hapax/key.json' },
+      },
+    }, MASK) as any;
+    expect(masked.providers.bd).toEqual({ type: 'bedrock', region: 'us-east-1', profile: 'team', aws_access_key_id: MASK, aws_secret_access_key: MASK, aws_session_token: MASK });
+    expect(masked.providers.vx).toEqual({ type: 'vertex', project: 'my-project', location: 'us-east5', credentials_file: '/etc/hapax/key.json' });
+  });
+});

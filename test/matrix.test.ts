@@ -3,19 +3,29 @@
  * own SDK must accept the answer unchanged and see the same text and the same tool call whichever
  * provider produced it.
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeAzure } from './fakes/azure.ts';
-import type { FakeProvider } from './fakes/common.ts';
+import { startFakeBedrock, TEST_AWS_CREDENTIALS } from './fakes/bedrock.ts';
 import { startFakeGemini } from './fakes/gemini.ts';
+import { makeServiceAccount, startFakeVertex } from './fakes/vertex.ts';
+import { routeGoogleToken } from './helpers/google-token.ts';
+import { tempDir } from './helpers/started.ts';
 import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
-const PROVIDERS = ['oa', 'an', 'ol', 'mk', 'gm', 'az'] as const;
+/**
+ * bd: Bedrock through Converse (Nova); bc: Claude on Bedrock (InvokeModel on the Anthropic lane, Converse for
+ * the rest); vx: Claude on Vertex AI (rawPredict on the Anthropic lane, the same body translated for the rest);
+ * vg: Gemini on Vertex AI (generateContent).
+ */
+const PROVIDERS = ['oa', 'an', 'ol', 'mk', 'gm', 'az', 'bd', 'bc', 'vx', 'vg'] as const;
 type Provider = (typeof PROVIDERS)[number];
 const TOOL = { name: 'lookup', description: 'Look something up', schema: { type: 'object', properties: { input: { type: 'string' } } } };
 
@@ -31,13 +41,23 @@ interface Answer {
 type Client = (model: string, opts: { stream: boolean; tools: boolean }) => Promise<Answer>;
 
 describe('every client API × every provider dialect', () => {
-  const fakes: FakeProvider[] = [];
+  /** Everything started for the file (fakes, the key file's directory, the token route), closed after it. */
+  const fakes: { close(): unknown }[] = [];
   let gateway: TestGateway;
   const clients: Record<string, Client> = {};
 
   beforeAll(async () => {
     const [oa, an, ol, gm, az] = await Promise.all([startFakeOpenAI({ name: 'oa' }), startFakeAnthropic({ name: 'an' }), startFakeOllama({ name: 'ol' }), startFakeGemini({ name: 'gm', apiKey: 'gm-key' }), startFakeAzure({ name: 'az', apiKey: 'az-key', deployments: { chat: 'gpt-4o' } })]);
-    fakes.push(oa, an, ol, gm, az);
+    const [bd, bc] = await Promise.all([startFakeBedrock({ name: 'bd' }), startFakeBedrock({ name: 'bc' })]);
+    fakes.push(oa, an, ol, gm, az, bd, bc);
+    const account = makeServiceAccount('matrix-project');
+    const vx = await startFakeVertex({ name: 'vx', project: 'matrix-project', serviceAccounts: [account] });
+    const vg = await startFakeVertex({ name: 'vg', project: 'matrix-project', tokenIssuer: vx });
+    const keys = await tempDir('hapax-matrix-');
+    await writeFile(join(keys.path, 'key.json'), JSON.stringify(account.keyFile));
+    // One Google token endpoint (vx's) for the process; vg accepts the tokens it issued.
+    fakes.push(vx, vg, keys, routeGoogleToken(`${vx.url}/token`));
+    const aws = `region: us-east-1, aws_access_key_id: ${TEST_AWS_CREDENTIALS.accessKeyId}, aws_secret_access_key: "${TEST_AWS_CREDENTIALS.secretAccessKey}"`;
     gateway = await startTestGateway(`
 providers:
   oa: {type: openai, base_url: "${oa.url}", model: gpt-4o-mini}
@@ -46,7 +66,11 @@ providers:
   mk: {type: mock}
   gm: {type: gemini, base_url: "${gm.url}", api_key: gm-key, model: gemini-2.5-flash}
   az: {type: azure_openai, base_url: "${az.url}", api_key: az-key, model: gpt-4o, azure: {deployments: {gpt-4o: chat}}}
-provider_preference: [oa, an, ol, mk, gm, az]
+  bd: {type: bedrock, base_url: "${bd.url}", ${aws}, model: amazon.nova-lite-v1:0}
+  bc: {type: bedrock, base_url: "${bc.url}", ${aws}, model: "us.anthropic.claude-3-5-haiku-20241022-v1:0"}
+  vx: {type: vertex, project: matrix-project, location: us-east5, credentials_file: "${join(keys.path, 'key.json')}", base_url: "${vx.url}", model: "claude-3-5-haiku@20241022"}
+  vg: {type: vertex, project: matrix-project, location: us-east5, credentials_file: "${join(keys.path, 'key.json')}", base_url: "${vg.url}", model: gemini-2.5-flash}
+provider_preference: [oa, an, ol, mk, gm, az, bd, bc, vx, vg]
 `);
     const openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
     const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: 'x', maxRetries: 0 });

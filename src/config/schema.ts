@@ -29,7 +29,7 @@ export const normalizeRoutePath = (path: string): string => path.replace(/\/+$/,
 
 const routePath = z.string().startsWith('/', 'expected a path starting with /').transform(normalizeRoutePath);
 
-export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'azure_openai', 'gemini'] as const;
+export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'openai_compatible', 'mock', 'azure_openai', 'gemini', 'bedrock', 'vertex'] as const;
 
 /** Azure OpenAI: which API shape a resource is reached through, its deployments and its Entra credentials. */
 const azure = z.strictObject({
@@ -206,9 +206,41 @@ const providerFields = z.strictObject({
   /** Mock provider: fixed reply text and an artificial latency. */
   reply: z.string().optional(),
   latency: duration.optional(),
+  /** Bedrock: the AWS region whose endpoint (and signature) requests use. */
+  region: z.string().min(1).optional(),
+  /** Bedrock: a named profile of the shared AWS config and credentials files. */
+  profile: z.string().min(1).optional(),
+  /** Bedrock: fixed AWS keys (write them as ${ENV}); without them, the standard AWS credential chain. */
+  aws_access_key_id: z.string().min(1).optional(),
+  aws_secret_access_key: z.string().min(1).optional(),
+  aws_session_token: z.string().min(1).optional(),
+  /** Vertex AI: the Google Cloud project and location (e.g. us-east5, or global) requests go to. */
+  project: z.string().min(1).optional(),
+  location: z.string().min(1).optional(),
+  /** Vertex AI: a service-account key (or workload identity federation) JSON file; without it, Application Default Credentials. */
+  credentials_file: z.string().min(1).optional(),
 });
 
+/** What the cloud provider types cannot do without. */
+function checkCloudSettings(provider: z.infer<typeof providerFields>, ctx: z.RefinementCtx): void {
+  const need = (key: 'region' | 'project' | 'location', why: string) => {
+    if (provider[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `required for type ${provider.type}: ${why}` });
+  };
+  if (provider.type === 'bedrock') {
+    need('region', 'the AWS region, e.g. us-east-1');
+    if ((provider.aws_access_key_id === undefined) !== (provider.aws_secret_access_key === undefined)) {
+      const missing = provider.aws_access_key_id === undefined ? 'aws_access_key_id' : 'aws_secret_access_key';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'aws_access_key_id and aws_secret_access_key go together' });
+    }
+  }
+  if (provider.type === 'vertex') {
+    need('project', 'the Google Cloud project id');
+    need('location', 'the Vertex AI location, e.g. us-east5 or global');
+  }
+}
+
 const provider = providerFields.superRefine((provider, ctx) => {
+  checkCloudSettings(provider, ctx);
   // The default model comes from `model`, else the first listed name; a pattern cannot be sent upstream.
   const names = Array.isArray(provider.models) ? provider.models : Object.keys(provider.models ?? {});
   if (provider.type !== 'mock' && provider.model === undefined && names.length > 0 && names.every(isModelPattern)) {

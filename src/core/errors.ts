@@ -84,6 +84,8 @@ export function failureKindForStatus(status: number): UpstreamFailureKind {
   if (status === 529 || status === 503) return 'overloaded';
   if (status === 401 || status === 403) return 'auth';
   if (status === 408) return 'timeout';
+  // Failed Dependency: the model behind the service failed (Bedrock's ModelErrorException), not the request.
+  if (status === 424) return 'server';
   if (status >= 500) return 'server';
   return 'client';
 }
@@ -111,7 +113,11 @@ export function isDeadline(reason: unknown): boolean {
 export function upstreamErrorMessage(body: unknown): string | undefined {
   const error = (body as { error?: { message?: unknown } | string } | null)?.error;
   if (typeof error === 'string') return error;
-  return typeof error?.message === 'string' ? error.message : undefined;
+  if (typeof error?.message === 'string') return error.message;
+  // AWS services answer `{message}` (or `{Message}`) at the top.
+  const top = body as { message?: unknown; Message?: unknown } | null;
+  const message = top?.message ?? top?.Message;
+  return typeof message === 'string' ? message : undefined;
 }
 
 /**

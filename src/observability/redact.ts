@@ -13,7 +13,7 @@ export const CENSOR = '[redacted]';
 export const MASK = '********';
 
 
-const SECRET_NAME = /^(api_?key|key|key_sha256|password|passwd|secret|token|authorization|cookie|passphrase|credentials?)$|_(key|secret|password|token)$/i;
+const SECRET_NAME = /^(api_?key|key|key_sha256|password|passwd|secret|token|authorization|cookie|passphrase|credentials?|aws_access_key_id)$|_(key|secret|password|token)$/i;
 const SECRET_PARAM = /^(api_?key|key|password|secret|token|access_token|auth|sig|signature)$/i;
 
 export function isSecretName(name: string): boolean {

@@ -42,6 +42,8 @@ export interface ProviderAdapter {
    * the client's body and protocol headers, under the same header policy as the lossless lane.
    */
   countTokens?(request: LosslessRequest, target: ModelTarget, ctx: AttemptContext): Promise<CountTokensAnswer>;
+  /** Whether countTokens can count for this model (a cloud counts only its Anthropic models); absent: every model. */
+  countsTokensFor?(model: string): boolean;
   /** The cheap health probe: the provider's list-models endpoint. */
   listModels(ctx: AttemptContext): Promise<string[]>;
 }

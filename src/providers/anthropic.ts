@@ -6,6 +6,7 @@ import { reportDropped, type AdapterInit, type AttemptContext, type ModelTarget,
 import type { CanonicalRequest, CanonicalResponse, StreamEvent } from '../core/canonical.ts';
 import { upstreamErrorMessage, UpstreamError } from '../core/errors.ts';
 import { HttpAdapter } from './http-adapter.ts';
+import type { UpstreamClient } from './http.ts';
 import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
 
 const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
@@ -49,24 +50,7 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
     const body = encodeMessagesRequest(this.forProvider(request, true, dropped), target.model, this.maxTokens, dropped);
     const response = await this.client.send(this.post('/v1/messages', body, target, ctx));
     reportDropped(ctx, dropped);
-    const decoder = new MessagesStreamDecoder();
-    const events: StreamEvent[] = [];
-    for await (const message of this.client.sse(response.body, ctx.signal)) {
-      let json: AnthropicStreamEvent;
-      try {
-        json = JSON.parse(message.data);
-      } catch {
-        throw new UpstreamError(this.name, 'protocol', `${this.name} sent a stream event that is not JSON`);
-      }
-      if (json.type === 'error') {
-        const kind = STREAM_ERROR_KINDS[json.error?.type ?? ''] ?? 'server';
-        throw new UpstreamError(this.name, kind, `${this.name} reported an error mid-stream`, { upstreamMessage: upstreamErrorMessage(json) });
-      }
-      decoder.decode(json, events);
-      for (const event of events) yield event;
-      events.length = 0;
-    }
-    if (!decoder.done) throw new UpstreamError(this.name, 'protocol', `${this.name} stream ended before message_stop`);
+    yield* messagesStream(this.client, response.body, ctx.signal);
   }
 
   /**
@@ -90,4 +74,30 @@ export class AnthropicAdapter extends HttpAdapter implements ProviderAdapter {
     const json = await this.client.json<{ data?: { id: string }[] }>(this.get('/v1/models', ctx));
     return (json.data ?? []).map((m) => m.id);
   }
+}
+
+/**
+ * The canonical events of a Messages SSE stream (Anthropic's API, or a cloud that hosts Claude and streams the
+ * same events). An `error` event throws UpstreamError of its kind; a stream without message_stop is cut.
+ */
+export async function* messagesStream(client: UpstreamClient, body: AsyncIterable<Buffer>, signal: AbortSignal): AsyncGenerator<StreamEvent> {
+  const name = client.provider;
+  const decoder = new MessagesStreamDecoder();
+  const events: StreamEvent[] = [];
+  for await (const message of client.sse(body, signal)) {
+    let json: AnthropicStreamEvent;
+    try {
+      json = JSON.parse(message.data);
+    } catch {
+      throw new UpstreamError(name, 'protocol', `${name} sent a stream event that is not JSON`);
+    }
+    if (json.type === 'error') {
+      const kind = STREAM_ERROR_KINDS[json.error?.type ?? ''] ?? 'server';
+      throw new UpstreamError(name, kind, `${name} reported an error mid-stream`, { upstreamMessage: upstreamErrorMessage(json) });
+    }
+    decoder.decode(json, events);
+    for (const event of events) yield event;
+    events.length = 0;
+  }
+  if (!decoder.done) throw new UpstreamError(name, 'protocol', `${name} stream ended before message_stop`);
 }

@@ -7,7 +7,7 @@ import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse } from '../core/canonical.ts';
 import { UpstreamClient, type UpstreamRequest } from './http.ts';
-import { BetaPolicy, Relay } from './relay.ts';
+import { BetaPolicy, Relay, type RelayTransport } from './relay.ts';
 import { type ChatStreamEvent, type LosslessRequest, type RelayDialect, type WireDialect } from '../core/lossless.ts';
 
 export interface HttpAdapterOptions {
@@ -18,8 +18,11 @@ export interface HttpAdapterOptions {
   protocolHeaders?: Record<string, string>;
   /** Adjusts the configured base URL (e.g. Anthropic paths already carry /v1). */
   normalizeBaseUrl?: (url: string) => string;
-  /** The lossless lane for clients of this provider's dialect(s), and the client headers that travel with it. */
-  relay?: { dialect: RelayDialect; clientHeaders: readonly string[]; more?: readonly RelayDialect[] };
+  /**
+   * The lossless lane for clients of this provider's dialect(s), and the client headers that travel with it;
+   * `transport` carries the main dialect's lane where the host's API is not the dialect's own (the clouds).
+   */
+  relay?: { dialect: RelayDialect; clientHeaders: readonly string[]; more?: readonly RelayDialect[]; transport?: RelayTransport };
 }
 
 export abstract class HttpAdapter {
@@ -53,7 +56,8 @@ export abstract class HttpAdapter {
       streamIdleTimeoutMs: config.stream_idle_timeout,
     });
     if (opts.relay && config.lossless) {
-      for (const dialect of [opts.relay.dialect, ...(opts.relay.more ?? [])]) this.relays.set(dialect.dialect, new Relay(this.client, dialect));
+      this.relays.set(opts.relay.dialect.dialect, new Relay(this.client, opts.relay.dialect, opts.relay.transport));
+      for (const dialect of opts.relay.more ?? []) this.relays.set(dialect.dialect, new Relay(this.client, dialect));
       // A header the config sets (anthropic_version, `headers`) is pinned: the client's is not forwarded.
       const pinned = new Set(Object.keys({ ...config.headers, ...(config.anthropic_version ? { 'anthropic-version': '' } : {}) }).map((n) => n.toLowerCase()));
       this.clientHeaders = opts.relay.clientHeaders.filter((name) => !pinned.has(name));

@@ -3,10 +3,12 @@ import type { ProviderType } from '../config/schema.ts';
 import type { AdapterInit, ProviderAdapter } from './adapter.ts';
 import { AnthropicAdapter } from './anthropic.ts';
 import { AzureOpenAIAdapter } from './azure-openai.ts';
+import { BedrockAdapter } from './bedrock.ts';
 import { GeminiAdapter } from './gemini.ts';
 import { MockAdapter } from './mock.ts';
 import { OllamaAdapter } from './ollama.ts';
 import { OpenAIAdapter } from './openai.ts';
+import { VertexAdapter } from './vertex.ts';
 
 const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => ProviderAdapter>> = {
   openai: OpenAIAdapter,
@@ -16,6 +18,8 @@ const ADAPTERS: Partial<Record<ProviderType, new (init: AdapterInit) => Provider
   mock: MockAdapter,
   azure_openai: AzureOpenAIAdapter,
   gemini: GeminiAdapter,
+  bedrock: BedrockAdapter,
+  vertex: VertexAdapter,
 };
 
 export function createAdapter(init: AdapterInit): ProviderAdapter {

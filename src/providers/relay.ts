@@ -20,13 +20,39 @@ export interface RelayAttempt {
   path?: string;
 }
 
+/** One lossless attempt as it goes upstream. */
+export interface RelaySend {
+  path: string;
+  body: unknown;
+  headers: string[];
+}
+
+/**
+ * How a provider carries a dialect's lossless attempt when its API is not the dialect's own (the clouds: the
+ * model in the path, the version in the body, signed requests, another stream framing).
+ */
+export interface RelayTransport {
+  /** This attempt's path, body and headers (signed, or with a fresh token). */
+  prepare(attempt: { request: LosslessRequest; model: string; stream: boolean; headers: string[] }): Promise<RelaySend>;
+  /** The streamed body as the dialect's SSE text, for a provider that frames its streams otherwise. */
+  sse?(body: AsyncIterable<Buffer>): AsyncIterable<Buffer | string>;
+}
+
 export class Relay {
   private readonly client: UpstreamClient;
   private readonly spec: RelayDialect;
+  private readonly transport?: RelayTransport;
 
-  constructor(client: UpstreamClient, spec: RelayDialect) {
+  constructor(client: UpstreamClient, spec: RelayDialect, transport?: RelayTransport) {
     this.client = client;
     this.spec = spec;
+    this.transport = transport;
+  }
+
+  /** The dialect's own request (at the adapter's path, when it gives one), or the transport's. */
+  private prepare(request: LosslessRequest, model: string, stream: boolean, headers: string[], path: string | undefined): Promise<RelaySend> | RelaySend {
+    if (this.transport) return this.transport.prepare({ request, model, stream, headers });
+    return { path: path ?? this.spec.path + request.query, body: this.spec.upstreamBody(request, model), headers };
   }
 
   get dialect(): WireDialect {
@@ -35,8 +61,8 @@ export class Relay {
 
   /** A whole answer: its text as the provider sent it, with the facts accounting needs beside it. */
   async complete({ request, target, ctx, headers, path }: RelayAttempt): Promise<CanonicalResponse> {
-    const body = this.spec.upstreamBody(request, target.model);
-    const text = await this.client.text({ method: 'POST', path: path ?? this.spec.path + request.query, body, headers, signal: ctx.signal });
+    const sent = await this.prepare(request, target.model, false, headers, path);
+    const text = await this.client.text({ method: 'POST', ...sent, signal: ctx.signal });
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -55,8 +81,8 @@ export class Relay {
    */
   async *stream({ request, target, ctx, headers, path }: RelayAttempt): AsyncGenerator<ChatStreamEvent> {
     const provider = this.client.provider;
-    const body = this.spec.upstreamBody(request, target.model);
-    const response = await this.client.send({ method: 'POST', path: path ?? this.spec.path + request.query, body, headers, signal: ctx.signal, idleTimeoutMs: ctx.streamIdleTimeoutMs });
+    const sent = await this.prepare(request, target.model, true, headers, path);
+    const response = await this.client.send({ method: 'POST', ...sent, signal: ctx.signal, idleTimeoutMs: ctx.streamIdleTimeoutMs });
     const reader = this.spec.streamReader(request, target.model);
     const lane = laneOf(request);
     const frames = new SseFrames();
@@ -64,7 +90,7 @@ export class Relay {
     let held = '';
     let started = false;
     try {
-      for await (const chunk of response.body) {
+      for await (const chunk of this.transport?.sse ? this.transport.sse(response.body) : response.body) {
         let out = '';
         let failed = false;
         frames.push(chunk, (text, message) => {

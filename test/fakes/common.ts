@@ -112,6 +112,8 @@ export interface Ctx {
   path: string;
   query: URLSearchParams;
   body: any;
+  /** the body's bytes as received (for checks over the exact bytes, such as a request signature) */
+  raw: Buffer;
   /** fault selected for this request (only ever set on chat endpoints); 'status'/'reset'/'hang'/'delay' are already handled */
   fault: Fault | null;
   /** true once the client connection went away (or we destroyed it) */
@@ -122,8 +124,8 @@ export interface Ctx {
   json(status: number, body: unknown, headers?: Record<string, string>): Promise<void>;
   /** plain text response */
   text(status: number, text: string, headers?: Record<string, string>): Promise<void>;
-  /** streamed response: one write per element; honours 'cut' and 'slowStream' */
-  stream(contentType: string, chunks: string[], headers?: Record<string, string>): Promise<void>;
+  /** streamed response: one write per element (text, or bytes for binary framings); honours 'cut' and 'slowStream' */
+  stream(contentType: string, chunks: (string | Buffer)[], headers?: Record<string, string>): Promise<void>;
 }
 
 export interface ProviderSpec {
@@ -268,6 +270,7 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
       path,
       query: url.searchParams,
       body,
+      raw,
       fault,
       get closed() {
         return closed;

@@ -21,7 +21,10 @@ export const countTokensHandler: Handler = async (request, reply, state) => {
   const body = decodeCountTokensRequest(request.body);
   const candidates = candidatesFor(state, body.model);
   const { adapters, dispatcher } = state.runtime;
-  const canCount = (target: ModelTarget) => adapters.get(target.provider)?.countTokens !== undefined;
+  const canCount = (target: ModelTarget) => {
+    const adapter = adapters.get(target.provider);
+    return adapter?.countTokens !== undefined && (adapter.countsTokensFor?.(target.model) ?? true);
+  };
   const forClaude = candidates.length > 0 && canCount(candidates[0]);
   if (forClaude) {
     // The client's own body and headers, as the lossless lane sends them (the provider's header policy applies).

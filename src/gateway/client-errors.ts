@@ -18,6 +18,37 @@ export function unavailable(candidates: readonly ModelTarget[], states: Readonly
   });
 }
 
+/**
+ * Nothing could answer a request that had several providers to try: one status and one shape however it came
+ * about (every provider failed this time, or some were skipped because their breaker is open or they are rate
+ * limited after failing before): 503, with Retry-After from the soonest any of them may answer again, and every
+ * provider listed with why it did not. A client retrying on 503 (the bundled clients do) waits the right time.
+ */
+export function noneCanAnswer(candidates: readonly ModelTarget[], failures: readonly UpstreamError[], states: ReadonlyMap<string, ProviderState>): GatewayError {
+  const now = Date.now();
+  const failed = new Map<string, UpstreamError>();
+  for (const failure of failures) failed.set(failure.provider, failure);
+  const waits: number[] = [];
+  const providers = [...new Set(candidates.map((t) => t.provider))].map((provider) => {
+    const state = states.get(provider) as ProviderState;
+    const failure = failed.get(provider);
+    if (failure?.retryAfterSeconds !== undefined) waits.push(failure.retryAfterSeconds);
+    if (state.breaker.state === 'open') waits.push(Math.ceil(state.breaker.msUntilHalfOpen() / 1000));
+    if (state.health.rateLimitedUntil > now) waits.push(Math.ceil((state.health.rateLimitedUntil - now) / 1000));
+    if (failure) return { provider, state: 'failed', kind: failure.kind, ...(failure.status ? { status: failure.status } : {}) };
+    if (state.breaker.state === 'open') return { provider, state: 'circuit_open' };
+    if (state.health.isRateLimited()) return { provider, state: 'rate_limited' };
+    return { provider, state: 'not_tried' };
+  });
+  const everyOneFailed = providers.every((p) => p.state === 'failed');
+  return new GatewayError(everyOneFailed ? `all ${providers.length} providers failed` : `all ${providers.length} providers failed or are unavailable right now`, {
+    status: 503,
+    type: 'ProcessingError',
+    details: { providers, ...(failures.length > 0 ? { attempts: failures.map(describeFailure) } : {}) },
+    retryAfterSeconds: Math.max(1, waits.length > 0 ? Math.min(...waits) : 1),
+  });
+}
+
 /** The request's own signal ended it: its deadline passed (504) or its client left (499). */
 export function stoppedBy(signal: AbortSignal, failures: readonly UpstreamError[]): GatewayError {
   if (!isDeadline(signal.reason)) return new GatewayError('client closed the request', { status: 499, type: 'ProcessingError' });

@@ -17,7 +17,7 @@ import { GatewayError, UpstreamError } from '../core/errors.ts';
 import type { BreakerPermit } from '../resilience/circuit-breaker.ts';
 import type { Attempt, DispatchContext, DispatchResult } from './attempts.ts';
 import type { BalancedTier, Candidates } from './catalog.ts';
-import { clientFacingError, stoppedBy, unavailable } from './client-errors.ts';
+import { clientFacingError, noneCanAnswer, stoppedBy, unavailable } from './client-errors.ts';
 import type { Release } from './fair-queue.ts';
 import type { BalanceStats } from './load-balancer.ts';
 import type { ProviderState } from './provider-state.ts';
@@ -162,6 +162,8 @@ export class FailoverWalk {
         throw stoppedBy(ctx.signal, failures);
       }
     }
+    // Several providers to try and none answered: one 503 however it came about (see noneCanAnswer).
+    if (new Set(ordered.map((t) => t.provider)).size > 1) throw noneCanAnswer(ordered, failures, this.states);
     if (failures.length === 0) throw unavailable(candidates, this.states);
     throw clientFacingError(failures);
   }

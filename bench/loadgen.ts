@@ -62,8 +62,13 @@ const DONE = 'data: [DONE]\n\n';
 const RUN = Math.random().toString(36).slice(2, 8);
 let counter = 0;
 
-function body(stream: boolean): string {
+/** The Responses API's last event of a complete stream; the tail kept is long enough to hold its head. */
+const COMPLETED = 'event: response.completed';
+const RESPONSES_TAIL = 4096;
+
+function body(stream: boolean, responses: boolean): string {
   counter++;
+  if (responses) return `{"model":"gpt-4o-mini","instructions":"You are terse.","input":"bench ${RUN} prompt ${counter}","stream":${stream}}`;
   // ~150 bytes, unique per request: the gateway's dedup key differs for every request.
   return `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"bench ${RUN} prompt ${counter}"}],"stream":${stream}}`;
 }
@@ -90,11 +95,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   private errorText = '';
   private readonly recorder: Recorder;
   private readonly stream: boolean;
+  /** A Responses API stream (ends with response.completed) rather than a Chat Completions one (ends with [DONE]). */
+  private readonly responses: boolean;
   private readonly resolve: () => void;
 
-  constructor(recorder: Recorder, stream: boolean, resolve: () => void) {
+  constructor(recorder: Recorder, stream: boolean, resolve: () => void, responses = false) {
     this.recorder = recorder;
     this.stream = stream;
+    this.responses = responses;
     this.resolve = resolve;
   }
 
@@ -109,7 +117,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.bytes += chunk.length;
     if (this.status !== 200) {
       if (this.errorText.length < 300) this.errorText += chunk.toString('utf8');
-    } else if (this.stream) this.tail = (this.tail + chunk.toString('latin1')).slice(-DONE.length);
+    } else if (this.stream) this.tail = (this.tail + chunk.toString('latin1')).slice(-(this.responses ? RESPONSES_TAIL : DONE.length));
   }
 
   onResponseEnd(): void {
@@ -120,7 +128,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (this.status !== 200) {
         r.errors++;
         if (r.errorSamples.length < 5) r.errorSamples.push(`${this.status} ${this.errorText.slice(0, 300)}`);
-      } else if (this.stream && this.tail !== DONE) {
+      } else if (this.stream && (this.responses ? !this.tail.includes(COMPLETED) : this.tail !== DONE)) {
         r.incomplete++;
       } else {
         r.requests++;
@@ -178,6 +186,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   }, 100);
 
   let measuredStart = 0;
+  const responses = spec.path.endsWith('/responses');
   const worker = async () => {
     for (;;) {
       const now = performance.now();
@@ -185,8 +194,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       if (recorder.measuring && measuredStart === 0) measuredStart = now;
       const stream = spec.stream === 'mixed' ? (counter & 1) === 0 : spec.stream;
       await new Promise<void>((resolve) => {
-        const exchange = new Exchange(recorder, stream, resolve);
-        pool.dispatch({ path: spec.path, method: 'POST', headers, body: body(stream) }, exchange);
+        const exchange = new Exchange(recorder, stream, resolve, responses);
+        pool.dispatch({ path: spec.path, method: 'POST', headers, body: body(stream, responses) }, exchange);
       });
     }
   };

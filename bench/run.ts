@@ -36,6 +36,8 @@ import { runScaleScenario, scaleMarkdown, scaleTargets, type ScaleReport } from 
 const CHAT_PATH = '/v1/chat/completions';
 /** hapax-bench.yaml's route to the same upstream with `lossless: false`: the translated lane's rows. */
 const TRANSLATED_PATH = '/translated/v1/chat/completions';
+/** The Responses API to the same chat-only upstream (translated: the bench upstream speaks Chat Completions). */
+const RESPONSES_PATH = '/v1/responses';
 const MB = 1024 * 1024;
 
 const { values: args } = parseArgs({
@@ -45,7 +47,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     connections: { type: 'string', default: '1,10,100' },
     modes: { type: 'string', default: 'json,stream' },
-    targets: { type: 'string', default: 'direct,bare,hapax,hapax-translated' },
+    targets: { type: 'string', default: 'direct,bare,hapax,hapax-translated,hapax-responses' },
     'cold-starts': { type: 'string' },
     soak: { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -208,14 +210,26 @@ async function load(spec: LoadSpec): Promise<LoadResult> {
 
 /** One request of each kind through a target: the answer must be a real completion. */
 async function sanityCheck(name: string, origin: string, extraHeaders: Record<string, string> = {}, path = CHAT_PATH): Promise<void> {
+  const responses = path.endsWith('/responses');
   for (const stream of modes.map((mode) => mode === 'stream')) {
     const res = await request(`${origin}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, ...extraHeaders },
-      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `sanity ${name} ${stream}` }], stream }),
+      body: JSON.stringify(
+        responses
+          ? { model: 'gpt-4o-mini', input: `sanity ${name} ${stream}`, stream, store: false }
+          : { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `sanity ${name} ${stream}` }], stream },
+      ),
     });
     const text = await res.body.text();
-    const ok = res.statusCode === 200 && (stream ? text.includes('data: [DONE]') && text.includes('benchmark') : Boolean(JSON.parse(text).choices?.[0]?.message?.content));
+    const answered = responses
+      ? stream
+        ? text.includes('event: response.completed') && text.includes('benchmark')
+        : JSON.parse(text).output?.some((item: { type?: string }) => item.type === 'message')
+      : stream
+        ? text.includes('data: [DONE]') && text.includes('benchmark')
+        : Boolean(JSON.parse(text).choices?.[0]?.message?.content);
+    const ok = res.statusCode === 200 && answered;
     if (!ok) throw new Error(`sanity check failed for ${name} (${stream ? 'stream' : 'json'}): ${res.statusCode} ${text.slice(0, 500)}`);
   }
 }
@@ -684,6 +698,7 @@ async function main(): Promise<void> {
     bare: { origin: `http://127.0.0.1:${bare.port}`, pid: bare.child.pid },
     hapax: { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid },
     'hapax-translated': { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid, path: TRANSLATED_PATH },
+    'hapax-responses': { origin: `http://127.0.0.1:${gateway.port}`, pid: gateway.pid, path: RESPONSES_PATH },
   };
   const portkey = PORTKEY_DIR ? await startPortkey(PORTKEY_DIR, upstream.port) : undefined;
   if (portkey) origins.portkey = portkey;

@@ -6,12 +6,12 @@
  * dependency. test/agents denies that script (nothing needs to run at install), so this helper runs the
  * platform package's binary itself; it is a self-contained executable and needs no Node.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { runCliProcess } from './cli-process.ts';
 
 const AGENTS_PACKAGE = new URL('../agents/package.json', import.meta.url);
 
@@ -114,21 +114,7 @@ export async function runClaudeCode(opts: ClaudeCodeOptions): Promise<ClaudeCode
   if (opts.allowedTools?.length) args.push('--allowedTools', opts.allowedTools.join(','));
   const started = Date.now();
   try {
-    // Its own process group, so that a timeout ends whatever the CLI started too (a tool's shell, say).
-    const child = spawn(bin, args, { cwd: opts.cwd ?? ownCwd, env: cliEnv(home, opts), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    }, opts.timeoutMs ?? 90_000);
-    const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (code, sig) => resolve([code, sig]));
-    }).finally(() => clearTimeout(timer));
+    const { exitCode, signal, timedOut, stdout, stderr } = await runCliProcess(bin, args, { cwd: opts.cwd ?? ownCwd, env: cliEnv(home, opts), timeoutMs: opts.timeoutMs ?? 90_000 });
     return { json: parseResult(stdout), exitCode, signal, timedOut, stdout, stderr, durationMs: Date.now() - started, home };
   } finally {
     await rm(home, { recursive: true, force: true });

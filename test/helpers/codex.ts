@@ -8,12 +8,12 @@
  * The provider is given on the command line as Codex's docs describe (`model_providers.NAME`, wire_api
  * "responses"), so no config file of the person running the tests is read.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { runCliProcess } from './cli-process.ts';
 
 const AGENTS_PACKAGE = new URL('../agents/package.json', import.meta.url);
 
@@ -97,21 +97,7 @@ export async function runCodex(opts: CodexOptions): Promise<CodexRun> {
     opts.prompt,
   ];
   try {
-    const child = spawn(bin, args, { cwd: opts.cwd ?? ownCwd, env: cliEnv(home, opts), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    }, opts.timeoutMs ?? 90_000);
-    const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (code, sig) => resolve([code, sig]));
-    }).finally(() => clearTimeout(timer));
-    return { exitCode, signal, timedOut, stdout, stderr };
+    return await runCliProcess(bin, args, { cwd: opts.cwd ?? ownCwd, env: cliEnv(home, opts), timeoutMs: opts.timeoutMs ?? 90_000 });
   } finally {
     await rm(home, { recursive: true, force: true });
     if (ownCwd) await rm(ownCwd, { recursive: true, force: true });

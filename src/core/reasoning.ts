@@ -47,3 +47,19 @@ export function thinkingBudget(reasoning: ReasoningRequest): number | undefined 
 
 const EFFORTS = new Set<string>(['minimal', 'low', 'medium', 'high', 'xhigh', 'max']);
 export const isEffort = (value: unknown): value is ReasoningEffort => typeof value === 'string' && EFFORTS.has(value);
+
+/**
+ * Claude refuses a changed temperature and a top_p under 0.95 while thinking: both are left out of `settings`
+ * (named by the keys its format uses) and reported as dropped. Anthropic's API and Bedrock's Converse share it.
+ */
+export function withoutSamplingWhileThinking(settings: Record<string, unknown>, keys: { temperature: string; topP: string }, dropped: Set<string>): void {
+  if (settings[keys.temperature] !== undefined) {
+    delete settings[keys.temperature];
+    dropped.add('temperature');
+  }
+  const topP = settings[keys.topP];
+  if (typeof topP === 'number' && topP < 0.95) {
+    delete settings[keys.topP];
+    dropped.add('top_p');
+  }
+}

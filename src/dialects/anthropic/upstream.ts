@@ -4,7 +4,7 @@
  */
 import type { CacheMarker, CanonicalMessage, CanonicalRequest, CanonicalResponse, ContentPart, DocumentPart, FinishReason, ReasoningBlock, StreamEvent, ToolCall, ToolChoice, Usage } from '../../core/canonical.ts';
 import { argumentsObject } from '../../core/canonical.ts';
-import { MIN_THINKING_BUDGET, thinkingBudget } from '../../core/reasoning.ts';
+import { MIN_THINKING_BUDGET, thinkingBudget, withoutSamplingWhileThinking } from '../../core/reasoning.ts';
 import { type Block } from './shared.ts';
 
 const cacheField = (cache: CacheMarker | undefined) => (cache ? { cache_control: cache } : {});
@@ -113,14 +113,7 @@ function encodeThinking(req: CanonicalRequest, body: Record<string, unknown>, ma
   }
   body.thinking = thinking;
   if (reasoning.adaptive && reasoning.effort) body.output_config = { ...(body.output_config as object), effort: ANTHROPIC_EFFORT[reasoning.effort] };
-  if (body.temperature !== undefined) {
-    delete body.temperature;
-    dropped.add('temperature');
-  }
-  if (typeof body.top_p === 'number' && body.top_p < 0.95) {
-    delete body.top_p;
-    dropped.add('top_p');
-  }
+  withoutSamplingWhileThinking(body, { temperature: 'temperature', topP: 'top_p' }, dropped);
 }
 
 /**

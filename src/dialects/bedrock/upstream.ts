@@ -5,7 +5,7 @@
  */
 import type { CacheMarker, CanonicalMessage, CanonicalRequest, CanonicalResponse, ContentPart, FinishReason, ReasoningBlock, StreamEvent, ToolCall, Usage } from '../../core/canonical.ts';
 import { argumentsObject } from '../../core/canonical.ts';
-import { MIN_THINKING_BUDGET, thinkingBudget } from '../../core/reasoning.ts';
+import { MIN_THINKING_BUDGET, thinkingBudget, withoutSamplingWhileThinking } from '../../core/reasoning.ts';
 
 type Block = Record<string, unknown>;
 
@@ -124,15 +124,7 @@ function encodeThinking(req: CanonicalRequest, anthropic: boolean, maxTokens: nu
     return;
   }
   extra.thinking = thinking;
-  // Claude refuses a changed temperature and a top_p under 0.95 while thinking.
-  if (inference.temperature !== undefined) {
-    delete inference.temperature;
-    dropped.add('temperature');
-  }
-  if (typeof inference.topP === 'number' && inference.topP < 0.95) {
-    delete inference.topP;
-    dropped.add('top_p');
-  }
+  withoutSamplingWhileThinking(inference, { temperature: 'temperature', topP: 'topP' }, dropped);
 }
 
 /** Without a cap from the client, Claude's thinking budget comes on top of this many answer tokens. */

@@ -8,7 +8,7 @@ import type { AdapterInit, AttemptContext, ModelTarget } from './adapter.ts';
 import type { CanonicalRequest, CanonicalResponse } from '../core/canonical.ts';
 import { UpstreamClient, type UpstreamRequest } from './http.ts';
 import { BetaPolicy, Relay, type RelayTransport } from './relay.ts';
-import { type ChatStreamEvent, type LosslessRequest, type RelayDialect, type WireDialect } from '../core/lossless.ts';
+import type { ChatStreamEvent, LosslessRequest, RelayDialect, WireDialect } from '../core/lossless.ts';
 
 export interface HttpAdapterOptions {
   defaultBaseUrl: string;

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { windowClock } from '../src/gateway/quota-window.ts';
 import { estimateRequest } from '../src/gateway/usage-estimate.ts';
+import { loadTokenizer, rememberedCount } from '../src/gateway/token-count.ts';
 import { MemoryQuota } from '../src/state/quota.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
@@ -73,6 +74,22 @@ describe('estimating a request before it goes upstream', () => {
     expect(estimateRequest({ input: 'hello there', max_output_tokens: 40 }, count, 512).outputTokens).toBe(40);
     expect(estimateRequest({ messages, options: { num_predict: 33 } }, count, 512).outputTokens).toBe(33);
     expect(estimateRequest({ messages }, count, 512)).toMatchObject({ outputTokens: 512, inputTokens: count('hello there') + 6 });
+  });
+
+  it("remembers long texts' counts, so an agent's repeated context leaves the tokenizing budget to what is new", async () => {
+    const tokenizer = await loadTokenizer();
+    const words = (seed: string, n: number) => Array.from({ length: n }, (_, i) => `${seed}${i.toString(36)}`).join(' ');
+    const context = words('ctx', 3000); // ~20K characters, under the 32K budget alone
+    const fresh = words('new', 3000); // as long again: the two together are over it
+    expect(context.length + fresh.length).toBeGreaterThan(32_768);
+    const first = estimateRequest({ messages: [{ role: 'user', content: context }] }, tokenizer, 0);
+    expect(first.inputTokens).toBe(countTokens(context) + 6);
+    // Next turn: the context again plus as much new text. Without the remembered count the new text would be
+    // past the budget and estimated at 3 characters a token; with it, both are exact.
+    const next = estimateRequest({ messages: [{ role: 'user', content: context }, { role: 'user', content: fresh }] }, tokenizer, 0);
+    expect(next.inputTokens).toBe(countTokens(context) + countTokens(fresh) + 9);
+    expect(rememberedCount(fresh)).toBe(countTokens(fresh));
+    expect(rememberedCount('short text')).toBeUndefined();
   });
 
   it('counts what the model reads: system, messages, tools and their schemas; images at a fixed figure, not their bytes', () => {

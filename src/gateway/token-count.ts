@@ -9,6 +9,7 @@
  * from documented per-item figures; thinking blocks of earlier turns are not counted (Anthropic ignores
  * them too). Block types not known here are counted from their JSON.
  */
+import { LRUCache } from 'lru-cache';
 import type { CountTokensRequest } from '../dialects/anthropic/count-tokens.ts';
 
 export type CountText = (text: string) => number;
@@ -45,6 +46,18 @@ let loaded: CountText | undefined;
 export const loadedTokenizer = (): CountText | undefined => loaded;
 
 /**
+ * Texts at least this long are remembered with their count: a coding agent sends the same system prompt,
+ * tool descriptions and earlier turns with every request, and counting them again costs about a millisecond
+ * per 25 KB on the request path. Only counts are kept (the texts are their keys, up to MEMO_CHARS in all).
+ */
+export const MEMO_MIN_CHARS = 512;
+const MEMO_CHARS = 8_000_000;
+const memo = new LRUCache<string, number>({ maxSize: MEMO_CHARS, sizeCalculation: (_count, text) => text.length });
+
+/** The count of a text counted before (MEMO_MIN_CHARS or longer), without counting it. */
+export const rememberedCount = (text: string): number | undefined => (text.length >= MEMO_MIN_CHARS ? memo.get(text) : undefined);
+
+/**
  * The tokenizer, loaded on the first local count and kept: o200k_base takes a few hundred milliseconds and
  * ~20 MB of heap to load, which a gateway that only forwards counts never pays.
  */
@@ -52,7 +65,12 @@ export function loadTokenizer(): Promise<CountText> {
   loading ??= import('gpt-tokenizer/encoding/o200k_base').then(({ countTokens }) => {
     // Text that spells a special token (`<|endoftext|>`) is plain text to the model: counted, never refused.
     const options = { disallowedSpecial: new Set<string>() };
-    loaded = (text: string) => (text === '' ? 0 : countTokens(text, options));
+    loaded = (text: string) => {
+      if (text.length < MEMO_MIN_CHARS) return text === '' ? 0 : countTokens(text, options);
+      let count = memo.get(text);
+      if (count === undefined) memo.set(text, (count = countTokens(text, options)));
+      return count;
+    };
     return loaded;
   });
   return loading;

@@ -5,7 +5,7 @@
  * so the estimate only has to be close, never exact; it reads the body of any client API without
  * decoding it, because reserving happens before the handler runs.
  */
-import type { CountText } from './token-count.ts';
+import { MEMO_MIN_CHARS, rememberedCount, type CountText } from './token-count.ts';
 
 export interface RequestEstimate {
   inputTokens: number;
@@ -86,10 +86,16 @@ class TextWalker {
 
   private text(value: string): void {
     if (value === '') return;
-    if (this.chars + value.length > TOKENIZE_CHARS) this.tokens += Math.ceil(value.length / 3);
+    // A long text seen before (an agent's system prompt, tools, earlier turns) is known exactly and costs no
+    // tokenizing, so it leaves the budget below to the texts that are new: each turn counts a little more exactly.
+    const known = rememberedCount(value);
+    if (known !== undefined) this.tokens += known;
+    else if (this.chars + value.length > TOKENIZE_CHARS) this.tokens += Math.ceil(value.length / 3);
     else {
       this.chars += value.length;
-      this.pieces.push(value);
+      // Long texts are counted alone, so that the next request finds them; short ones together, in one call.
+      if (value.length >= MEMO_MIN_CHARS) this.tokens += this.count(value);
+      else this.pieces.push(value);
     }
   }
 

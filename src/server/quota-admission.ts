@@ -9,7 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { GatewayError } from '../core/errors.ts';
 import type { Usage } from '../core/canonical.ts';
-import { loadTokenizer } from '../gateway/token-count.ts';
+import { loadedTokenizer, loadTokenizer } from '../gateway/token-count.ts';
 import { estimateRequest, type RequestEstimate } from '../gateway/usage-estimate.ts';
 import { NANO_PER_USD, type QuotaLine } from '../gateway/quotas.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -43,7 +43,8 @@ const NONE: readonly QuotaLine[] = [];
 export async function reserveQuota(request: FastifyRequest, reply: FastifyReply, state: RequestState, lines: readonly QuotaLine[], metrics: Metrics, logger: Logger): Promise<void> {
   const plan = state.runtime.quotas;
   const route = state.route as NonNullable<RequestState['route']>;
-  const count = await loadTokenizer();
+  // Loaded at config load when quotas exist: awaited only in the moments before it is.
+  const count = loadedTokenizer() ?? (await loadTokenizer());
   const estimate = estimateRequest(request.body, count, NO_OUTPUT.has(route.handler) ? 0 : plan.reserveOutputTokens);
   if (NO_OUTPUT.has(route.handler)) estimate.outputTokens = 0;
   const tokens = estimate.inputTokens + estimate.outputTokens;

@@ -270,3 +270,51 @@ describe('resume off, and clients that leave', () => {
     expect(setup.second.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
   });
 });
+
+describe('a resumed stream against budgets', () => {
+  const KEY = 'hpx-resume-budget-key-0123456789';
+  const ADMIN = 'hpx-resume-admin-key-0123456789';
+  const setup = useStarted({
+    first: () => startFakeOpenAI({ name: 'first', reply, models: ['cheap'] }),
+    second: () => startFakeOpenAI({ name: 'second', reply, models: ['dear'] }),
+  }).and({
+    gateway: (f) =>
+      startTestGateway(`
+providers:
+  first: {type: openai_compatible, base_url: "${f.first.url}", model: cheap}
+  second: {type: openai_compatible, base_url: "${f.second.url}", model: dear}
+provider_preference: [first, second]
+retry: {max_retries: 0}
+dedup: {enabled: false}
+pricing:
+  cheap: {input: 1000, output: 2000}
+  dear: {input: 5000, output: 10000}
+auth:
+  enabled: true
+  key_file: /tmp/hapax-resume-test-unused/keys.json
+  keys:
+    - {name: team, key: ${KEY}, budgets: [{window: monthly, usd: 100}]}
+admin: {key: ${ADMIN}}
+routes:
+  - {path: /v1/chat/completions, handler: chat, resume_streams: true}
+`),
+  });
+
+  it('charges each attempt once, at the price of its own provider', async () => {
+    setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 8, how: 'reset' });
+    const client = new OpenAI({ baseURL: `${setup.gateway.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: '', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'price it' }] });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text).toBe(ANSWER);
+    const line = lastRequestLine(setup.gateway);
+    const [cut, rest] = line.resumed.spent;
+    const expected = (cut.prompt * 1000 + cut.completion * 2000 + rest.prompt * 5000 + rest.completion * 10000) / 1_000_000;
+    expect(line.cost_usd).toBeCloseTo(expected, 9);
+    const spent = async () => {
+      const res = await fetch(`${setup.gateway.url}/admin/usage`, { headers: { 'x-api-key': ADMIN } });
+      return ((await res.json()) as { budgets: Array<Record<string, unknown>> }).budgets.find((b) => b.budget === 'team')?.spent;
+    };
+    await expect.poll(spent).toBeCloseTo(expected, 9);
+  });
+});

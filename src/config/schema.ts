@@ -305,6 +305,11 @@ const route = z.strictObject({
   stream_idle_timeout: duration.optional(),
   /** Streams: no first event from the first candidate within this, start the next one too; the first to answer wins. Off unless set. */
   hedge_after: duration.optional(),
+  /**
+   * Streams: an upstream stream that fails after the client got part of the answer is continued on the next
+   * candidate (the partial answer sent as a prefill, the rest spliced into the same client stream). Off unless set.
+   */
+  resume_streams: z.boolean().optional(),
   max_body_size: z.number().int().positive().optional(),
   provider_preference: providerPreference.optional(),
   load_balancing: loadBalancing.optional(),

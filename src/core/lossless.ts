@@ -65,8 +65,20 @@ export function laneOf(request: LosslessRequest): RelayLane {
   return { dialect: request.dialect, delivery: JSON.stringify([stream === true, stream_options ?? null]) };
 }
 
-/** What a stream carries: canonical events (translated lane, and accounting on the lossless one) and relayed frames. */
-export type ChatStreamEvent = StreamEvent | RelayedFrames;
+/**
+ * A stream cut mid-way goes on from another attempt (resume_streams): every event after this one is canonical.
+ * On the lossless lane `prior` is the canonical reading of the frames the client already got, so the client
+ * dialect's encoder can be brought up to that point (without writing) and encode the rest.
+ */
+export interface ResumedStream {
+  type: 'resumed';
+  /** Who continues the answer. */
+  provider: string;
+  prior?: StreamEvent[];
+}
+
+/** What a stream carries: canonical events (translated lane, and accounting on the lossless one), relayed frames, and resumes. */
+export type ChatStreamEvent = StreamEvent | RelayedFrames | ResumedStream;
 
 /** What accounting needs from a whole answer. */
 export interface AnswerFacts {

@@ -70,8 +70,11 @@ export class AnswerCache {
   private async *keepAtEnd(first: ChatStreamEvent, rest: AsyncIterator<ChatStreamEvent>, key: string, target: ModelTarget): AsyncGenerator<ChatStreamEvent> {
     const collector = new AnswerCollector(target.model);
     collector.add(first);
+    // A resumed stream is two answers spliced for this client: not one to serve again.
+    let resumed = false;
     try {
       for (let next = await rest.next(); !next.done; next = await rest.next()) {
+        if (next.value.type === 'resumed') resumed = true;
         collector.add(next.value);
         yield next.value;
       }
@@ -79,7 +82,7 @@ export class AnswerCache {
       await rest.return?.();
     }
     const response = collector.answer();
-    if (response) this.keep(key, response, target);
+    if (response && !resumed) this.keep(key, response, target);
   }
 }
 

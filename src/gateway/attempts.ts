@@ -3,6 +3,7 @@
  * OpenStream), what one upstream attempt is (Attempt) and how it is recorded (AttemptRecord).
  */
 import type { AttemptContext, ModelTarget, ProviderAdapter } from '../providers/adapter.ts';
+import type { Usage } from '../core/canonical.ts';
 import type { UpstreamError } from '../core/errors.ts';
 import type { ChatStreamEvent } from '../core/lossless.ts';
 import type { Settlement } from './settlement.ts';
@@ -40,6 +41,29 @@ export interface DispatchContext extends AttemptContext {
   firstTokenTimeoutMs?: number;
   /** Streams: the route's hedge_after (undefined: no hedging). */
   hedgeAfterMs?: number;
+  /** Streams: set when the route has resume_streams; a resumed stream records itself here. */
+  resume?: StreamResumes;
+  /** Streams with resume: how long a continuation may take to open (the route's timeout). */
+  resumeWindowMs?: number;
+}
+
+/**
+ * A stream's resumes (resume_streams): each cut and where the answer went on, and what every attempt that
+ * took part spent, at its own provider's price (the usage event the client gets is their sum).
+ */
+export interface StreamResumes {
+  resumes: ResumeRecord[];
+  spent: Array<{ target: ModelTarget; usage: Usage; estimated: boolean }>;
+}
+
+export interface ResumeRecord {
+  /** The provider whose stream was cut, and why. */
+  from: string;
+  reason: string;
+  /** Where the answer went on (undefined: no candidate could take it; the stream ended with an error). */
+  to?: string;
+  /** Characters of answer (text and reasoning) the client had when the stream was cut. */
+  afterChars: number;
 }
 
 /** One upstream attempt: which target, when (performance.now()), how long, and how it failed. */

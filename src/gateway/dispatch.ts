@@ -7,6 +7,7 @@
  *   failover.ts       the walk: order, breakers, rate limits, retries and rounds, one attempt at a time (the
  *                     first one hedged with the next candidate when the route has hedge_after)
  *   stream-open.ts    a stream's attempt (a success at its first event, first_token_timeout) and its lifetime
+ *   stream-resume.ts  resume_streams: a stream cut mid-way continued on the next candidate, spliced in place
  *   settlement.ts     every attempt settled exactly once (breaker, health, slot, metrics), streams at their end
  *   client-errors.ts  what the client is told when nothing answered
  *
@@ -26,8 +27,9 @@ import { FailoverWalk } from './failover.ts';
 import type { ProviderState } from './provider-state.ts';
 import type { ResponseCache } from './response-cache.ts';
 import { openingAttempt, StreamLifetime } from './stream-open.ts';
+import { resumable, type Reopen } from './stream-resume.ts';
 
-export type { AttemptRecord, DispatchContext, DispatchResult, OpenStream } from './attempts.ts';
+export type { AttemptRecord, DispatchContext, DispatchResult, OpenStream, ResumeRecord, StreamResumes } from './attempts.ts';
 export { clientFacingError } from './client-errors.ts';
 
 export class Dispatcher {
@@ -95,7 +97,9 @@ export class Dispatcher {
 
   private async openStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
     const hedge = ctx.hedgeAfterMs === undefined ? undefined : { afterMs: ctx.hedgeAfterMs, discard: closeStream };
-    const opened = await this.walk.run(candidates, ctx, openingAttempt(request, ctx, this.metrics, (target) => this.walk.stateOf(target)), hedge);
+    const reopen: Reopen = (req, cands, c) => this.walk.run(cands, c, openingAttempt(req, c, this.metrics, (target) => this.walk.stateOf(target)));
+    const first = hedge ? await this.walk.run(candidates, ctx, openingAttempt(request, ctx, this.metrics, (target) => this.walk.stateOf(target)), hedge) : await reopen(request, candidates, ctx);
+    const opened = ctx.resume ? resumable(first, { request, candidates, ctx, resume: ctx.resume, metrics: this.metrics, reopen, windowMs: ctx.resumeWindowMs ?? 0 }) : first;
     return cacheKey === undefined ? opened : (this.cache as AnswerCache).keptAtEnd(opened, cacheKey);
   }
 

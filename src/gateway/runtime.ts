@@ -38,6 +38,8 @@ export interface RouteSpec {
   streamIdleTimeoutMs?: number;
   /** Streams: hedge the first attempt after this long without a first event (hedge_after); undefined: never. */
   hedgeAfterMs?: number;
+  /** Streams: continue a stream cut mid-way on the next candidate (resume_streams). */
+  resumeStreams: boolean;
   maxBodySize: number;
   /** The providers this route can send to, in preference order: its pinned one, else its policy's. */
   providers: readonly string[];
@@ -273,6 +275,7 @@ function buildRoutes(config: HapaxConfig, catalog: ModelCatalog, declared: Route
       firstTokenTimeoutMs: route.first_token_timeout,
       streamIdleTimeoutMs: route.stream_idle_timeout,
       hedgeAfterMs: route.hedge_after,
+      resumeStreams: route.resume_streams ?? false,
       maxBodySize: route.max_body_size ?? config.server.max_body_size,
       providers: pinnedModel ? [pinnedModel.slice(0, pinnedModel.indexOf('/'))] : routing.names,
       routing,

@@ -149,6 +149,12 @@ export class Metrics {
     labelNames: ['provider', 'winner'] as const,
     registers: [this.registry],
   });
+  readonly streamResumes = new Counter({
+    name: 'hapax_stream_resumes_total',
+    help: 'Streams cut mid-way on a resume_streams route, by the provider that was cut and what became of it (resumed, failed: no candidate could continue, tool_call: cut inside a tool call, exhausted: too many resumes)',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({
     name: 'hapax_queue_depth',
     help: 'Requests waiting for a provider concurrency slot',

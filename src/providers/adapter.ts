@@ -21,6 +21,11 @@ export interface AttemptContext {
   /** Streams: the route's longest silence between events, over the provider's `stream_idle_timeout`. */
   streamIdleTimeoutMs?: number;
   /**
+   * Streams: the gateway continues a stream cut mid-way elsewhere (resume_streams), so a provider's mid-stream
+   * error event is not passed on to the client (the lossless lane would otherwise forward it as sent).
+   */
+  resumable?: boolean;
+  /**
    * Filled by the adapter that answered: request fields (dotted paths) its upstream dialect cannot express,
    * so they were left out. The route reports them (X-Hapax-Dropped, the request log).
    */

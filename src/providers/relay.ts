@@ -100,7 +100,7 @@ export class Relay {
           if (verdict === 'drop') return;
           // Held frames wait only until the first forwarded one; after that every frame goes on at once.
           if (!started && verdict === 'hold') held += text;
-          else if (verdict !== 'fail' || started) {
+          else if (verdict !== 'fail' || (started && !ctx.resumable)) {
             out += held + text;
             held = '';
             started = true;
@@ -112,7 +112,7 @@ export class Relay {
         if (failed) {
           const failure = reader.failure ?? { kind: 'server' as const };
           // Once frames went out, the provider's own error event reached the client: no second one from us.
-          throw new UpstreamError(provider, failure.kind, `${provider} reported an error mid-stream`, { upstreamMessage: failure.message, reportedToClient: started });
+          throw new UpstreamError(provider, failure.kind, `${provider} reported an error mid-stream`, { upstreamMessage: failure.message, reportedToClient: started && !ctx.resumable });
         }
       }
     } catch (error) {

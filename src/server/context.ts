@@ -1,6 +1,6 @@
 /** Per-request state shared by hooks and handlers. One object per request, created in onRequest. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AttemptRecord, DispatchContext, DispatchResult } from '../gateway/dispatch.ts';
+import type { AttemptRecord, DispatchContext, DispatchResult, StreamResumes } from '../gateway/dispatch.ts';
 import type { Runtime, RouteSpec } from '../gateway/runtime.ts';
 import type { ModelTarget } from '../providers/adapter.ts';
 import { checkKeyModel, keyAllowsModel } from './auth.ts';
@@ -59,6 +59,8 @@ export interface RequestState {
   usageSource?: 'provider' | 'estimated';
   /** Characters of answer text streamed so far: the estimate when a stream ends without usage. */
   streamedChars?: number;
+  /** A stream resumed on another candidate after a cut (resume_streams): where, and what each attempt spent. */
+  resumed?: StreamResumes;
   /** Per-request notes of the observability hooks (span, overhead, logged bodies). */
   observed?: Observation;
 }
@@ -84,6 +86,7 @@ export function attemptContext(request: FastifyRequest): DispatchContext {
     firstTokenTimeoutMs: state.route?.firstTokenTimeoutMs,
     streamIdleTimeoutMs: state.route?.streamIdleTimeoutMs,
     hedgeAfterMs: state.route?.hedgeAfterMs,
+    ...(state.route?.resumeStreams ? { resume: (state.resumed ??= { resumes: [], spent: [] }), resumable: true, resumeWindowMs: state.route.timeoutMs } : {}),
     // `Cache-Control: no-cache` asks for a fresh answer: no sharing, no cache.
     dedup: (state.route?.dedup ?? false) && !fresh,
     cache: !fresh,

@@ -132,7 +132,24 @@ export class RequestObserver {
 
     const { usage, target } = state;
     let cost: number | undefined;
-    if (usage && target) {
+    const parts = state.resumed?.spent.length ? state.resumed.spent : undefined;
+    if (usage && target && parts && !state.shared) {
+      // A resumed stream: each attempt's usage at its own provider's price, counted under its own provider.
+      cost = 0;
+      let priced = false;
+      for (const part of parts) {
+        const rate = state.runtime.usageMeter.rate(part.target);
+        const partCost = rate.price ? costUsd(rate.price, part.usage) : undefined;
+        if (partCost !== undefined) (cost += partCost), (priced = true);
+        const base = { ...labels, provider: part.target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
+        const usage_source = part.estimated ? 'estimated' : 'provider';
+        metrics.tokens.inc({ ...base, usage_source, type: 'prompt' }, part.usage.inputTokens);
+        metrics.tokens.inc({ ...base, usage_source, type: 'completion' }, part.usage.outputTokens);
+        if (partCost !== undefined) metrics.cost.inc(base, partCost);
+      }
+      if (priced) state.costUsd = cost;
+      else cost = undefined;
+    } else if (usage && target) {
       const rate = state.runtime.usageMeter.rate(target);
       if (rate.price) state.costUsd = cost = costUsd(rate.price, usage);
       // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
@@ -164,6 +181,7 @@ export class RequestObserver {
         model: state.model,
         attempts: state.attempts ?? (state.trail?.length || undefined),
         failover,
+        resumed: state.resumed?.resumes.length ? resumedField(state) : undefined,
         shared: state.shared,
         error: state.errorType,
         latency_ms: round2(elapsedMs),
@@ -234,6 +252,15 @@ export class RequestObserver {
 }
 
 /** The providers that failed before the answer (or the error), with how: the request's failover path. */
+/** The request log's account of a resumed stream: each cut and where it went on, and what each attempt spent. */
+function resumedField(state: RequestState) {
+  const resumed = state.resumed as NonNullable<RequestState['resumed']>;
+  return {
+    at: resumed.resumes.map((r) => ({ from: r.from, to: r.to, reason: r.reason, after_chars: r.afterChars })),
+    spent: resumed.spent.map((p) => ({ provider: p.target.provider, prompt: p.usage.inputTokens, completion: p.usage.outputTokens, estimated: p.estimated })),
+  };
+}
+
 function failedAttempts(state: RequestState): Array<{ provider: string; kind: string; status?: number }> | undefined {
   const trail = state.trail;
   if (!trail) return undefined;

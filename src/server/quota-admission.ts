@@ -125,7 +125,14 @@ export function settleQuota(state: RequestState): void {
 
 function spentNanoUsd(state: RequestState, usage: Usage): number {
   if (!state.target) return 0;
-  const price = state.runtime.usageMeter.rate(state.target).price;
+  // A resumed stream: every attempt that took part charged once, at its own provider's price.
+  const parts = state.resumed?.spent;
+  if (parts?.length) return parts.reduce((sum, part) => sum + partNanoUsd(state, part.target, part.usage), 0);
+  return partNanoUsd(state, state.target, usage);
+}
+
+function partNanoUsd(state: RequestState, target: NonNullable<RequestState['target']>, usage: Usage): number {
+  const price = state.runtime.usageMeter.rate(target).price;
   return price ? Math.round(costUsd(price, usage) * NANO_PER_USD) : 0;
 }
 

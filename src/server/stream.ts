@@ -61,8 +61,18 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
     return sink.write(frame) ? undefined : drained(sink, state);
   };
   // A lossless-lane stream is the provider's own frames: the canonical events beside them are for accounting only.
-  const relayed = stream.first.type === 'relayed';
-  const frameOf = (event: ChatStreamEvent): string => (event.type === 'relayed' ? event.text : relayed ? '' : encoding.encode(event));
+  let relayed = stream.first.type === 'relayed';
+  const frameOf = (event: ChatStreamEvent): string => {
+    if (event.type === 'relayed') return event.text;
+    if (event.type === 'resumed') {
+      // Resumed (resume_streams): the rest is canonical. After relayed frames the encoder first catches up with
+      // what they said, writing nothing (the client has it), so the rest continues the same message.
+      if (relayed) for (const prior of event.prior ?? []) encoding.encode(prior);
+      relayed = false;
+      return '';
+    }
+    return relayed ? '' : encoding.encode(event);
+  };
   try {
     const first = frameOf(stream.first);
     // Awaited only when the client is slow to take frames: an `await` of nothing still costs a tick.

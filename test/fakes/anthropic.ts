@@ -32,6 +32,8 @@ import {
   startFakeServer,
   textOf,
   wordChunks,
+  continueAnswer,
+  trailingAssistantText,
 } from './common.ts';
 
 const MESSAGES_PATH = '/v1/messages';
@@ -77,6 +79,8 @@ export function startFakeAnthropic(opts: FakeOptions = {}): Promise<FakeProvider
     // Faults apply to token counts too: both are model calls a gateway fails over.
     isChat: (method, path) => method === 'POST' && (path === MESSAGES_PATH || path === COUNT_TOKENS_PATH),
     errorBody: errorForStatus,
+    // Anthropic reports a failure in the middle of a stream as an `error` event (e.g. overloaded_error).
+    streamError: () => sseEvent('error', anthropicError('overloaded_error', 'Overloaded')),
     async handle(ctx) {
       const { method, path } = ctx;
       const requestId = { 'request-id': makeId('req_') };
@@ -309,7 +313,16 @@ async function messages(ctx: Ctx, name: string, opts: FakeOptions, headers: Reco
   const invalid = validate(body, Array.isArray(beta) ? beta.join(',') : (beta ?? '')) ?? validateThinking(body);
   if (invalid) return ctx.json(400, anthropicError('invalid_request_error', invalid), headers);
 
+  // A conversation that ends with an assistant turn is a prefill: the answer continues from it.
+  const prefill = trailingAssistantText(body.messages);
+  if (prefill !== undefined && /\s$/.test(prefill)) {
+    return ctx.json(400, anthropicError('invalid_request_error', 'messages: final assistant content cannot end with trailing whitespace'), headers);
+  }
   const a = answer(body, name, opts);
+  if (prefill !== undefined && a.text !== null) {
+    a.text = continueAnswer(a.text, prefill);
+    a.outputTokens = countWords(a.text);
+  }
   const stopped = a.text === null ? { text: null, sequence: null } : applyStopSequences(a.text, body);
   a.text = stopped.text;
   const lastUser = [...body.messages].reverse().find((m: any) => m?.role === 'user');

@@ -30,7 +30,12 @@ export type Fault =
    */
   | { kind: 'holdUntil'; inFlight: number; timeoutMs: number }
   /** an error answer with this status (the provider's own error body), after ms */
-  | { kind: 'failAfter'; ms: number; status: number };
+  | { kind: 'failAfter'; ms: number; status: number }
+  /**
+   * a stream that breaks after this many chunks (each chunkDelayMs apart): the connection reset, the provider's
+   * own mid-stream error event (then the end of the body), or silence with the connection held open
+   */
+  | { kind: 'breakAfter'; afterChunks: number; how: 'reset' | 'error' | 'silence'; chunkDelayMs?: number };
 
 export interface RecordedRequest {
   method: string;
@@ -136,6 +141,8 @@ export interface ProviderSpec {
   isChat(method: string, path: string): boolean;
   /** the provider's own JSON error body for a status (used for 'status' faults without a body) */
   errorBody(status: number): unknown;
+  /** the provider's own error event in the middle of a stream (a 'breakAfter' fault with how 'error') */
+  streamError?(): string;
   handle(ctx: Ctx): Promise<void>;
 }
 
@@ -311,6 +318,15 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
             destroy();
             return;
           }
+          if (fault?.kind === 'breakAfter' && i >= fault.afterChunks) {
+            if (fault.how === 'reset') destroy();
+            else if (fault.how === 'error') {
+              await write(spec.streamError?.() ?? '');
+              res.end();
+            } else await closedPromise;
+            return;
+          }
+          if (fault?.kind === 'breakAfter' && i > 0 && fault.chunkDelayMs && !(await sleep(fault.chunkDelayMs))) return;
           if (fault?.kind === 'slowStream' && i > 0 && !(await sleep(fault.chunkDelayMs))) return;
           if (fault?.kind === 'slowFirst' && i === 0 && !(await sleep(fault.ms))) return;
           if (fault?.kind === 'holdUntil' && i === 0) await holdUntil(fault.inFlight, fault.timeoutMs);
@@ -346,7 +362,7 @@ export async function startFakeServer(spec: ProviderSpec, transport: { tls?: Fak
             await ctx.json(fault.status, spec.errorBody(fault.status));
             return;
           default:
-            break; // 'cut', 'slowStream', 'slowFirst' and 'holdUntil' are applied while writing
+            break; // 'cut', 'slowStream', 'slowFirst', 'holdUntil' and 'breakAfter' are applied while writing
         }
       }
       await spec.handle(ctx);
@@ -469,4 +485,23 @@ export function replyTo(lastUserText: string, body: unknown, name: string, opts:
 
 export function unixSeconds(): number {
   return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * A prefill: the text of the assistant message a conversation ends with (the model is to continue it), or
+ * undefined when it ends with anything else.
+ */
+export function trailingAssistantText(messages: any[], role = 'assistant'): string | undefined {
+  const last = messages[messages.length - 1];
+  return last?.role === role ? textOf(last.content) : undefined;
+}
+
+/**
+ * How the fake model continues a prefill: its answer to the conversation without it, from where the prefill
+ * ends (a deterministic model writes the same answer, so the continuation is exactly the rest of it). An
+ * answer the prefill does not start is written whole.
+ */
+export function continueAnswer(answer: string, prefill: string | undefined): string {
+  if (!prefill) return answer;
+  return answer.startsWith(prefill) ? answer.slice(prefill.length) : answer;
 }

@@ -25,6 +25,8 @@ import {
   startFakeServer,
   textOf,
   wordChunks,
+  continueAnswer,
+  trailingAssistantText,
 } from './common.ts';
 
 export function ollamaError(message: string) {
@@ -55,6 +57,8 @@ export function startFakeOllama(opts: FakeOptions = {}): Promise<FakeProvider> {
     basePath: '',
     isChat: (method, path) => method === 'POST' && path === '/api/chat',
     errorBody: errorForStatus,
+    // Ollama reports a failure in the middle of a stream as a line with an `error` field.
+    streamError: () => ndjson(ollamaError('an error was encountered while running the model: unexpected EOF')),
     async handle(ctx) {
       const { method, path } = ctx;
       if (method === 'POST' && path === '/api/chat') return chat(ctx, name, opts);
@@ -147,7 +151,14 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions) {
     });
   }
 
-  const a = answer(body, name, opts);
+  // A conversation that ends with an assistant message: the model continues that message (Ollama's prefill).
+  const prefill = trailingAssistantText(body.messages);
+  const a = answer(prefill === undefined ? body : { ...body, messages: body.messages.slice(0, -1) }, name, opts);
+  if (prefill !== undefined && !a.toolCall) {
+    a.text = continueAnswer(a.text, prefill);
+    a.completionTokens = countWords(a.text);
+    a.promptTokens = readMessages(body.messages).promptTokenCount;
+  }
   const thinking = body.think === true || typeof body.think === 'string' ? `Thinking about: ${readMessages(body.messages).lastUserText}` : undefined;
   if (thinking) a.completionTokens += countWords(thinking);
   const model = body.model;

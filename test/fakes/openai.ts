@@ -28,6 +28,8 @@ import {
   sseData,
   startFakeServer,
   textOf,
+  continueAnswer,
+  trailingAssistantText,
   unixSeconds,
   wordChunks,
 } from './common.ts';
@@ -73,6 +75,8 @@ export function startFakeOpenAI(opts: FakeOptions = {}): Promise<FakeProvider> {
     basePath: '/v1',
     isChat: (method, path) => method === 'POST' && path === CHAT_PATH,
     errorBody: errorForStatus,
+    // OpenAI reports a failure in the middle of a stream as a data event carrying an error object.
+    streamError: () => sseData(openaiError('The server had an error while processing your request. Sorry about that!', 'server_error')),
     async handle(ctx) {
       const { method, path } = ctx;
 
@@ -239,7 +243,15 @@ async function chat(ctx: Ctx, name: string, opts: FakeOptions, seen: Set<string>
     );
   }
 
-  const a = answer(body, name, opts);
+  // A conversation that ends with an assistant message (a prefill, as OpenAI-compatible servers such as
+  // Mistral and DeepSeek document it with `prefix: true`): the model goes on with that message.
+  const prefill = trailingAssistantText(body.messages);
+  const a = answer(prefill === undefined ? body : { ...body, messages: body.messages.slice(0, -1) }, name, opts);
+  if (prefill !== undefined && a.text !== null) {
+    a.text = continueAnswer(a.text, prefill);
+    a.completionTokens = countWords(a.text);
+    a.promptTokens = readMessages(body.messages).promptTokenCount;
+  }
   if (body.reasoning_effort != null && body.reasoning_effort !== 'none') {
     a.reasoning = `Thinking (${body.reasoning_effort}) about: ${readMessages(body.messages).lastUserText}`;
     a.completionTokens += countWords(a.reasoning);

@@ -12,8 +12,10 @@ import { Pool } from 'undici';
 const KEEP = ['content-type', 'content-length', 'cache-control'];
 
 export function startBareProxy(origin: string, port = 0): Promise<{ port: number; close(): Promise<void> }> {
-  // Same settings as src/providers/http.ts PoolRegistry, so the comparison is about the gateway, not the pool.
-  const pool = new Pool(origin, { connections: null, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+  // Same settings as src/providers/http.ts PoolRegistry, so the comparison is about the gateway, not the pool:
+  // to an https origin, HTTP/2 with 100 streams per connection (the CA comes from NODE_EXTRA_CA_CERTS).
+  const h2 = origin.startsWith('https:');
+  const pool = new Pool(origin, { connections: null, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, ...(h2 ? { allowH2: true, pipelining: 100 } : {}) });
   const server = createServer({ keepAliveTimeout: 72_000 }, (req, res) => {
     const headers: Record<string, string> = {};
     for (const name of ['content-type', 'content-length', 'authorization']) {

@@ -19,6 +19,7 @@
  *        --portkey DIR (also measure @portkey-ai/gateway installed in DIR; PORTKEY_NODE picks its node),
  *        --scale 1000,5000,10000 (the scale scenario's stream counts, scale.ts; 0 skips it),
  *        --scale-chunks N (default 10), --scale-gap MS (default 300): the slow upstream's streams,
+ *        --scale-ramp MS (the ramped rows' arrival spread; default one stream's length, chunks × gap),
  *        --only-scale (just the scale scenario; writes latest-scale.json and latest-scale.md).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -59,6 +60,7 @@ const { values: args } = parseArgs({
     scale: { type: 'string', default: '1000,5000,10000' },
     'scale-chunks': { type: 'string', default: '10' },
     'scale-gap': { type: 'string', default: '300' },
+    'scale-ramp': { type: 'string' },
     'only-scale': { type: 'boolean', default: false },
   },
   strict: true,
@@ -157,7 +159,7 @@ async function startPortkey(dir: string, upstreamPort: number): Promise<{ origin
 }
 
 /** Spawns the built gateway and times spawn → first answered chat completion. */
-async function startHapax(upstreamPort: number, logFile: string, nodeFlags: string[] = []): Promise<Gateway> {
+async function startHapax(upstreamPort: number, logFile: string, nodeFlags: string[] = [], extraEnv: Record<string, string> = {}): Promise<Gateway> {
   const port = await freePort();
   const out = openSync(logFile, 'a');
   let stderr = '';
@@ -165,7 +167,7 @@ async function startHapax(upstreamPort: number, logFile: string, nodeFlags: stri
   const child = track(
     spawn(NODE, [...GATEWAY_FLAGS, ...nodeFlags, join(HAPAX_DIR, 'bin/hapax.js'), 'serve', '--config', join(REPO, 'bench/hapax-bench.yaml'), '--port', String(port)], {
       cwd: HAPAX_DIR,
-      env: { ...process.env, ...GATEWAY_ENV, BENCH_UPSTREAM_PORT: String(upstreamPort), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-bench-keys-${process.pid}.json`) },
+      env: { ...process.env, ...GATEWAY_ENV, BENCH_UPSTREAM_PORT: String(upstreamPort), BENCH_API_KEY: API_KEY, BENCH_KEY_FILE: join(tmpdir(), `hapax-bench-keys-${process.pid}.json`), ...extraEnv },
       stdio: ['ignore', out, 'pipe'],
     }),
   );
@@ -636,7 +638,8 @@ function scale(logFile: string): Promise<ScaleReport> {
     gapMs: Number(args['scale-gap']),
     apiKey: API_KEY,
     path: CHAT_PATH,
-    startGateway: (upstreamPort) => startHapax(upstreamPort, logFile),
+    rampMs: args['scale-ramp'] === undefined ? undefined : Number(args['scale-ramp']),
+    startGateway: (upstreamPort, env) => startHapax(upstreamPort, logFile, [], env),
     track,
     log,
   });

@@ -1,7 +1,7 @@
 /**
- * The scale scenario's client, in its own process: opens `streams` streamed chat completions at once (one
- * connection each, as that many separate clients would), and times each: time to its first body byte (TTFT)
- * and to its end. While they run it samples the RSS of the process it watches (the proxy under test) every
+ * The scale scenario's client, in its own process: opens `streams` streamed chat completions at once, or spread
+ * evenly over `rampMs` (one connection each, as that many separate clients would), and times each from its own
+ * start: time to its first body byte (TTFT) and to its end. While they run it samples the RSS of the process it watches (the proxy under test) every
  * 50 ms, against its RSS just before the burst.
  *
  * scale.ts forks it and sends one ScaleSpec at a time; it answers with a ScaleLoadResult.
@@ -14,6 +14,8 @@ export interface ScaleSpec {
   path: string;
   apiKey?: string;
   streams: number;
+  /** Arrivals spread evenly over this long (0 or absent: all at once). */
+  rampMs?: number;
   /** The proxy process to sample (none for direct). */
   watchPid?: number;
 }
@@ -39,7 +41,7 @@ const RUN = Math.random().toString(36).slice(2, 8);
 let counter = 0;
 
 class StreamExchange implements Dispatcher.DispatchHandler {
-  private readonly started = performance.now();
+  readonly started = performance.now();
   first = 0;
   ended = 0;
   status = 0;
@@ -103,13 +105,25 @@ export async function runScale(spec: ScaleSpec): Promise<ScaleLoadResult> {
     const done = () => {
       if (--left === 0) resolve();
     };
-    for (let i = 0; i < spec.streams; i++) {
+    const open = () => {
       const exchange = new StreamExchange(done);
       exchanges.push(exchange);
       counter++;
       const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"scale ${RUN} stream ${counter}"}],"stream":true}`;
       pool.dispatch({ path: spec.path, method: 'POST', headers, body }, exchange);
+    };
+    const ramp = spec.rampMs ?? 0;
+    if (ramp <= 0) {
+      for (let i = 0; i < spec.streams; i++) open();
+      return;
     }
+    // A tick every 10 ms opens the streams due by then: arrivals at an even rate, whatever the timer jitter.
+    let opened = 0;
+    const tick = setInterval(() => {
+      const due = Math.min(spec.streams, Math.ceil(((performance.now() - started) / ramp) * spec.streams));
+      while (opened < due) (opened++, open());
+      if (opened === spec.streams) clearInterval(tick);
+    }, 10);
   });
   const wallMs = performance.now() - started;
   clearInterval(sampler);

@@ -7,9 +7,15 @@
  * `--chunks N --gap MS` makes it a slow model for the scale scenario (scale.ts): every stream is N content chunks
  * MS apart (the first at once), then the finish and [DONE], like a real completion of N tokens.
  *
- * Started by run.ts with fork(); reports { ready: port } over IPC.
+ * `--tls-cert FILE --tls-key FILE` also listens with TLS, offering HTTP/2 (and HTTP/1.1) as hosted APIs do: the
+ * scale scenario's largest counts multiplex their upstream streams there, as a proxy could not hold one
+ * connection per stream on each side within the machine's open-files limit.
+ *
+ * Started by run.ts with fork(); reports { ready: port, tlsPort? } over IPC.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createSecureServer } from 'node:http2';
 import { parseArgs } from 'node:util';
 
 const CREATED = 1_700_000_000;
@@ -84,6 +90,7 @@ function sendSlowStream(res: ServerResponse, chunks: number, gapMs: number): voi
 
 let slow: { chunks: number; gapMs: number } | undefined;
 
+/** The handler for both listeners: HTTP/2's compatibility request and response have the same shape. */
 function handle(req: IncomingMessage, res: ServerResponse): void {
   if (req.method === 'GET' && req.url?.endsWith('/models')) {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': MODELS.length });
@@ -111,7 +118,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
 
 const isMain = process.argv[1] && import.meta.filename === process.argv[1];
 if (isMain) {
-  const { values } = parseArgs({ options: { chunks: { type: 'string' }, gap: { type: 'string' } } });
+  const { values } = parseArgs({ options: { chunks: { type: 'string' }, gap: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' } } });
   if (values.chunks) slow = { chunks: Number(values.chunks), gapMs: Number(values.gap ?? 300) };
   const server = createServer({ keepAliveTimeout: 120_000 }, handle);
   // Connections opened so far: run.ts reports them per scenario, to show whether a proxy reuses its pool.
@@ -121,10 +128,16 @@ if (isMain) {
     if (message.stats) process.send?.({ stats: { connections } });
   });
   // A backlog for the scale scenario's bursts of thousands of connections (Node's default, 511, resets some).
-  server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
-    const { port } = server.address() as { port: number };
-    process.send?.({ ready: port });
-  });
+  const listening = (listener: { listen: typeof server.listen; address: typeof server.address }) =>
+    new Promise<number>((resolve) => listener.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => resolve((listener.address() as { port: number }).port)));
+  const port = await listening(server);
+  let tlsPort: number | undefined;
+  if (values['tls-cert'] && values['tls-key']) {
+    const secure = createSecureServer({ cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']), allowHTTP1: true }, handle as never);
+    secure.on('secureConnection', () => connections++);
+    tlsPort = await listening(secure as never);
+  }
+  process.send?.({ ready: port, tlsPort });
   process.on('disconnect', () => process.exit(0));
   process.on('SIGTERM', () => process.exit(0));
 }

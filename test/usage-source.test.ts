@@ -5,6 +5,8 @@
  */
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
+import Anthropic from '@anthropic-ai/sdk';
+import { startFakeAnthropic } from './fakes/anthropic.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway } from './helpers/gateway.ts';
 import { scrape, sumOf } from './helpers/prometheus.ts';
@@ -77,5 +79,47 @@ admin: {key: ${ADMIN}}
     const line = lines().at(-1) as { tokens: { prompt: number; completion: number } };
     expect(line.tokens.completion).toBe(Math.ceil(text.length / 4));
     await expect.poll(spent).toBe(before + line.tokens.prompt + line.tokens.completion);
+  });
+});
+
+describe('usage_source on the lossless lane', () => {
+  const setup = useStarted({
+    upstream: () => startFakeOpenAI({ name: 'compat', streamUsage: false, reply: () => 'one two three four five six seven eight nine ten' }),
+    claude: () => startFakeAnthropic({ name: 'claude', reply: () => 'alpha beta gamma delta epsilon zeta eta theta' }),
+  }).and({
+    gateway: ({ upstream, claude }) =>
+      startTestGateway(`
+providers:
+  compat: {type: openai_compatible, base_url: "${upstream.url}", model: gpt-4o-mini}
+  claude: {type: anthropic, base_url: "${claude.url}", api_key: sk-ant-fake, model: claude-sonnet-4-5}
+routes:
+  - {path: /v1/chat/completions, handler: chat, provider_preference: [compat]}
+  - {path: /v1/messages, handler: messages, provider_preference: [claude]}
+`),
+  });
+  const lines = (route: string) => setup.gateway.logs.filter((l) => l.msg === 'request' && l.route === route);
+
+  it('estimates the output of a relayed stream from the text its frames carried, when the provider sent no usage', async () => {
+    const client = new OpenAI({ baseURL: `${setup.gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    let text = '';
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count to ten' }], stream: true });
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe('one two three four five six seven eight nine ten');
+    await expect.poll(() => lines('/v1/chat/completions').length).toBe(1);
+    expect(lines('/v1/chat/completions')[0]).toMatchObject({ usage_source: 'estimated', tokens: { completion: Math.ceil(text.length / 4) } });
+    // The lossless lane: the client's body went up as sent, with only the usage request added.
+    expect(setup.upstream.requests.at(-1)?.body).toEqual({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count to ten' }], stream: true, stream_options: { include_usage: true } });
+  });
+
+  it('charges an Anthropic stream cut before its usage what its text deltas carried', async () => {
+    setup.claude.queueFaults({ kind: 'cut', afterChunks: 5 });
+    const client = new Anthropic({ baseURL: setup.gateway.url, apiKey: 'unused', maxRetries: 0 });
+    let text = '';
+    const stream = client.messages.stream({ model: 'claude-sonnet-4-5', max_tokens: 100, messages: [{ role: 'user', content: 'greek letters' }] });
+    stream.on('text', (delta) => (text += delta));
+    await expect(stream.finalMessage()).rejects.toThrow();
+    expect(text.length).toBeGreaterThan(0);
+    await expect.poll(() => lines('/v1/messages').length).toBe(1);
+    expect(lines('/v1/messages')[0]).toMatchObject({ usage_source: 'estimated', tokens: { completion: Math.ceil(text.length / 4) } });
   });
 });

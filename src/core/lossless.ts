@@ -44,6 +44,8 @@ export interface RelayedFrames {
   text: string;
   lane: RelayLane;
   start?: { id: string; model: string };
+  /** Characters of answer these frames carry (StreamReader.outputChars); absent for replays of a whole answer. */
+  chars?: number;
 }
 
 /** A whole answer as the provider sent it: its JSON text, or the SSE events of a stream. */
@@ -109,6 +111,11 @@ export interface StreamReader {
   readonly complete: boolean;
   /** Who answered, once the stream said it. */
   readonly start?: { id: string; model: string };
+  /**
+   * Characters of answer text, reasoning and tool-call arguments read so far: the output estimate of a stream
+   * whose usage never comes (cut, or a provider that sends none).
+   */
+  readonly outputChars: number;
 }
 
 export interface RelayDialect {

@@ -89,6 +89,8 @@ export class Relay {
     const events: StreamEvent[] = [];
     let held = '';
     let started = false;
+    /** Answer characters already reported with forwarded frames. */
+    let counted = 0;
     try {
       for await (const chunk of this.transport?.sse ? this.transport.sse(response.body) : response.body) {
         let out = '';
@@ -106,7 +108,10 @@ export class Relay {
             started = true;
           }
         });
-        if (out) yield relayed(out, lane, reader);
+        if (out) {
+          yield relayed(out, lane, reader, reader.outputChars - counted);
+          counted = reader.outputChars;
+        }
         for (const event of events) yield event;
         events.length = 0;
         if (failed) {
@@ -119,12 +124,12 @@ export class Relay {
       throw this.client.transportError(error, ctx.signal);
     }
     if (!reader.complete) throw new UpstreamError(provider, 'protocol', `${provider} stream ended before it completed`);
-    if (held) yield relayed(held, lane, reader);
+    if (held) yield relayed(held, lane, reader, reader.outputChars - counted);
   }
 }
 
-function relayed(text: string, lane: RelayLane, reader: StreamReader): RelayedFrames {
-  return reader.start ? { type: 'relayed', text, lane, start: reader.start } : { type: 'relayed', text, lane };
+function relayed(text: string, lane: RelayLane, reader: StreamReader, chars: number): RelayedFrames {
+  return reader.start ? { type: 'relayed', text, lane, start: reader.start, chars } : { type: 'relayed', text, lane, chars };
 }
 
 

@@ -63,7 +63,10 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
   // A lossless-lane stream is the provider's own frames: the canonical events beside them are for accounting only.
   let relayed = stream.first.type === 'relayed';
   const frameOf = (event: ChatStreamEvent): string => {
-    if (event.type === 'relayed') return event.text;
+    if (event.type === 'relayed') {
+      if (event.chars) state.streamedChars = (state.streamedChars ?? 0) + event.chars;
+      return event.text;
+    }
     if (event.type === 'resumed') {
       // Resumed (resume_streams): the rest is canonical. After relayed frames the encoder first catches up with
       // what they said, writing nothing (the client has it), so the rest continues the same message.

@@ -30,7 +30,7 @@ interface MessageFacts {
 interface StreamedEvent {
   type?: string;
   message?: MessageFacts;
-  delta?: { stop_reason?: string | null };
+  delta?: { stop_reason?: string | null; text?: string; thinking?: string; partial_json?: string };
   usage?: AnthropicUsage;
   error?: { type?: string; message?: string };
 }
@@ -66,6 +66,7 @@ class MessagesStreamReader implements StreamReader {
   start?: { id: string; model: string };
   failure?: { kind: UpstreamFailureKind; message?: string };
   complete = false;
+  outputChars = 0;
   /** Input counts (cache reads and writes among them) from message_start. */
   private headUsage: Usage = EMPTY_USAGE;
   private reason: FinishReason = 'stop';
@@ -78,6 +79,10 @@ class MessagesStreamReader implements StreamReader {
   read(message: EventSourceMessage, out: StreamEvent[]): FrameVerdict {
     const type = message.event;
     if (type === 'ping') return 'hold';
+    if (type === 'content_block_delta') {
+      this.outputChars += deltaChars(message.data);
+      return 'forward';
+    }
     if (type !== 'message_start' && type !== 'message_delta' && type !== 'message_stop' && type !== 'error') return 'forward';
     let event: StreamedEvent;
     try {
@@ -110,4 +115,16 @@ class MessagesStreamReader implements StreamReader {
         return 'fail';
     }
   }
+}
+
+/** What a content_block_delta adds to the answer: its text, thinking or tool-input JSON (0 for a frame that is not JSON: it goes on as sent). */
+function deltaChars(data: string): number {
+  let event: StreamedEvent;
+  try {
+    event = JSON.parse(data);
+  } catch {
+    return 0;
+  }
+  const delta = event.delta;
+  return (delta?.text?.length ?? 0) + (delta?.thinking?.length ?? 0) + (delta?.partial_json?.length ?? 0);
 }

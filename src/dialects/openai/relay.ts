@@ -12,9 +12,24 @@ import { decodeChatResponse, decodeChunk, decodeFinishReason, decodeUsage } from
 interface Completion {
   id?: string;
   model?: string;
-  choices?: { finish_reason?: string | null }[];
+  choices?: { finish_reason?: string | null; delta?: ChunkDelta }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
   error?: unknown;
+}
+
+/** What a chunk's delta adds to the answer (reasoning_content: DeepSeek and others; reasoning: OpenRouter, vLLM). */
+interface ChunkDelta {
+  content?: string | null;
+  reasoning_content?: string | null;
+  reasoning?: string | null;
+  tool_calls?: { function?: { arguments?: string } }[];
+}
+
+function deltaChars(delta: ChunkDelta | undefined): number {
+  if (!delta) return 0;
+  let chars = (delta.content?.length ?? 0) + (delta.reasoning_content?.length ?? 0) + (typeof delta.reasoning === 'string' ? delta.reasoning.length : 0);
+  if (delta.tool_calls) for (const call of delta.tool_calls) chars += call.function?.arguments?.length ?? 0;
+  return chars;
 }
 
 type StreamOptions = { include_usage?: boolean } | null | undefined;
@@ -59,6 +74,7 @@ class ChunkReader implements StreamReader {
   start?: { id: string; model: string };
   failure?: { kind: UpstreamFailureKind; message?: string };
   complete = false;
+  outputChars = 0;
   private finish: FinishReason | undefined;
   private readonly keepUsageChunk: boolean;
   private readonly model: string;
@@ -93,6 +109,7 @@ class ChunkReader implements StreamReader {
     // before the first output, so a failure right after it still fails over; the next chunk says who answers.
     if (!this.start && !chunk.id && chunk.choices?.length === 0 && !chunk.usage) return 'hold';
     this.start ??= { id: chunk.id ?? '', model: chunk.model || this.model };
+    this.outputChars += deltaChars(chunk.choices?.[0]?.delta);
     const reason = chunk.choices?.[0]?.finish_reason;
     if (reason) {
       this.finish = decodeFinishReason(reason);

@@ -114,6 +114,7 @@ class ResponseEventReader implements StreamReader {
   start?: { id: string; model: string };
   failure?: { kind: UpstreamFailureKind; message?: string };
   complete = false;
+  outputChars = 0;
   private readonly model: string;
 
   constructor(model: string) {
@@ -121,7 +122,7 @@ class ResponseEventReader implements StreamReader {
   }
 
   read(message: EventSourceMessage, out: StreamEvent[]): FrameVerdict {
-    let event: { type?: string; response?: UpstreamResponse; message?: string; code?: string };
+    let event: { type?: string; response?: UpstreamResponse; message?: string; code?: string; delta?: unknown };
     try {
       event = JSON.parse(message.data);
     } catch {
@@ -129,6 +130,8 @@ class ResponseEventReader implements StreamReader {
       return 'fail';
     }
     const type = event.type ?? message.event ?? '';
+    // Text, reasoning and function-call argument deltas all carry their piece as a string `delta`.
+    if (typeof event.delta === 'string') this.outputChars += event.delta.length;
     if (event.response && !this.start) this.start = { id: event.response.id ?? '', model: event.response.model ?? this.model };
     if (type === 'error' || type === 'response.failed') {
       const error = type === 'error' ? event : event.response?.error;

@@ -11,7 +11,7 @@ import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import { redactSecrets } from '../observability/redact.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { costUsd } from '../observability/usage.ts';
+import { costUsd, type Rate } from '../observability/usage.ts';
 import { parseTraceparent, type TraceContext } from '../observability/traceparent.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { Usage } from '../core/canonical.ts';
@@ -132,9 +132,12 @@ export class RequestObserver {
 
     const { usage, target } = state;
     let cost: number | undefined;
+    let priced: boolean | undefined;
     if (usage && target) {
       const rate = state.runtime.usageMeter.rate(target);
+      priced = rate.price !== undefined;
       if (rate.price) state.costUsd = cost = costUsd(rate.price, usage);
+      else if (!state.shared) this.unpriced(target.provider, rate);
       // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
       if (!state.shared) {
         const base = { ...labels, provider: target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
@@ -172,6 +175,7 @@ export class RequestObserver {
         usage_source: usage ? (state.usageSource ?? 'provider') : undefined,
         dropped: state.dropped,
         cost_usd: cost,
+        priced,
         traceparent: observed?.client ? request.headers.traceparent : undefined,
         trace_id: observed?.span ? observed.span.spanContext().traceId : undefined,
         span_id: observed?.span ? observed.span.spanContext().spanId : undefined,
@@ -183,6 +187,20 @@ export class RequestObserver {
     );
 
     if (observed?.span) this.endSpans(observed.span, request, state, { endpoint, status, overheadMs, cost });
+  }
+
+  /**
+   * Never a silent $0: the answer is counted by provider and model, and the first one of each model per
+   * config load is logged with what to do about it.
+   */
+  private unpriced(provider: string, rate: Rate): void {
+    this.metrics.unpriced.inc({ provider, model: rate.model });
+    if (rate.unpricedLogged) return;
+    rate.unpricedLogged = true;
+    this.lines.warn(
+      { provider, model: rate.model },
+      'model has no price: its tokens are counted (and charged to token budgets) but it costs $0 in dollar budgets and reports; add it under `pricing` (see hapax pricing)',
+    );
   }
 
   private labelsOf(route: RouteLike): Readonly<Record<string, string>> {

@@ -81,6 +81,20 @@ pricing:
     expect(lines.find((l) => l.startsWith('house-model'))).toContain('NO PRICE: counted in tokens only');
     expect(stdout).toContain('US dollars per million tokens.');
   });
+
+  it('prices dated snapshots as their model unless the snapshot has its own price', async () => {
+    const names = ['gpt-4o-2024-08-06', 'gpt-4o-2024-05-13', 'models/gemini-2.5-pro', 'claude-3-5-haiku-latest', 'anthropic.claude-haiku-4-5-20251001-v1:0', 'claude-opus-4-1@20250805'];
+    const { code, stdout } = await run(['pricing', ...names, '--json']);
+    expect(code).toBe(0);
+    const rows = JSON.parse(stdout) as Array<{ model: string; priced_by?: { entry: string; origin: string } }>;
+    const entry = (model: string) => rows.find((r) => r.model === model)?.priced_by?.entry;
+    expect(entry('gpt-4o-2024-08-06')).toBe('gpt-4o');
+    expect(entry('gpt-4o-2024-05-13')).toBe('gpt-4o-2024-05-13');
+    expect(entry('models/gemini-2.5-pro')).toBe('gemini-2.5-pro');
+    expect(entry('claude-3-5-haiku-latest')).toBe('claude-3-5-haiku');
+    expect(entry('anthropic.claude-haiku-4-5-20251001-v1:0')).toBe('claude-haiku-4-5');
+    expect(entry('claude-opus-4-1@20250805')).toBe('claude-opus-4-1');
+  });
 });
 
 describe('hapax validate and prices', () => {

@@ -187,6 +187,41 @@ admin: {key: ${ADMIN}}
   });
 });
 
+describe('config pricing over the shipped table', () => {
+  let upstream: FakeProvider;
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    upstream = await startFakeOpenAI({ name: 'vllm', reply: () => 'the considered answer' });
+    gateway = await startTestGateway(`
+providers:
+  vllm: {type: openai_compatible, base_url: "${upstream.url}", models: [thinker-1, gpt-4o-mini]}
+pricing:
+  "thinker-*": {input: 1, output: 2, reasoning: 8}
+  "vllm/gpt-4o-*": {input: 0.01, output: 0.02}
+`);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it('prices by pattern, reasoning tokens at their own price, and a provider/pattern entry over the shipped price', async () => {
+    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const thought = await client.chat.completions.create({ model: 'thinker-1', reasoning_effort: 'low', messages: [{ role: 'user', content: 'think first' }] });
+    const reasoning = thought.usage?.completion_tokens_details?.reasoning_tokens ?? 0;
+    expect(reasoning).toBeGreaterThan(0);
+    const plain = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'quick' }] });
+    await expect.poll(() => requestLines(gateway).length).toBe(2);
+    const [a, b] = requestLines(gateway);
+    const u = thought.usage as OpenAI.CompletionUsage;
+    expect(a.cost_usd as number).toBeCloseTo((u.prompt_tokens * 1 + (u.completion_tokens - reasoning) * 2 + reasoning * 8) / 1e6, 12);
+    // The config's `vllm/gpt-4o-*` wins over the shipped gpt-4o-mini price.
+    const p = plain.usage as OpenAI.CompletionUsage;
+    expect(b.cost_usd as number).toBeCloseTo((p.prompt_tokens * 0.01 + p.completion_tokens * 0.02) / 1e6, 12);
+  });
+});
+
 describe('changing a managed key\'s budgets', () => {
   let upstream: FakeProvider;
   let gateway: TestGateway;
@@ -289,5 +324,18 @@ admin: {key: ${ADMIN}}
     expect(s).toMatchObject({ key: 'support', label: 'department=support' });
     expect(m.cost_usd).toBeCloseTo(marketing, 9);
     expect(s.cost_usd).toBeCloseTo(support, 9);
+  });
+
+  it('updates a managed key in Redis on one instance, and the other serves the new budget', async () => {
+    const created = await admin(fleet[0], '/admin/keys', { method: 'POST', body: JSON.stringify({ name: 'temp', budgets: [{ window: 'daily', tokens: 100000 }] }) });
+    expect(created.status).toBe(201);
+    const { key } = (await created.json()) as { key: string };
+    const client = new OpenAI({ baseURL: `${fleet[0].url}/support/v1`, apiKey: key, maxRetries: 0 });
+    await client.chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'spend a little' }] });
+    const patched = await admin(fleet[1], '/admin/keys/temp', { method: 'PATCH', body: JSON.stringify({ budgets: [{ window: 'daily', tokens: 1 }] }) });
+    expect(patched.status).toBe(200);
+    const listed = (await (await admin(fleet[0], '/admin/keys')).json()) as { keys: Array<{ name: string; budgets: unknown }> };
+    expect(listed.keys.find((k) => k.name === 'temp')?.budgets).toEqual([{ window: 'daily', tokens: 1, soft: 0.8, status: 429 }]);
+    await expect.poll(async () => (await client.chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'again' }] }).then(() => 'admitted', (e: unknown) => (e instanceof OpenAI.RateLimitError ? 'refused' : String(e)))), { timeout: 3000 }).toBe('refused');
   });
 });

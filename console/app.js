@@ -180,12 +180,12 @@
     labelCells('requests');
   }
 
-  function usageRows(table, rows, empty, priced) {
-    const unpriced = priced ? undefined : 'no pricing in the config';
+  function usageRows(table, rows, empty) {
+    const unpriced = (r) => (r.unpriced_requests ? `${r.unpriced_requests} answer(s) from models without a price are not in this cost` : undefined);
     replaceRows(
       table,
       rows.slice(0, 12).map((r) =>
-        el('tr', { 'data-name': r.name }, el('td', {}, r.name), el('td', { class: 'num' }, number(r.requests)), el('td', { class: 'num' }, number(r.input_tokens)), el('td', { class: 'num' }, number(r.output_tokens)), el('td', { class: 'num', title: unpriced }, cost(r.cost_usd))),
+        el('tr', { 'data-name': r.name }, el('td', {}, r.name), el('td', { class: 'num' }, number(r.requests)), el('td', { class: 'num' }, number(r.input_tokens)), el('td', { class: 'num' }, number(r.output_tokens)), el('td', { class: `num${r.unpriced_requests ? ' warn-text' : ''}`, title: unpriced(r) }, `${cost(r.cost_usd)}${r.unpriced_requests ? ' *' : ''}`)),
       ),
       empty,
     );
@@ -235,10 +235,11 @@
     renderCharts(state);
     renderEvents(state);
     renderRequests(state);
-    usageRows('usage-client', state.usage.by_client, 'No requests yet.', state.usage.priced);
-    usageRows('usage-label', state.usage.by_label, 'No route has metrics_labels.', state.usage.priced);
-    usageRows('usage-route', state.usage.by_route, 'No requests yet.', state.usage.priced);
-    $('pricing-hint').hidden = state.usage.priced || state.traffic.totals.requests === 0;
+    usageRows('usage-client', state.usage.by_client, 'No requests yet.');
+    usageRows('usage-label', state.usage.by_label, 'No route has metrics_labels.');
+    usageRows('usage-route', state.usage.by_route, 'No requests yet.');
+    $('pricing-hint').hidden = state.usage.priced;
+    $('unpriced-models').textContent = (state.usage.unpriced_models || []).map((m) => `${m.model}: ${m.requests}`).join(', ');
     renderBudgets(state.budgets);
     renderConfig(state);
   }

@@ -1,5 +1,5 @@
 /**
- * The `hapax` command: serve, validate, keys.
+ * The `hapax` command: serve, validate, keys, pricing, usage.
  * Exit codes (src/cli-exit.ts, docs/cli.md): 0 success, 1 the command failed (the gateway could not start
  * or stop cleanly, Redis is down, no such key), 2 the config is invalid or unreadable, 64 a bad command line.
  */
@@ -13,6 +13,8 @@ import { runPrimary, runWorker, workerCount } from './cluster.ts';
 import { ModelCatalog, type ExplainedTarget, type MatchKind } from './gateway/catalog.ts';
 import { GatewayError } from './core/errors.ts';
 import { registerKeyCommands } from './keys-cli.ts';
+import { priceModels, registerPricingCommand } from './pricing-cli.ts';
+import { registerUsageCommand } from './usage-cli.ts';
 import { applyServeFlags } from './server/tls.ts';
 import { createLogger, writesText } from './observability/logger.ts';
 import { banner, mockInChainWarning } from './server/banner.ts';
@@ -106,11 +108,23 @@ program
   .action(async (file: string | undefined, opts: { config?: string; resolve?: string }) => {
     const loaded = await resolveConfig(opts.config ?? file).catch(exitOnError);
     for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
+    for (const warning of unpricedWarnings(loaded)) process.stderr.write(`warning: ${warning}\n`);
     // Names only: never print a value from the config, which may hold keys.
     const providers = Object.keys(loaded.config.providers);
     process.stdout.write(`${loaded.source}: valid (${providers.length} provider${providers.length === 1 ? '' : 's'}: ${providers.join(', ')})\n`);
     if (opts.resolve !== undefined) printResolution(loaded, opts.resolve);
   });
+
+/** A model the config serves with no price is counted, but spends nothing in dollar budgets: say so before it runs. */
+function unpricedWarnings(loaded: LoadedConfig): string[] {
+  const unpriced = priceModels(loaded.config, []).filter((row) => !row.price);
+  if (unpriced.length === 0) return [];
+  const dollarBudgets = JSON.stringify(loaded.config.budgets).includes('"usd"') || JSON.stringify(loaded.config.routes ?? []).includes('"usd"') || loaded.config.auth.keys.some((k) => k.budgets?.some((b) => b.usd !== undefined));
+  const names = unpriced.map((row) => `${row.provider}/${row.model}`);
+  return [
+    `no price for ${names.join(', ')}: their requests are counted (hapax_unpriced_requests_total) and their tokens charged to token budgets, but they cost $0${dollarBudgets ? ' against the dollar budgets this config sets' : ''}; add them under \`pricing\` (USD per million tokens, e.g. pricing: {"${names[0]}": {input: 1, output: 2}}), see hapax pricing`,
+  ];
+}
 
 /**
  * Once listening: the warning a newcomer needs (the mock in the failover chain) and, for a person at a
@@ -155,6 +169,8 @@ const MATCH_WORDS: Record<MatchKind, string> = {
 };
 
 registerKeyCommands(program, resolveKeySettings);
+registerPricingCommand(program, resolveConfig);
+registerUsageCommand(program, resolveConfig);
 
 // A reader that went away (`hapax serve | head`) must not turn a write into a crash or a hang: stop writing.
 for (const stream of [process.stdout, process.stderr]) {

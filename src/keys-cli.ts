@@ -1,5 +1,5 @@
 /**
- * `hapax keys create|list|revoke`: managed client keys, stored as hashes in the key file, or in Redis
+ * `hapax keys create|list|update|revoke`: managed client keys, stored as hashes in the key file, or in Redis
  * when the config sets `state.redis_url` (then every instance of the fleet sees the change).
  */
 import { resolve } from 'node:path';
@@ -7,7 +7,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { CliError, EXIT } from './cli-exit.ts';
 import type { KeyStoreSettings } from './config/load.ts';
 import { publicKeyView } from './server/routes/admin.ts';
-import { KeyExistsError, KeyFile, KeyOptionError } from './state/keys.ts';
+import { KeyExistsError, KeyFile, KeyOptionError, type KeyChanges } from './state/keys.ts';
 import { createStore } from './state/registry.ts';
 import type { KeyStore } from './state/store.ts';
 
@@ -114,6 +114,45 @@ export function registerKeyCommands(program: Command, resolveSettings: SettingsR
     });
 
   keys
+    .command('update <name>')
+    .description("change a key's budgets or limits; its secret stays, and what it spent in the current windows still counts")
+    .option('--budget <budget>', 'replaces all its budgets: 50/monthly (US dollars), 2000000tokens/daily, 5/rolling=24h; repeatable', budgetOption)
+    .option('--no-budgets', 'remove its own budgets (it falls under budgets.per_key again)')
+    .option('--requests-per-minute <n>', 'new rate limit (short: --rpm)', positiveInt)
+    .option('--tokens-per-minute <n>', 'new token limit (short: --tpm)', positiveInt)
+    .option('--rpm <n>', 'same as --requests-per-minute', positiveInt)
+    .option('--tpm <n>', 'same as --tokens-per-minute', positiveInt)
+    .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
+    .option('--file <path>', 'key file')
+    .option('--json', 'print the updated key as JSON')
+    .action(async (name: string, opts: UpdateOptions) => {
+      const changes: KeyChanges = {};
+      // Commander sets `budgets: false` for --no-budgets; --budget collects into `budget`.
+      if (opts.budget && opts.budgets === false) throw new CliError('--budget and --no-budgets contradict each other; give one', EXIT.USAGE);
+      if (opts.budget) changes.budgets = opts.budget;
+      else if (opts.budgets === false) changes.budgets = [];
+      const requests = opts.requestsPerMinute ?? opts.rpm;
+      const tokens = opts.tokensPerMinute ?? opts.tpm;
+      if (requests !== undefined || tokens !== undefined) changes.rate_limit = { ...(requests ? { requests_per_minute: requests } : {}), ...(tokens ? { tokens_per_minute: tokens } : {}) };
+      if (Object.keys(changes).length === 0) throw new CliError('nothing to change: give --budget, --no-budgets, --requests-per-minute or --tokens-per-minute', EXIT.USAGE);
+      const { updated, where } = await withKeys(opts, async ({ keys, where }) => {
+        try {
+          return { updated: await keys.update(name, changes), where };
+        } catch (error) {
+          throw explainCreateError(error, name);
+        }
+      });
+      if (!updated) throw new CliError(`no active key named ${name} in ${where} (hapax keys list shows the names; keys written in the config are changed there)`);
+      const view = publicKeyView(updated);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+        return;
+      }
+      const budgets = (view.budgets ?? []).map((b) => `${b.usd !== undefined ? `$${b.usd}` : `${b.tokens}tokens`}/${b.window}`).join(', ') || 'none of its own';
+      process.stdout.write(`updated ${name}: budgets ${budgets}; rpm=${view.rate_limit?.requests_per_minute ?? '-'} tpm=${view.rate_limit?.tokens_per_minute ?? '-'}\n`);
+    });
+
+  keys
     .command('revoke <name>')
     .description('revoke a key; running gateways refuse it within a second')
     .option('-c, --config <file>', 'config whose key store to use (auth.key_file, or Redis with state.redis_url)')
@@ -123,6 +162,18 @@ export function registerKeyCommands(program: Command, resolveSettings: SettingsR
       if (!revoked) throw new CliError(`no active key named ${name} in ${where} (hapax keys list shows the names)`);
       process.stdout.write(`revoked ${name}\n`);
     });
+}
+
+interface UpdateOptions {
+  budget?: unknown[];
+  budgets?: boolean;
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+  rpm?: number;
+  tpm?: number;
+  config?: string;
+  file?: string;
+  json?: boolean;
 }
 
 interface CreateOptions {

@@ -36,27 +36,37 @@ async function hash(key: string): Promise<Record<string, string>> {
   }
 }
 
+const DAY = '2026-12-03';
+/** One request's row under the report's dimensions. */
+const row = (key: string, counts: Record<string, number>, day = DAY) => ({ day, key, route: '/v1/chat/completions', label: 'department=support', provider: 'openai', model: 'gpt-4o', ...counts });
+const ID = (key: string, day = DAY) => [day, key, '/v1/chat/completions', 'department=support', 'openai', 'gpt-4o'].join('\u001f');
+const zero = { requests: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, reasoning_tokens: 0, cost_nano_usd: 0, unpriced_requests: 0 };
+
 describe('Redis usage counters', () => {
   it('add up in memory, reach Redis in one write within a second, and are read whole', async () => {
     const store = new RedisStore({ url: redis.url, prefix: 'u1:', policy: 'open' });
     await store.start();
     try {
       const before = await hincrbyCalls();
-      for (let i = 0; i < 50; i++) await store.usage.record('team-a', { requests: 1 });
-      await store.usage.record('team-a', { input_tokens: 120, output_tokens: 30 });
-      await store.usage.record('team-b', { requests: 2, input_tokens: 5 });
+      for (let i = 0; i < 50; i++) await store.usage.record(row('team-a', { requests: 1 }));
+      await store.usage.record(row('team-a', { input_tokens: 120, output_tokens: 30, cost_nano_usd: 675_000 }));
+      await store.usage.record(row('team-b', { requests: 2, input_tokens: 5 }));
+      await store.usage.record(row('team-b', { requests: 1 }, '2026-12-04'));
       // Read through the store: what is still in memory is written first.
       expect(await store.usage.read()).toEqual(
         expect.arrayContaining([
-          { client: 'team-a', requests: 50, input_tokens: 120, output_tokens: 30, total_tokens: 150 },
-          { client: 'team-b', requests: 2, input_tokens: 5, output_tokens: 0, total_tokens: 5 },
+          { ...row('team-a', zero), requests: 50, input_tokens: 120, output_tokens: 30, cost_nano_usd: 675_000 },
+          { ...row('team-b', zero), requests: 2, input_tokens: 5 },
+          { ...row('team-b', zero, '2026-12-04'), requests: 1 },
         ]),
       );
-      // 52 records, one write: a HINCRBY per client and measure that changed (3 for team-a, 2 for team-b).
-      expect((await hincrbyCalls()) - before).toBe(5);
-      await store.usage.record('team-a', { requests: 1 });
+      // A range reads only its days.
+      expect(await store.usage.read({ from: '2026-12-04' })).toEqual([{ ...row('team-b', zero, '2026-12-04'), requests: 1 }]);
+      // 54 records, one write: a HINCRBY per row and measure that changed (4 for team-a, 2 + 1 for team-b).
+      expect((await hincrbyCalls()) - before).toBe(7);
+      await store.usage.record(row('team-a', { requests: 1 }));
       // Another instance sees it once the timer has written it.
-      await expect.poll(async () => (await hash('u1:usage:requests'))['team-a'], { timeout: 3000 }).toBe('51');
+      await expect.poll(async () => (await hash(`u1:usage:day:${DAY}`))[`requests|${ID('team-a')}`], { timeout: 3000 }).toBe('51');
     } finally {
       await store.close();
     }
@@ -66,17 +76,17 @@ describe('Redis usage counters', () => {
     const store = new RedisStore({ url: redis.url, prefix: 'u2:', policy: 'open' });
     await store.start();
     try {
-      await store.usage.record('team-c', { requests: 3 });
+      await store.usage.record(row('team-c', { requests: 3 }));
       await store.usage.flush();
       await redis.kill();
       await expect.poll(() => store.available, { timeout: 3000 }).toBe(false);
-      await store.usage.record('team-c', { requests: 4, output_tokens: 7 });
+      await store.usage.record(row('team-c', { requests: 4, output_tokens: 7 }));
       await store.usage.flush(); // fails: no connection, the counts stay
       await redis.restart(); // empty: the 3 written before are gone with it
-      await expect.poll(async () => (await hash('u2:usage:requests'))['team-c'], { timeout: 5000 }).toBe('4');
-      expect((await hash('u2:usage:output_tokens'))['team-c']).toBe('7');
+      await expect.poll(async () => (await hash(`u2:usage:day:${DAY}`))[`requests|${ID('team-c')}`], { timeout: 5000 }).toBe('4');
+      expect((await hash(`u2:usage:day:${DAY}`))[`output_tokens|${ID('team-c')}`]).toBe('7');
       await store.usage.flush();
-      expect((await hash('u2:usage:requests'))['team-c']).toBe('4');
+      expect((await hash(`u2:usage:day:${DAY}`))[`requests|${ID('team-c')}`]).toBe('4');
     } finally {
       await store.close();
     }
@@ -85,9 +95,9 @@ describe('Redis usage counters', () => {
   it('writes what is left when the store closes', async () => {
     const store = new RedisStore({ url: redis.url, prefix: 'u3:', policy: 'open' });
     await store.start();
-    await store.usage.record('team-d', { requests: 9 });
+    await store.usage.record(row('team-d', { requests: 9 }));
     await store.close();
-    expect((await hash('u3:usage:requests'))['team-d']).toBe('9');
+    expect((await hash(`u3:usage:day:${DAY}`))[`requests|${ID('team-d')}`]).toBe('9');
   });
 
   it('stops retrying once closed while Redis is unreachable (a reload away from a dead Redis)', async () => {
@@ -97,14 +107,14 @@ describe('Redis usage counters', () => {
     await store.start();
     await redis.kill();
     await expect.poll(() => store.available, { timeout: 3000 }).toBe(false);
-    await store.usage.record('team-e', { requests: 1 });
+    await store.usage.record(row('team-e', { requests: 1 }));
     await store.close();
-    await store.usage.record('team-e', { requests: 1 }); // after close: ignored
+    await store.usage.record(row('team-e', { requests: 1 })); // after close: ignored
     const atClose = await usageErrors();
     // No timer of the closed store keeps trying (and failing) once a second.
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(await usageErrors()).toBe(atClose);
     await redis.restart();
-    expect(await hash('u4:usage:requests')).toEqual({});
+    expect(await hash(`u4:usage:day:${DAY}`)).toEqual({});
   });
 });

@@ -408,15 +408,28 @@ const apiKey = z
   .refine((k) => k.key !== undefined || k.key_sha256 !== undefined, { message: 'a key needs `key` or `key_sha256`' });
 
 /**
- * Prices in US dollars per million tokens, for the hapax_cost_usd_total metric and request logs. Prompt tokens
- * read from or written to the provider's prompt cache have prices of their own; without one they cost `input`.
+ * Prices in US dollars per million tokens, for budgets, the hapax_cost_usd_total metric, request logs and
+ * usage reports. Prompt tokens read from or written to the provider's prompt cache have prices of their own
+ * (without one they cost `input`); reasoning tokens are part of the output and cost `output` unless
+ * `reasoning` says otherwise.
  */
-const price = z.strictObject({
-  input: z.number().min(0),
-  output: z.number().min(0),
-  cached_input: z.number().min(0).optional(),
-  cache_write: z.number().min(0).optional(),
-});
+const usdPerMillion = z.number({ error: 'expected US dollars per million tokens (a number, e.g. 2.5)' }).min(0, 'a price cannot be negative').max(100_000);
+const price = z.strictObject(
+  {
+    input: usdPerMillion,
+    output: usdPerMillion,
+    cached_input: usdPerMillion.optional(),
+    cache_write: usdPerMillion.optional(),
+    reasoning: usdPerMillion.optional(),
+  },
+  { error: (issue) => (issue.code === 'invalid_type' ? 'expected {input, output} in US dollars per million tokens, e.g. {input: 2.5, output: 10}' : undefined) },
+);
+
+/** `pricing` keys: a model name or `provider/model`, where `*` and `?` are wildcards (as in `models`). */
+const pricingKey = z
+  .string()
+  .min(1, 'a model name cannot be empty')
+  .refine((name) => !UNSUPPORTED_GLOB.test(name), { message: UNSUPPORTED_GLOB_MESSAGE });
 
 /** OpenTelemetry export: one span per request and one per upstream attempt, over OTLP/HTTP (JSON). */
 const tracing = z.strictObject({
@@ -507,8 +520,11 @@ export const configSchema = z.strictObject({
       max_entries: z.number().int().positive().default(1_000),
     })
     .prefault({}),
-  /** USD per million tokens, by model name or `provider/model` (the more specific key wins). */
-  pricing: z.record(z.string().min(1), price).optional(),
+  /**
+   * USD per million tokens by model name, `provider/model`, or a pattern of either (`claude-*`), over the
+   * table Hapax ships; which entry wins is src/observability/pricing.ts's rule.
+   */
+  pricing: z.record(pricingKey, price).optional(),
   admin: z.strictObject({ key: z.string().min(16, 'use at least 16 characters').optional() }).prefault({}),
   tracing: tracing.optional(),
 });

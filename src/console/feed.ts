@@ -43,8 +43,10 @@ export interface RequestRecord {
   attempts?: number;
   inputTokens?: number;
   outputTokens?: number;
-  /** US dollars, from the config's pricing table; 0 or absent when the model has no price. */
+  /** US dollars (config pricing over the shipped table); absent when the model has no price. */
   costUsd?: number;
+  /** The answer had tokens but its model no price: its cost is unknown, not zero. */
+  unpriced?: boolean;
   labels: Readonly<Record<string, string>>;
 }
 
@@ -72,6 +74,8 @@ interface UsageTotals {
   input_tokens: number;
   output_tokens: number;
   cost_usd: number;
+  /** Answers whose model had no price (their cost_usd is missing). */
+  unpriced_requests: number;
 }
 
 interface ProviderSample {
@@ -108,7 +112,9 @@ export class ConsoleFeed {
   private readonly byClient = new Map<string, UsageTotals>();
   private readonly byRoute = new Map<string, UsageTotals>();
   private readonly byLabel = new Map<string, UsageTotals>();
-  private readonly totals = { requests: 0, errors: 0, rejected: 0, cost_usd: 0 };
+  private readonly totals = { requests: 0, errors: 0, rejected: 0, cost_usd: 0, unpriced_requests: 0 };
+  /** `provider/model` → answers without a price, for the console's flag. */
+  private readonly unpricedModels = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private sampling: Promise<void> | undefined;
   // What the previous sample saw, to turn state into events.
@@ -159,6 +165,11 @@ export class ConsoleFeed {
       if (slot < LATENCY_SAMPLES_PER_SECOND) bucket.latencies[slot] = entry.latencyMs;
     }
     this.totals.cost_usd += entry.costUsd ?? 0;
+    if (entry.unpriced) {
+      this.totals.unpriced_requests++;
+      const id = `${entry.provider}/${entry.model}`;
+      if (this.unpricedModels.has(id) || this.unpricedModels.size < MAX_GROUPS) this.unpricedModels.set(id, (this.unpricedModels.get(id) ?? 0) + 1);
+    }
     this.recent.push(entry);
     if (this.recent.length > RECENT_REQUESTS) this.recent.shift();
     const add = (map: Map<string, UsageTotals>, key: string) => {
@@ -168,6 +179,7 @@ export class ConsoleFeed {
       totals.input_tokens += entry.inputTokens ?? 0;
       totals.output_tokens += entry.outputTokens ?? 0;
       totals.cost_usd += entry.costUsd ?? 0;
+      if (entry.unpriced) totals.unpriced_requests++;
     };
     // A request refused for its key (401) used nothing: it is no one's usage.
     if (entry.status !== 401) add(this.byClient, entry.client);
@@ -363,8 +375,10 @@ export class ConsoleFeed {
       })),
       usage: {
         cost_usd: round(this.totals.cost_usd, 6),
-        /** Whether the config prices any model: without `pricing` every cost is unknown, not zero. */
-        priced: Object.keys(runtime.config.pricing ?? {}).length > 0,
+        /** False once an answer came from a model without a price: cost_usd leaves those out (unknown, not zero). */
+        priced: this.totals.unpriced_requests === 0,
+        unpriced_requests: this.totals.unpriced_requests,
+        unpriced_models: [...this.unpricedModels].map(([model, requests]) => ({ model, requests })),
         by_client: rows(this.byClient),
         by_route: rows(this.byRoute),
         by_label: rows(this.byLabel),
@@ -412,7 +426,7 @@ function group(map: Map<string, UsageTotals>, key: string): UsageTotals {
   let totals = map.get(key);
   if (!totals) {
     if (map.size >= MAX_GROUPS) key = '(other)';
-    totals = map.get(key) ?? { requests: 0, errors: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 };
+    totals = map.get(key) ?? { requests: 0, errors: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, unpriced_requests: 0 };
     map.set(key, totals);
   }
   return totals;

@@ -73,6 +73,12 @@ export class Metrics {
     labelNames: ['provider'] as const,
     registers: [this.registry],
   });
+  readonly unpriced = new Counter({
+    name: 'hapax_unpriced_requests_total',
+    help: 'Answers whose model has no price (neither config pricing nor the shipped table): their tokens are counted, their cost is not, by provider and model',
+    labelNames: ['provider', 'model'] as const,
+    registers: [this.registry],
+  });
   readonly breakerState = new Gauge({
     name: 'circuit_breaker_state',
     help: 'Circuit breaker state per provider: 0 closed, 1 half-open, 2 open',

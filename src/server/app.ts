@@ -28,6 +28,7 @@ import { consoleRecord, registerConsole } from './routes/console.ts';
 import { registerOpenApi } from './routes/openapi.ts';
 import { healthHandler } from './routes/health.ts';
 import { HANDLER_DECLARATIONS } from './client-apis.ts';
+import { recordUsage } from './usage-record.ts';
 
 export interface RuntimeHolder {
   current: Runtime;
@@ -147,8 +148,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }
     if (!route.operational) {
       await applyRateLimits(state, reply);
-      // Admitted: one request in the client's usage totals (GET /admin/usage; fleet-wide with Redis).
-      void runtime.store.usage.record(state.client, { requests: 1 }).catch(() => undefined);
+      // Admitted: one request in the usage report when it ends (GET /admin/usage; fleet-wide with Redis).
+      state.admitted = true;
     }
   });
 
@@ -198,7 +199,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     state.accounted = true;
     if (state.route) meterUsage(request, state, metrics);
     settleQuota(state);
-    if (state.usage && state.route) chargeTokens(state);
+    recordUsage(state);
     // Routes Fastify knows by name (e.g. /health/ready) keep their path; the catch-all's own answers (health of one
     // provider or route, admin) their path template; its misses are 'unmatched'.
     const named = request.routeOptions.url;
@@ -208,11 +209,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     observer.finish(request, reply, endpoint);
     const record = consoleRecord(request, reply.statusCode, reply.elapsedTime);
     if (record) consoleFeed.record(record);
-  }
-
-  function chargeTokens(state: RequestState): void {
-    const usage = state.usage as NonNullable<RequestState['usage']>;
-    void state.runtime.store.usage.record(state.client, { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens }).catch(() => undefined);
   }
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toGatewayError(error), metrics));

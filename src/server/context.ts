@@ -45,6 +45,8 @@ export interface RequestState {
   writesOwnResponse?: boolean;
   /** The connection closed before the answer was complete (set by the 'close' listener, on every transport). */
   clientGone?: boolean;
+  /** Passed auth and rate limits: counted as a request in the usage report. */
+  admitted?: boolean;
   /** Metrics and the log line are done (they must happen once, whichever way the response ended). */
   accounted?: boolean;
   /** Request fields left out on the way to the provider (translated lane), for the log line. */

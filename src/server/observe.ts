@@ -11,7 +11,7 @@ import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import { redactSecrets } from '../observability/redact.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { costUsd } from '../observability/usage.ts';
+import { costUsd, type Rate } from '../observability/usage.ts';
 import { parseTraceparent, type TraceContext } from '../observability/traceparent.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { Usage } from '../core/canonical.ts';
@@ -132,26 +132,31 @@ export class RequestObserver {
 
     const { usage, target } = state;
     let cost: number | undefined;
+    let priced: boolean | undefined;
     const parts = state.resumed?.spent.length ? state.resumed.spent : undefined;
     if (usage && target && parts && !state.shared) {
       // A resumed stream: each attempt's usage at its own provider's price, counted under its own provider.
       cost = 0;
-      let priced = false;
+      priced = true;
       for (const part of parts) {
         const rate = state.runtime.usageMeter.rate(part.target);
         const partCost = rate.price ? costUsd(rate.price, part.usage) : undefined;
-        if (partCost !== undefined) (cost += partCost), (priced = true);
+        if (partCost !== undefined) cost += partCost;
+        else (priced = false), this.unpriced(part.target.provider, rate);
         const base = { ...labels, provider: part.target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
         const usage_source = part.estimated ? 'estimated' : 'provider';
         metrics.tokens.inc({ ...base, usage_source, type: 'prompt' }, part.usage.inputTokens);
         metrics.tokens.inc({ ...base, usage_source, type: 'completion' }, part.usage.outputTokens);
         if (partCost !== undefined) metrics.cost.inc(base, partCost);
       }
-      if (priced) state.costUsd = cost;
+      // What the priced attempts cost; an unpriced one is flagged (priced: false), never counted as free.
+      if (parts.some((part) => state.runtime.usageMeter.rate(part.target).price)) state.costUsd = cost;
       else cost = undefined;
     } else if (usage && target) {
       const rate = state.runtime.usageMeter.rate(target);
+      priced = rate.price !== undefined;
       if (rate.price) state.costUsd = cost = costUsd(rate.price, usage);
+      else if (!state.shared) this.unpriced(target.provider, rate);
       // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
       if (!state.shared) {
         const base = { ...labels, provider: target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
@@ -190,6 +195,7 @@ export class RequestObserver {
         usage_source: usage ? (state.usageSource ?? 'provider') : undefined,
         dropped: state.dropped,
         cost_usd: cost,
+        priced,
         traceparent: observed?.client ? request.headers.traceparent : undefined,
         trace_id: observed?.span ? observed.span.spanContext().traceId : undefined,
         span_id: observed?.span ? observed.span.spanContext().spanId : undefined,
@@ -201,6 +207,20 @@ export class RequestObserver {
     );
 
     if (observed?.span) this.endSpans(observed.span, request, state, { endpoint, status, overheadMs, cost });
+  }
+
+  /**
+   * Never a silent $0: the answer is counted by provider and model, and the first one of each model per
+   * config load is logged with what to do about it.
+   */
+  private unpriced(provider: string, rate: Rate): void {
+    this.metrics.unpriced.inc({ provider, model: rate.model });
+    if (rate.unpricedLogged) return;
+    rate.unpricedLogged = true;
+    this.lines.warn(
+      { provider, model: rate.model },
+      'model has no price: its tokens are counted (and charged to token budgets) but it costs $0 in dollar budgets and reports; add it under `pricing` (see hapax pricing)',
+    );
   }
 
   private labelsOf(route: RouteLike): Readonly<Record<string, string>> {

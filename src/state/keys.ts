@@ -28,6 +28,8 @@ export interface ApiKeyRecord {
   /** ISO time after which the key is refused. */
   expires?: string;
   created?: string;
+  /** When its limits or budgets were last changed. */
+  updated?: string;
   revoked?: string;
 }
 
@@ -79,15 +81,7 @@ export function newKeyRecord(opts: NewKeyOptions, now = Date.now()): { key: stri
   } catch (error) {
     throw new KeyOptionError('expires', (error as Error).message);
   }
-  let budgets: BudgetLimit[] | undefined;
-  if (opts.budgets?.length) {
-    const parsed = budgetLimit.array().safeParse(opts.budgets);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new KeyOptionError(['budgets', ...issue.path].join('.'), `budgets.${issue.path.join('.')}: ${issue.message}`.replace(/\.: /, ': '));
-    }
-    budgets = parsed.data;
-  }
+  const budgets = opts.budgets?.length ? keyBudgets(opts.budgets) : undefined;
   const limits = Object.fromEntries(Object.entries(opts.rate_limit ?? {}).filter(([, value]) => value !== undefined));
   const key = newKeySecret();
   const record: ApiKeyRecord = {
@@ -101,6 +95,51 @@ export function newKeyRecord(opts: NewKeyOptions, now = Date.now()): { key: stri
     ...(opts.models ? { models: opts.models } : {}),
   };
   return { key, record };
+}
+
+/** Budgets as the admin API or the CLI wrote them, checked and given their defaults (KeyOptionError names the field). */
+function keyBudgets(budgets: unknown[]): BudgetLimit[] {
+  const parsed = budgetLimit.array().safeParse(budgets);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new KeyOptionError(['budgets', ...issue.path].join('.'), `budgets.${issue.path.join('.')}: ${issue.message}`.replace(/\.: /, ': '));
+  }
+  return parsed.data;
+}
+
+/** What `hapax keys update` and PATCH /admin/keys/{name} may change; a field left out is kept. */
+export interface KeyChanges {
+  /** The key's budgets, replacing its old ones; [] removes them (the key then falls under `per_key`). */
+  budgets?: unknown[];
+  /** Each limit given replaces the old one; null removes it. */
+  rate_limit?: { requests_per_minute?: number | null; tokens_per_minute?: number | null };
+}
+
+/**
+ * A key's record with `changes` applied. What was spent stays: budget counters are named by key name and
+ * window, not by amount, so a changed cap applies to the spend already in the current window.
+ */
+export function updateKeyRecord(record: ApiKeyRecord, changes: KeyChanges, now = Date.now()): ApiKeyRecord {
+  const next: ApiKeyRecord = { ...record, updated: new Date(now).toISOString() };
+  if (changes.budgets !== undefined) {
+    const budgets = keyBudgets(changes.budgets);
+    if (budgets.length > 0) next.budgets = budgets;
+    else delete next.budgets;
+  }
+  if (changes.rate_limit) {
+    const limits: RateLimitSettings = { ...record.rate_limit };
+    for (const name of ['requests_per_minute', 'tokens_per_minute'] as const) {
+      const value = changes.rate_limit[name];
+      if (value === null) delete limits[name];
+      else if (value !== undefined) {
+        if (!Number.isInteger(value) || value <= 0) throw new KeyOptionError(name, `${name}: expected a positive whole number`);
+        limits[name] = value;
+      }
+    }
+    if (Object.keys(limits).length > 0) next.rate_limit = limits;
+    else delete next.rate_limit;
+  }
+  return next;
 }
 
 /** Compares two secrets in constant time (through their SHA-256, so lengths leak nothing either). */
@@ -199,6 +238,15 @@ export class KeyFile implements KeyStore {
     const created = newKeyRecord(opts);
     await this.write([...keys, created.record]);
     return created;
+  }
+
+  async update(name: string, changes: KeyChanges): Promise<ApiKeyRecord | undefined> {
+    const keys = await this.read();
+    const index = keys.findIndex((k) => k.name === name && !k.revoked);
+    if (index < 0) return undefined;
+    keys[index] = updateKeyRecord(keys[index], changes);
+    await this.write(keys);
+    return keys[index];
   }
 
   async revoke(name: string): Promise<boolean> {

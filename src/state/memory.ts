@@ -8,25 +8,36 @@ import RateLimiterMemory from 'rate-limiter-flexible/lib/RateLimiterMemory.js';
 import type { Metrics } from '../observability/metrics.ts';
 import { KeyFile } from './keys.ts';
 import { MemoryQuota } from './quota.ts';
-import type { CacheStore, KeyStore, Limiter, LimiterSpec, StateStore, UsageCounters, UsageDelta, UsageRow } from './store.ts';
+import type { CacheStore, KeyStore, Limiter, LimiterSpec, StateStore, UsageCounters, UsageCounts, UsageEntry, UsageRange, UsageRecord } from './store.ts';
+import { addCounts, dimensionsId, entryOf, inRange, USAGE_RETENTION_DAYS, zeroCounts } from './usage-rows.ts';
 
 export class MemoryUsage implements UsageCounters {
-  private readonly rows = new Map<string, UsageRow>();
+  private readonly rows = new Map<string, UsageCounts>();
+  private newestDay = '';
 
-  async record(client: string, delta: UsageDelta): Promise<void> {
-    let row = this.rows.get(client);
-    if (!row) {
-      row = { client, requests: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0 };
-      this.rows.set(client, row);
+  async record(entry: UsageRecord): Promise<void> {
+    const id = dimensionsId(entry);
+    let counts = this.rows.get(id);
+    if (!counts) {
+      if (entry.day > this.newestDay) this.dropOldDays((this.newestDay = entry.day));
+      this.rows.set(id, (counts = zeroCounts()));
     }
-    row.requests += delta.requests ?? 0;
-    row.input_tokens += delta.input_tokens ?? 0;
-    row.output_tokens += delta.output_tokens ?? 0;
-    row.total_tokens = row.input_tokens + row.output_tokens;
+    addCounts(counts, entry);
   }
 
-  async read(): Promise<UsageRow[]> {
-    return [...this.rows.values()].map((row) => ({ ...row }));
+  async read(range?: UsageRange): Promise<UsageEntry[]> {
+    const out: UsageEntry[] = [];
+    for (const [id, counts] of this.rows) {
+      const entry = entryOf(id, { ...counts });
+      if (inRange(entry.day, range)) out.push(entry);
+    }
+    return out;
+  }
+
+  /** Once a day: forget days past the retention, so a long-lived process does not grow without bound. */
+  private dropOldDays(today: string): void {
+    const oldest = new Date(Date.parse(`${today}T00:00:00Z`) - USAGE_RETENTION_DAYS * 86_400_000).toISOString().slice(0, 10);
+    for (const id of this.rows.keys()) if (id.slice(0, 10) < oldest) this.rows.delete(id);
   }
 }
 

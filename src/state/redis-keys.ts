@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { StateHealth } from './health.ts';
-import { KeyExistsError, newKeyRecord, type ApiKeyRecord, type NewKeyOptions } from './keys.ts';
+import { KeyExistsError, newKeyRecord, updateKeyRecord, type ApiKeyRecord, type KeyChanges, type NewKeyOptions } from './keys.ts';
 import type { KeyStore } from './store.ts';
 
 const CREATE = `
@@ -28,7 +28,17 @@ redis.call('HSET', KEYS[2], sha, ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
 return 1`;
 
+// Replaces the record only if it is still the one read (another instance may have changed it meanwhile).
+const UPDATE = `
+local sha = redis.call('HGET', KEYS[1], ARGV[1])
+if sha ~= ARGV[2] then return 0 end
+if redis.call('HGET', KEYS[2], sha) ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[2], sha, ARGV[4])
+redis.call('SET', KEYS[3], ARGV[5])
+return 1`;
+
 interface KeyScripts {
+  hapaxUpdateKey(active: string, records: string, version: string, name: string, sha: string, before: string, after: string, token: string): Promise<number>;
   hapaxCreateKey(active: string, records: string, version: string, name: string, sha: string, json: string, token: string): Promise<number>;
   hapaxRevokeKey(active: string, revoked: string, version: string, name: string, at: string, token: string): Promise<number>;
 }
@@ -41,6 +51,7 @@ export class RedisKeyStore implements KeyStore {
   constructor(client: Redis, prefix: string, health: StateHealth) {
     client.defineCommand('hapaxCreateKey', { numberOfKeys: 3, lua: CREATE });
     client.defineCommand('hapaxRevokeKey', { numberOfKeys: 3, lua: REVOKE });
+    client.defineCommand('hapaxUpdateKey', { numberOfKeys: 3, lua: UPDATE });
     this.client = client as Redis & KeyScripts;
     this.health = health;
     this.k = { records: `${prefix}keys:records`, active: `${prefix}keys:active`, revoked: `${prefix}keys:revoked`, version: `${prefix}keys:version` };
@@ -78,6 +89,20 @@ export class RedisKeyStore implements KeyStore {
     );
     if (stored !== 1) throw new KeyExistsError(opts.name);
     return created;
+  }
+
+  async update(name: string, changes: KeyChanges): Promise<ApiKeyRecord | undefined> {
+    // Read, change, write if unchanged; a lost race is retried on the fresh record.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const sha = await this.tracked(() => this.client.hget(this.k.active, name));
+      if (!sha) return undefined;
+      const before = await this.tracked(() => this.client.hget(this.k.records, sha));
+      if (!before) return undefined;
+      const next = updateKeyRecord({ ...(JSON.parse(before) as ApiKeyRecord), sha256: sha }, changes);
+      const done = await this.tracked(() => this.client.hapaxUpdateKey(this.k.active, this.k.records, this.k.version, name, sha, before, JSON.stringify(next), randomUUID()));
+      if (done === 1) return next;
+    }
+    throw new Error(`key ${name} kept changing while it was being updated; try again`);
   }
 
   async revoke(name: string): Promise<boolean> {

@@ -5,7 +5,7 @@
  * Breaker and health state are deliberately not here: each instance judges providers from its own traffic.
  */
 import type { RateLimiterAbstract, RateLimiterCompatibleAbstract } from 'rate-limiter-flexible';
-import type { ApiKeyRecord, NewKeyOptions } from './keys.ts';
+import type { ApiKeyRecord, KeyChanges, NewKeyOptions } from './keys.ts';
 import type { FailurePolicy } from './health.ts';
 import type { QuotaLedger } from './quota.ts';
 
@@ -27,27 +27,45 @@ export interface KeyStore {
   create(opts: NewKeyOptions): Promise<{ key: string; record: ApiKeyRecord }>;
   /** False when no active key has this name. */
   revoke(name: string): Promise<boolean>;
+  /** The active key of this name with new limits or budgets (its secret unchanged); undefined when there is none. Throws KeyOptionError. */
+  update(name: string, changes: KeyChanges): Promise<ApiKeyRecord | undefined>;
 }
 
-export interface UsageDelta {
-  requests?: number;
-  input_tokens?: number;
-  output_tokens?: number;
-}
-
-export interface UsageRow {
+/** What a request is reported under: the day it ended (budgets.time_zone), who sent it, where it went. */
+export interface UsageDimensions {
+  /** YYYY-MM-DD. */
+  day: string;
   /** The key's name, or the client IP when auth is off. */
-  client: string;
-  requests: number;
-  input_tokens: number;
-  output_tokens: number;
-  total_tokens: number;
+  key: string;
+  /** The route's path. */
+  route: string;
+  /** The route's metrics_labels as `name=value` pairs joined by commas ('' without labels). */
+  label: string;
+  /** '' for a request that reached no provider (refused, failed before). */
+  provider: string;
+  /** The bounded model label ('other' for a name the config does not list). */
+  model: string;
 }
 
-/** Requests and tokens per client since the counters were started (this process, or the Redis). */
+export const USAGE_MEASURES = ['requests', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'cost_nano_usd', 'unpriced_requests'] as const;
+export type UsageMeasure = (typeof USAGE_MEASURES)[number];
+export type UsageCounts = Record<UsageMeasure, number>;
+
+/** One request's share: its dimensions and whatever it adds (missing measures add nothing). */
+export type UsageRecord = UsageDimensions & Partial<UsageCounts>;
+/** A day's totals under one set of dimensions. */
+export type UsageEntry = UsageDimensions & UsageCounts;
+
+/** Days, inclusive, as YYYY-MM-DD; either end open when not given. */
+export interface UsageRange {
+  from?: string;
+  to?: string;
+}
+
+/** Requests, tokens and spend by day, key, route, labels, provider and model (this process, or the Redis). */
 export interface UsageCounters {
-  record(client: string, delta: UsageDelta): Promise<void>;
-  read(): Promise<UsageRow[]>;
+  record(entry: UsageRecord): Promise<void>;
+  read(range?: UsageRange): Promise<UsageEntry[]>;
 }
 
 /** A string-keyed cache of serialisable values with a time to live. */

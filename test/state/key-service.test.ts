@@ -26,6 +26,9 @@ class CountingStore implements KeyStore {
   async revoke(): Promise<boolean> {
     return false;
   }
+  async update(): Promise<undefined> {
+    return undefined;
+  }
 }
 
 const state = { available: true, policy: 'open' as const };

@@ -1,6 +1,6 @@
 /**
- * The admin API: /admin/keys to list, create and revoke managed client keys, /admin/usage for
- * requests and tokens per client. Protected by `admin.key` (X-API-Key or Bearer); disabled (404) when
+ * The admin API: /admin/keys to list, create, update (limits and budgets) and revoke managed client keys,
+ * /admin/usage for requests, tokens and spend by key, label, route, provider, model and day. Protected by `admin.key` (X-API-Key or Bearer); disabled (404) when
  * no admin key is configured.
  */
 import { z } from 'zod';
@@ -8,7 +8,8 @@ import { parseBody } from '../../dialects/validate.ts';
 import { GatewayError, validationError } from '../../core/errors.ts';
 import type { Runtime } from '../../gateway/runtime.ts';
 import { stateUnavailable } from '../../state/health.ts';
-import { KEY_NAME, KEY_NAME_RULE, KeyExistsError, KeyOptionError, sameSecret, type ApiKeyRecord } from '../../state/keys.ts';
+import { KEY_NAME, KEY_NAME_RULE, KeyExistsError, KeyOptionError, sameSecret, type ApiKeyRecord, type KeyChanges } from '../../state/keys.ts';
+import { groupUsage, parseReportQuery, reportColumns, ReportQueryError, toCsv, type ReportQuery } from '../../observability/usage-report.ts';
 import { presentedKey } from '../auth.ts';
 import type { Handler } from '../context.ts';
 import { budgetReport } from '../budget-report.ts';
@@ -24,11 +25,31 @@ const createSchema = z.strictObject({
   models: z.array(z.string()).optional(),
 });
 
+/** PATCH /admin/keys/{name}: the limits to replace; a field left out is kept, `null` removes it. */
+const updateSchema = z.strictObject({
+  requests_per_minute: z.number().int().positive().nullable().optional(),
+  tokens_per_minute: z.number().int().positive().nullable().optional(),
+  /** Checked by the key store (updateKeyRecord), like a new key's. */
+  budgets: z.array(z.unknown()).nullable().optional(),
+});
+
+function keyChanges(body: z.infer<typeof updateSchema>): KeyChanges {
+  const changes: KeyChanges = {};
+  if (body.budgets !== undefined) changes.budgets = body.budgets ?? [];
+  if (body.requests_per_minute !== undefined || body.tokens_per_minute !== undefined) {
+    changes.rate_limit = {};
+    if (body.requests_per_minute !== undefined) changes.rate_limit.requests_per_minute = body.requests_per_minute;
+    if (body.tokens_per_minute !== undefined) changes.rate_limit.tokens_per_minute = body.tokens_per_minute;
+  }
+  return changes;
+}
+
 /** What may be shown of a key: never the key, nor its hash. */
 export function publicKeyView(record: ApiKeyRecord) {
   return {
     name: record.name,
     created: record.created ?? null,
+    updated: record.updated ?? null,
     expires: record.expires ?? null,
     revoked: record.revoked ?? null,
     rate_limit: record.rate_limit ?? null,
@@ -79,11 +100,43 @@ export const adminHandler: Handler = async (request, reply, state) => {
     await runtime.keys.refresh().catch(() => undefined);
     return { name, revoked: true };
   }
+  if (path.startsWith('/admin/keys/') && request.method === 'PATCH') {
+    const name = decodeURIComponent(path.slice('/admin/keys/'.length));
+    const body = parseBody(updateSchema, request.body);
+    const updated = await viaStore(runtime, () => keys.update(name, keyChanges(body)));
+    if (!updated) throw new GatewayError(`no active key named ${name}`, { status: 404, type: 'ValidationError' });
+    await runtime.keys.refresh().catch(() => undefined);
+    return publicKeyView(updated);
+  }
   if (path === '/admin/usage' && request.method === 'GET') {
-    // Totals since the counters started: this process in memory, the whole fleet with Redis.
-    const rows = await viaStore(runtime, () => runtime.store.usage.read());
+    let query: ReportQuery;
+    try {
+      query = parseReportQuery(request.query as Record<string, string | undefined>);
+    } catch (error) {
+      if (error instanceof ReportQueryError) throw validationError(error.message, error.field);
+      throw error;
+    }
+    // Everything retained: this process in memory, the whole fleet with Redis.
+    const entries = await viaStore(runtime, () => runtime.store.usage.read(query.range));
+    const rows = groupUsage(entries, query);
+    if (query.format === 'csv') {
+      reply.header('content-type', 'text/csv; charset=utf-8');
+      return toCsv(rows, reportColumns(query.groupBy));
+    }
     const budgets = await viaStore(runtime, () => budgetReport(runtime));
-    return { scope: runtime.store.kind === 'redis' ? 'shared' : 'instance', usage: rows.sort((a, b) => a.client.localeCompare(b.client)), budgets };
+    const usage = groupUsage(entries, { groupBy: ['key'], key: query.key }).map((row) => ({
+      client: row.key as string,
+      requests: row.requests,
+      input_tokens: row.input_tokens,
+      output_tokens: row.output_tokens,
+      total_tokens: row.total_tokens,
+    }));
+    return {
+      scope: runtime.store.kind === 'redis' ? 'shared' : 'instance',
+      usage,
+      report: { group_by: query.groupBy, from: query.range.from ?? null, to: query.range.to ?? null, time_zone: runtime.config.budgets.time_zone, rows },
+      budgets,
+    };
   }
   throw new GatewayError(`no admin route for ${request.method} ${path}`, { status: 404, type: 'ValidationError' });
 };

@@ -336,7 +336,7 @@ function consolePage(signedIn: boolean): string {
       <table id="requests" class="stack"><thead><tr><th>Time</th><th>Route</th><th>Key</th><th>Protocol</th><th class="num">Status</th><th>Served by</th><th class="num">Tries</th><th class="num">ms</th></tr></thead><tbody></tbody></table>
     </div>
   </section>
-  <p id="pricing-hint" class="note" hidden>Cost shows "–" because no model has a price: add a <code>pricing</code> section to the config (US dollars per million input and output tokens, by model).</p>
+  <p id="pricing-hint" class="note" hidden>Some answers came from models without a price (<span id="unpriced-models"></span>): their cost is left out of these totals, not counted as $0. Add them under <code>pricing</code> in the config (US dollars per million input and output tokens); <code>hapax pricing</code> shows what each model is charged.</p>
   <section class="columns three">
     <div class="card"><h2>Usage by key</h2><table id="usage-client" class="usage stack"><thead><tr><th>Key</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
     <div class="card"><h2>Usage by route label</h2><table id="usage-label" class="usage stack"><thead><tr><th>Label</th><th class="num">Requests</th><th class="num">Tokens in</th><th class="num">Tokens out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
@@ -385,6 +385,7 @@ export function consoleRecord(request: FastifyRequest, statusCode: number, elaps
     inputTokens: usage?.inputTokens,
     outputTokens: usage?.outputTokens,
     costUsd: usage ? state.costUsd : undefined,
+    unpriced: usage && state.target && !state.shared ? state.costUsd === undefined : undefined,
     labels: route.metricsLabels,
   };
 }

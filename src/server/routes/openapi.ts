@@ -207,13 +207,16 @@ component('Liveness', z.object({ status: z.literal('alive') }), 'Liveness of thi
 const KeyView = z.looseObject({
   name: z.string(),
   created: z.string().nullable(),
+  updated: z.string().nullable(),
   expires: z.string().nullable(),
   revoked: z.string().nullable(),
   rate_limit: z.record(z.string(), z.unknown()).nullable(),
+  budgets: z.array(z.record(z.string(), z.unknown())).nullable(),
   routes: z.array(z.string()).nullable(),
   models: z.array(z.string()).nullable(),
 });
 component('KeyList', z.object({ keys: z.array(KeyView) }), 'Managed client keys (never the keys themselves)');
+component('Key', KeyView, 'A managed client key (never the key itself)');
 component(
   'KeyCreateRequest',
   z.object({
@@ -226,12 +229,32 @@ component(
   }),
   'A managed key to create',
 );
+component(
+  'KeyUpdateRequest',
+  z.object({
+    budgets: z.array(z.record(z.string(), z.unknown())).nullable().optional().describe('replaces all its budgets; [] or null removes them'),
+    requests_per_minute: z.number().int().positive().nullable().optional().describe('null removes the limit'),
+    tokens_per_minute: z.number().int().positive().nullable().optional().describe('null removes the limit'),
+  }),
+  "A managed key's new budgets or limits; what it spent in the current windows still counts",
+);
 component('KeyCreated', KeyView.extend({ key: z.string().describe('shown once: store it now') }), 'The new key');
 component('KeyRevoked', z.object({ name: z.string(), revoked: z.literal(true) }), 'A revoked key');
 component(
   'UsageReport',
-  z.looseObject({ scope: z.enum(['instance', 'shared']), usage: z.array(z.looseObject({ client: z.string() })) }),
-  'Requests and tokens per client, for this instance or shared through Redis',
+  z.looseObject({
+    scope: z.enum(['instance', 'shared']),
+    usage: z.array(z.looseObject({ client: z.string() })),
+    report: z.looseObject({
+      group_by: z.array(z.enum(['key', 'label', 'route', 'provider', 'model', 'day'])),
+      from: z.string().nullable(),
+      to: z.string().nullable(),
+      time_zone: z.string(),
+      rows: z.array(z.looseObject({ requests: z.number().int(), cost_usd: z.number(), unpriced_requests: z.number().int() })),
+    }),
+    budgets: z.array(z.looseObject({ scope: z.string(), budget: z.string() })),
+  }),
+  'Requests, tokens and spend, grouped as asked, for this instance or shared through Redis; with every budget',
 );
 component('ReloadOutcome', z.looseObject({ ok: z.boolean() }), 'What a reload did');
 component(
@@ -393,6 +416,14 @@ export function openapiDocument(version = VERSION) {
         },
       },
       '/admin/keys/{name}': {
+        patch: {
+          tags: ['Admin'],
+          summary: "Change a managed key's budgets or limits",
+          security: ADMIN_AUTH,
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' }, example: 'marketing' }],
+          requestBody: { required: true, content: json('KeyUpdateRequest', { budgets: [{ window: 'monthly', usd: 800 }] }) },
+          responses: { 200: response('the key as it is now', json('Key')), ...errors([400, 401, 404]) },
+        },
         delete: {
           tags: ['Admin'],
           summary: 'Revoke a managed key',
@@ -402,7 +433,19 @@ export function openapiDocument(version = VERSION) {
         },
       },
       '/admin/usage': {
-        get: { tags: ['Admin'], summary: 'Requests and tokens per client', security: ADMIN_AUTH, responses: { 200: response('usage', json('UsageReport')), ...errors([401, 404]) } },
+        get: {
+          tags: ['Admin'],
+          summary: 'Requests, tokens and spend by key, label, route, provider, model and day',
+          security: ADMIN_AUTH,
+          parameters: [
+            { name: 'group_by', in: 'query', schema: { type: 'string', default: 'key' }, example: 'key,model', description: 'comma-separated: key, label, route, provider, model, day' },
+            { name: 'from', in: 'query', schema: { type: 'string', format: 'date' }, description: 'first day (budgets.time_zone), inclusive' },
+            { name: 'to', in: 'query', schema: { type: 'string', format: 'date' }, description: 'last day, inclusive' },
+            { name: 'key', in: 'query', schema: { type: 'string' }, description: "only this key's rows" },
+            { name: 'format', in: 'query', schema: { type: 'string', enum: ['json', 'csv'], default: 'json' } },
+          ],
+          responses: { 200: response('usage', { ...json('UsageReport'), 'text/csv': { schema: { type: 'string' } } }), ...errors([400, 401, 404]) },
+        },
       },
       '/admin/reload': {
         post: {

@@ -18,7 +18,8 @@
  * no `stream`, `anthropic_beta` a list) and answered by a fake Anthropic model behind the fake (started with the
  * same options), as Bedrock hands them to Claude; its stream events come back wrapped in chunk events, the last
  * with `amazon-bedrock-invocationMetrics`. Converse is answered by the fake's own deterministic model: echo,
- * a tool call when tools are offered, "tool said: …" after a tool result, reasoning when Claude's thinking is on.
+ * a tool call when tools are offered, "tool said: …" after a tool result, reasoning when Claude's thinking is on;
+ * opts.turn scripts its turn (a toolUse or text) for agent tests.
  *
  * Stream exceptions (throttlingException, modelStreamErrorException, …) are queued with `queueStreamException`:
  * the next stream sends `afterEvents` events, then the exception message, and ends.
@@ -193,11 +194,18 @@ function converseAnswer(body: any, name: string, opts: FakeOptions): ConverseAns
   const reasoning = thinkingOn ? { text: `Thinking about: ${lastUserText}`, signature: Buffer.from(`fake-bedrock:${lastUserText}`).toString('base64') } : null;
   const extra = reasoning ? countWords(reasoning.text) : 0;
   const results = last.role === 'user' ? last.content.filter((b: any) => b?.toolResult) : [];
+  const tools: any[] = body.toolConfig?.tools?.filter((t: any) => t?.toolSpec) ?? [];
+  const toolResult = results.length > 0 ? results.map((b: any) => textOfBlocks(b.toolResult.content ?? [])).join('\n') : undefined;
+  const scripted = opts.turn?.({ toolResult, lastUserText, tools: tools.map((t) => t.toolSpec.name), body });
+  if (scripted && 'tool' in scripted) {
+    const toolUse = { toolUseId: scripted.id ?? makeId('tooluse_'), name: scripted.tool, input: scripted.input };
+    return { text: null, toolUse, reasoning, inputTokens, outputTokens: countWords(JSON.stringify(scripted.input)) + extra };
+  }
+  if (scripted) return { text: scripted.text, toolUse: null, reasoning, inputTokens, outputTokens: countWords(scripted.text) + extra };
   if (results.length > 0) {
     const text = `tool said: ${textOfBlocks(results[results.length - 1].toolResult.content ?? [])}`;
     return { text, toolUse: null, reasoning, inputTokens, outputTokens: countWords(text) + extra };
   }
-  const tools: any[] = body.toolConfig?.tools?.filter((t: any) => t?.toolSpec) ?? [];
   if (tools.length > 0 && last.role === 'user') {
     const named = body.toolConfig?.toolChoice?.tool?.name;
     const input = { input: lastUserText };

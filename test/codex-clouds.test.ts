@@ -3,7 +3,8 @@
  * translated to the cloud's own dialect (Azure OpenAI's Chat Completions under a deployment, Gemini's
  * generateContent, Bedrock's ConverseStream, Vertex AI's Gemini models) and its answer back into Responses
  * events. The scripted model runs a shell command with Codex's exec_command tool, then answers from what the
- * command printed; the tokens each cloud reported reach /metrics under its provider's name.
+ * command printed; the tokens each cloud reported reach /metrics under its provider's name. The Vertex model is a
+ * Gemini 3 one, which refuses function-call history without its thought signature.
  */
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
@@ -44,7 +45,7 @@ describe.skipIf(!codexInstalled())('Codex CLI through Hapax to the clouds', () =
     azure: () => startFakeAzure({ name: 'azure', apiKey: UPSTREAM_KEY, deployments: { codex: 'gpt-5-codex' }, turn }),
     gemini: () => startFakeGemini({ name: 'gemini', apiKey: UPSTREAM_KEY, models: ['gemini-2.5-pro'], turn }),
     bedrock: () => startFakeBedrock({ name: 'bedrock', models: [BEDROCK_MODEL.slice(3)], turn }),
-    vertex: () => startFakeVertex({ name: 'vertex', project: PROJECT, serviceAccounts: [account], geminiModels: ['gemini-2.5-flash'], turn }),
+    vertex: () => startFakeVertex({ name: 'vertex', project: PROJECT, serviceAccounts: [account], geminiModels: ['gemini-3-flash-preview'], turn }),
   })
     .and({ tokenRoute: ({ vertex }) => routeGoogleToken(`${vertex.url}/token`) })
     .and({
@@ -60,7 +61,7 @@ providers:
     aws_access_key_id: ${TEST_AWS_CREDENTIALS.accessKeyId}
     aws_secret_access_key: "${TEST_AWS_CREDENTIALS.secretAccessKey}"
     model: "${BEDROCK_MODEL}"
-  vertex: {type: vertex, project: ${PROJECT}, location: us-east5, credentials_file: "${join(work.path, 'key.json')}", base_url: "${vertex.url}", model: gemini-2.5-flash}
+  vertex: {type: vertex, project: ${PROJECT}, location: us-east5, credentials_file: "${join(work.path, 'key.json')}", base_url: "${vertex.url}", model: gemini-3-flash-preview}
 auth:
   enabled: true
   keys: [{name: dev, key: ${CLIENT_KEY}}]
@@ -116,12 +117,15 @@ retry: {max_retries: 0}
     expect(setup.bedrock.badSignatures).toBe(0);
   }, 120_000);
 
-  it('to vertex: a Gemini model under the project, with the bearer token', async () => {
-    await expectTurnDone('vertex/gemini-2.5-flash', 'vertex');
-    const calls = posts(setup.vertex.requests, /publishers\/google\/models\/gemini-2\.5-flash:streamGenerateContent$/);
+  it("to vertex: a Gemini 3 model under the project, with the bearer token and the call's thought signature sent back", async () => {
+    await expectTurnDone('vertex/gemini-3-flash-preview', 'vertex');
+    const calls = posts(setup.vertex.requests, /publishers\/google\/models\/gemini-3-flash-preview:streamGenerateContent$/);
     expect(calls).toHaveLength(2);
     const response = calls[1].body.contents.flatMap((c: { parts: unknown[] }) => c.parts).find((p: any) => p.functionResponse)?.functionResponse;
     expect(JSON.stringify(response)).toContain('hapax-42');
+    // Gemini 3 refuses a call without its signature: Codex kept it in the call_id it sent back.
+    const call = calls[1].body.contents.flatMap((c: { parts: unknown[] }) => c.parts).find((p: any) => p.functionCall);
+    expect(call.thoughtSignature).not.toBe('skip_thought_signature_validator');
     expect(setup.vertex.refusedTokens).toBe(0);
   }, 120_000);
 });

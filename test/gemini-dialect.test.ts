@@ -6,6 +6,26 @@ import { decodeGenerateContentResponse, decodeUsage, encodeGenerateContentReques
 const request = (over: Partial<CanonicalRequest>): CanonicalRequest => ({ messages: [{ role: 'user', content: 'hi' }], stream: false, ...over });
 
 describe('encodeGenerateContentRequest', () => {
+  it('sends each call back with the thought signature Gemini gave it; a step with none gets the placeholder on its first call', () => {
+    const body = encodeGenerateContentRequest(
+      request({
+        messages: [
+          { role: 'user', content: 'look both up' },
+          { role: 'assistant', content: '', toolCalls: [{ id: 'a', name: 'first', arguments: '{}', signature: 'c2lnLWE=' }, { id: 'b', name: 'second', arguments: '{}' }] },
+          { role: 'tool', toolCallId: 'a', content: 'one' },
+          { role: 'tool', toolCallId: 'b', content: 'two' },
+          { role: 'assistant', content: '', toolCalls: [{ id: 'c', name: 'third', arguments: '{}' }] },
+          { role: 'tool', toolCallId: 'c', content: 'three' },
+        ],
+      }),
+    );
+    const models = (body.contents as { role: string; parts: unknown[] }[]).filter((c) => c.role === 'model');
+    expect(models.map((c) => c.parts)).toEqual([
+      [{ functionCall: { name: 'first', args: {} }, thoughtSignature: 'c2lnLWE=' }, { functionCall: { name: 'second', args: {} } }],
+      [{ functionCall: { name: 'third', args: {} }, thoughtSignature: SKIP_THOUGHT_SIGNATURE }],
+    ]);
+  });
+
   it('joins the tool results of one turn into one user turn, names each by its call, and puts images a tool returned after its response', () => {
     const dropped = new Set<string>();
     const body = encodeGenerateContentRequest(
@@ -25,7 +45,8 @@ describe('encodeGenerateContentRequest', () => {
         role: 'model',
         parts: [
           { functionCall: { name: 'first', args: { q: 1 } }, thoughtSignature: SKIP_THOUGHT_SIGNATURE },
-          { functionCall: { name: 'second', args: {} }, thoughtSignature: SKIP_THOUGHT_SIGNATURE },
+          // Only a step's first call is signed (Google's rule for parallel calls).
+          { functionCall: { name: 'second', args: {} } },
         ],
       },
       {
@@ -75,6 +96,20 @@ describe('encodeGenerateContentRequest', () => {
     expect(choice('none')).toEqual({ functionCallingConfig: { mode: 'NONE' } });
     expect(choice('required')).toEqual({ functionCallingConfig: { mode: 'ANY' } });
     expect(encodeGenerateContentRequest(request({ responseFormat: { type: 'json_object' } })).generationConfig).toEqual({ responseMimeType: 'application/json' });
+  });
+});
+
+describe('thought signatures on answers', () => {
+  it('keeps the signature of a call part, whole and streamed', () => {
+    const json = { candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'f', args: {} }, thoughtSignature: 'c2ln' }, { functionCall: { name: 'g', args: {} } }] }, finishReason: 'STOP' }] };
+    const whole = decodeGenerateContentResponse(json, 'gemini-3-pro-preview', 'r1');
+    expect(whole.toolCalls.map((c) => c.signature)).toEqual(['c2ln', undefined]);
+    const out: StreamEvent[] = [];
+    new GenerateContentStreamDecoder('r1', 'gemini-3-pro-preview').decode(json, out);
+    expect(out.filter((e) => e.type === 'tool_call_start')).toEqual([
+      { type: 'tool_call_start', index: 0, id: 'call_r1_0', name: 'f', signature: 'c2ln' },
+      { type: 'tool_call_start', index: 1, id: 'call_r1_1', name: 'g' },
+    ]);
   });
 });
 

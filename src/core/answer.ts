@@ -27,7 +27,7 @@ export function answerEvents(response: CanonicalResponse): ChatStreamEvent[] {
   }
   if (response.text) events.push({ type: 'text', text: response.text });
   response.toolCalls.forEach((call, index) => {
-    events.push({ type: 'tool_call_start', index, id: call.id, name: call.name });
+    events.push(call.signature === undefined ? { type: 'tool_call_start', index, id: call.id, name: call.name } : { type: 'tool_call_start', index, id: call.id, name: call.name, signature: call.signature });
     if (call.arguments) events.push({ type: 'tool_call_delta', index, arguments: call.arguments });
   });
   events.push({ type: 'usage', usage: response.usage });
@@ -89,7 +89,7 @@ export class AnswerCollector {
         this.openReasoning = undefined;
         break;
       case 'tool_call_start':
-        this.toolCalls[event.index] = { id: event.id, name: event.name, arguments: '' };
+        this.toolCalls[event.index] = event.signature === undefined ? { id: event.id, name: event.name, arguments: '' } : { id: event.id, name: event.name, arguments: '', signature: event.signature };
         break;
       case 'tool_call_delta': {
         const call = this.toolCalls[event.index];

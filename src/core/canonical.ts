@@ -56,6 +56,11 @@ export interface ToolCall {
   /** JSON text of the arguments, exactly as the model produced it. */
   arguments: string;
   cache?: CacheMarker;
+  /**
+   * Gemini's thoughtSignature on the part that carried this call (Gemini API and Vertex AI): sent back on the
+   * same part there, and nowhere else. Clients carry it in the call's id (core/signed-call-ids.ts).
+   */
+  signature?: string;
 }
 
 export interface CanonicalMessage {
@@ -191,7 +196,8 @@ export type StreamEvent =
   | { type: 'reasoning_signature'; signature: string; origin: 'anthropic' }
   /** A whole redacted reasoning block. */
   | { type: 'reasoning_redacted'; data: string; origin: 'anthropic' }
-  | { type: 'tool_call_start'; index: number; id: string; name: string }
+  /** signature: Gemini's thoughtSignature of the call's part (see ToolCall.signature). */
+  | { type: 'tool_call_start'; index: number; id: string; name: string; signature?: string }
   | { type: 'tool_call_delta'; index: number; arguments: string }
   | { type: 'usage'; usage: Usage }
   | { type: 'finish'; reason: FinishReason; stopSequence?: string };

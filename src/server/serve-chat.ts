@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CanonicalRequest, CanonicalResponse } from '../core/canonical.ts';
 import type { LosslessRequest, WireDialect } from '../core/lossless.ts';
+import { readSignedCallIds, withSignedCallId, withSignedCallIds } from '../core/signed-call-ids.ts';
 import { attemptContext, candidatesFor, setDropped, setServedBy, type RequestState } from './context.ts';
 import { sendEventStream, type StreamEncoding } from './stream.ts';
 
@@ -26,6 +27,8 @@ export interface ChatWire {
 }
 
 export async function serveChat(request: FastifyRequest, reply: FastifyReply, state: RequestState, chat: CanonicalRequest, wire: ChatWire): Promise<unknown> {
+  // Gemini's thought signatures ride in the clients' call ids; providers get them apart.
+  readSignedCallIds(chat);
   const candidates = candidatesFor(state, chat.model);
   const ctx = attemptContext(request);
   const { dispatcher } = state.runtime;
@@ -37,7 +40,7 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
     if (relayed !== undefined) return reply.type('application/json').send(relayed);
     // Translated: what the target could not express is named (the lossless lane drops nothing).
     setDropped(reply, state, chat.unsupported, ctx.dropped);
-    return wire.answer(result.value, { requestId: request.id, provider: result.target.provider, model: result.value.model || result.target.model, id: result.value.id });
+    return wire.answer(withSignedCallIds(result.value), { requestId: request.id, provider: result.target.provider, model: result.value.model || result.target.model, id: result.value.id });
   }
   const result = await dispatcher.stream(chat, candidates, ctx);
   const first = result.value.first;
@@ -45,7 +48,8 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
   const model = start?.model || result.target.model;
   setServedBy(reply, state, result, model);
   if (first.type !== 'relayed') setDropped(reply, state, chat.unsupported, ctx.dropped);
-  return sendEventStream(reply, result.value, wire.stream({ requestId: request.id, provider: result.target.provider, model, id: start?.id }));
+  const encoding = wire.stream({ requestId: request.id, provider: result.target.provider, model, id: start?.id });
+  return sendEventStream(reply, result.value, { ...encoding, encode: (event) => encoding.encode(withSignedCallId(event)) });
 }
 
 /** Each dialect's protocol headers: they travel with the body to providers of that dialect. */

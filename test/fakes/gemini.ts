@@ -21,8 +21,16 @@
  * before the last turn were seen before reports their tokens as cachedContentTokenCount. opts.turn scripts the
  * model's turn (a functionCall, with the given id, or text) for agent tests; opts.streamErrorAfter ends streams with
  * an error object after that many chunks.
+ *
+ * Thought signatures: every functionCall part the fake answers with carries a thoughtSignature of its own (base64,
+ * unique per call). Models named gemini-3… check them as Google documents for Gemini 3: in the current turn (the
+ * model contents after the last user content that is not only functionResponses) the first functionCall part of
+ * every model step must carry a signature, or the request is refused with 400 INVALID_ARGUMENT; a signature that
+ * the fake never issued is refused as corrupted. Google's documented placeholders for history the model did not
+ * produce (`skip_thought_signature_validator`, `context_engineering_is_the_way_to_go`) pass. Gemini 2.5 models
+ * (and every other name) accept calls with or without signatures.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { type Ctx, type FakeOptions, type FakeProvider, countWords, makeId, promptTokens, replyTo, startFakeServer, wordChunks } from './common.ts';
 
 export interface FakeGeminiOptions extends FakeOptions {
@@ -59,6 +67,32 @@ function schemaProblem(schema: unknown, at: string): string | undefined {
     if (NOT_OPENAPI.includes(key)) return `Invalid JSON payload received. Unknown name "${key}" at '${at}': Cannot find field.`;
     const inner = schemaProblem(value, `${at}.${key}`);
     if (inner) return inner;
+  }
+  return undefined;
+}
+
+/** Google's documented values that skip the signature check, for function calls another model made. */
+const PLACEHOLDER_SIGNATURES = new Set(['skip_thought_signature_validator', 'context_engineering_is_the_way_to_go']);
+
+/** Gemini 3's check: every step of the current turn opens with a signed function call, signed by this model. */
+function signatureProblem(contents: any[], issued: Set<string>): string | undefined {
+  let start = contents.length;
+  while (start > 0) {
+    const content = contents[start - 1];
+    if ((content.role ?? 'user') === 'user' && content.parts.some((p: any) => p.functionResponse === undefined)) break;
+    start--;
+  }
+  for (let i = start; i < contents.length; i++) {
+    const content = contents[i];
+    if (content.role !== 'model') continue;
+    const j = content.parts.findIndex((p: any) => p.functionCall !== undefined);
+    if (j < 0) continue;
+    const part = content.parts[j];
+    const signature = part.thoughtSignature;
+    if (signature === undefined) {
+      return `Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call \`default_api:${part.functionCall.name}\` , position ${i + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.`;
+    }
+    if (!PLACEHOLDER_SIGNATURES.has(signature) && !issued.has(signature)) return 'Corrupted thought signature.';
   }
   return undefined;
 }
@@ -136,6 +170,7 @@ export function startFakeGemini(opts: FakeGeminiOptions = {}): Promise<FakeProvi
   const name = opts.name ?? 'gemini';
   const models = opts.models ?? ['gemini-2.5-flash', 'gemini-2.5-pro'];
   const seenPrefixes = new Set<string>();
+  const issued = new Set<string>();
   const methodPath = /^\/v1beta\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
 
   return startFakeServer({
@@ -158,15 +193,15 @@ export function startFakeGemini(opts: FakeGeminiOptions = {}): Promise<FakeProvi
       if (ctx.method !== 'POST' || !route) return ctx.json(404, geminiError(404, `Method not found: ${ctx.method} ${ctx.path}`));
       const model = decodeURIComponent(route[1]);
       if (!models.includes(model)) return ctx.json(404, geminiError(404, `models/${model} is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.`));
-      const problem = validate(ctx.body);
+      const problem = validate(ctx.body) ?? (model.startsWith('gemini-3') ? signatureProblem(ctx.body.contents, issued) : undefined);
       if (problem) return ctx.json(400, geminiError(400, problem));
       if (route[2] === 'streamGenerateContent' && ctx.query.get('alt') !== 'sse') return ctx.json(400, geminiError(400, 'this fake streams only with alt=sse'));
-      return generate(ctx, model, route[2] === 'streamGenerateContent', name, opts, seenPrefixes);
+      return generate(ctx, model, route[2] === 'streamGenerateContent', name, opts, seenPrefixes, issued);
     },
   });
 }
 
-async function generate(ctx: Ctx, model: string, stream: boolean, name: string, opts: FakeGeminiOptions, seen: Set<string>) {
+async function generate(ctx: Ctx, model: string, stream: boolean, name: string, opts: FakeGeminiOptions, seen: Set<string>, issued: Set<string>) {
   const body = ctx.body;
   const chars = [...body.contents, body.systemInstruction ?? { parts: [] }].reduce((n: number, c: any) => n + textOfParts(c.parts).length, 0);
   const promptTokenCount = promptTokens(chars);
@@ -194,7 +229,9 @@ async function generate(ctx: Ctx, model: string, stream: boolean, name: string, 
     promptTokensDetails: [{ modality: 'TEXT', tokenCount: promptTokenCount }],
   });
   const ratings = turn.finishReason === 'SAFETY' ? BLOCKED_RATINGS : SAFE_RATINGS;
-  const callPart = turn.call ? { functionCall: turn.call, thoughtSignature: Buffer.from(`sig:${turn.call.name}`).toString('base64') } : undefined;
+  const signature = turn.call ? randomBytes(49).toString('base64') : undefined;
+  if (signature) issued.add(signature);
+  const callPart = turn.call ? { functionCall: turn.call, thoughtSignature: signature } : undefined;
 
   if (!stream) {
     const parts: any[] = [];

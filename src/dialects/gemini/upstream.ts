@@ -15,9 +15,10 @@ interface Content {
 }
 
 /**
- * Gemini 3 refuses a replayed function call without the thought signature it was answered with; calls that
- * come from another provider, or from a client that kept no signature, carry the placeholder Google documents
- * for history it did not produce.
+ * Gemini 3 refuses a replayed function call without the thought signature it was answered with. Calls keep the
+ * signature Gemini gave them (ToolCall.signature); a step whose calls have none (they came from another
+ * provider, or from a client that kept no id, such as Ollama's) carries on its first call the placeholder Google
+ * documents for history it did not produce.
  */
 export const SKIP_THOUGHT_SIGNATURE = 'skip_thought_signature_validator';
 
@@ -90,9 +91,14 @@ function encodeContents(messages: readonly CanonicalMessage[], dropped: Set<stri
     // Thoughts are not sent back as text (Gemini reads only its own signatures); they are reported.
     if (m.reasoning?.length) dropped.add('messages.reasoning');
     const parts = encodeParts(m.content, dropped);
-    for (const call of m.toolCalls ?? []) {
+    // Only a step's first call is signed (parallel calls share its signature): each goes back as it came.
+    const signed = m.toolCalls?.some((call) => call.signature !== undefined);
+    for (const [i, call] of (m.toolCalls ?? []).entries()) {
       callNames.set(call.id, call.name);
-      parts.push({ functionCall: { name: call.name, args: argumentsObject(call.arguments) }, thoughtSignature: SKIP_THOUGHT_SIGNATURE });
+      const part: Part = { functionCall: { name: call.name, args: argumentsObject(call.arguments) } };
+      const signature = call.signature ?? (i === 0 && !signed ? SKIP_THOUGHT_SIGNATURE : undefined);
+      if (signature !== undefined) part.thoughtSignature = signature;
+      parts.push(part);
     }
     push('model', parts);
   }
@@ -196,11 +202,14 @@ export function decodeUsage(usage: GeminiUsage | undefined): Usage {
   return decoded;
 }
 
-const toolCallOf = (call: NonNullable<GeminiPart['functionCall']>, makeId: () => string): ToolCall => ({
-  id: call.id || makeId(),
-  name: call.name ?? '',
-  arguments: JSON.stringify(call.args ?? {}),
-});
+/** A part that carries a function call (and, from thinking models, the signature of its step). */
+type CallPart = GeminiPart & { functionCall: NonNullable<GeminiPart['functionCall']> };
+
+const toolCallOf = (part: CallPart, makeId: () => string): ToolCall => {
+  const call: ToolCall = { id: part.functionCall.id || makeId(), name: part.functionCall.name ?? '', arguments: JSON.stringify(part.functionCall.args ?? {}) };
+  if (part.thoughtSignature) call.signature = part.thoughtSignature;
+  return call;
+};
 
 export function decodeGenerateContentResponse(json: GeminiResponse, fallbackModel: string, id: string): CanonicalResponse {
   const candidate = json.candidates?.[0];
@@ -208,7 +217,7 @@ export function decodeGenerateContentResponse(json: GeminiResponse, fallbackMode
   let thoughts = '';
   const toolCalls: ToolCall[] = [];
   for (const part of candidate?.content?.parts ?? []) {
-    if (part.functionCall) toolCalls.push(toolCallOf(part.functionCall, () => `call_${id}_${toolCalls.length}`));
+    if (part.functionCall) toolCalls.push(toolCallOf(part as CallPart, () => `call_${id}_${toolCalls.length}`));
     else if (part.thought && part.text) thoughts += part.text;
     else if (part.text) text += part.text;
   }
@@ -254,8 +263,10 @@ export class GenerateContentStreamDecoder {
     const candidate = json.candidates?.[0];
     for (const part of candidate?.content?.parts ?? []) {
       if (part.functionCall) {
-        const call = toolCallOf(part.functionCall, () => `call_${this.id}_${this.toolIndex}`);
-        out.push({ type: 'tool_call_start', index: this.toolIndex, id: call.id, name: call.name });
+        const call = toolCallOf(part as CallPart, () => `call_${this.id}_${this.toolIndex}`);
+        const start: StreamEvent = { type: 'tool_call_start', index: this.toolIndex, id: call.id, name: call.name };
+        if (call.signature !== undefined) start.signature = call.signature;
+        out.push(start);
         out.push({ type: 'tool_call_delta', index: this.toolIndex, arguments: call.arguments });
         this.toolIndex++;
       } else if (part.thought && part.text) out.push({ type: 'reasoning', text: part.text });

@@ -22,6 +22,7 @@ import { historyOf, StoredResponses, type StoredResponse } from '../../state/sto
 import { defineApi } from '../client-api.ts';
 import { attemptContext, candidatesFor, setDropped, setServedBy, type Handler, type RequestState } from '../context.ts';
 import { losslessRequest } from '../serve-chat.ts';
+import { readSignedCallIds, withSignedCallId, withSignedCallIds } from '../../core/signed-call-ids.ts';
 import { sendEventStream } from '../stream.ts';
 
 /** The stored responses of a config's state store, made once per Runtime. */
@@ -63,6 +64,8 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
   // Upstream gets the whole conversation, not an id it may never have seen (the state is ours).
   const { previous_response_id: _previous, ...rest } = body;
   chat.lossless = { ...losslessRequest(request, 'openai_responses'), body: history.length > 0 ? { ...rest, input: [...forOpenAI(history), ...inputItems(req)] } : body };
+  // Gemini's thought signatures ride in the clients' call ids; providers get them apart.
+  readSignedCallIds(chat);
   const ctx: ResponseContext = { id: `resp_${randomBytes(24).toString('hex')}`, createdAt: Math.floor(Date.now() / 1000), request: req, customTools: chat.customTools };
   const keep = req.store !== false ? (response: StoredResponse['response']) => stored.put(owner, { response, input }) : undefined;
 
@@ -78,7 +81,7 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
       return reply.type('application/json').send(relayed);
     }
     setDropped(reply, state, chat.unsupported, attempt.dropped);
-    const response = encodeResponse({ ...result.value, model: result.value.model || result.target.model }, ctx);
+    const response = encodeResponse({ ...withSignedCallIds(result.value), model: result.value.model || result.target.model }, ctx);
     await keep?.(response);
     return response;
   }
@@ -90,7 +93,7 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
   const encoder = new ResponseStreamEncoder(ctx, model);
   if (first.type !== 'relayed') setDropped(reply, state, chat.unsupported, attempt.dropped);
   const stream = first.type === 'relayed' || keep ? await settled(result.value, encoder, keep) : result.value;
-  return sendEventStream(reply, stream, { encode: (event) => encoder.encode(event), error: (error) => encoder.failed(error) });
+  return sendEventStream(reply, stream, { encode: (event) => encoder.encode(withSignedCallId(event)), error: (error) => encoder.failed(error) });
 };
 
 const TERMINAL = /"type":"response\.(completed|incomplete)"/;

@@ -9,6 +9,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { EXIT, exitOnError } from './cli-exit.ts';
 import { defaultConfig } from './config/default.ts';
 import { loadConfigFile, loadKeyStoreSettings, type KeyStoreSettings, type LoadedConfig } from './config/load.ts';
+import { credentialFileProblems } from './config/credential-files.ts';
+import { ConfigError } from './config/errors.ts';
 import { runPrimary, runWorker, workerCount } from './cluster.ts';
 import { ModelCatalog, type ExplainedTarget, type MatchKind } from './gateway/catalog.ts';
 import { GatewayError } from './core/errors.ts';
@@ -73,6 +75,8 @@ program
     const loaded = await resolveConfig(opts.config)
       .then((config) => applyServeFlags(config, opts, (line) => cluster.isPrimary && process.stderr.write(`hapax: ${line}\n`)))
       .catch(exitOnError);
+    // A credential file the providers cannot read yet is a warning here (it may be mounted later), an error for validate.
+    loaded.warnings.push(...(await credentialFileProblems(loaded.config)));
     const { server } = loaded.config;
     if (cluster.isWorker) {
       await runWorker({ loaded, configFile, port: opts.port, host: opts.host }).catch(exitOnError);
@@ -109,6 +113,9 @@ program
     const loaded = await resolveConfig(opts.config ?? file).catch(exitOnError);
     for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
     for (const warning of unpricedWarnings(loaded)) process.stderr.write(`warning: ${warning}\n`);
+    // The credential files the providers will read, checked on this machine (their contents are never shown).
+    const unreadable = await credentialFileProblems(loaded.config);
+    if (unreadable.length > 0) exitOnError(new ConfigError(loaded.source, unreadable));
     // Names only: never print a value from the config, which may hold keys.
     const providers = Object.keys(loaded.config.providers);
     process.stdout.write(`${loaded.source}: valid (${providers.length} provider${providers.length === 1 ? '' : 's'}: ${providers.join(', ')})\n`);

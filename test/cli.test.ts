@@ -243,6 +243,32 @@ admin: {key: "\${ADMIN_KEY}"}
     writeFileSync(join(dir, 'hapax.yaml'), 'providers:\n  local: {type: mock}\n');
     expect((await run(['validate'], { cwd: dir })).stdout).toBe('hapax.yaml: valid (1 provider: local)\n');
   });
+
+  it('explains a credentials_file it cannot use by its key path, and a Bedrock profile the AWS files lack', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'key.json'), '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQ');
+    writeFileSync(join(dir, 'aws-config'), '[profile team]\nregion = eu-west-1\n');
+    writeFileSync(
+      join(dir, 'hapax.yaml'),
+      `providers:
+  vx: {type: vertex, project: p, location: us-east5, model: gemini-2.5-flash, credentials_file: ./key.json}
+  gone: {type: vertex, project: p, location: us-east5, model: gemini-2.5-flash, credentials_file: /nonexistent/key.json}
+  bd: {type: bedrock, region: us-east-1, model: amazon.nova-pro-v1:0, profile: teem}
+`,
+    );
+    const env = userEnv({ AWS_CONFIG_FILE: join(dir, 'aws-config'), AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none') });
+    const { code, stdout, stderr } = await run(['validate'], { cwd: dir, env });
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.split('\n')).toEqual([
+      'invalid config hapax.yaml:',
+      `  providers.vx.credentials_file: ./key.json (${join(dir, 'key.json')}) is not JSON: expected a service-account key or a workload identity federation config from the Cloud console`,
+      '  providers.gone.credentials_file: cannot read /nonexistent/key.json: no such file [ENOENT]',
+      `  providers.bd.profile: no profile "teem" in ${join(dir, 'aws-config')} or ${join(dir, 'none')}`,
+      '',
+    ]);
+    expect(stderr).not.toContain('PRIVATE KEY');
+  });
 });
 
 describe('hapax validate --resolve', () => {

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import type { YAMLError } from 'yaml';
 
-const READ_REASONS: Record<string, string> = {
+export const READ_REASONS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file',
   EACCES: 'permission denied (the gateway user cannot read it)',
   EPERM: 'permission denied',

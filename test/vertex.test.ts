@@ -250,9 +250,12 @@ describe('Vertex AI health probes', () => {
         startTestGateway(`
 providers:
   vx: {type: vertex, project: ${PROJECT}, location: us-east5, credentials_file: "${keys.trusted}", base_url: "${vertex.url}", model: "${CLAUDE}"}
+  vg: {type: vertex, project: ${PROJECT}, location: us-east5, credentials_file: "${keys.trusted}", base_url: "${vertex.url}", model: gemini-2.5-flash}
+  both: {type: vertex, project: ${PROJECT}, location: us-east5, credentials_file: "${keys.trusted}", base_url: "${vertex.url}", model: gemini-2.5-flash, models: {opus: "${CLAUDE}"}}
 health_check: {interval: 100ms, timeout: 1s}
 `),
     });
+  const listed = (publisher: string) => setup.vertex.requests.filter((r) => r.method === 'GET' && r.path === `/v1beta1/publishers/${publisher}/models`).length;
 
   it("lists Model Garden's Anthropic models with the bearer token, spending no tokens", async () => {
     const probes = () => setup.vertex.requests.filter((r) => r.path === '/v1beta1/publishers/anthropic/models');
@@ -261,5 +264,23 @@ health_check: {interval: 100ms, timeout: 1s}
     expect(setup.vertex.requests.filter((r) => r.path.includes(':'))).toHaveLength(0);
     const health = (await (await fetch(`${setup.gateway.url}/health/provider/vx`)).json()) as { healthy: boolean };
     expect(health.healthy).toBe(true);
+  });
+
+  it("probes a Gemini provider with Google's publisher list, and one serving both with both lists", async () => {
+    // Three providers, each probed every 100ms: vx and both list Anthropic's models, vg and both Google's.
+    await vi.waitFor(() => expect(listed('google')).toBeGreaterThanOrEqual(4), { timeout: 3000, interval: 50 });
+    // Each provider has its own credentials, so its own token: what each token listed is what one provider probes.
+    const byToken = new Map<string, Set<string>>();
+    for (const r of setup.vertex.requests.filter((r) => r.method === 'GET' && r.path.startsWith('/v1beta1/publishers/'))) {
+      const token = String(r.headers.authorization);
+      byToken.set(token, (byToken.get(token) ?? new Set()).add(r.path.split('/')[3]));
+    }
+    expect([...byToken.values()].map((s) => [...s].sort().join('+')).sort()).toEqual(['anthropic', 'anthropic+google', 'google']);
+    expect(setup.vertex.refusedTokens).toBe(0);
+    expect(setup.vertex.requests.filter((r) => r.path.includes(':'))).toHaveLength(0);
+    for (const name of ['vg', 'both']) {
+      const health = (await (await fetch(`${setup.gateway.url}/health/provider/${name}`)).json()) as { healthy: boolean };
+      expect(health.healthy).toBe(true);
+    }
   });
 });

@@ -32,6 +32,24 @@ const vertexUrl = (location: string) => (location === 'global' ? 'https://aiplat
 /** Vertex names Claude `claude-…` (with an `@version`); its own models are Gemini and others. */
 const isClaude = (model: string) => /^claude-/.test(model);
 
+type Publisher = 'anthropic' | 'google';
+
+/**
+ * Whose models this provider serves, from the names its config sends upstream (the default model, listed
+ * names and patterns, aliases' targets): the health probe lists those publishers' models. A config that says
+ * nothing either way (no model at all) is probed for both.
+ */
+function publishersOf(config: AdapterInit['config']): Publisher[] {
+  const names: string[] = config.model === undefined ? [] : [config.model];
+  const models = config.models;
+  if (Array.isArray(models)) names.push(...models);
+  else if (models) {
+    for (const [name, entry] of Object.entries(models)) names.push(typeof entry === 'string' ? entry : (entry?.model ?? name));
+  }
+  const publishers = new Set<Publisher>(names.map((name) => (isClaude(name) ? 'anthropic' : 'google')));
+  return publishers.size === 0 ? ['anthropic', 'google'] : [...publishers].sort();
+}
+
 /** Gemini's adapter under Vertex's paths, with the access token as its bearer key (given per attempt). */
 class VertexGemini extends GeminiAdapter {
   private readonly models: string;
@@ -54,6 +72,8 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
   private readonly anthropicModels: string;
   private readonly version: string;
   private readonly maxTokens: number;
+  /** The publishers the health probe lists, built once per config load. */
+  private readonly publishers: Publisher[];
 
   constructor(init: AdapterInit) {
     const { config } = init;
@@ -74,6 +94,7 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
     this.gemini = new VertexGemini(init, config.base_url ?? vertexUrl(location), anthropicModels.replace(/anthropic\/models\/$/, 'google/models/'));
     this.version = version;
     this.maxTokens = config.max_tokens ?? DEFAULT_MAX_TOKENS;
+    this.publishers = publishersOf(config);
   }
 
   async chat(request: CanonicalRequest, target: ModelTarget, ctx: AttemptContext): Promise<CanonicalResponse> {
@@ -141,12 +162,21 @@ export class VertexAdapter extends HttpAdapter implements ProviderAdapter {
     return isClaude(model);
   }
 
-  /** The health probe: Model Garden's list of Anthropic's models (no tokens spent). */
+  /**
+   * The health probe: Model Garden's list of the models of each publisher this provider serves (Anthropic's
+   * for Claude, Google's for Gemini; publishers.models.list, no tokens spent). Each must answer.
+   */
   async listModels(ctx: AttemptContext): Promise<string[]> {
-    const request = this.get('/v1beta1/publishers/anthropic/models', ctx);
-    (request.headers as string[]).push(...(await this.credentials.headers()));
-    const json = await this.client.json<{ publisherModels?: { name?: string }[] }>(request);
-    return (json.publisherModels ?? []).flatMap((m) => (typeof m.name === 'string' ? [m.name.slice(m.name.lastIndexOf('/') + 1)] : []));
+    const auth = await this.credentials.headers();
+    const lists = await Promise.all(
+      this.publishers.map(async (publisher) => {
+        const request = this.get(`/v1beta1/publishers/${publisher}/models`, ctx);
+        (request.headers as string[]).push(...auth);
+        const json = await this.client.json<{ publisherModels?: { name?: string }[] }>(request);
+        return (json.publisherModels ?? []).flatMap((m) => (typeof m.name === 'string' ? [m.name.slice(m.name.lastIndexOf('/') + 1)] : []));
+      }),
+    );
+    return lists.flat();
   }
 }
 

@@ -17,7 +17,8 @@
  *   POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent
  *   POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:streamGenerateContent?alt=sse
  *                    Gemini's own format, answered by a fake Gemini model behind the fake (same options)
- *   GET  /v1beta1/publishers/anthropic/models   Model Garden's list
+ *   GET  /v1beta1/publishers/anthropic/models   Model Garden's list of Anthropic's models (publishers.models.list)
+ *   GET  /v1beta1/publishers/google/models      the same list of Google's own (the fake's Gemini models)
  *
  * Every Vertex call needs `Authorization: Bearer <a token this fake issued>` (401 UNAUTHENTICATED otherwise)
  * and the fake's own project and location (403 / 400 otherwise).
@@ -178,6 +179,9 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
       }
       if (ctx.method === 'GET' && ctx.path === '/v1beta1/publishers/anthropic/models') {
         return ctx.json(200, { publisherModels: models.map((m) => ({ name: `publishers/anthropic/models/${m.split('@')[0]}`, versionId: m.split('@')[1] ?? '001' })) });
+      }
+      if (ctx.method === 'GET' && ctx.path === '/v1beta1/publishers/google/models') {
+        return ctx.json(200, { publisherModels: geminiModels.map((m) => ({ name: `publishers/google/models/${m}`, versionId: '001', launchStage: 'GA' })) });
       }
       const generate = ctx.method === 'POST' ? GEMINI_PATH.exec(ctx.path) : null;
       if (generate) {

@@ -281,4 +281,55 @@ describe('azure_openai: config', () => {
       await fake.close();
     }
   });
+
+  it('never shows entra_token_command (it may carry a client secret) in the logs, errors, the console or /metrics', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hapax-azure-cmd-'));
+    const script = join(dir, 'token.sh');
+    await writeFile(script, `#!/bin/sh
+[ "$1" = fail ] && { echo "no luck with $2" >&2; exit 3; }
+echo '{"accessToken": "${TOKEN}", "expires_on": ${Math.floor(Date.now() / 1000) + 3600}}'
+`);
+    await chmod(script, 0o755);
+    const SECRET = 'cmd-client-secret-0123456789';
+    const fake = await startFakeAzure({ name: 'az', entraToken: TOKEN });
+    const gateway = await startTestGateway(`
+providers:
+  good: {type: azure_openai, base_url: "${fake.url}", model: chat, azure: {entra_token_command: "${script} ok ${SECRET}"}}
+  bad: {type: azure_openai, base_url: "${fake.url}", model: chat, azure: {entra_token_command: "${script} fail ${SECRET}"}}
+retry: {max_retries: 0}
+logging: {level: debug}
+`);
+    try {
+      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
+      const answer = await client.chat.completions.create({ model: 'good/chat', messages: [{ role: 'user', content: 'hi' }] });
+      expect(answer.choices[0].message.content).toBe('[az] hi');
+      // The failing command is a credential problem: the request fails over, and the attempt's error is logged.
+      const failed = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'bad/chat', messages: [{ role: 'user', content: 'hi' }] }) });
+      expect(failed.headers.get('x-hapax-provider')).toBe('good');
+      const error = await failed.text();
+      expect(gateway.logs.find((l) => l.msg === 'request' && l.provider === 'good' && l.failover)?.failover).toEqual([{ provider: 'bad', kind: 'auth' }]);
+      const state = await (await fetch(`${gateway.url}/console/api/state`)).text();
+      // The console shows that a command is set, masked like every other secret.
+      expect(state).toContain('"entra_token_command":"********"');
+      // With nowhere else to go, the client gets the failure: it says the command failed, not what it was.
+      const alone = await startTestGateway(`providers:\n  bad: {type: azure_openai, base_url: "${fake.url}", model: chat, azure: {entra_token_command: "${script} fail ${SECRET}"}}\nretry: {max_retries: 0}\n`);
+      let refusal = '';
+      try {
+        const res = await fetch(`${alone.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }) });
+        refusal = await res.text();
+        expect(res.status).toBeGreaterThanOrEqual(500);
+        refusal += JSON.stringify(alone.logs) + (await (await fetch(`${alone.url}/health/provider/bad`)).text());
+      } finally {
+        await alone.close();
+      }
+      expect(refusal).toContain('token command failed (3)');
+      const shown = [JSON.stringify(gateway.logs), error, state, refusal, await (await fetch(`${gateway.url}/metrics`)).text()].join('\n');
+      expect(shown).not.toContain(SECRET);
+      expect(shown).not.toContain(script);
+      expect(shown).not.toContain(TOKEN);
+    } finally {
+      await gateway.close();
+      await fake.close();
+    }
+  });
 });

@@ -2,7 +2,9 @@
  * Secrets out of anything Hapax prints or shows: config dumps, logged bodies, the console's view of the
  * running config. Values are replaced, never truncated (a prefix of a key is still a leak). Secret:
  * - keys named like a credential: api_key, key, key_sha256, password, secret, token, authorization, cookie,
- *   and names ending in _key, _secret, _password, _token (so `max_tokens` or `key_file` stay visible);
+ *   and names ending in _key, _secret, _password, _token (so `max_tokens` or `key_file` stay visible), or in
+ *   one of those and `_command` (a command that prints a token, `azure.entra_token_command`, often carries a
+ *   client secret or a path that says too much on its command line);
  * - every value under a `headers` map (providers' extra headers often carry Authorization);
  * - the password in a URL's user-info (`redis://user:pass@host`) and credential-like query parameters.
  * pino's `redact` paths (logger.ts) are the safety net for log lines of known shape.
@@ -13,7 +15,7 @@ export const CENSOR = '[redacted]';
 export const MASK = '********';
 
 
-const SECRET_NAME = /^(api_?key|key|key_sha256|password|passwd|secret|token|authorization|cookie|passphrase|credentials?|aws_access_key_id)$|_(key|secret|password|token)$/i;
+const SECRET_NAME = /^(api_?key|key|key_sha256|password|passwd|secret|token|authorization|cookie|passphrase|credentials?|aws_access_key_id)$|_(key|secret|password|token)(_command)?$/i;
 const SECRET_PARAM = /^(api_?key|key|password|secret|token|access_token|auth|sig|signature)$/i;
 
 export function isSecretName(name: string): boolean {

@@ -188,6 +188,14 @@ circuit_breaker: {failure_threshold: 1000}
     expect(third.output_text).toBe('[chatonly] who am I?');
     expect(setup.chat.requests.at(-1)?.body.messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user']);
   });
+  it('continues a kept conversation with the exact model name too: the history goes up, not the bare request', async () => {
+    const first = await client().responses.create({ model: 'gpt-5', input: 'my name is Ada' });
+    await client().responses.create({ model: 'gpt-5', input: 'and mine?', previous_response_id: first.id });
+    const sent = setup.primary.requests.at(-1)?.body;
+    expect(sent.previous_response_id).toBeUndefined();
+    expect(sent.input.map((item: { type?: string; role?: string }) => item.role ?? item.type)).toEqual(['user', 'assistant', 'user']);
+  });
+
   it('ends a stream cut in the middle with an error the SDK raises', async () => {
     setup.primary.queueFaults({ kind: 'cut', afterChunks: 5 });
     const stream = client().responses.stream({ model: '', input: 'one two three four five six', store: false });

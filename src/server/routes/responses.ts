@@ -63,7 +63,9 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
   const input = [...history, ...inputItems(req)];
   // Upstream gets the whole conversation, not an id it may never have seen (the state is ours).
   const { previous_response_id: _previous, ...rest } = body;
-  chat.lossless = { ...losslessRequest(request, 'openai_responses'), body: history.length > 0 ? { ...rest, input: [...forOpenAI(history), ...inputItems(req)] } : body };
+  const lossless = losslessRequest(request, 'openai_responses');
+  // With history the body is a new one: the client's text (raw) is not what goes up.
+  chat.lossless = history.length > 0 ? { dialect: lossless.dialect, headers: lossless.headers, query: lossless.query, body: { ...rest, input: [...forOpenAI(history), ...inputItems(req)] } } : lossless;
   // Gemini's thought signatures ride in the clients' call ids; providers get them apart.
   readSignedCallIds(chat);
   const ctx: ResponseContext = { id: `resp_${randomBytes(24).toString('hex')}`, createdAt: Math.floor(Date.now() / 1000), request: req, customTools: chat.customTools };

@@ -73,6 +73,8 @@ describe('resolving model names', () => {
     expect(explained(catalog, 'openai/claude-opus-5-5')[0]).toBe('openai/gpt-5 (alias)');
     expect(explained(catalog, 'local/claude-x-haiku-1')[0]).toBe('local/qwen3:4b (pattern claude-*-haiku-*)');
     expect(explained(catalog, 'anthropic/some-new-model')[0]).toBe('anthropic/some-new-model (provider/model)');
+    // Nothing after the slash: the provider's default model, never an empty name sent upstream.
+    expect(explained(catalog, 'local/')[0]).toBe('local/llama3:8b (default)');
   });
 
   it('without a model, tries every provider with its default model', () => {

@@ -252,7 +252,8 @@ export class ModelCatalog {
       const slash = requested.indexOf('/');
       const provider = slash > 0 ? requested.slice(0, slash) : '';
       if (this.providers.has(requested)) first.push({ ...this.target(requested), match: 'provider' });
-      else if (provider && this.providers.has(provider)) first.push(this.target(provider, requested.slice(slash + 1)));
+      // `provider/` with nothing after the slash asks for that provider's default model, as its name alone does.
+      else if (provider && this.providers.has(provider)) first.push(this.target(provider, requested.slice(slash + 1) || undefined));
       else {
         for (const name of byPreference(this.servedBy.get(requested) ?? [])) first.push(this.target(name, requested));
         // Patterns come after every exact name or alias: a provider that lists the name is preferred.

@@ -1,7 +1,7 @@
 /**
  * The real Claude Code CLI (test/agents) completing a tool-using turn through Hapax to the cloud providers that
- * translate its Messages requests: Gemini (generateContent, with Claude Code's JSON Schemas as
- * parametersJsonSchema) and Azure OpenAI (Chat Completions under a deployment path). The scripted model reads
+ * translate its Messages requests: Gemini 3 (generateContent, with Claude Code's JSON Schemas as
+ * parametersJsonSchema, and the function call's thought signature sent back) and Azure OpenAI (Chat Completions under a deployment path). The scripted model reads
  * note.txt with the Read tool, then says what the tool returned.
  */
 import { writeFile } from 'node:fs/promises';
@@ -44,12 +44,12 @@ function expectToolTurnDone(run: ClaudeCodeRun): void {
 
 describe('Claude Code through Hapax to a gemini provider', () => {
   const setup = useStarted({ work: workdir })
-    .and({ gemini: ({ work }) => startFakeGemini({ name: 'gemini', apiKey: UPSTREAM_KEY, models: ['gemini-2.5-pro'], turn: readTheNote(() => work.path) }) })
+    .and({ gemini: ({ work }) => startFakeGemini({ name: 'gemini', apiKey: UPSTREAM_KEY, models: ['gemini-3-pro-preview'], turn: readTheNote(() => work.path) }) })
     .and({
       gateway: ({ gemini }) =>
         startTestGateway(`
 providers:
-  gemini: {type: gemini, base_url: "${gemini.url}", api_key: "${UPSTREAM_KEY}", model: gemini-2.5-pro, models: {"claude-*": gemini-2.5-pro}}
+  gemini: {type: gemini, base_url: "${gemini.url}", api_key: "${UPSTREAM_KEY}", model: gemini-3-pro-preview, models: {"claude-*": gemini-3-pro-preview}}
 retry: {max_retries: 0}
 `),
     });
@@ -64,7 +64,10 @@ retry: {max_retries: 0}
       expect(calls[0]?.body.tools[0].functionDeclarations).toContainEqual(expect.objectContaining({ name: 'Read', parametersJsonSchema: expect.any(Object) }));
       expect(calls[0]?.body.systemInstruction.parts.length).toBeGreaterThan(0);
       const contents: any[] = calls.at(-1)?.body.contents ?? [];
-      expect(contents.some((c) => c.role === 'model' && c.parts.some((p: any) => p.functionCall?.name === 'Read'))).toBe(true);
+      const call = contents.filter((c) => c.role === 'model').flatMap((c) => c.parts).find((p: any) => p.functionCall?.name === 'Read');
+      // Gemini 3 refuses the call back without its thought signature: Claude Code carried it in the tool_use id.
+      expect(call?.thoughtSignature).toMatch(/^[A-Za-z0-9+/]+=*$/);
+      expect(call?.thoughtSignature).not.toBe('skip_thought_signature_validator');
       const response = contents.flatMap((c) => c.parts).find((p: any) => p.functionResponse)?.functionResponse;
       expect(response?.name).toBe('Read');
       expect(JSON.stringify(response)).toContain(NOTE);

@@ -117,8 +117,18 @@ class MessagesStreamReader implements StreamReader {
   }
 }
 
-/** What a content_block_delta adds to the answer: its text, thinking or tool-input JSON (0 for a frame that is not JSON: it goes on as sent). */
+/**
+ * What a content_block_delta adds to the answer: its text, thinking or tool-input JSON. The delta's one string
+ * field is the last thing in the event (`…_delta","text":"…"}}`), so its length is read off the frame without
+ * parsing it (most of a stream's events, and only an estimate's input); other shapes are parsed. A frame that
+ * is not JSON counts as nothing (it goes on as sent).
+ */
 function deltaChars(data: string): number {
+  const type = data.lastIndexOf('_delta","');
+  if (type > 0 && data.endsWith('"}}')) {
+    const field = data.indexOf('":"', type + 9);
+    if (field > 0 && data.indexOf('"', type + 9) === field) return data.startsWith('signature', type + 9) ? 0 : Math.max(0, data.length - field - 6);
+  }
   let event: StreamedEvent;
   try {
     event = JSON.parse(data);

@@ -130,3 +130,26 @@ export function shebang(dir: string): { env: Record<string, string>; flags: stri
   }
   return { env, flags: words[at] === 'node' ? words.slice(at + 1) : [] };
 }
+
+/** A full GC in the gateway through its inspector (started with --inspect=127.0.0.1:0). */
+export async function collectGarbage(wsUrl: string): Promise<void> {
+  const ws = new WebSocket(wsUrl);
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener('open', () => resolve(), { once: true });
+    ws.addEventListener('error', () => reject(new Error(`inspector ${wsUrl} refused the connection`)), { once: true });
+  });
+  const done = new Promise<void>((resolve) => ws.addEventListener('message', () => resolve(), { once: true }));
+  ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+  await done;
+  ws.close();
+}
+
+/** The inspector's WebSocket URL, from what a process started with --inspect prints on stderr. */
+export async function inspectorUrl(stderr: () => string): Promise<string> {
+  for (let i = 0; i < 500; i++) {
+    const match = /ws:\/\/[^\s]+/.exec(stderr());
+    if (match) return match[0];
+    await sleep(10);
+  }
+  throw new Error(`the gateway printed no inspector URL: ${stderr()}`);
+}

@@ -9,7 +9,7 @@
  * each with its own warm-up, so the noise of a shared machine hits them alike. Every figure is also given
  * as a ratio to the bare proxy measured in the same run.
  *
- * Flags: --duration S (per scenario, default 10), --warmup S (default 2), --quick (3 s + 1 s),
+ * Flags: --duration S (per scenario, default 10), --warmup S (default 2), --prime S (every target and mode before any is measured, default 3), --quick (3 s + 1 s),
  *        --connections 1,10,100, --modes json,stream, --targets direct,bare,hapax, --cold-starts N (default 3),
  *        --soak S (10 connections, mixed JSON/stream, RSS and heap over time), --profile (a --cpu-prof run at
  *        10 connections, summarized), --log FILE (gateway request log; default a temp file; /dev/null works),
@@ -20,6 +20,7 @@
  *        --scale 1000,5000,10000 (the scale scenario's stream counts, scale.ts; 0 skips it),
  *        --scale-chunks N (default 10), --scale-gap MS (default 300): the slow upstream's streams,
  *        --scale-ramp MS (the ramped rows' arrival spread; default one stream's length, chunks × gap),
+ *        --scale-soak S (after the scale rows, S seconds of long streams on a fresh gateway: heap before and after),
  *        --only-scale (just the scale scenario; writes latest-scale.json and latest-scale.md).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -29,7 +30,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { request } from 'undici';
-import { API_KEY, freePort, nextMessage, NODE, quantile, REPO, rss, shebang, sleep, stopChild } from './lib.ts';
+import { API_KEY, collectGarbage, freePort, inspectorUrl, nextMessage, NODE, quantile, REPO, rss, shebang, sleep, stopChild } from './lib.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 import { compareMarkdown, profileMarkdown, summarizeProfile, type ProfileSummary } from './profile.ts';
 import { runScaleScenario, scaleMarkdown, scaleTargets, type ScaleReport } from './scale.ts';
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: 'string' },
     warmup: { type: 'string' },
+    prime: { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
     connections: { type: 'string', default: '1,10,100' },
     modes: { type: 'string', default: 'json,stream' },
@@ -61,6 +63,7 @@ const { values: args } = parseArgs({
     'scale-chunks': { type: 'string', default: '10' },
     'scale-gap': { type: 'string', default: '300' },
     'scale-ramp': { type: 'string' },
+    'scale-soak': { type: 'string' },
     'only-scale': { type: 'boolean', default: false },
   },
   strict: true,
@@ -80,6 +83,7 @@ const HAPAX_DIR = resolve(args['hapax-dir'] ?? REPO);
 const { env: GATEWAY_ENV, flags: shebangFlags } = shebang(HAPAX_DIR);
 const GATEWAY_FLAGS = [...shebangFlags, ...args['node-flags'].split(' ').filter(Boolean)];
 const soakS = args.soak ? Number(args.soak) : 0;
+const primeS = Number(args.prime);
 /** A directory where `@portkey-ai/gateway` is installed: adds Portkey's gateway as a target, for the side-by-side. */
 const PORTKEY_DIR = args.portkey ? resolve(args.portkey) : undefined;
 const targetNames = args.targets.split(',');
@@ -367,32 +371,10 @@ function slopePerMinute(points: { t: number; v: number }[]): number {
   return (num / den) * 60;
 }
 
-/** A full GC in the gateway through its inspector (started with --inspect=127.0.0.1:0). */
-async function collectGarbage(wsUrl: string): Promise<void> {
-  const ws = new WebSocket(wsUrl);
-  await new Promise<void>((resolve, reject) => {
-    ws.addEventListener('open', () => resolve(), { once: true });
-    ws.addEventListener('error', () => reject(new Error(`inspector ${wsUrl} refused the connection`)), { once: true });
-  });
-  const done = new Promise<void>((resolve) => ws.addEventListener('message', () => resolve(), { once: true }));
-  ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
-  await done;
-  ws.close();
-}
-
-async function inspectorUrl(gateway: Gateway): Promise<string> {
-  for (let i = 0; i < 500; i++) {
-    const match = /ws:\/\/[^\s]+/.exec(gateway.stderr());
-    if (match) return match[0];
-    await sleep(10);
-  }
-  throw new Error(`the gateway printed no inspector URL: ${gateway.stderr()}`);
-}
-
 /** A fresh gateway under 10 connections of mixed JSON and streams; heap after full GCs at start and end. */
 async function soak(upstreamPort: number, logFile: string, seconds: number): Promise<SoakResult> {
   const gateway = await startHapax(upstreamPort, logFile, ['--inspect=127.0.0.1:0']);
-  const ws = await inspectorUrl(gateway);
+  const ws = await inspectorUrl(gateway.stderr);
   const origin = `http://127.0.0.1:${gateway.port}`;
   // Warm up (JIT, pools, V8 heap sizing) before the baseline.
   await load({ origin, path: CHAT_PATH, apiKey: API_KEY, stream: 'mixed', connections: 10, warmupMs: 0, durationMs: Math.min(20_000, (seconds * 1000) / 10) });
@@ -639,7 +621,8 @@ function scale(logFile: string): Promise<ScaleReport> {
     apiKey: API_KEY,
     path: CHAT_PATH,
     rampMs: args['scale-ramp'] === undefined ? undefined : Number(args['scale-ramp']),
-    startGateway: (upstreamPort, env) => startHapax(upstreamPort, logFile, [], env),
+    soakSeconds: args['scale-soak'] === undefined ? undefined : Number(args['scale-soak']),
+    startGateway: (upstreamPort, env, nodeFlags) => startHapax(upstreamPort, logFile, nodeFlags, env),
     track,
     log,
   });
@@ -708,6 +691,18 @@ async function main(): Promise<void> {
   for (const name of targetNames) {
     if (!origins[name]) throw new Error(`unknown target ${name}${name === 'portkey' ? ' (pass --portkey DIR)' : ''}`);
     await sanityCheck(name, origins[name].origin, origins[name].headers, origins[name].path);
+  }
+  // Every target and mode primed before anything is measured: the gateway serves all of Hapax's rows from one
+  // process, and the row measured first on it used to pay for the JIT and the heap's growth (about 0.1 ms of CPU
+  // a request, whichever lane it was), which its own short warm-up does not cover.
+  if (primeS > 0) {
+    for (const mode of modes) {
+      for (const name of targetNames) {
+        const { origin, headers, path } = origins[name];
+        await load({ origin, path: path ?? CHAT_PATH, apiKey: API_KEY, headers, stream: mode === 'stream', connections: 10, warmupMs: 0, durationMs: primeS * 1000 });
+      }
+    }
+    log(`primed: ${primeS} s per target and mode at 10 connections`);
   }
 
   const scenarios: Scenario[] = [];

@@ -16,6 +16,10 @@ export interface ScaleSpec {
   streams: number;
   /** Arrivals spread evenly over this long (0 or absent: all at once). */
   rampMs?: number;
+  /** Chunks each stream asks for (as max_tokens); absent: the upstream's own count. */
+  chunks?: number;
+  /** Every how-manieth stream its client leaves after the first chunk (the soak: aborts must free everything). */
+  leaveEvery?: number;
   /** The proxy process to sample (none for direct). */
   watchPid?: number;
 }
@@ -23,6 +27,8 @@ export interface ScaleSpec {
 export interface ScaleLoadResult {
   streams: number;
   completed: number;
+  /** Streams their client left on purpose (leaveEvery). */
+  left: number;
   errors: number;
   /** Streams that ended without their [DONE]. */
   incomplete: number;
@@ -47,10 +53,13 @@ class StreamExchange implements Dispatcher.DispatchHandler {
   status = 0;
   tail = '';
   error = '';
+  left = false;
   private readonly done: (exchange: StreamExchange) => void;
+  private readonly leave: boolean;
 
-  constructor(done: (exchange: StreamExchange) => void) {
+  constructor(done: (exchange: StreamExchange) => void, leave = false) {
     this.done = done;
+    this.leave = leave;
   }
 
   get ttftMs(): number {
@@ -67,8 +76,15 @@ class StreamExchange implements Dispatcher.DispatchHandler {
     this.status = statusCode;
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.first === 0) this.first = performance.now();
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.first === 0) {
+      this.first = performance.now();
+      if (this.leave && this.status === 200) {
+        this.left = true;
+        controller.abort(new Error('the client left'));
+        return;
+      }
+    }
     if (this.status !== 200) {
       if (this.error.length < 300) this.error += chunk.toString('utf8');
     } else this.tail = (this.tail + chunk.toString('latin1')).slice(-DONE.length);
@@ -82,7 +98,7 @@ class StreamExchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.ended = performance.now();
-    this.error = `transport: ${error.message}`;
+    if (!this.left) this.error = `transport: ${error.message}`;
     this.done(this);
   }
 }
@@ -106,10 +122,11 @@ export async function runScale(spec: ScaleSpec): Promise<ScaleLoadResult> {
       if (--left === 0) resolve();
     };
     const open = () => {
-      const exchange = new StreamExchange(done);
+      const exchange = new StreamExchange(done, spec.leaveEvery !== undefined && counter % spec.leaveEvery === 0);
       exchanges.push(exchange);
       counter++;
-      const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"scale ${RUN} stream ${counter}"}],"stream":true}`;
+      const length = spec.chunks === undefined ? '' : `,"max_tokens":${spec.chunks}`;
+      const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"scale ${RUN} stream ${counter}"}],"stream":true${length}}`;
       pool.dispatch({ path: spec.path, method: 'POST', headers, body }, exchange);
     };
     const ramp = spec.rampMs ?? 0;
@@ -131,11 +148,13 @@ export async function runScale(spec: ScaleSpec): Promise<ScaleLoadResult> {
 
   const ok = exchanges.filter((e) => !e.error && e.tail === DONE);
   const failed = exchanges.filter((e) => e.error);
+  const left = exchanges.filter((e) => e.left).length;
   return {
     streams: spec.streams,
     completed: ok.length,
+    left,
     errors: failed.length,
-    incomplete: exchanges.length - ok.length - failed.length,
+    incomplete: exchanges.length - ok.length - failed.length - left,
     errorSamples: [...new Set(failed.map((e) => e.error))].slice(0, 5),
     wallMs,
     ttft: summarize(Float64Array.from(ok.map((e) => e.ttftMs))),

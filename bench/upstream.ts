@@ -5,7 +5,8 @@
  * Everything is prebuilt: the upstream's own cost per request is a body read and a write or eleven.
  *
  * `--chunks N --gap MS` makes it a slow model for the scale scenario (scale.ts): every stream is N content chunks
- * MS apart (the first at once), then the finish and [DONE], like a real completion of N tokens.
+ * MS apart (the first at once), then the finish and [DONE], like a real completion of N tokens; a request's own
+ * `max_tokens` sets N for its stream.
  *
  * `--tls-cert FILE --tls-key FILE` also listens with TLS, offering HTTP/2 (and HTTP/1.1) as hosted APIs do: the
  * scale scenario's largest counts multiplex their upstream streams there, as a proxy could not hold one
@@ -90,6 +91,13 @@ function sendSlowStream(res: ServerResponse, chunks: number, gapMs: number): voi
 
 let slow: { chunks: number; gapMs: number } | undefined;
 
+const MAX_TOKENS = /"max_tokens":(\d+)/;
+
+function maxTokensOf(body: Buffer): number | undefined {
+  const match = MAX_TOKENS.exec(body.toString('latin1'));
+  return match ? Number(match[1]) : undefined;
+}
+
 /** The handler for both listeners: HTTP/2's compatibility request and response have the same shape. */
 function handle(req: IncomingMessage, res: ServerResponse): void {
   if (req.method === 'GET' && req.url?.endsWith('/models')) {
@@ -107,7 +115,8 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     }
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
     if (body.includes(STREAM_MARK)) {
-      if (slow) sendSlowStream(res, slow.chunks, slow.gapMs);
+      // A slow stream is as long as the request's max_tokens asks (one chunk a token), else --chunks.
+      if (slow) sendSlowStream(res, maxTokensOf(body) ?? slow.chunks, slow.gapMs);
       else sendStream(res);
       return;
     }

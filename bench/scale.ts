@@ -222,7 +222,7 @@ export async function runScaleScenario(opts: ScaleOptions): Promise<ScaleReport>
                   max: worst(metric(text, 'nodejs_eventloop_lag_max_seconds'), eventLoop.max),
                 };
               }),
-            250,
+            1000,
           );
         }
         const r = await burst({ origin, path, apiKey: opts.apiKey, streams, rampMs: plan.rampMs, chunks: plan.chunks === opts.chunks ? undefined : plan.chunks, watchPid: pid });

@@ -39,7 +39,7 @@ admin: {key: ${ADMIN}}
 
   it('is provider for an answer that reported usage, estimated for a stream that did not, and budgets are charged either way', async () => {
     const answer = await client().chat.completions.create(request);
-    expect(lines().at(-1)).toMatchObject({ usage_source: 'provider', tokens: { prompt: answer.usage?.prompt_tokens, completion: answer.usage?.completion_tokens } });
+    expect(lines().at(-1)).toMatchObject({ lane: 'translated', usage_source: 'provider', tokens: { prompt: answer.usage?.prompt_tokens, completion: answer.usage?.completion_tokens } });
     const afterAnswer = await spent();
     expect(afterAnswer).toBe(answer.usage?.total_tokens);
 
@@ -106,7 +106,7 @@ routes:
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
     expect(text).toBe('one two three four five six seven eight nine ten');
     await expect.poll(() => lines('/v1/chat/completions').length).toBe(1);
-    expect(lines('/v1/chat/completions')[0]).toMatchObject({ usage_source: 'estimated', tokens: { completion: Math.ceil(text.length / 4) } });
+    expect(lines('/v1/chat/completions')[0]).toMatchObject({ lane: 'lossless', usage_source: 'estimated', tokens: { completion: Math.ceil(text.length / 4) } });
     // The lossless lane: the client's body went up as sent, with only the usage request added.
     expect(setup.upstream.requests.at(-1)?.body).toEqual({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count to ten' }], stream: true, stream_options: { include_usage: true } });
   });

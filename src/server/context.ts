@@ -59,6 +59,8 @@ export interface RequestState {
   reservation?: Reservation;
   /** Whether `usage` is the provider's own figures or estimated by the gateway (a stream that gave none). */
   usageSource?: 'provider' | 'estimated';
+  /** Which lane served a chat answer: the provider's own bytes (lossless) or through the canonical model. */
+  lane?: 'lossless' | 'translated';
   /** Characters of answer text streamed so far: the estimate when a stream ends without usage. */
   streamedChars?: number;
   /** A stream resumed on another candidate after a cut (resume_streams): where, and what each attempt spent. */

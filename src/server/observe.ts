@@ -193,6 +193,7 @@ export class RequestObserver {
         overhead_ms: overheadMs === undefined ? undefined : round2(overheadMs),
         tokens: usage ? tokensField(usage) : undefined,
         usage_source: usage ? (state.usageSource ?? 'provider') : undefined,
+        lane: state.lane,
         dropped: state.dropped,
         cost_usd: cost,
         priced,

@@ -37,6 +37,7 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
     setServedBy(reply, state, result, result.value.model, result.value.usage);
     // The lossless lane: the provider's JSON as it sent it (Fastify sends a JSON-typed string unserialized).
     const relayed = result.value.relayed?.body;
+    state.lane = relayed === undefined ? 'translated' : 'lossless';
     if (relayed !== undefined) return reply.type('application/json').send(relayed);
     // Translated: what the target could not express is named (the lossless lane drops nothing).
     setDropped(reply, state, chat.unsupported, ctx.dropped);
@@ -47,6 +48,7 @@ export async function serveChat(request: FastifyRequest, reply: FastifyReply, st
   const start = first.type === 'start' ? first : first.type === 'relayed' ? first.start : undefined;
   const model = start?.model || result.target.model;
   setServedBy(reply, state, result, model);
+  state.lane = first.type === 'relayed' ? 'lossless' : 'translated';
   if (first.type !== 'relayed') setDropped(reply, state, chat.unsupported, ctx.dropped);
   const encoding = wire.stream({ requestId: request.id, provider: result.target.provider, model, id: start?.id });
   return sendEventStream(reply, result.value, { ...encoding, encode: (event) => encoding.encode(withSignedCallId(event)) });

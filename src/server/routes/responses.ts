@@ -78,6 +78,7 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
     const result = await dispatcher.complete(chat, candidates, attempt);
     setServedBy(reply, state, result, result.value.model, result.value.usage);
     const relayed = result.value.relayed?.body;
+    state.lane = relayed === undefined ? 'translated' : 'lossless';
     if (relayed !== undefined) {
       await keep?.(JSON.parse(relayed) as StoredResponse['response']);
       return reply.type('application/json').send(relayed);
@@ -93,6 +94,7 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
   const model = start?.model || result.target.model;
   setServedBy(reply, state, result, model);
   const encoder = new ResponseStreamEncoder(ctx, model);
+  state.lane = first.type === 'relayed' ? 'lossless' : 'translated';
   if (first.type !== 'relayed') setDropped(reply, state, chat.unsupported, attempt.dropped);
   const stream = first.type === 'relayed' || keep ? await settled(result.value, encoder, keep) : result.value;
   return sendEventStream(reply, stream, { encode: (event) => encoder.encode(withSignedCallId(event)), error: (error) => encoder.failed(error) });

@@ -14,6 +14,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeBedrock, TEST_AWS_CREDENTIALS } from './fakes/bedrock.ts';
 import type { FakeProvider } from './fakes/common.ts';
 import { startFakeGemini } from './fakes/gemini.ts';
+import { startFakeOpenAI } from './fakes/openai.ts';
+import { startFakeResponses } from './fakes/openai-responses.ts';
 import { makeServiceAccount, startFakeVertex } from './fakes/vertex.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { routeGoogleToken } from './helpers/google-token.ts';
@@ -179,3 +181,121 @@ for (const [dialect, upstream] of Object.entries(UPSTREAMS)) {
     }
   });
 }
+
+/**
+ * The Responses API on the lossless lane: the client got an OpenAI provider's own events until the cut; the
+ * continuation (Chat Completions on the next provider, prefilled) goes on as that same response: the
+ * provider's response id, the same message item and output_index, sequence numbers without a gap or a repeat,
+ * and the response stored whole for previous_response_id.
+ */
+describe('resume on the Responses lossless lane', () => {
+  const setup = useStarted({
+    first: () => startFakeResponses({ name: 'first', reply }),
+    second: () => startFakeOpenAI({ name: 'second', reply }),
+  }).and({
+    gateway: ({ first, second }) =>
+      startTestGateway(`
+providers:
+  first: {type: openai, base_url: "${first.url}", model: gpt-5, stream_idle_timeout: 300ms}
+  second: {type: openai, base_url: "${second.url}", model: gpt-5}
+provider_preference: [first, second]
+retry: {max_retries: 0}
+circuit_breaker: {failure_threshold: 1000}
+dedup: {enabled: false}
+routes:
+  - {path: /v1/responses, handler: responses, resume_streams: true}
+`),
+  });
+  afterEach(() => {
+    setup.first.reset();
+    setup.second.reset();
+  });
+
+  interface Read {
+    text: string;
+    responseIds: Set<string>;
+    itemIds: Set<string>;
+    outputIndices: Set<number>;
+    sequence: number[];
+    types: string[];
+  }
+  const read = (): Read => ({ text: '', responseIds: new Set(), itemIds: new Set(), outputIndices: new Set(), sequence: [], types: [] });
+  const note = (got: Read, event: any) => {
+    got.sequence.push(event.sequence_number);
+    got.types.push(event.type);
+    if (event.response?.id) got.responseIds.add(event.response.id);
+    if (event.item?.id) got.itemIds.add(event.item.id);
+    if (event.item_id) got.itemIds.add(event.item_id);
+    if (typeof event.output_index === 'number') got.outputIndices.add(event.output_index);
+    if (event.type === 'response.output_text.delta') got.text += event.delta;
+  };
+  const client = () => new OpenAI({ baseURL: `${setup.gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+
+  function expectOneResponse(got: Read) {
+    expect(got.text).toBe(ANSWER);
+    expect(got.responseIds.size).toBe(1);
+    expect([...got.responseIds][0]).toMatch(/^resp_/);
+    expect(got.itemIds.size).toBe(1);
+    expect([...got.outputIndices]).toEqual([0]);
+    expect(got.sequence).toEqual(got.sequence.map((_, i) => i));
+    // One of each frame that opens or closes something: no second message, part or response.
+    for (const type of ['response.created', 'response.output_item.added', 'response.content_part.added', 'response.output_text.done', 'response.output_item.done', 'response.completed']) {
+      expect(got.types.filter((t) => t === type), type).toHaveLength(1);
+    }
+    expect(got.types).not.toContain('error');
+    // The response id is the provider's own: the client read its events until the cut.
+    const relayedId = [...got.responseIds][0];
+    expect(setup.first.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+    return relayedId;
+  }
+
+  function expectPrefilledAndSummed(usage: { input_tokens: number; output_tokens: number } | undefined) {
+    const continued = lastPost(setup.second);
+    expect(continued?.path).toBe('/v1/chat/completions');
+    const prefill = continued?.body.messages.at(-1);
+    expect(prefill.role).toBe('assistant');
+    expect(prefill.content.length).toBeGreaterThan(0);
+    expect(ANSWER.startsWith(prefill.content)).toBe(true);
+    const line = lastRequestLine(setup.gateway);
+    const [cut, rest] = line.resumed.spent;
+    expect(cut).toMatchObject({ provider: 'first', estimated: true });
+    expect(rest).toMatchObject({ provider: 'second', estimated: false });
+    expect(usage).toMatchObject({ input_tokens: cut.prompt + rest.prompt, output_tokens: cut.completion + rest.completion });
+  }
+
+  for (const how of ['reset', 'error', 'silence'] as const) {
+    it(`responses.stream: a ${how} mid-answer goes on as the same response, item and numbering`, async () => {
+      setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 8, how, chunkDelayMs: 5 });
+      const stream = client().responses.stream({ model: 'gpt-5', input: 'tell me about the fox' });
+      const got = read();
+      for await (const event of stream) note(got, event);
+      const final = await stream.finalResponse();
+      const id = expectOneResponse(got);
+      expect(final.id).toBe(id);
+      expect(final.output_text).toBe(ANSWER);
+      expect(final.output).toHaveLength(1);
+      expect(final.output[0]).toMatchObject({ type: 'message', id: [...got.itemIds][0] });
+      expectPrefilledAndSummed(final.usage ?? undefined);
+      expect(lastRequestLine(setup.gateway).resumed.at[0]).toMatchObject({ from: 'first', to: 'second', reason: how === 'silence' ? 'timeout' : expect.any(String) });
+
+      // Stored whole under the provider's id: a retrieve, and a conversation continued from it, see all of it.
+      const stored = await client().responses.retrieve(id);
+      expect(stored.output_text).toBe(ANSWER);
+    });
+  }
+
+  it('responses.create({stream: true}): the same, read event by event', async () => {
+    setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 9, how: 'reset' });
+    const stream = await client().responses.create({ model: 'gpt-5', input: 'tell me about the fox', stream: true, store: false });
+    const got = read();
+    let completed: any;
+    for await (const event of stream) {
+      note(got, event);
+      if (event.type === 'response.completed') completed = event.response;
+    }
+    const id = expectOneResponse(got);
+    expect(completed.id).toBe(id);
+    expect(completed.output[0].content[0].text).toBe(ANSWER);
+    expectPrefilledAndSummed(completed.usage);
+  });
+});

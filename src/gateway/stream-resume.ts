@@ -167,6 +167,7 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
     if (!resumable) throw error;
     // Lossless lane: what the client got is the provider's frames; read them, once, into the answer so far.
     const prior = this.readRelayed();
+    const frames = this.relayed?.frames;
     if (this.toolCallOpen || this.resumes >= MAX_RESUMES) {
       metrics.streamResumes.inc({ provider: from, outcome: this.toolCallOpen ? 'tool_call' : 'exhausted' });
       throw error;
@@ -195,7 +196,7 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
     this.attemptUsage = undefined;
     this.relayed = undefined;
     this.pending = this.splice(opened.value.first);
-    return prior ? { type: 'resumed', provider: opened.target.provider, prior } : { type: 'resumed', provider: opened.target.provider };
+    return prior ? { type: 'resumed', provider: opened.target.provider, prior, frames } : { type: 'resumed', provider: opened.target.provider };
   }
 
   /** The relayed frames so far as canonical events (and the answer so far taken from them), or undefined. */

@@ -299,3 +299,35 @@ routes:
     expectPrefilledAndSummed(completed.usage);
   });
 });
+
+describe('a candidate that refuses the prefill', () => {
+  // Newer Gemini Flash models answer a trailing model turn with 400; the one that was cut takes it.
+  const setup = useStarted({
+    first: () => startFakeGemini({ name: 'first', apiKey: GEMINI_KEY, reply }),
+    second: () => startFakeGemini({ name: 'second', apiKey: GEMINI_KEY, reply, models: ['gemini-3.6-flash'] }),
+  }).and({
+    gateway: ({ first, second }) =>
+      startTestGateway(`
+providers:
+  first: {type: gemini, base_url: "${first.url}", api_key: "${GEMINI_KEY}", model: gemini-2.5-flash}
+  second: {type: gemini, base_url: "${second.url}", api_key: "${GEMINI_KEY}", model: gemini-3.6-flash}
+${COMMON}`),
+  });
+
+  it('is passed over: the continuation goes on to the next candidate (here the provider that was cut)', async () => {
+    setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 8, how: 'reset' });
+    const got = await chat(setup.gateway.url, 'tell me about the fox');
+    expect(got.text).toBe(ANSWER);
+    expect(got.ids.size).toBe(1);
+    // The second provider was asked to continue and refused (a 400 of its own, the walk's client-kind failure).
+    expect(geminiPrefill(setup.second).role).toBe('model');
+    const line = lastRequestLine(setup.gateway);
+    expect(line.failover).toEqual(expect.arrayContaining([expect.objectContaining({ provider: 'second', status: 400 })]));
+    expect(line.resumed.at).toEqual([expect.objectContaining({ from: 'first', to: 'first' })]);
+    const prefill = geminiPrefill(setup.first);
+    expect(prefill.role).toBe('model');
+    expect(ANSWER.startsWith(prefill.text) && prefill.text.length > 0).toBe(true);
+    const [cut, rest] = line.resumed.spent;
+    expect(got.usage).toEqual({ input: cut.prompt + rest.prompt, output: cut.completion + rest.completion });
+  });
+});

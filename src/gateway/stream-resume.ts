@@ -181,7 +181,7 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
     const continuation = this.continuation();
     let opened: DispatchResult<OpenStream>;
     try {
-      opened = await this.opts.reopen(continuation, this.order(), { ...ctx, deadlineAt: Date.now() + this.opts.windowMs, hedgeAfterMs: undefined });
+      opened = await this.reopen(continuation);
     } catch {
       metrics.streamResumes.inc({ provider: from, outcome: 'failed' });
       // The cut is what the client is told about: the continuation's own failures are in the trail.
@@ -197,6 +197,29 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
     this.relayed = undefined;
     this.pending = this.splice(opened.value.first);
     return prior ? { type: 'resumed', provider: opened.target.provider, prior, frames } : { type: 'resumed', provider: opened.target.provider };
+  }
+
+  /**
+   * The continuation opened on the first candidate that takes it. A provider that refuses it (a 4xx, such as a
+   * Gemini model that takes no trailing model turn) ends a failover walk, as a client's own error does; but the
+   * request was accepted before, so the refusal is that provider's own, and the candidates not tried yet are.
+   */
+  private async reopen(continuation: CanonicalRequest): Promise<DispatchResult<OpenStream>> {
+    const { ctx } = this.opts;
+    const walk: DispatchContext = { ...ctx, deadlineAt: Date.now() + this.opts.windowMs, hedgeAfterMs: undefined };
+    let candidates = this.order();
+    for (;;) {
+      const before = ctx.trail?.length ?? 0;
+      try {
+        return await this.opts.reopen(continuation, candidates, walk);
+      } catch (error) {
+        const attempts = ctx.trail?.slice(before) ?? [];
+        const refused = attempts.some((a) => a.failure && !a.failure.retryable && a.failure.kind !== 'aborted');
+        const tried = new Set(attempts.map((a) => a.target.provider));
+        candidates = candidates.filter((t) => !tried.has(t.provider));
+        if (!refused || candidates.length === 0 || ctx.signal.aborted || Date.now() >= walk.deadlineAt) throw error;
+      }
+    }
   }
 
   /** The relayed frames so far as canonical events (and the answer so far taken from them), or undefined. */

@@ -284,6 +284,31 @@ routes:
     });
   }
 
+  it('the reasoning item the provider had finished before the cut is kept as it sent it (its encrypted content too)', async () => {
+    // created, in_progress, the reasoning item (added, summary part, delta, done x2, item done), the message added, its part, then 3 deltas
+    setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 13, how: 'reset' });
+    const stream = client().responses.stream({ model: 'gpt-5', input: 'tell me about the fox', store: false, reasoning: { effort: 'low', summary: 'auto' }, include: ['reasoning.encrypted_content'] });
+    const got = read();
+    let sealed: any;
+    for await (const event of stream) {
+      note(got, event);
+      if (event.type === 'response.output_item.done' && event.item.type === 'reasoning') sealed = event.item;
+    }
+    const final = await stream.finalResponse();
+    expect(got.text).toBe(ANSWER);
+    expect(got.responseIds.size).toBe(1);
+    expect(got.sequence).toEqual(got.sequence.map((_, i) => i));
+    expect(sealed.encrypted_content).toMatch(/^fake-sealed:/);
+    expect(final.output.map((item) => item.type)).toEqual(['reasoning', 'message']);
+    expect(final.output[0]).toEqual(sealed);
+    expect(final.output_text).toBe(ANSWER);
+    // Two items, each with one id and its own index: the continuation's thinking (it had some) was not added as a third.
+    expect(got.itemIds).toEqual(new Set([sealed.id, final.output[1].id]));
+    expect([...got.outputIndices].sort()).toEqual([0, 1]);
+    expect(got.types.filter((t) => t === 'response.output_item.added')).toHaveLength(2);
+    expect(lastRequestLine(setup.gateway).resumed.at[0]).toMatchObject({ from: 'first', to: 'second' });
+  });
+
   it('responses.create({stream: true}): the same, read event by event', async () => {
     setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 9, how: 'reset' });
     const stream = await client().responses.create({ model: 'gpt-5', input: 'tell me about the fox', stream: true, store: false });

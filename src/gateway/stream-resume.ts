@@ -69,6 +69,8 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
   private resumes = 0;
   /** The prefill the current attempt was sent (its input is the prompt plus this). */
   private prefilled = '';
+  /** The last cut came after the answer's text had begun. */
+  private cutInText = false;
 
   constructor(opened: DispatchResult<OpenStream>, opts: ResumeOptions) {
     this.current = opened.value.rest;
@@ -147,6 +149,9 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
       return event;
     }
     if (event.type === 'start') return undefined;
+    // Cut in the text: the continuation's own thinking before it goes on is not written (the client's answer is
+    // past its reasoning; a second one after the text would open a new block or item). Its tokens still count.
+    if (this.cutInText && (event.type === 'reasoning' || event.type === 'reasoning_signature' || event.type === 'reasoning_redacted')) return undefined;
     if (event.type === 'text' && this.trimmed) {
       const text = dropLeading(event.text, this.trimmed);
       this.trimmed = text.rest;
@@ -178,6 +183,7 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
     const spent = this.opts.resume.spent;
     this.earlier = spent.slice(1).reduce((sum, part) => addUsage(sum, part.usage), spent[0].usage);
 
+    this.cutInText = this.text.length > 0;
     const continuation = this.continuation();
     let opened: DispatchResult<OpenStream>;
     try {

@@ -309,6 +309,19 @@ routes:
     expect(lastRequestLine(setup.gateway).resumed.at[0]).toMatchObject({ from: 'first', to: 'second' });
   });
 
+  it('a stream cut after its message item was done, just before response.completed, is completed once', async () => {
+    const words = ANSWER.match(/\s*\S+/g)?.length ?? 0;
+    // created, in_progress, item added, part added, the deltas, text done, part done, item done: then the cut.
+    setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 4 + words + 3, how: 'reset' });
+    const stream = client().responses.stream({ model: 'gpt-5', input: 'tell me about the fox', store: false });
+    const got = read();
+    for await (const event of stream) note(got, event);
+    const final = await stream.finalResponse();
+    expectOneResponse(got);
+    expect(final.output_text).toBe(ANSWER);
+    expect(lastRequestLine(setup.gateway).resumed.at[0]).toMatchObject({ from: 'first', to: 'second' });
+  });
+
   it('responses.create({stream: true}): the same, read event by event', async () => {
     setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 9, how: 'reset' });
     const stream = await client().responses.create({ model: 'gpt-5', input: 'tell me about the fox', stream: true, store: false });

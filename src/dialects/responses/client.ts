@@ -603,6 +603,8 @@ export class ResponseStreamEncoder {
     }
     for (const event of prior) this.encode(event);
     for (const [index, item] of done) this.output[index] = item;
+    // The provider had closed the item its text was in: the continuation does not close it again.
+    if (this.open && done.has(this.open.index)) this.open = undefined;
     this.sequence = 0;
     this.continueAfter(frames);
   }

@@ -77,6 +77,8 @@ export interface ResumedStream {
   /** Who continues the answer. */
   provider: string;
   prior?: StreamEvent[];
+  /** Lossless lane: the provider's frames the client got (encoders whose frames carry ids take them over). */
+  frames?: string;
 }
 
 /** What a stream carries: canonical events (translated lane, and accounting on the lossless one), relayed frames, and resumes. */

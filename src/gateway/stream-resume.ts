@@ -69,6 +69,8 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
   private resumes = 0;
   /** The prefill the current attempt was sent (its input is the prompt plus this). */
   private prefilled = '';
+  /** The last cut came after the answer's text had begun. */
+  private cutInText = false;
 
   constructor(opened: DispatchResult<OpenStream>, opts: ResumeOptions) {
     this.current = opened.value.rest;
@@ -147,6 +149,9 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
       return event;
     }
     if (event.type === 'start') return undefined;
+    // Cut in the text: the continuation's own thinking before it goes on is not written (the client's answer is
+    // past its reasoning; a second one after the text would open a new block or item). Its tokens still count.
+    if (this.cutInText && (event.type === 'reasoning' || event.type === 'reasoning_signature' || event.type === 'reasoning_redacted')) return undefined;
     if (event.type === 'text' && this.trimmed) {
       const text = dropLeading(event.text, this.trimmed);
       this.trimmed = text.rest;
@@ -167,6 +172,7 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
     if (!resumable) throw error;
     // Lossless lane: what the client got is the provider's frames; read them, once, into the answer so far.
     const prior = this.readRelayed();
+    const frames = this.relayed?.frames;
     if (this.toolCallOpen || this.resumes >= MAX_RESUMES) {
       metrics.streamResumes.inc({ provider: from, outcome: this.toolCallOpen ? 'tool_call' : 'exhausted' });
       throw error;
@@ -177,10 +183,11 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
     const spent = this.opts.resume.spent;
     this.earlier = spent.slice(1).reduce((sum, part) => addUsage(sum, part.usage), spent[0].usage);
 
+    this.cutInText = this.text.length > 0;
     const continuation = this.continuation();
     let opened: DispatchResult<OpenStream>;
     try {
-      opened = await this.opts.reopen(continuation, this.order(), { ...ctx, deadlineAt: Date.now() + this.opts.windowMs, hedgeAfterMs: undefined });
+      opened = await this.reopen(continuation);
     } catch {
       metrics.streamResumes.inc({ provider: from, outcome: 'failed' });
       // The cut is what the client is told about: the continuation's own failures are in the trail.
@@ -195,7 +202,30 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
     this.attemptUsage = undefined;
     this.relayed = undefined;
     this.pending = this.splice(opened.value.first);
-    return prior ? { type: 'resumed', provider: opened.target.provider, prior } : { type: 'resumed', provider: opened.target.provider };
+    return prior ? { type: 'resumed', provider: opened.target.provider, prior, frames } : { type: 'resumed', provider: opened.target.provider };
+  }
+
+  /**
+   * The continuation opened on the first candidate that takes it. A provider that refuses it (a 4xx, such as a
+   * Gemini model that takes no trailing model turn) ends a failover walk, as a client's own error does; but the
+   * request was accepted before, so the refusal is that provider's own, and the candidates not tried yet are.
+   */
+  private async reopen(continuation: CanonicalRequest): Promise<DispatchResult<OpenStream>> {
+    const { ctx } = this.opts;
+    const walk: DispatchContext = { ...ctx, deadlineAt: Date.now() + this.opts.windowMs, hedgeAfterMs: undefined };
+    let candidates = this.order();
+    for (;;) {
+      const before = ctx.trail?.length ?? 0;
+      try {
+        return await this.opts.reopen(continuation, candidates, walk);
+      } catch (error) {
+        const attempts = ctx.trail?.slice(before) ?? [];
+        const refused = attempts.some((a) => a.failure && !a.failure.retryable && a.failure.kind !== 'aborted');
+        const tried = new Set(attempts.map((a) => a.target.provider));
+        candidates = candidates.filter((t) => !tried.has(t.provider));
+        if (!refused || candidates.length === 0 || ctx.signal.aborted || Date.now() >= walk.deadlineAt) throw error;
+      }
+    }
   }
 
   /** The relayed frames so far as canonical events (and the answer so far taken from them), or undefined. */

@@ -11,7 +11,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import type { OpenStream } from '../gateway/dispatch.ts';
 import type { StreamEvent } from '../core/canonical.ts';
-import type { ChatStreamEvent } from '../core/lossless.ts';
+import type { ChatStreamEvent, ResumedStream } from '../core/lossless.ts';
 import type { RequestState } from './context.ts';
 import { clientFacingError } from '../gateway/dispatch.ts';
 import { GatewayError, UpstreamError } from '../core/errors.ts';
@@ -23,6 +23,12 @@ export interface StreamEncoding {
   error(error: GatewayError): string;
   /** Defaults to SSE; NDJSON dialects (Ollama) set their own. */
   contentType?: string;
+  /**
+   * A resumed lossless stream: bring the encoder up to what the relayed frames said, writing nothing. Without
+   * it the resume's canonical reading of them is encoded and dropped; dialects whose frames carry ids and
+   * numbers of their own (Responses) take those over instead.
+   */
+  catchUp?(resumed: ResumedStream): void;
 }
 
 /**
@@ -70,7 +76,8 @@ async function writeFrames(sink: FrameSink, stream: OpenStream, encoding: Stream
     if (event.type === 'resumed') {
       // Resumed (resume_streams): the rest is canonical. After relayed frames the encoder first catches up with
       // what they said, writing nothing (the client has it), so the rest continues the same message.
-      if (relayed) for (const prior of event.prior ?? []) encoding.encode(prior);
+      if (relayed && encoding.catchUp) encoding.catchUp(event);
+      else if (relayed) for (const prior of event.prior ?? []) encoding.encode(prior);
       relayed = false;
       return '';
     }

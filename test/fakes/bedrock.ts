@@ -22,14 +22,20 @@
  * opts.turn scripts its turn (a toolUse or text) for agent tests.
  *
  * Stream exceptions (throttlingException, modelStreamErrorException, …) are queued with `queueStreamException`:
- * the next stream sends `afterEvents` events, then the exception message, and ends.
+ * the next stream sends `afterEvents` events, then the exception message, and ends (a `breakAfter` fault with how
+ * 'error' sends a modelStreamErrorException the same way).
+ *
+ * Prefill: Converse messages that end with an assistant message are continued, as Bedrock documents for models
+ * that take it (Claude): the answer goes on from that message's text (the deterministic answer's rest). Claude
+ * refuses a final assistant turn ending in whitespace; Bedrock passes the model's error on as a 400
+ * ValidationException.
  */
 import http from 'node:http';
 import { EventStreamCodec } from '@smithy/core/event-streams';
 import { Hash } from '@smithy/core/serde';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { startFakeAnthropic } from './anthropic.ts';
-import { type Ctx, type FakeOptions, type FakeProvider, countWords, makeId, promptTokens, replyTo, startFakeServer, textOf } from './common.ts';
+import { type Ctx, type FakeOptions, type FakeProvider, continueAnswer, countWords, makeId, promptTokens, replyTo, startFakeServer, textOf } from './common.ts';
 
 export interface AwsTestCredentials {
   accessKeyId: string;
@@ -211,13 +217,18 @@ function converseAnswer(body: any, name: string, opts: FakeOptions): ConverseAns
     const input = { input: lastUserText };
     return { text: null, toolUse: { toolUseId: makeId('tooluse_'), name: named ?? tools[0].toolSpec.name, input }, reasoning, inputTokens, outputTokens: countWords(JSON.stringify(input)) + extra };
   }
-  const text = replyTo(lastUserText || textOf(''), body, name, opts);
+  const prefill = last.role === 'assistant' ? textOfBlocks(last.content) : undefined;
+  const text = continueAnswer(replyTo(lastUserText || textOf(''), body, name, opts), prefill);
   return { text, toolUse: null, reasoning, inputTokens, outputTokens: countWords(text) + extra };
 }
 
-async function converse(ctx: Ctx, name: string, opts: FakeOptions, stream: boolean, exceptions: StreamException[]) {
+async function converse(ctx: Ctx, name: string, model: string, opts: FakeOptions, stream: boolean, exceptions: StreamException[]) {
   const invalid = validateConverse(ctx.body);
   if (invalid) return awsError(ctx, 400, invalid);
+  const last = ctx.body.messages.at(-1);
+  if (model.startsWith('anthropic.') && last.role === 'assistant' && /\s$/.test(last.content.map((b: any) => b?.text ?? '').join(''))) {
+    return awsError(ctx, 400, 'The model returned the following errors: messages: final assistant content cannot end with trailing whitespace');
+  }
   const a = converseAnswer(ctx.body, name, opts);
   const stopReason = a.toolUse ? 'tool_use' : 'end_turn';
   const usage = { inputTokens: a.inputTokens, outputTokens: a.outputTokens, totalTokens: a.inputTokens + a.outputTokens };
@@ -351,6 +362,7 @@ export async function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<F
     basePath: '',
     isChat: (method, path) => method === 'POST' && MODEL_PATH.test(path),
     errorBody: (status) => ({ message: status === 429 ? 'Too many requests, please wait before trying again.' : `Request failed with status ${status}.` }),
+    streamError: () => exceptionMessage({ type: 'modelStreamErrorException', message: 'The model stream failed. Try your request again.' }),
     async handle(ctx) {
       if (!(await verifySignature(ctx, opts, region, counters))) return;
       if (ctx.method === 'GET' && ctx.path === '/foundation-models') {
@@ -363,7 +375,7 @@ export async function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<F
       const base = model.replace(/^(us|eu|apac|global|us-gov)\./, '');
       if (!models.includes(base) && !models.includes(model)) return awsError(ctx, 404, 'The provided model identifier is invalid.', 'ResourceNotFoundException');
       const operation = match[2];
-      if (operation === 'converse' || operation === 'converse-stream') return converse(ctx, name, opts, operation === 'converse-stream', exceptions);
+      if (operation === 'converse' || operation === 'converse-stream') return converse(ctx, name, base, opts, operation === 'converse-stream', exceptions);
       if (!base.startsWith('anthropic.')) return awsError(ctx, 400, 'Malformed input request, please reformat your input and try again.');
       if (operation === 'count-tokens') return countTokens(ctx, claude.url, model, base);
       return invoke(ctx, claude.url, base, operation === 'invoke-with-response-stream', exceptions);

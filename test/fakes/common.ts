@@ -141,8 +141,8 @@ export interface ProviderSpec {
   isChat(method: string, path: string): boolean;
   /** the provider's own JSON error body for a status (used for 'status' faults without a body) */
   errorBody(status: number): unknown;
-  /** the provider's own error event in the middle of a stream (a 'breakAfter' fault with how 'error') */
-  streamError?(): string;
+  /** the provider's own error event in the middle of a stream (a 'breakAfter' fault with how 'error'); bytes for binary framings */
+  streamError?(): string | Buffer;
   handle(ctx: Ctx): Promise<void>;
 }
 

@@ -20,7 +20,12 @@
  * containing `answerBlockWord` stops there with finishReason SAFETY. Implicit caching: a request whose contents
  * before the last turn were seen before reports their tokens as cachedContentTokenCount. opts.turn scripts the
  * model's turn (a functionCall, with the given id, or text) for agent tests; opts.streamErrorAfter ends streams with
- * an error object after that many chunks.
+ * an error object after that many chunks (a `breakAfter` fault with how 'error' sends the same object mid-stream).
+ *
+ * Prefill: contents that end with a `model` turn of text are continued, as Gemini 2.x/3.x models do: the answer
+ * goes on from where that turn stops (the deterministic answer's rest). The models Google made refuse it
+ * (gemini-3.5-flash-lite, gemini-3.6-flash) answer 400 INVALID_ARGUMENT "Requests ending with a model turn are
+ * not supported.", unless the last part is a function response.
  *
  * Thought signatures: every functionCall part the fake answers with carries a thoughtSignature of its own (base64,
  * unique per call). Models named gemini-3… check them as Google documents for Gemini 3: in the current turn (the
@@ -31,7 +36,7 @@
  * (and every other name) accept calls with or without signatures.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { type Ctx, type FakeOptions, type FakeProvider, countWords, makeId, promptTokens, replyTo, startFakeServer, wordChunks } from './common.ts';
+import { type Ctx, type FakeOptions, type FakeProvider, continueAnswer, countWords, makeId, promptTokens, replyTo, startFakeServer, wordChunks } from './common.ts';
 
 export interface FakeGeminiOptions extends FakeOptions {
   blockWord?: string;
@@ -119,6 +124,16 @@ function validate(body: any): string | undefined {
   return undefined;
 }
 
+/** Models that refuse contents ending with a model turn (newer Flash models; older ones continue it). */
+const NO_PREFILL_MODELS = new Set(['gemini-3.5-flash-lite', 'gemini-3.6-flash']);
+
+/** The text of a trailing model turn the model is to continue, or undefined when the contents end otherwise. */
+function prefillOf(contents: any[]): string | undefined {
+  const last = contents.at(-1);
+  if (last?.role !== 'model' || last.parts.some((p: any) => p.functionCall !== undefined)) return undefined;
+  return textOfParts(last.parts);
+}
+
 const textOfParts = (parts: any[] | undefined) => (parts ?? []).map((p) => (typeof p?.text === 'string' && !p.thought ? p.text : '')).join('');
 
 /** A functionResponse's result as text: its `result` or `error` when it has one, else its JSON. */
@@ -158,6 +173,7 @@ function play(body: any, name: string, opts: FakeGeminiOptions): Turn {
   const images = (lastUser?.parts ?? []).filter((p: any) => p.inlineData?.mimeType?.startsWith('image/')).length;
   let text = replyTo(lastUserText, body, name, opts) + (images > 0 ? ` (${images} image${images > 1 ? 's' : ''})` : '');
   if (body.generationConfig?.responseMimeType === 'application/json') text = JSON.stringify({ answer: text });
+  text = continueAnswer(text, prefillOf(contents));
   const cut = opts.answerBlockWord ? text.indexOf(opts.answerBlockWord) : -1;
   if (cut >= 0) return { thought, text: text.slice(0, cut), finishReason: 'SAFETY' };
   return { thought, text, finishReason: 'STOP' };
@@ -178,6 +194,7 @@ export function startFakeGemini(opts: FakeGeminiOptions = {}): Promise<FakeProvi
     basePath: '',
     isChat: (method, path) => method === 'POST' && methodPath.test(path),
     errorBody: errorForStatus,
+    streamError: () => `data: ${JSON.stringify(geminiError(500, 'An internal error has occurred.'))}\r\n\r\n`,
     async handle(ctx) {
       const key = (ctx.req.headers['x-goog-api-key'] as string | undefined) ?? ctx.query.get('key') ?? undefined;
       if (opts.apiKey !== undefined) {
@@ -195,6 +212,7 @@ export function startFakeGemini(opts: FakeGeminiOptions = {}): Promise<FakeProvi
       if (!models.includes(model)) return ctx.json(404, geminiError(404, `models/${model} is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.`));
       const problem = validate(ctx.body) ?? (model.startsWith('gemini-3') ? signatureProblem(ctx.body.contents, issued) : undefined);
       if (problem) return ctx.json(400, geminiError(400, problem));
+      if (NO_PREFILL_MODELS.has(model) && prefillOf(ctx.body.contents) !== undefined) return ctx.json(400, geminiError(400, 'Requests ending with a model turn are not supported.'));
       if (route[2] === 'streamGenerateContent' && ctx.query.get('alt') !== 'sse') return ctx.json(400, geminiError(400, 'this fake streams only with alt=sse'));
       return generate(ctx, model, route[2] === 'streamGenerateContent', name, opts, seenPrefixes, issued);
     },

@@ -12,7 +12,8 @@
  * `encrypted_content` when `include` asks for reasoning.encrypted_content; such a sealed item sent back is
  * checked (a tampered one is a 400, as OpenAI refuses content it cannot decrypt). A `web_search` tool makes
  * a web_search_call item before the message, as OpenAI runs that tool itself. Stored responses (store, on by
- * default) continue with previous_response_id. Faults (common.ts) apply to POST /v1/responses.
+ * default) continue with previous_response_id. Faults (common.ts) apply to POST /v1/responses; a `breakAfter` with
+ * how 'error' sends the `error` event.
  */
 import { createHash } from 'node:crypto';
 import { type Ctx, type FakeOptions, type FakeProvider, countWords, makeId, promptTokens, startFakeServer, textOf, unixSeconds, wordChunks } from './common.ts';
@@ -64,6 +65,8 @@ export function startFakeResponses(opts: FakeOptions = {}): Promise<FakeProvider
         : status >= 500
           ? openaiError('The server had an error while processing your request. Sorry about that!', 'server_error')
           : openaiError(`Request failed with status ${status}.`, 'invalid_request_error'),
+    // The `error` event OpenAI documents for a stream that fails part way.
+    streamError: () => `event: error\ndata: ${JSON.stringify({ type: 'error', code: 'server_error', message: 'The server had an error while processing your request. Sorry about that!', param: null })}\n\n`,
     async handle(ctx) {
       if (opts.apiKey !== undefined && ctx.req.headers.authorization !== `Bearer ${opts.apiKey}`) {
         return ctx.json(401, openaiError('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'));

@@ -149,6 +149,8 @@ export async function startFakeVertex(opts: FakeVertexOptions = {}): Promise<Fak
     basePath: '',
     isChat: (method, path) => method === 'POST' && (PREDICT_PATH.test(path) || GEMINI_PATH.test(path)),
     errorBody: (status) => ({ error: { code: status, message: status === 429 ? 'Resource exhausted. Please try again later.' : `Request failed with status ${status}.`, status: status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT' } }),
+    // Mid-stream, Vertex's Gemini streams carry Google's error object as an event, as the Gemini API's do.
+    streamError: () => `data: ${JSON.stringify({ error: { code: 500, message: 'Internal error encountered.', status: 'INTERNAL' } })}\r\n\r\n`,
     async handle(ctx) {
       if (ctx.method === 'POST' && ctx.path === '/token') {
         const form = new URLSearchParams(ctx.raw.toString('utf8'));

@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import type { CanonicalMessage, CanonicalRequest, CanonicalResponse, ContentPart, FinishReason, ReasoningBlock, ResponseFormat, StreamEvent, ToolCall, ToolChoice, ToolDefinition, Usage } from '../../core/canonical.ts';
 import { EMPTY_USAGE } from '../../core/canonical.ts';
+import { relayedEvents } from '../../core/lossless.ts';
 import { validationError } from '../../core/errors.ts';
 import { isEffort } from '../../core/reasoning.ts';
 import { parseBody } from '../validate.ts';
@@ -437,8 +438,11 @@ type OpenItem =
  * One encoder per response.
  */
 export class ResponseStreamEncoder {
-  private readonly ctx: ResponseContext;
+  /** The response's id and creation time: a resumed lossless stream goes on under the provider's. */
+  private ctx: ResponseContext;
   private model: string;
+  /** A resumed lossless stream: the output items the provider had opened, whose ids and indices go on. */
+  private adopted: Array<{ index: number; id: string; type: string }> = [];
   private sequence = 0;
   private usage: Usage = EMPTY_USAGE;
   private readonly output: unknown[] = [];
@@ -494,10 +498,8 @@ export class ResponseStreamEncoder {
 
   private openItem(kind: 'reasoning' | 'message', prefix: string): string {
     let out = this.closeOpen();
-    const index = this.output.length;
-    const id = itemId(prefix, this.ctx, index);
+    const { index, id } = this.slot(kind, prefix);
     this.open = { kind, index, id, text: '' };
-    this.output.push(undefined);
     if (kind === 'reasoning') {
       out += this.event('response.output_item.added', { output_index: index, item: { id, type: 'reasoning', summary: [] } });
       return out + this.event('response.reasoning_summary_part.added', { item_id: id, output_index: index, summary_index: 0, part: { type: 'summary_text', text: '' } });
@@ -527,9 +529,9 @@ export class ResponseStreamEncoder {
       }
       case 'reasoning_redacted': {
         const out = this.closeOpen();
-        const index = this.output.length;
-        const item = reasoningItemOf({ text: '', redacted: event.data, origin: event.origin }, itemId('rs', this.ctx, index));
-        this.output.push(item);
+        const { index, id } = this.slot('reasoning', 'rs');
+        const item = reasoningItemOf({ text: '', redacted: event.data, origin: event.origin }, id);
+        this.output[index] = item;
         return out + this.event('response.output_item.added', { output_index: index, item: { ...item, encrypted_content: undefined } }) + this.event('response.output_item.done', { output_index: index, item });
       }
       case 'text': {
@@ -540,11 +542,10 @@ export class ResponseStreamEncoder {
       }
       case 'tool_call_start': {
         const out = this.closeOpen();
-        const index = this.output.length;
+        const { index, id } = this.slot(this.ctx.customTools.has(event.name) ? 'custom_tool_call' : 'function_call', 'fc');
         const call = { id: event.id, name: event.name, arguments: '' };
-        const item = { kind: 'call' as const, index, id: itemId('fc', this.ctx, index), call };
+        const item = { kind: 'call' as const, index, id, call };
         this.calls.set(event.index, item);
-        this.output.push(undefined);
         const added = this.ctx.customTools.has(call.name)
           ? { id: item.id, type: 'custom_tool_call', status: 'in_progress', call_id: call.id, name: call.name, input: '' }
           : { id: item.id, type: 'function_call', status: 'in_progress', call_id: call.id, name: call.name, arguments: '' };
@@ -564,6 +565,48 @@ export class ResponseStreamEncoder {
       case 'finish':
         return this.finish(event.reason).frames;
     }
+  }
+
+  /** The place and id of a new output item: the provider's own for one it had opened (a resumed stream), else the next. */
+  private slot(type: string, prefix: string): { index: number; id: string } {
+    const at = this.adopted.findIndex((item) => item.type === type);
+    const slot = at < 0 ? undefined : this.adopted.splice(at, 1)[0];
+    const index = slot?.index ?? this.output.length;
+    // A hole until the item is done (the snapshot skips it); the output array grows to cover it.
+    if (index >= this.output.length) this.output.length = index + 1;
+    return { index, id: slot?.id ?? itemId(prefix, this.ctx, index) };
+  }
+
+  /**
+   * A lossless stream resumed (resume_streams): the client has the provider's frames, `prior` is what they
+   * said. The encoder goes on as that stream: the provider's response id, its items' ids and output indices,
+   * the items it had finished kept as it sent them (encrypted reasoning, built-in tool calls the canonical model
+   * has no place for), the text so far, and its sequence numbers; nothing is written.
+   */
+  catchUp(frames: string, prior: readonly StreamEvent[]): void {
+    const done = new Map<number, unknown>();
+    for (const message of relayedEvents(frames)) {
+      let event: { type?: string; output_index?: number; item?: { id?: string; type?: string }; response?: { id?: string; created_at?: number } };
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        continue;
+      }
+      if (event.type === 'response.created' && event.response?.id) {
+        this.ctx = { ...this.ctx, id: event.response.id, createdAt: event.response.created_at ?? this.ctx.createdAt };
+      } else if (event.type === 'response.output_item.added' && typeof event.output_index === 'number' && event.item?.id && event.item.type) {
+        this.adopted.push({ index: event.output_index, id: event.item.id, type: event.item.type });
+        if (event.output_index >= this.output.length) this.output.length = event.output_index + 1;
+      } else if (event.type === 'response.output_item.done' && typeof event.output_index === 'number' && event.item) {
+        done.set(event.output_index, event.item);
+      }
+    }
+    for (const event of prior) this.encode(event);
+    for (const [index, item] of done) this.output[index] = item;
+    // The provider had closed the item its text was in: the continuation does not close it again.
+    if (this.open && done.has(this.open.index)) this.open = undefined;
+    this.sequence = 0;
+    this.continueAfter(frames);
   }
 
   /** Relayed frames went out before (lossless lane): events written after them continue their numbering. */

@@ -102,8 +102,53 @@ export const OPENAI_RESPONSES_RELAY: RelayDialect = {
     const last = finalResponseIn(messages);
     // A Response read into the canonical model has no relayed text: its events are all canonical ones.
     if (last) out.push(...(answerEvents(decodeResponse(last, last.model ?? '')) as StreamEvent[]));
+    // A stream cut before its end (resume_streams) has none: what it said so far is in its deltas.
+    else decodePartialStream(messages, out);
   },
 };
+
+/**
+ * The canonical events of a Responses stream that stopped part way: its start, text and reasoning-summary
+ * deltas, and function calls begun. Items the canonical model has no place for (built-in tool calls) are
+ * skipped; the encoder that continues the stream takes them over from the frames as they are.
+ */
+function decodePartialStream(messages: readonly EventSourceMessage[], out: StreamEvent[]): void {
+  /** Function-call items by output index: their canonical index (order of appearance). */
+  const calls = new Map<number, number>();
+  for (const message of messages) {
+    let event: { type?: string; response?: UpstreamResponse; delta?: unknown; output_index?: number; item?: Record<string, unknown> };
+    try {
+      event = JSON.parse(message.data);
+    } catch {
+      continue;
+    }
+    switch (event.type) {
+      case 'response.created':
+        if (event.response) out.push({ type: 'start', id: event.response.id ?? '', model: event.response.model ?? '' });
+        break;
+      case 'response.output_text.delta':
+        if (typeof event.delta === 'string') out.push({ type: 'text', text: event.delta });
+        break;
+      case 'response.reasoning_summary_text.delta':
+        if (typeof event.delta === 'string') out.push({ type: 'reasoning', text: event.delta });
+        break;
+      case 'response.output_item.added':
+        if (event.item?.type === 'function_call' && typeof event.output_index === 'number') {
+          const index = calls.size;
+          calls.set(event.output_index, index);
+          out.push({ type: 'tool_call_start', index, id: String(event.item.call_id ?? ''), name: String(event.item.name ?? '') });
+        }
+        break;
+      case 'response.function_call_arguments.delta': {
+        const index = typeof event.output_index === 'number' ? calls.get(event.output_index) : undefined;
+        if (index !== undefined && typeof event.delta === 'string') out.push({ type: 'tool_call_delta', index, arguments: event.delta });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
 
 /** Terminal events of a Responses stream. */
 const DONE = new Set(['response.completed', 'response.incomplete']);

@@ -97,7 +97,11 @@ const createResponse = async (request: FastifyRequest, reply: FastifyReply, stat
   state.lane = first.type === 'relayed' ? 'lossless' : 'translated';
   if (first.type !== 'relayed') setDropped(reply, state, chat.unsupported, attempt.dropped);
   const stream = first.type === 'relayed' || keep ? await settled(result.value, encoder, keep) : result.value;
-  return sendEventStream(reply, stream, { encode: (event) => encoder.encode(withSignedCallId(event)), error: (error) => encoder.failed(error) });
+  return sendEventStream(reply, stream, {
+    encode: (event) => encoder.encode(withSignedCallId(event)),
+    error: (error) => encoder.failed(error),
+    catchUp: (resumed) => encoder.catchUp(resumed.frames ?? '', resumed.prior ?? []),
+  });
 };
 
 const TERMINAL = /"type":"response\.(completed|incomplete)"/;
@@ -110,6 +114,7 @@ const TERMINAL = /"type":"response\.(completed|incomplete)"/;
 async function settled(stream: OpenStream, encoder: ResponseStreamEncoder, keep: ((response: StoredResponse['response']) => Promise<void>) | undefined): Promise<OpenStream> {
   const first = stream.first;
   let frames = '';
+  let resumed = false;
   const relay = async (event: Extract<ChatStreamEvent, { type: 'relayed' }>) => {
     encoder.continueAfter(event.text);
     if (!keep) return;
@@ -122,7 +127,9 @@ async function settled(stream: OpenStream, encoder: ResponseStreamEncoder, keep:
     for (let next = await stream.rest.next(); !next.done; next = await stream.rest.next()) {
       const event = next.value;
       if (event.type === 'relayed') await relay(event);
-      else if (event.type === 'finish' && keep && first.type !== 'relayed') await keep(encoder.finish(event.reason as FinishReason).response);
+      else if (event.type === 'resumed') resumed = true;
+      // The encoder writes the end of a stream that was not relayed to its end (translated, or resumed).
+      else if (event.type === 'finish' && keep && (first.type !== 'relayed' || resumed)) await keep(encoder.finish(event.reason as FinishReason).response);
       yield event;
     }
   }

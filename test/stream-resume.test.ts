@@ -316,5 +316,9 @@ routes:
       return ((await res.json()) as { budgets: Array<Record<string, unknown>> }).budgets.find((b) => b.budget === 'team')?.spent;
     };
     await expect.poll(spent).toBeCloseTo(expected, 9);
+    // The usage report prices the attempts the same way.
+    const report = await fetch(`${setup.gateway.url}/admin/usage?group_by=key`, { headers: { 'x-api-key': ADMIN } });
+    const rows = ((await report.json()) as { report: { rows: Array<{ key: string; cost_usd: number; unpriced_requests?: number }> } }).report.rows;
+    expect(rows.find((row) => row.key === 'team')).toMatchObject({ cost_usd: expect.closeTo(expected, 9) });
   });
 });

@@ -112,6 +112,20 @@ export function setDropped(reply: FastifyReply, state: RequestState, unsupported
 }
 
 /** Headers that say who served the request. */
+/** One attempt's share of a request's usage, at its own provider's price. */
+export type SpentPart = StreamResumes['spent'][number];
+
+/**
+ * What the request spent, attempt by attempt: one part for an ordinary answer, one per attempt that took part
+ * in a resumed stream. Metrics, the log's cost, the budgets and the usage report all price these parts.
+ */
+export function spentBy(state: RequestState): readonly SpentPart[] {
+  const parts = state.resumed?.spent;
+  if (parts?.length) return parts;
+  return state.target && state.usage ? [{ target: state.target, usage: state.usage, estimated: state.usageSource === 'estimated' }] : NOTHING_SPENT;
+}
+const NOTHING_SPENT: readonly SpentPart[] = [];
+
 export function setServedBy(reply: FastifyReply, state: RequestState, result: DispatchResult<unknown>, model: string, usage?: Usage): void {
   state.target = result.target;
   state.provider = result.target.provider;

@@ -15,7 +15,7 @@ import { costUsd, type Rate } from '../observability/usage.ts';
 import { parseTraceparent, type TraceContext } from '../observability/traceparent.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { Usage } from '../core/canonical.ts';
-import type { RequestState } from './context.ts';
+import { spentBy, type RequestState } from './context.ts';
 
 /** The observability hooks' own per-request notes. */
 export interface Observation {
@@ -130,46 +130,31 @@ export class RequestObserver {
     overheadMs = state.observed?.streamOverheadMs ?? overheadOf(state, elapsedMs);
     if (overheadMs !== undefined) metrics.overhead.observe(overheadMs / 1000);
 
-    const { usage, target } = state;
+    const { usage } = state;
+    // Each attempt that spent (one, or every attempt of a resumed stream) at its own provider's price, counted
+    // under its own provider. A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
     let cost: number | undefined;
     let priced: boolean | undefined;
-    const parts = state.resumed?.spent.length ? state.resumed.spent : undefined;
-    if (usage && target && parts && !state.shared) {
-      // A resumed stream: each attempt's usage at its own provider's price, counted under its own provider.
-      cost = 0;
-      priced = true;
-      for (const part of parts) {
-        const rate = state.runtime.usageMeter.rate(part.target);
-        const partCost = rate.price ? costUsd(rate.price, part.usage) : undefined;
-        if (partCost !== undefined) cost += partCost;
-        else (priced = false), this.unpriced(part.target.provider, rate);
-        const base = { ...labels, provider: part.target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
-        const usage_source = part.estimated ? 'estimated' : 'provider';
-        metrics.tokens.inc({ ...base, usage_source, type: 'prompt' }, part.usage.inputTokens);
-        metrics.tokens.inc({ ...base, usage_source, type: 'completion' }, part.usage.outputTokens);
-        if (partCost !== undefined) metrics.cost.inc(base, partCost);
-      }
-      // What the priced attempts cost; an unpriced one is flagged (priced: false), never counted as free.
-      if (parts.some((part) => state.runtime.usageMeter.rate(part.target).price)) state.costUsd = cost;
-      else cost = undefined;
-    } else if (usage && target) {
-      const rate = state.runtime.usageMeter.rate(target);
-      priced = rate.price !== undefined;
-      if (rate.price) state.costUsd = cost = costUsd(rate.price, usage);
-      else if (!state.shared) this.unpriced(target.provider, rate);
-      // A shared (deduplicated) answer spent its tokens once, on the request that called upstream.
-      if (!state.shared) {
-        const base = { ...labels, provider: target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
-        const usage_source = state.usageSource ?? 'provider';
-        metrics.tokens.inc({ ...base, usage_source, type: 'prompt' }, usage.inputTokens);
-        metrics.tokens.inc({ ...base, usage_source, type: 'completion' }, usage.outputTokens);
-        // Parts of the two above, for cache hit rates and reasoning spend; only when the provider reported them.
-        if (usage.cacheReadTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_read' }, usage.cacheReadTokens);
-        if (usage.cacheWriteTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_write' }, usage.cacheWriteTokens);
-        if (usage.reasoningTokens) metrics.tokenDetails.inc({ ...base, kind: 'reasoning' }, usage.reasoningTokens);
-        if (cost !== undefined) metrics.cost.inc(base, cost);
-      }
+    for (const part of spentBy(state)) {
+      const rate = state.runtime.usageMeter.rate(part.target);
+      const partCost = rate.price ? costUsd(rate.price, part.usage) : undefined;
+      // An unpriced attempt is flagged (priced: false), never counted as free.
+      priced = (priced ?? true) && partCost !== undefined;
+      if (partCost !== undefined) cost = (cost ?? 0) + partCost;
+      if (state.shared) continue;
+      if (partCost === undefined) this.unpriced(part.target.provider, rate);
+      const base = { ...labels, provider: part.target.provider, model: rate.model, client: state.key?.name ?? 'anonymous' };
+      const usage_source = part.estimated ? 'estimated' : 'provider';
+      const spent = part.usage;
+      metrics.tokens.inc({ ...base, usage_source, type: 'prompt' }, spent.inputTokens);
+      metrics.tokens.inc({ ...base, usage_source, type: 'completion' }, spent.outputTokens);
+      // Parts of the two above, for cache hit rates and reasoning spend; only when the provider reported them.
+      if (spent.cacheReadTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_read' }, spent.cacheReadTokens);
+      if (spent.cacheWriteTokens) metrics.tokenDetails.inc({ ...base, kind: 'cache_write' }, spent.cacheWriteTokens);
+      if (spent.reasoningTokens) metrics.tokenDetails.inc({ ...base, kind: 'reasoning' }, spent.reasoningTokens);
+      if (partCost !== undefined) metrics.cost.inc(base, partCost);
     }
+    if (cost !== undefined) state.costUsd = cost;
 
     if (state.streamFailed) metrics.errors.inc({ type: state.errorType as string });
     const failover = failedAttempts(state);
@@ -272,7 +257,6 @@ export class RequestObserver {
   }
 }
 
-/** The providers that failed before the answer (or the error), with how: the request's failover path. */
 /** The request log's account of a resumed stream: each cut and where it went on, and what each attempt spent. */
 function resumedField(state: RequestState) {
   const resumed = state.resumed as NonNullable<RequestState['resumed']>;
@@ -282,6 +266,7 @@ function resumedField(state: RequestState) {
   };
 }
 
+/** The providers that failed before the answer (or the error), with how: the request's failover path. */
 function failedAttempts(state: RequestState): Array<{ provider: string; kind: string; status?: number }> | undefined {
   const trail = state.trail;
   if (!trail) return undefined;

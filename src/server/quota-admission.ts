@@ -15,7 +15,7 @@ import { NANO_PER_USD, type QuotaLine } from '../gateway/quotas.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { costUsd } from '../observability/usage.ts';
 import type { QuotaCharge, QuotaLedger } from '../state/quota.ts';
-import type { RequestState } from './context.ts';
+import { spentBy, type RequestState } from './context.ts';
 
 export interface Reservation {
   ledger: QuotaLedger;
@@ -113,7 +113,7 @@ export function settleQuota(state: RequestState): void {
   // A shared or cached answer spent its tokens on the request that called upstream.
   const usage = state.shared ? undefined : state.usage;
   const tokens = usage ? usage.inputTokens + usage.outputTokens : 0;
-  const nano = usage ? spentNanoUsd(state, usage) : 0;
+  const nano = usage ? spentNanoUsd(state) : 0;
   const entries = reservation.charges.map((charge, i) => ({
     counter: charge.counter,
     bucket: charge.bucket,
@@ -123,17 +123,14 @@ export function settleQuota(state: RequestState): void {
   void reservation.ledger.adjust(entries).catch(() => undefined);
 }
 
-function spentNanoUsd(state: RequestState, usage: Usage): number {
-  if (!state.target) return 0;
-  // A resumed stream: every attempt that took part charged once, at its own provider's price.
-  const parts = state.resumed?.spent;
-  if (parts?.length) return parts.reduce((sum, part) => sum + partNanoUsd(state, part.target, part.usage), 0);
-  return partNanoUsd(state, state.target, usage);
-}
-
-function partNanoUsd(state: RequestState, target: NonNullable<RequestState['target']>, usage: Usage): number {
-  const price = state.runtime.usageMeter.rate(target).price;
-  return price ? Math.round(costUsd(price, usage) * NANO_PER_USD) : 0;
+/** Every attempt that took part charged once, at its own provider's price (an unpriced one at nothing). */
+export function spentNanoUsd(state: RequestState): number {
+  let nano = 0;
+  for (const part of spentBy(state)) {
+    const price = state.runtime.usageMeter.rate(part.target).price;
+    if (price) nano += Math.round(costUsd(price, part.usage) * NANO_PER_USD);
+  }
+  return nano;
 }
 
 function shown(line: QuotaLine, amount: number): number {

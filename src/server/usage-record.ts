@@ -3,10 +3,9 @@
  * day, key, route, labels, provider and model. Tokens and dollars only when it called upstream itself: a
  * shared or cached answer spent them on the request that did.
  */
-import { costUsd } from '../observability/usage.ts';
-import { NANO_PER_USD } from '../gateway/quotas.ts';
 import type { UsageRecord } from '../state/store.ts';
-import type { RequestState } from './context.ts';
+import { spentBy, type RequestState } from './context.ts';
+import { spentNanoUsd } from './quota-admission.ts';
 
 export function recordUsage(state: RequestState, now = Date.now()): void {
   const route = state.route;
@@ -24,8 +23,12 @@ export function recordUsage(state: RequestState, now = Date.now()): void {
       row.cache_read_tokens = usage.cacheReadTokens;
       row.cache_write_tokens = usage.cacheWriteTokens;
       row.reasoning_tokens = usage.reasoningTokens;
-      if (rate.price) row.cost_nano_usd = Math.round(costUsd(rate.price, usage) * NANO_PER_USD);
-      else row.unpriced_requests = 1;
+      // Priced attempt by attempt, as the budgets are (a resumed stream's attempts each at their own price);
+      // an attempt without a price flags the row.
+      const parts = spentBy(state);
+      const priced = parts.filter((part) => meter.rate(part.target).price).length;
+      if (priced > 0) row.cost_nano_usd = spentNanoUsd(state);
+      if (priced < parts.length) row.unpriced_requests = 1;
     }
   }
   void state.runtime.store.usage.record(row).catch(() => undefined);

@@ -60,7 +60,7 @@ export function readSignedCallIds(request: CanonicalRequest): void {
 /** Where the lossless dialects put call ids: OpenAI chat, Anthropic Messages and Responses, calls and results. */
 const ID_KEYS = new Set(['id', 'tool_call_id', 'tool_use_id', 'call_id']);
 
-/** A copy of the value with every call id under ID_KEYS plain; other values are shared, not copied. */
+/** A copy of the value with every call id under ID_KEYS plain (only made when some id carries a signature). */
 function plainIds(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(plainIds);
   if (value === null || typeof value !== 'object') return value;

@@ -97,11 +97,18 @@ export class Dispatcher {
 
   private async openStream(request: CanonicalRequest, candidates: readonly ModelTarget[], ctx: DispatchContext, cacheKey: string | undefined): Promise<DispatchResult<OpenStream>> {
     const hedge = ctx.hedgeAfterMs === undefined ? undefined : { afterMs: ctx.hedgeAfterMs, discard: closeStream };
-    const reopen: Reopen = (req, cands, c) => this.walk.run(cands, c, openingAttempt(req, c, this.metrics, (target) => this.walk.stateOf(target)));
-    const first = hedge ? await this.walk.run(candidates, ctx, openingAttempt(request, ctx, this.metrics, (target) => this.walk.stateOf(target)), hedge) : await reopen(request, candidates, ctx);
-    const opened = ctx.resume ? resumable(first, { request, candidates, ctx, resume: ctx.resume, metrics: this.metrics, reopen, windowMs: ctx.resumeWindowMs ?? 0 }) : first;
+    const first = await this.walk.run(candidates, ctx, this.opening(request, ctx), hedge);
+    const opened = ctx.resume ? resumable(first, { request, candidates, ctx, resume: ctx.resume, metrics: this.metrics, reopen: this.reopen, windowMs: ctx.resumeWindowMs ?? 0 }) : first;
     return cacheKey === undefined ? opened : (this.cache as AnswerCache).keptAtEnd(opened, cacheKey);
   }
+
+  /** A stream's opening attempt on one candidate (its breaker state from the walk). */
+  private opening(request: CanonicalRequest, ctx: DispatchContext) {
+    return openingAttempt(request, ctx, this.metrics, (target) => this.walk.stateOf(target));
+  }
+
+  /** A resume's continuation: the same walk and opening attempt, never hedged. */
+  private readonly reopen: Reopen = (request, candidates, ctx) => this.walk.run(candidates, ctx, this.opening(request, ctx));
 
   embeddings(request: EmbeddingsRequest, candidates: readonly ModelTarget[], ctx: DispatchContext): Promise<DispatchResult<EmbeddingsResponse>> {
     const able = candidates.filter((t) => this.adapters.get(t.provider)?.embeddings);

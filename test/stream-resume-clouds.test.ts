@@ -19,7 +19,7 @@ import { startFakeResponses } from './fakes/openai-responses.ts';
 import { makeServiceAccount, startFakeVertex } from './fakes/vertex.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { routeGoogleToken } from './helpers/google-token.ts';
-import { scrape, valueOf } from './helpers/prometheus.ts';
+import { expectResumedOnce, lastRequestLine, resumesFromFirst } from './helpers/resume.ts';
 import { tempDir, useStarted } from './helpers/started.ts';
 
 /** The fakes' one answer: long enough to be cut in the middle of, in word chunks. */
@@ -64,7 +64,6 @@ const bedrockPrefill = (fake: FakeProvider) => {
 };
 
 /** The request log line of the last request the gateway finished. */
-const lastRequestLine = (gateway: TestGateway) => gateway.logs.filter((l) => l.msg === 'request').at(-1) as Record<string, any>;
 
 const COMMON = `
 provider_preference: [first, second]
@@ -150,7 +149,7 @@ for (const [dialect, upstream] of Object.entries(UPSTREAMS)) {
 
     for (const how of ['reset', 'error', 'silence'] as const) {
       it(`a stream ${how === 'reset' ? 'reset' : how === 'error' ? 'ended by the provider\'s own error event' : 'gone silent past stream_idle_timeout'} mid-answer is finished by the next provider, as one answer`, async () => {
-        const before = valueOf(await scrape(`${setup.gateway.url}/metrics`), 'hapax_stream_resumes_total', { provider: 'first', outcome: 'resumed' }) ?? 0;
+        const before = await resumesFromFirst(setup.gateway);
         setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 8, how, chunkDelayMs: 5 });
         const got = await chat(setup.gateway.url, 'tell me about the fox');
         expect(got.text).toBe(ANSWER);
@@ -167,16 +166,7 @@ for (const [dialect, upstream] of Object.entries(UPSTREAMS)) {
         expect(prefill.text).not.toBe(ANSWER);
         expect(prefill.text).toBe(prefill.text.trimEnd());
 
-        // Usage: both attempts, each counted once (the first estimated: it was cut before it reported any).
-        const line = lastRequestLine(setup.gateway);
-        expect(line.resumed.at).toEqual([{ from: 'first', to: 'second', reason: how === 'silence' ? 'timeout' : expect.any(String), after_chars: expect.any(Number) }]);
-        const [cut, rest] = line.resumed.spent;
-        expect(cut).toMatchObject({ provider: 'first', estimated: true });
-        expect(rest).toMatchObject({ provider: 'second', estimated: false });
-        expect(got.usage).toEqual({ input: cut.prompt + rest.prompt, output: cut.completion + rest.completion });
-        expect(line.tokens).toMatchObject({ prompt: cut.prompt + rest.prompt, completion: cut.completion + rest.completion });
-        const after = valueOf(await scrape(`${setup.gateway.url}/metrics`), 'hapax_stream_resumes_total', { provider: 'first', outcome: 'resumed' });
-        expect(after).toBe(before + 1);
+        await expectResumedOnce(setup.gateway, got, before, how === 'silence' ? 'timeout' : expect.any(String));
       });
     }
   });

@@ -16,6 +16,7 @@ import { startFakeOllama } from './fakes/ollama.ts';
 import { startFakeOpenAI } from './fakes/openai.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { scrape, valueOf } from './helpers/prometheus.ts';
+import { expectResumedOnce, lastRequestLine, resumesFromFirst } from './helpers/resume.ts';
 import { useStarted } from './helpers/started.ts';
 
 /** The fakes' one answer: long enough to be cut in the middle of, in word chunks. */
@@ -138,7 +139,6 @@ const UPSTREAMS = {
 } as const;
 
 /** The request log line of the last request the gateway finished. */
-const lastRequestLine = (gateway: TestGateway) => gateway.logs.filter((l) => l.msg === 'request').at(-1) as Record<string, any>;
 
 const prefillOf = (fake: FakeProvider) => {
   const body = fake.requests.filter((r) => r.method === 'POST').at(-1)?.body;
@@ -160,7 +160,7 @@ for (const [dialect, upstream] of Object.entries(UPSTREAMS)) {
 
     for (const [api, call] of Object.entries(CLIENTS)) {
       it(`${api} client: a stream reset mid-answer is finished by the next provider, as one answer`, async () => {
-        const before = valueOf(await scrape(`${setup.gateway.url}/metrics`), 'hapax_stream_resumes_total', { provider: 'first', outcome: 'resumed' }) ?? 0;
+        const before = await resumesFromFirst(setup.gateway);
         setup.first.queueFaults({ kind: 'breakAfter', afterChunks: 8, how: 'reset', chunkDelayMs: 5 });
         const got = await call(setup.gateway.url, 'tell me about the fox');
         expect(got.text).toBe(ANSWER);
@@ -174,16 +174,7 @@ for (const [dialect, upstream] of Object.entries(UPSTREAMS)) {
         expect(ANSWER.startsWith(prefilled)).toBe(true);
         expect(prefilled).toBe(prefilled.trimEnd());
 
-        // Usage: both attempts, each counted once (the first estimated: it was cut before it reported any).
-        const line = lastRequestLine(setup.gateway);
-        expect(line.resumed.at).toEqual([{ from: 'first', to: 'second', reason: expect.any(String), after_chars: expect.any(Number) }]);
-        const [cut, rest] = line.resumed.spent;
-        expect(cut).toMatchObject({ provider: 'first', estimated: true });
-        expect(rest).toMatchObject({ provider: 'second', estimated: false });
-        expect(got.usage).toEqual({ input: cut.prompt + rest.prompt, output: cut.completion + rest.completion });
-        expect(line.tokens).toMatchObject({ prompt: cut.prompt + rest.prompt, completion: cut.completion + rest.completion });
-        const after = valueOf(await scrape(`${setup.gateway.url}/metrics`), 'hapax_stream_resumes_total', { provider: 'first', outcome: 'resumed' });
-        expect(after).toBe(before + 1);
+        await expectResumedOnce(setup.gateway, got, before);
       });
     }
 

@@ -1,7 +1,7 @@
 /** What every provider adapter offers the gateway. An adapter knows one upstream dialect and nothing of routes. */
 import type { ProviderConfig, ProviderType } from '../config/schema.ts';
 import type { CountTokensAnswer } from '../dialects/anthropic/shared.ts';
-import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../core/canonical.ts';
+import type { CanonicalRequest, CanonicalResponse, EmbeddingsRequest, EmbeddingsResponse } from '../core/canonical.ts';
 import type { PoolRegistry } from './http.ts';
 import type { ChatStreamEvent, LosslessRequest } from '../core/lossless.ts';
 

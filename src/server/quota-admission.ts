@@ -8,7 +8,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { GatewayError } from '../core/errors.ts';
-import type { Usage } from '../core/canonical.ts';
 import { loadedTokenizer, loadTokenizer } from '../gateway/token-count.ts';
 import { estimateRequest, type RequestEstimate } from '../gateway/usage-estimate.ts';
 import { NANO_PER_USD, type QuotaLine } from '../gateway/quotas.ts';

@@ -8,7 +8,6 @@ import type { CacheMarker, CanonicalMessage, CanonicalRequest, CanonicalResponse
 import { argumentsObject, EMPTY_USAGE } from '../../core/canonical.ts';
 import { isEffort } from '../../core/reasoning.ts';
 import { parseBody } from '../validate.ts';
-import { type Block } from './shared.ts';
 
 const cacheControl = z.looseObject({ type: z.literal('ephemeral'), ttl: z.string().optional() }).nullish();
 const textBlock = z.looseObject({ type: z.literal('text'), text: z.string(), cache_control: cacheControl });

@@ -277,10 +277,11 @@ class ResumingStream implements AsyncIterator<ChatStreamEvent> {
   }
 }
 
-/** The prompt's text, with the prefill a continuation carried, for estimating its input tokens. */
+/** The prompt's text (messages, system included, and tool definitions), with the prefill a continuation carried, for estimating its input tokens. */
 function promptText(request: CanonicalRequest, prefill: string): string {
   let text = prefill;
   for (const m of request.messages) text += contentText(m.content);
+  for (const tool of request.tools ?? []) text += tool.name + (tool.description ?? '') + JSON.stringify(tool.parameters);
   return text;
 }
 
